@@ -1,0 +1,184 @@
+"""The autograd engine: Function (one node of the graph), no_grad, and the backward pass.
+
+This module never imports Tensor: a Function builds its output with the class of its first input,
+and the backward pass only needs each tensor's `data`, `grad`, `_ctx` and `requires_grad`.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    """True unless inside `no_grad()`."""
+    return _grad_enabled
+
+
+class no_grad:
+    """Context manager and decorator that turns graph building off, like `torch.no_grad()`.
+
+        with tg.no_grad():
+            y = model(x)        # y.requires_grad is False, no graph is kept
+    """
+
+    def __enter__(self):
+        global _grad_enabled
+        self.prev, _grad_enabled = _grad_enabled, False
+        return self
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self.prev
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with no_grad():
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class enable_grad(no_grad):
+    """Turn graph building back on inside a `no_grad()` block."""
+
+    def __enter__(self):
+        global _grad_enabled
+        self.prev, _grad_enabled = _grad_enabled, True
+        return self
+
+
+class Function:
+    """One primitive op: `forward` maps numpy arrays to an array, `backward` maps the output's
+    gradient to one gradient per tensor input (or None where none is needed).
+
+    Gradients may come back with a broadcast shape: the engine sums them to each parent's shape.
+    """
+
+    __slots__ = ("parents", "saved", "needs_input_grad")
+    _out_type: type = None  # the Tensor class; set by tensor.py, so this module never imports it
+
+    def save_for_backward(self, *arrays) -> None:
+        self.saved = arrays
+
+    def forward(self, *args, **kwargs) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, grad: np.ndarray):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *tensors, **kwargs):
+        """Run forward on the tensors' arrays and, when any input needs a gradient, record the node."""
+        ctx = cls()
+        out = object.__new__(Function._out_type)
+        out.data = ctx.forward(*[t.data for t in tensors], **kwargs)
+        out.grad = None
+        out._retain = False
+        if _grad_enabled:
+            needs = tuple(t.requires_grad for t in tensors)
+            if True in needs:
+                ctx.parents = tensors
+                ctx.needs_input_grad = needs
+                out.requires_grad = True
+                out._ctx = ctx
+                return out
+        out.requires_grad = False
+        out._ctx = None
+        return out
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple, op: str) -> np.ndarray:
+    """Sum a gradient back to `shape`, undoing numpy broadcasting; the one place this happens."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra < 0:
+        raise RuntimeError(f"{op}.backward: gradient of shape {grad.shape} is smaller than its "
+                           f"input's shape {shape}")
+    axes = tuple(range(extra)) + tuple(
+        i + extra for i, n in enumerate(shape) if n == 1 and grad.shape[i + extra] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    if extra:
+        grad = grad.reshape(grad.shape[extra:])
+    if grad.shape != shape:
+        raise RuntimeError(f"{op}.backward returned a gradient of shape {grad.shape} for an input "
+                           f"of shape {shape}")
+    return grad
+
+
+def toposort(root) -> list:
+    """Tensors reachable from `root` through recorded Functions, parents before children.
+
+    Iterative (an explicit stack), so chains of any length stay within Python's recursion limit.
+    """
+    order, visited = [], set()
+    stack = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        ctx = node._ctx
+        if ctx is not None:
+            for p in ctx.parents:
+                if p._ctx is not None and id(p) not in visited:
+                    stack.append((p, False))
+    return order
+
+
+_FREED = "graph freed"
+
+
+def backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
+    """Reverse-mode pass from `root`: accumulate d(root)/d(leaf) into every leaf's `.grad`.
+
+    Gradients of intermediate tensors live in a dict for the pass only (unless `retain_grad()`).
+    Without `retain_graph`, each node's saved arrays are released after use, as PyTorch does.
+    """
+    grads = {id(root): grad}
+    for node in reversed(toposort(root)):
+        g = grads.pop(id(node), None)
+        if g is None:
+            continue
+        ctx = node._ctx
+        if ctx is None or node._retain:
+            _accumulate(node, g)
+        if ctx is None:
+            continue
+        if getattr(ctx, "saved", None) is _FREED:
+            raise RuntimeError(
+                f"{type(ctx).__name__}: trying to backward through the graph a second time; its "
+                "saved values were freed. Call backward(retain_graph=True) the first time.")
+        gs = ctx.backward(g)
+        if not isinstance(gs, tuple):
+            gs = (gs,)
+        if not retain_graph:
+            ctx.saved = _FREED
+        for p, gp, need in zip(ctx.parents, gs, ctx.needs_input_grad):
+            if not need or gp is None:
+                continue
+            gp = unbroadcast(gp, p.data.shape, type(ctx).__name__)
+            if p._ctx is None:
+                _accumulate(p, gp)
+            else:
+                prev = grads.get(id(p))
+                grads[id(p)] = gp if prev is None else prev + gp
+
+
+def _accumulate(t, g: np.ndarray) -> None:
+    """`t.grad += g`, creating the gradient tensor on first use (in t's dtype)."""
+    if g.dtype != t.data.dtype:
+        g = g.astype(t.data.dtype)
+    if t.grad is None:
+        t.grad = Function._out_type(np.array(g, copy=True), dtype=g.dtype)
+    else:
+        t.grad.data = t.grad.data + g

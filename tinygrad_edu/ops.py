@@ -1,0 +1,576 @@
+"""Primitive Functions on numpy arrays: each op's forward and backward side by side.
+
+Notation: `x, y` forward inputs, `grad` the incoming gradient, `gx, gy` what goes out.
+Gradients may be broadcast-shaped: the engine (`autograd.unbroadcast`) sums them back.
+Convolution and pooling live in `ops_cnn.py`, on top of the Numba kernels.
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from .autograd import Function
+
+# ---------------------------------------------------------------- binary elementwise
+
+
+class Add(Function):
+    def forward(self, x, y):
+        return x + y
+
+    def backward(self, grad):
+        return grad, grad
+
+
+class Sub(Function):
+    def forward(self, x, y):
+        return x - y
+
+    def backward(self, grad):
+        return grad, -grad if self.needs_input_grad[1] else None
+
+
+class Mul(Function):
+    def forward(self, x, y):
+        self.save_for_backward(x, y)
+        return x * y
+
+    def backward(self, grad):
+        x, y = self.saved
+        gx = grad * y if self.needs_input_grad[0] else None
+        gy = grad * x if self.needs_input_grad[1] else None
+        return gx, gy
+
+
+class Div(Function):
+    def forward(self, x, y):
+        self.save_for_backward(x, y)
+        return x / y
+
+    def backward(self, grad):
+        x, y = self.saved
+        gx = grad / y if self.needs_input_grad[0] else None
+        gy = -grad * x / (y * y) if self.needs_input_grad[1] else None
+        return gx, gy
+
+
+class Pow(Function):
+    def forward(self, x, y):
+        out = x ** y
+        self.save_for_backward(x, y, out)
+        return out
+
+    def backward(self, grad):
+        x, y, out = self.saved
+        gx = grad * y * x ** (y - 1) if self.needs_input_grad[0] else None
+        gy = None
+        if self.needs_input_grad[1]:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gy = grad * out * np.where(x > 0, np.log(np.where(x > 0, x, 1)), 0)
+        return gx, gy
+
+
+class Maximum(Function):
+    """Elementwise max; at ties the gradient is split in half, as in PyTorch."""
+
+    def forward(self, x, y):
+        self.save_for_backward(x, y)
+        return np.maximum(x, y)
+
+    def backward(self, grad):
+        x, y = self.saved
+        share = (x > y) + 0.5 * (x == y)
+        return grad * share, grad * (1 - share)
+
+
+class Minimum(Function):
+    def forward(self, x, y):
+        self.save_for_backward(x, y)
+        return np.minimum(x, y)
+
+    def backward(self, grad):
+        x, y = self.saved
+        share = (x < y) + 0.5 * (x == y)
+        return grad * share, grad * (1 - share)
+
+
+class Where(Function):
+    """`where(cond, x, y)`; the condition is a constant boolean array (keyword)."""
+
+    def forward(self, x, y, cond):
+        self.save_for_backward(cond)
+        return np.where(cond, x, y)
+
+    def backward(self, grad):
+        (cond,) = self.saved
+        zero = np.zeros((), grad.dtype)
+        return np.where(cond, grad, zero), np.where(cond, zero, grad)
+
+
+# ---------------------------------------------------------------- unary elementwise
+
+
+class Neg(Function):
+    def forward(self, x):
+        return -x
+
+    def backward(self, grad):
+        return -grad
+
+
+class Exp(Function):
+    def forward(self, x):
+        out = np.exp(x)
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, grad):
+        return grad * self.saved[0]
+
+
+class Log(Function):
+    def forward(self, x):
+        self.save_for_backward(x)
+        return np.log(x)
+
+    def backward(self, grad):
+        return grad / self.saved[0]
+
+
+class Sqrt(Function):
+    def forward(self, x):
+        out = np.sqrt(x)
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, grad):
+        return grad / (2 * self.saved[0])
+
+
+class Abs(Function):
+    def forward(self, x):
+        self.save_for_backward(x)
+        return np.abs(x)
+
+    def backward(self, grad):
+        return grad * np.sign(self.saved[0])
+
+
+class Clip(Function):
+    """clamp(x, min, max): the gradient passes where min <= x <= max, as in PyTorch."""
+
+    def forward(self, x, lo=None, hi=None):
+        self.save_for_backward(x, lo, hi)
+        return np.clip(x, lo, hi)
+
+    def backward(self, grad):
+        x, lo, hi = self.saved
+        inside = np.ones(x.shape, bool)
+        if lo is not None:
+            inside &= x >= lo
+        if hi is not None:
+            inside &= x <= hi
+        return grad * inside
+
+
+class ReLU(Function):
+    def forward(self, x):
+        out = np.maximum(x, 0)
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, grad):
+        return grad * (self.saved[0] > 0)
+
+
+class LeakyReLU(Function):
+    def forward(self, x, negative_slope=0.01):
+        self.save_for_backward(x, negative_slope)
+        return np.where(x > 0, x, x * x.dtype.type(negative_slope))
+
+    def backward(self, grad):
+        x, slope = self.saved
+        return np.where(x > 0, grad, grad * grad.dtype.type(slope))
+
+
+class Sigmoid(Function):
+    def forward(self, x):
+        out = _sigmoid(x)
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, grad):
+        s = self.saved[0]
+        return grad * s * (1 - s)
+
+
+class Tanh(Function):
+    def forward(self, x):
+        out = np.tanh(x)
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, grad):
+        t = self.saved[0]
+        return grad * (1 - t * t)
+
+
+@numba.vectorize(["float32(float32)", "float64(float64)"], cache=True)
+def _erf(x):
+    return math.erf(x)
+
+
+class GELU(Function):
+    """x * Phi(x) with the exact normal CDF (PyTorch's default `approximate='none'`)."""
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return x * 0.5 * (1 + _erf(x / math.sqrt(2)))
+
+    def backward(self, grad):
+        (x,) = self.saved
+        cdf = 0.5 * (1 + _erf(x / math.sqrt(2)))
+        pdf = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+        return grad * (cdf + x * pdf)
+
+
+class Softplus(Function):
+    """log(1 + exp(beta x)) / beta, linear above `threshold` like PyTorch."""
+
+    def forward(self, x, beta=1.0, threshold=20.0):
+        bx = x * beta
+        self.save_for_backward(bx, threshold)
+        soft = (np.maximum(bx, 0) + np.log1p(np.exp(-np.abs(bx)))) / beta
+        return np.where(bx > threshold, x, soft).astype(x.dtype, copy=False)
+
+    def backward(self, grad):
+        bx, threshold = self.saved
+        return np.where(bx > threshold, grad, grad * _sigmoid(bx))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """Numerically stable logistic function (no overflow warning for large |x|)."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+# ---------------------------------------------------------------- matmul
+
+
+class MatMul(Function):
+    """`x @ y` with numpy's rules: batched, broadcasting, and the 1-D cases."""
+
+    def forward(self, x, y):
+        self.save_for_backward(x, y)
+        return x @ y
+
+    def backward(self, grad):
+        x, y = self.saved
+        x2 = x[None, :] if x.ndim == 1 else x  # (..., M, K)
+        y2 = y[:, None] if y.ndim == 1 else y  # (..., K, P)
+        g = grad[..., None, :] if x.ndim == 1 else grad
+        g = g[..., None] if y.ndim == 1 else g  # (..., M, P)
+        gx = gy = None
+        if self.needs_input_grad[0]:
+            gx = g @ np.swapaxes(y2, -1, -2)  # (..., M, K)
+            gx = gx[..., 0, :] if x.ndim == 1 else gx
+        if self.needs_input_grad[1]:
+            gy = np.swapaxes(x2, -1, -2) @ g  # (..., K, P)
+            gy = gy[..., 0] if y.ndim == 1 else gy
+        return gx, gy
+
+
+# ---------------------------------------------------------------- reductions
+
+
+class Sum(Function):
+    def forward(self, x, axis=None, keepdims=False):
+        self.save_for_backward(x.shape, axis, keepdims)
+        return np.asarray(x.sum(axis=axis, keepdims=keepdims))
+
+    def backward(self, grad):
+        shape, axis, keepdims = self.saved
+        if not keepdims and axis is not None:
+            grad = np.expand_dims(grad, axis)
+        return np.broadcast_to(grad, shape)
+
+
+class Mean(Function):
+    def forward(self, x, axis=None, keepdims=False):
+        self.save_for_backward(x.shape, axis, keepdims)
+        return np.asarray(x.mean(axis=axis, keepdims=keepdims))
+
+    def backward(self, grad):
+        shape, axis, keepdims = self.saved
+        n = math.prod(shape) if axis is None else math.prod(shape[a] for a in axis)
+        if not keepdims and axis is not None:
+            grad = np.expand_dims(grad, axis)
+        return np.broadcast_to(grad / grad.dtype.type(n), shape)
+
+
+class Amax(Function):
+    """max over `axis` (a tuple or None); ties share the gradient evenly, like torch.amax."""
+
+    def forward(self, x, axis=None, keepdims=False, reduce=np.max):
+        out = reduce(x, axis=axis, keepdims=True)
+        self.save_for_backward(x, out, axis, keepdims)
+        return np.asarray(out if keepdims else out.squeeze(axis))
+
+    def backward(self, grad):
+        x, out, axis, keepdims = self.saved
+        if not keepdims:
+            grad = np.expand_dims(grad, axis) if axis is not None else grad.reshape(out.shape)
+        mask = x == out
+        return mask * (grad / mask.sum(axis=axis, keepdims=True))
+
+
+class MaxDim(Function):
+    """max (or min) along one dim returning values; the gradient goes to the index taken."""
+
+    def forward(self, x, dim, keepdim=False, arg=np.argmax):
+        idx = np.expand_dims(arg(x, axis=dim), dim)
+        self.save_for_backward(x.shape, idx, dim, keepdim)
+        out = np.take_along_axis(x, idx, axis=dim)
+        return out if keepdim else out.squeeze(dim)
+
+    def backward(self, grad):
+        shape, idx, dim, keepdim = self.saved
+        gx = np.zeros(shape, grad.dtype)
+        np.put_along_axis(gx, idx, grad if keepdim else np.expand_dims(grad, dim), axis=dim)
+        return gx
+
+
+# ---------------------------------------------------------------- movement
+
+
+class Reshape(Function):
+    def forward(self, x, shape):
+        self.save_for_backward(x.shape)
+        return x.reshape(shape)
+
+    def backward(self, grad):
+        return grad.reshape(self.saved[0])
+
+
+class Permute(Function):
+    def forward(self, x, order):
+        self.save_for_backward(order)
+        return x.transpose(order)
+
+    def backward(self, grad):
+        return grad.transpose(np.argsort(self.saved[0]))
+
+
+class Expand(Function):
+    """Broadcast to a larger shape (a view); the engine sums the gradient back."""
+
+    def forward(self, x, shape):
+        return np.broadcast_to(x, shape)
+
+    def backward(self, grad):
+        return grad
+
+
+class GetItem(Function):
+    """`x[index]`; basic indices scatter by assignment, advanced ones with `np.add.at`."""
+
+    def forward(self, x, index, advanced=False):
+        self.save_for_backward(x.shape, index, advanced)
+        return x[index]
+
+    def backward(self, grad):
+        shape, index, advanced = self.saved
+        gx = np.zeros(shape, grad.dtype)
+        if advanced:
+            np.add.at(gx, index, grad)
+        else:
+            gx[index] = grad
+        return gx
+
+
+class Pad(Function):
+    """Constant padding; `width` is numpy's ((before, after), ...) per axis."""
+
+    def forward(self, x, width, value=0.0):
+        self.save_for_backward(width)
+        return np.pad(x, width, constant_values=value)
+
+    def backward(self, grad):
+        index = tuple(slice(lo, grad.shape[i] - hi) for i, (lo, hi) in enumerate(self.saved[0]))
+        return grad[index]
+
+
+class Cat(Function):
+    def forward(self, *xs, axis=0):
+        self.save_for_backward(axis, np.cumsum([x.shape[axis] for x in xs])[:-1])
+        return np.concatenate(xs, axis=axis)
+
+    def backward(self, grad):
+        axis, splits = self.saved
+        return tuple(np.split(grad, splits, axis=axis))
+
+
+class Cast(Function):
+    def forward(self, x, dtype):
+        self.save_for_backward(x.dtype)
+        return x.astype(dtype)
+
+    def backward(self, grad):
+        return grad.astype(self.saved[0])
+
+
+# ---------------------------------------------------------------- softmax and losses
+
+
+class Softmax(Function):
+    def forward(self, x, axis=-1):
+        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        out = e / e.sum(axis=axis, keepdims=True)
+        self.save_for_backward(out, axis)
+        return out
+
+    def backward(self, grad):
+        out, axis = self.saved
+        return out * (grad - (grad * out).sum(axis=axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    def forward(self, x, axis=-1):
+        shifted = x - x.max(axis=axis, keepdims=True)
+        out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        self.save_for_backward(out, axis)
+        return out
+
+    def backward(self, grad):
+        out, axis = self.saved
+        return grad - np.exp(out) * grad.sum(axis=axis, keepdims=True)
+
+
+class CrossEntropy(Function):
+    """Fused log_softmax + negative log-likelihood over axis 1 of (N, C, ...) logits.
+
+    `target` is an int array of class indices (N, ...) or a float array of class probabilities
+    shaped like the logits. Forward and backward cost one softmax each.
+    """
+
+    def forward(self, x, target=None, reduction="mean", label_smoothing=0.0, ignore_index=-100):
+        C = x.shape[1]
+        z = np.moveaxis(x, 1, -1).reshape(-1, C)  # (M, C), M = N * d1 * ...
+        z = z - z.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))  # (M, C)
+        if target.dtype.kind in "iu":
+            t = target.reshape(-1)
+            keep = t != ignore_index
+            q = np.zeros_like(logp)
+            q[np.nonzero(keep)[0], t[keep]] = 1
+            q = q * (1 - label_smoothing) + keep[:, None] * (label_smoothing / C)
+            count = keep.sum()
+        else:
+            q = np.moveaxis(target, 1, -1).reshape(-1, C).astype(x.dtype, copy=False)
+            q = q * (1 - label_smoothing) + label_smoothing / C
+            count = q.shape[0]
+        losses = -(q * logp).sum(axis=1)  # (M,)
+        self.save_for_backward(logp, q, x.shape, reduction, count)
+        if reduction == "none":
+            return losses.reshape((x.shape[0],) + x.shape[2:])
+        total = losses.sum()
+        return np.asarray(total / max(count, 1) if reduction == "mean" else total, x.dtype)
+
+    def backward(self, grad):
+        logp, q, shape, reduction, count = self.saved
+        # d/dz of -sum(q log softmax z) = softmax(z) * sum(q) - q
+        g = np.exp(logp) * q.sum(axis=1, keepdims=True) - q  # (M, C)
+        if reduction == "none":
+            g = g * grad.reshape(-1, 1)
+        else:
+            g = g * (grad / max(count, 1) if reduction == "mean" else grad)
+        g = g.reshape((shape[0],) + shape[2:] + (shape[1],))
+        return np.moveaxis(g, -1, 1).astype(logp.dtype, copy=False), None
+
+
+class BCEWithLogits(Function):
+    """Elementwise max(x, 0) - x y + log(1 + exp(-|x|)): stable for any logit."""
+
+    def forward(self, x, y):
+        self.save_for_backward(x, y)
+        return np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
+
+    def backward(self, grad):
+        x, y = self.saved
+        gx = grad * (_sigmoid(x) - y) if self.needs_input_grad[0] else None
+        gy = -grad * x if self.needs_input_grad[1] else None
+        return gx, gy
+
+
+class Dropout(Function):
+    def forward(self, x, mask):
+        self.save_for_backward(mask)
+        return x * mask
+
+    def backward(self, grad):
+        return grad * self.saved[0]
+
+
+# ---------------------------------------------------------------- normalisation
+
+
+class BatchNorm(Function):
+    """Normalise over every axis but 1 with the batch statistics; affine weight and bias.
+
+    Inputs x (N, C, ...), weight (C,), bias (C,). When running statistics (numpy arrays) are
+    given, they are updated in place with the unbiased batch variance, as in PyTorch.
+    """
+
+    def forward(self, x, weight, bias, eps=1e-5, running_mean=None, running_var=None,
+                momentum=0.1):
+        axes = (0,) + tuple(range(2, x.ndim))
+        bshape = (1, -1) + (1,) * (x.ndim - 2)
+        mean = x.mean(axis=axes, keepdims=True)
+        var = x.var(axis=axes, keepdims=True)
+        inv_std = 1 / np.sqrt(var + eps)
+        x_hat = (x - mean) * inv_std
+        self.save_for_backward(x_hat, inv_std, weight, axes, bshape)
+        if running_mean is not None:
+            n = x.size // x.shape[1]
+            running_mean *= 1 - momentum
+            running_mean += momentum * mean.reshape(-1)
+            running_var *= 1 - momentum
+            running_var += (momentum * n / max(n - 1, 1)) * var.reshape(-1)
+        return x_hat * weight.reshape(bshape) + bias.reshape(bshape)
+
+    def backward(self, grad):
+        x_hat, inv_std, weight, axes, bshape = self.saved
+        gb = grad.sum(axis=axes)
+        gw = (grad * x_hat).sum(axis=axes)
+        gx = None
+        if self.needs_input_grad[0]:
+            m = grad.size // grad.shape[1]
+            g_hat = grad * weight.reshape(bshape)
+            gx = inv_std / m * (m * g_hat - g_hat.sum(axis=axes, keepdims=True)
+                                - x_hat * (g_hat * x_hat).sum(axis=axes, keepdims=True))
+        return gx, gw, gb
+
+
+class LayerNorm(Function):
+    """Normalise over the last `ndim` axes; weight and bias shaped like those axes."""
+
+    def forward(self, x, weight, bias, ndim=1, eps=1e-5):
+        axes = tuple(range(x.ndim - ndim, x.ndim))
+        mean = x.mean(axis=axes, keepdims=True)
+        inv_std = 1 / np.sqrt(x.var(axis=axes, keepdims=True) + eps)
+        x_hat = (x - mean) * inv_std
+        self.save_for_backward(x_hat, inv_std, weight, axes)
+        return x_hat * weight + bias
+
+    def backward(self, grad):
+        x_hat, inv_std, weight, axes = self.saved
+        lead = tuple(range(grad.ndim - len(axes)))
+        gw = (grad * x_hat).sum(axis=lead)
+        gb = grad.sum(axis=lead)
+        m = math.prod(grad.shape[a] for a in axes)
+        g_hat = grad * weight
+        gx = inv_std / m * (m * g_hat - g_hat.sum(axis=axes, keepdims=True)
+                            - x_hat * (g_hat * x_hat).sum(axis=axes, keepdims=True))
+        return gx, gw, gb

@@ -1,0 +1,829 @@
+"""Tensor: a numpy array with a gradient, the op that made it, and PyTorch's methods."""
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from . import autograd
+from . import ops
+from .autograd import Function
+from .random import get_rng
+
+_default_dtype = np.dtype(np.float32)
+
+
+def set_default_dtype(dtype) -> None:
+    """Floating dtype for new tensors (float32 unless changed), like `torch.set_default_dtype`."""
+    global _default_dtype
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"set_default_dtype: only floating dtypes are allowed, got {dtype}")
+    _default_dtype = dtype
+
+
+def get_default_dtype() -> np.dtype:
+    return _default_dtype
+
+
+def _as_array(data, dtype) -> np.ndarray:
+    """numpy array of `data`; floats become the default dtype unless `dtype` says otherwise."""
+    if dtype is not None:
+        return np.asarray(data, dtype=np.dtype(dtype))
+    arr = np.asarray(data)
+    if arr.dtype.kind == "f" and arr.dtype != _default_dtype:
+        arr = arr.astype(_default_dtype)
+    return arr
+
+
+def _axes(dim, ndim: int):
+    """Normalise a dim argument (None, int or sequence) to None or a sorted tuple of axes."""
+    if dim is None:
+        return None
+    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    return tuple(sorted(d % ndim if ndim else 0 for d in dims))
+
+
+class Tensor:
+    """An n-dimensional array that records the ops applied to it, for reverse-mode autograd.
+
+        x = tg.tensor([1.0, 2.0], requires_grad=True)
+        (x * x).sum().backward();  x.grad  # tensor([2., 4.])
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_retain", "__weakref__")
+    __array_priority__ = 1000  # numpy defers `ndarray op Tensor` to Tensor's reflected ops
+
+    def __init__(self, data, dtype=None, requires_grad: bool = False):
+        self.data = _as_array(data.data if isinstance(data, Tensor) else data, dtype)
+        self.grad: Tensor | None = None
+        self._ctx = None
+        self._retain = False
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _wrap(cls, arr: np.ndarray) -> "Tensor":
+        """Wrap an array with no copy, no conversion and no graph (the fast internal path)."""
+        t = Tensor.__new__(Tensor)
+        t.data, t.grad, t._ctx, t._retain, t.requires_grad = arr, None, None, False, False
+        return t
+
+    # ------------------------------------------------------------ properties
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def T(self) -> "Tensor":
+        return self.permute(*reversed(range(self.ndim)))
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._ctx is None
+
+    @property
+    def grad_fn(self):
+        return self._ctx
+
+    def size(self, dim: int | None = None):
+        return self.shape if dim is None else self.shape[dim]
+
+    def numel(self) -> int:
+        return self.data.size
+
+    def dim(self) -> int:
+        return self.ndim
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", precision=4, prefix="tensor(")
+        extra = ""
+        if self.data.dtype not in (_default_dtype, np.int64, np.bool_):
+            extra += f", dtype={self.data.dtype}"
+        if self._ctx is not None:
+            extra += f", grad_fn=<{type(self._ctx).__name__}Backward>"
+        elif self.requires_grad:
+            extra += ", requires_grad=True"
+        return f"tensor({body}{extra})"
+
+    __hash__ = object.__hash__
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __bool__(self) -> bool:
+        return bool(self.data)
+
+    def __float__(self) -> float:
+        return float(self.data)
+
+    def __int__(self) -> int:
+        return int(self.data)
+
+    def __index__(self) -> int:
+        return int(self.data)
+
+    def __array__(self, dtype=None, copy=None):
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    # ------------------------------------------------------------ autograd
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        if requires_grad and self.data.dtype.kind != "f":
+            raise RuntimeError(f"only floating point tensors can require gradients, got a tensor "
+                               f"of dtype {self.data.dtype}; convert it first with .float()")
+        self.requires_grad = requires_grad
+        return self
+
+    def backward(self, gradient=None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad."""
+        if not self.requires_grad:
+            raise RuntimeError("backward: this tensor does not require grad and has no grad_fn "
+                               "(was it computed under no_grad(), or from tensors without "
+                               "requires_grad=True?)")
+        if gradient is None:
+            if self.data.size != 1:
+                raise RuntimeError(f"backward: grad can be implicitly created only for scalar "
+                                   f"outputs, got shape {self.shape}; pass a gradient of that shape")
+            grad = np.ones(self.shape, self.data.dtype)
+        else:
+            grad = _as_array(gradient.data if isinstance(gradient, Tensor) else gradient,
+                             self.data.dtype)
+            if grad.shape != self.shape:
+                raise RuntimeError(f"backward: gradient has shape {grad.shape}, "
+                                   f"expected the output's shape {self.shape}")
+        autograd.backward(self, grad, retain_graph)
+
+    def retain_grad(self) -> None:
+        """Keep `.grad` on this non-leaf tensor after backward (e.g. for Grad-CAM)."""
+        self._retain = True
+
+    def detach(self) -> "Tensor":
+        return Tensor._wrap(self.data)
+
+    def clone(self) -> "Tensor":
+        return ops_reshape(self, self.shape, copy=True)
+
+    # ------------------------------------------------------------ conversion
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"item: only one-element tensors can be converted, got shape "
+                             f"{self.shape}")
+        return self.data.item()
+
+    def tolist(self):
+        return self.data.tolist()
+
+    def to(self, dtype) -> "Tensor":
+        dtype = np.dtype(dtype)
+        if dtype == self.data.dtype:
+            return self
+        if self.requires_grad and dtype.kind == "f":
+            return ops.Cast.apply(self, dtype=dtype)
+        return Tensor._wrap(self.data.astype(dtype))
+
+    def type(self, dtype) -> "Tensor":
+        return self.to(dtype)
+
+    def float(self) -> "Tensor":
+        return self.to(np.float32)
+
+    def double(self) -> "Tensor":
+        return self.to(np.float64)
+
+    def long(self) -> "Tensor":
+        return self.to(np.int64)
+
+    def int(self) -> "Tensor":
+        return self.to(np.int32)
+
+    def bool(self) -> "Tensor":
+        return self.to(np.bool_)
+
+    # ------------------------------------------------------------ in-place (no graph)
+    def zero_(self) -> "Tensor":
+        self.data[...] = 0
+        return self
+
+    def fill_(self, value) -> "Tensor":
+        self.data[...] = value
+        return self
+
+    def copy_(self, src) -> "Tensor":
+        self.data[...] = src.data if isinstance(src, Tensor) else src
+        return self
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0) -> "Tensor":
+        self.data[...] = get_rng().uniform(a, b, self.shape)
+        return self
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0) -> "Tensor":
+        self.data[...] = get_rng().normal(mean, std, self.shape)
+        return self
+
+    def add_(self, other, alpha: float = 1.0) -> "Tensor":
+        self.data += alpha * (other.data if isinstance(other, Tensor) else other)
+        return self
+
+    def mul_(self, other) -> "Tensor":
+        self.data *= other.data if isinstance(other, Tensor) else other
+        return self
+
+    def __setitem__(self, index, value) -> None:
+        self.data[_index(index)] = value.data if isinstance(value, Tensor) else value
+
+    # ------------------------------------------------------------ arithmetic
+    def __add__(self, other):
+        return ops.Add.apply(self, _const(other, self))
+
+    def __radd__(self, other):
+        return ops.Add.apply(_const(other, self), self)
+
+    def __sub__(self, other):
+        return ops.Sub.apply(self, _const(other, self))
+
+    def __rsub__(self, other):
+        return ops.Sub.apply(_const(other, self), self)
+
+    def __mul__(self, other):
+        return ops.Mul.apply(self, _const(other, self))
+
+    def __rmul__(self, other):
+        return ops.Mul.apply(_const(other, self), self)
+
+    def __truediv__(self, other):
+        return ops.Div.apply(self, _const(other, self, floating=True))
+
+    def __rtruediv__(self, other):
+        return ops.Div.apply(_const(other, self, floating=True), self)
+
+    def __pow__(self, other):
+        return ops.Pow.apply(self, _const(other, self))
+
+    def __rpow__(self, other):
+        return ops.Pow.apply(_const(other, self), self)
+
+    def __neg__(self):
+        return ops.Neg.apply(self)
+
+    def __matmul__(self, other):
+        return self.matmul(other)
+
+    def __rmatmul__(self, other):
+        return _const(other, self).matmul(self)
+
+    def add(self, other, alpha: float = 1.0):
+        return self + (other if alpha == 1 else other * alpha)
+
+    def sub(self, other):
+        return self - other
+
+    def mul(self, other):
+        return self * other
+
+    def div(self, other):
+        return self / other
+
+    def pow(self, exponent):
+        return self ** exponent
+
+    def neg(self):
+        return -self
+
+    def matmul(self, other: "Tensor") -> "Tensor":
+        """Matrix product with numpy/PyTorch rules (1-D, 2-D, batched and broadcast)."""
+        other = _const(other, self)
+        a, b = self.shape, other.shape
+        if not a or not b:
+            raise RuntimeError(f"matmul: both arguments need at least 1 dimension, got {a} and {b}")
+        k_a, k_b = a[-1], (b[0] if len(b) == 1 else b[-2])
+        if k_a != k_b:
+            raise RuntimeError(f"matmul: shapes {a} and {b} cannot be multiplied "
+                               f"({k_a} != {k_b} in the contracted dimension)")
+        return ops.MatMul.apply(self, other)
+
+    def dot(self, other):
+        return self.matmul(other)
+
+    # ------------------------------------------------------------ comparisons (no gradient)
+    def _compare(self, other, fn) -> "Tensor":
+        return Tensor._wrap(np.asarray(fn(self.data, other.data if isinstance(other, Tensor)
+                                          else other)))
+
+    def __eq__(self, other):  # noqa: D105  (elementwise, like torch)
+        return self._compare(other, np.equal)
+
+    def __ne__(self, other):
+        return self._compare(other, np.not_equal)
+
+    def __lt__(self, other):
+        return self._compare(other, np.less)
+
+    def __le__(self, other):
+        return self._compare(other, np.less_equal)
+
+    def __gt__(self, other):
+        return self._compare(other, np.greater)
+
+    def __ge__(self, other):
+        return self._compare(other, np.greater_equal)
+
+    def eq(self, other):
+        return self == other
+
+    def ne(self, other):
+        return self != other
+
+    def lt(self, other):
+        return self < other
+
+    def le(self, other):
+        return self <= other
+
+    def gt(self, other):
+        return self > other
+
+    def ge(self, other):
+        return self >= other
+
+    def __and__(self, other):
+        return self._compare(other, np.logical_and)
+
+    def __or__(self, other):
+        return self._compare(other, np.logical_or)
+
+    def __xor__(self, other):
+        return self._compare(other, np.logical_xor)
+
+    def __invert__(self):
+        return Tensor._wrap(np.logical_not(self.data) if self.data.dtype == np.bool_
+                            else np.invert(self.data))
+
+    def logical_and(self, other):
+        return self & other
+
+    def logical_or(self, other):
+        return self | other
+
+    def logical_xor(self, other):
+        return self ^ other
+
+    def logical_not(self):
+        return Tensor._wrap(np.logical_not(self.data))
+
+    def isnan(self):
+        return Tensor._wrap(np.isnan(self.data))
+
+    def isfinite(self):
+        return Tensor._wrap(np.isfinite(self.data))
+
+    def all(self) -> "Tensor":
+        return Tensor._wrap(np.asarray(self.data.all()))
+
+    def any(self) -> "Tensor":
+        return Tensor._wrap(np.asarray(self.data.any()))
+
+    def allclose(self, other, rtol=1e-5, atol=1e-8) -> bool:
+        return bool(np.allclose(self.data, np.asarray(other), rtol=rtol, atol=atol))
+
+    # ------------------------------------------------------------ elementwise math
+    def exp(self):
+        return ops.Exp.apply(self)
+
+    def log(self):
+        return ops.Log.apply(self)
+
+    def sqrt(self):
+        return ops.Sqrt.apply(self)
+
+    def rsqrt(self):
+        return 1 / self.sqrt()
+
+    def abs(self):
+        return ops.Abs.apply(self)
+
+    def square(self):
+        return self * self
+
+    def sign(self):
+        return Tensor._wrap(np.sign(self.data))
+
+    def reciprocal(self):
+        return 1 / self
+
+    def maximum(self, other):
+        return ops.Maximum.apply(self, _const(other, self))
+
+    def minimum(self, other):
+        return ops.Minimum.apply(self, _const(other, self))
+
+    def clip(self, min=None, max=None):  # noqa: A002  (PyTorch's names)
+        if min is None and max is None:
+            raise ValueError("clip: at least one of min and max must be given")
+        return ops.Clip.apply(self, lo=min, hi=max)
+
+    clamp = clip
+
+    def relu(self):
+        return ops.ReLU.apply(self)
+
+    def leaky_relu(self, negative_slope: float = 0.01):
+        return ops.LeakyReLU.apply(self, negative_slope=negative_slope)
+
+    def sigmoid(self):
+        return ops.Sigmoid.apply(self)
+
+    def tanh(self):
+        return ops.Tanh.apply(self)
+
+    def gelu(self):
+        return ops.GELU.apply(self)
+
+    def softplus(self, beta: float = 1.0, threshold: float = 20.0):
+        return ops.Softplus.apply(self, beta=beta, threshold=threshold)
+
+    # ------------------------------------------------------------ reductions
+    def sum(self, dim=None, keepdim: bool = False, axis=None):
+        axes = _axes(dim if axis is None else axis, self.ndim)
+        return ops.Sum.apply(self, axis=axes, keepdims=keepdim)
+
+    def mean(self, dim=None, keepdim: bool = False, axis=None):
+        axes = _axes(dim if axis is None else axis, self.ndim)
+        return ops.Mean.apply(self, axis=axes, keepdims=keepdim)
+
+    def var(self, dim=None, keepdim: bool = False, correction: int = 1, unbiased=None, axis=None):
+        """Variance with Bessel's correction by default, like `torch.var`."""
+        if unbiased is not None:
+            correction = int(unbiased)
+        axes = _axes(dim if axis is None else axis, self.ndim)
+        n = self.data.size if axes is None else math.prod(self.shape[a] for a in axes)
+        centered = self - self.mean(axes, keepdim=True)
+        return (centered * centered).sum(axes, keepdim=keepdim) / max(n - correction, 0)
+
+    def std(self, dim=None, keepdim: bool = False, correction: int = 1, unbiased=None, axis=None):
+        return self.var(dim, keepdim, correction, unbiased, axis).sqrt()
+
+    def _extremum(self, dim, keepdim, reduce, arg):
+        if dim is None:
+            return ops.Amax.apply(self, axis=None, keepdims=False, reduce=reduce)
+        values = ops.MaxDim.apply(self, dim=dim % self.ndim, keepdim=keepdim, arg=arg)
+        indices = arg(self.data, axis=dim)
+        return values, Tensor._wrap(np.expand_dims(indices, dim) if keepdim else indices)
+
+    def max(self, dim: int | None = None, keepdim: bool = False):
+        """Largest value; with `dim`, a (values, indices) pair like `torch.max`."""
+        return self._extremum(dim, keepdim, np.max, np.argmax)
+
+    def min(self, dim: int | None = None, keepdim: bool = False):
+        return self._extremum(dim, keepdim, np.min, np.argmin)
+
+    def amax(self, dim=None, keepdim: bool = False):
+        return ops.Amax.apply(self, axis=_axes(dim, self.ndim), keepdims=keepdim, reduce=np.max)
+
+    def amin(self, dim=None, keepdim: bool = False):
+        return ops.Amax.apply(self, axis=_axes(dim, self.ndim), keepdims=keepdim, reduce=np.min)
+
+    def argmax(self, dim: int | None = None, keepdim: bool = False):
+        return _arg(self.data, np.argmax, dim, keepdim)
+
+    def argmin(self, dim: int | None = None, keepdim: bool = False):
+        return _arg(self.data, np.argmin, dim, keepdim)
+
+    def softmax(self, dim: int = -1):
+        return ops.Softmax.apply(self, axis=dim)
+
+    def log_softmax(self, dim: int = -1):
+        return ops.LogSoftmax.apply(self, axis=dim)
+
+    def logsumexp(self, dim, keepdim: bool = False):
+        m = Tensor._wrap(self.data.max(axis=dim, keepdims=True))
+        out = (self - m).exp().sum(dim, keepdim=True).log() + m
+        return out if keepdim else out.squeeze(dim)
+
+    # ------------------------------------------------------------ movement
+    def reshape(self, *shape):
+        shape = _shape_arg(shape)
+        if -1 not in shape and math.prod(shape) != self.data.size:
+            raise RuntimeError(f"reshape: shape {tuple(shape)} is invalid for a tensor of "
+                               f"{self.data.size} elements (shape {self.shape})")
+        return ops.Reshape.apply(self, shape=shape)
+
+    view = reshape
+
+    def view_as(self, other: "Tensor"):
+        return self.reshape(other.shape)
+
+    def reshape_as(self, other: "Tensor"):
+        return self.reshape(other.shape)
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1):
+        if self.ndim == 0:
+            return self.reshape(1)
+        start, end = start_dim % self.ndim, end_dim % self.ndim
+        shape = self.shape[:start] + (-1,) + self.shape[end + 1:]
+        return self.reshape(shape)
+
+    def unflatten(self, dim: int, sizes):
+        dim = dim % self.ndim
+        return self.reshape(self.shape[:dim] + tuple(sizes) + self.shape[dim + 1:])
+
+    def permute(self, *order):
+        order = tuple(d % self.ndim for d in _shape_arg(order))
+        if sorted(order) != list(range(self.ndim)):
+            raise RuntimeError(f"permute: {order} is not a permutation of the {self.ndim} dims "
+                               f"of a tensor of shape {self.shape}")
+        return ops.Permute.apply(self, order=order)
+
+    def transpose(self, dim0: int = 0, dim1: int = 1):
+        order = list(range(self.ndim))
+        order[dim0], order[dim1] = order[dim1], order[dim0]
+        return self.permute(order)
+
+    def t(self):
+        return self.transpose(0, 1) if self.ndim == 2 else self
+
+    def squeeze(self, dim=None):
+        if dim is None:
+            return self.reshape(tuple(n for n in self.shape if n != 1))
+        dims = {d % self.ndim for d in ((dim,) if isinstance(dim, int) else dim)}
+        return self.reshape(tuple(n for i, n in enumerate(self.shape)
+                                  if not (i in dims and n == 1)))
+
+    def unsqueeze(self, dim: int):
+        dim = dim % (self.ndim + 1)
+        return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
+
+    def expand(self, *shape):
+        shape = _shape_arg(shape)
+        lead = len(shape) - self.ndim
+        shape = tuple(self.shape[i - lead] if n == -1 else n for i, n in enumerate(shape))
+        try:
+            np.broadcast_shapes(self.shape, shape)
+        except ValueError:
+            raise RuntimeError(f"expand: cannot expand shape {self.shape} to {shape}") from None
+        return ops.Expand.apply(self, shape=shape)
+
+    def expand_as(self, other: "Tensor"):
+        return self.expand(other.shape)
+
+    def repeat(self, *sizes):
+        sizes = _shape_arg(sizes)
+        x = self.reshape((1,) * (len(sizes) - self.ndim) + self.shape)
+        inter = tuple(d for n in x.shape for d in (1, n))
+        big = tuple(d for r, n in zip(sizes, x.shape) for d in (r, n))
+        return x.reshape(inter).expand(big).reshape(tuple(r * n for r, n in zip(sizes, x.shape)))
+
+    def __getitem__(self, index):
+        index = _index(index)
+        advanced = _is_advanced(index)
+        return ops.GetItem.apply(self, index=index, advanced=advanced)
+
+    def gather(self, dim: int, index: "Tensor"):
+        """out[i][j] = self[i][index[i][j]] along `dim`, like `torch.gather`."""
+        idx = np.asarray(index.data if isinstance(index, Tensor) else index)
+        grids = np.ix_(*[np.arange(n) for n in idx.shape])
+        full = tuple(idx if d == dim % self.ndim else grids[d] for d in range(self.ndim))
+        return self[full]
+
+    def pad(self, pad: Sequence[int], value: float = 0.0):
+        """Pad the last dims: (left, right, top, bottom, ...) as in `torch.nn.functional.pad`."""
+        if len(pad) % 2 or len(pad) // 2 > self.ndim:
+            raise ValueError(f"pad: expected an even number of at most {2 * self.ndim} sizes, "
+                             f"got {tuple(pad)}")
+        width = [(0, 0)] * self.ndim
+        for i in range(len(pad) // 2):
+            width[self.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+        return ops.Pad.apply(self, width=tuple(width), value=value)
+
+    def split(self, split_size, dim: int = 0):
+        """Pieces of `split_size` along dim (the last may be smaller), or of the given sizes."""
+        n = self.shape[dim]
+        if isinstance(split_size, int):
+            sizes = [min(split_size, n - s) for s in range(0, n, split_size)]
+        else:
+            sizes = list(split_size)
+            if sum(sizes) != n:
+                raise RuntimeError(f"split: sizes {sizes} do not add up to {n} (dim {dim} of "
+                                   f"shape {self.shape})")
+        out, start = [], 0
+        for size in sizes:
+            index = [slice(None)] * self.ndim
+            index[dim] = slice(start, start + size)
+            out.append(self[tuple(index)])
+            start += size
+        return tuple(out)
+
+    def chunk(self, chunks: int, dim: int = 0):
+        return self.split(math.ceil(self.shape[dim] / chunks), dim)
+
+    # ------------------------------------------------------------ nn helpers as methods
+    def dropout(self, p: float = 0.5, training: bool = True):
+        from .nn import functional as F
+        return F.dropout(self, p, training)
+
+    def where(self, condition, other):
+        return where(condition, self, other)
+
+
+# ---------------------------------------------------------------- helpers used by methods
+
+
+def _const(value, like: Tensor, floating: bool = False) -> Tensor:
+    """A constant operand for a binary op: Tensors pass through, scalars take `like`'s dtype."""
+    if isinstance(value, Tensor):
+        return value
+    dtype = like.data.dtype
+    if dtype.kind != "f" and (floating or isinstance(value, float)):
+        dtype = _default_dtype
+    elif dtype.kind == "b":
+        dtype = np.dtype(np.int64)
+    if isinstance(value, np.ndarray):
+        return Tensor._wrap(value)
+    return Tensor._wrap(np.asarray(value, dtype=dtype))
+
+
+def _shape_arg(shape) -> tuple:
+    """Accept both `f(2, 3)` and `f((2, 3))`."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return tuple(int(n) for n in shape)
+
+
+def _index(index):
+    """Replace Tensors inside an index with their arrays."""
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    if isinstance(index, list):
+        return np.asarray(index)
+    return index
+
+
+def _is_advanced(index) -> bool:
+    items = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(i, (np.ndarray, list)) for i in items)
+
+
+def _arg(data: np.ndarray, fn, dim, keepdim) -> Tensor:
+    if dim is None:
+        return Tensor._wrap(np.asarray(fn(data), dtype=np.int64))
+    out = fn(data, axis=dim)
+    return Tensor._wrap(np.expand_dims(out, dim) if keepdim else out)
+
+
+def ops_reshape(x: Tensor, shape, copy: bool = False) -> Tensor:
+    """Reshape, optionally into a fresh copy (clone keeps the graph)."""
+    out = ops.Reshape.apply(x, shape=shape)
+    if copy:
+        out.data = out.data.copy()
+    return out
+
+
+# ---------------------------------------------------------------- functions over several tensors
+
+
+def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    """Concatenate along an existing dim, like `torch.cat`."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat: expected a non-empty list of tensors")
+    ref = tensors[0].shape
+    for i, t in enumerate(tensors):
+        if t.ndim != len(ref) or any(a != b for d, (a, b) in enumerate(zip(t.shape, ref))
+                                     if d != dim % len(ref)):
+            raise RuntimeError(f"cat: tensor {i} has shape {t.shape}, expected {ref} except in "
+                               f"dim {dim}")
+    return ops.Cat.apply(*tensors, axis=dim % len(ref))
+
+
+def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    """Join along a new dim, like `torch.stack`."""
+    tensors = list(tensors)
+    shapes = {t.shape for t in tensors}
+    if len(shapes) != 1:
+        raise RuntimeError(f"stack: all tensors must have the same shape, got {sorted(shapes)}")
+    dim = dim % (tensors[0].ndim + 1)
+    return cat([t.unsqueeze(dim) for t in tensors], dim)
+
+
+def where(condition, x, y) -> Tensor:
+    """Elements of x where condition holds, else of y; no gradient flows to the condition."""
+    cond = np.asarray(condition.data if isinstance(condition, Tensor) else condition, bool)
+    like = x if isinstance(x, Tensor) else y
+    return ops.Where.apply(_const(x, like), _const(y, like), cond=cond)
+
+
+def maximum(x: Tensor, y) -> Tensor:
+    return x.maximum(y)
+
+
+def minimum(x: Tensor, y) -> Tensor:
+    return x.minimum(y)
+
+
+# ---------------------------------------------------------------- creation
+
+
+def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
+    """A new tensor from a list, scalar or array (floats become the default dtype)."""
+    return Tensor(np.array(data.data if isinstance(data, Tensor) else data, copy=True)
+                  if dtype is None else np.array(data, dtype=dtype),
+                  dtype=dtype, requires_grad=requires_grad)
+
+
+def from_numpy(arr: np.ndarray) -> Tensor:
+    """A tensor sharing memory with `arr`, keeping its dtype (like `torch.from_numpy`)."""
+    return Tensor._wrap(arr)
+
+
+def _make(fn, shape, dtype, requires_grad) -> Tensor:
+    dtype = _default_dtype if dtype is None else np.dtype(dtype)
+    return Tensor(fn(_shape_arg(shape)).astype(dtype, copy=False), dtype=dtype,
+                  requires_grad=requires_grad)
+
+
+def zeros(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
+    return _make(np.zeros, shape, dtype, requires_grad)
+
+
+def ones(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
+    return _make(np.ones, shape, dtype, requires_grad)
+
+
+def empty(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
+    return _make(np.empty, shape, dtype, requires_grad)
+
+
+def full(shape, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
+    return _make(lambda s: np.full(s, fill_value), (shape,), dtype, requires_grad)
+
+
+def rand(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
+    """Uniform on [0, 1), drawn from the global generator (`tg.manual_seed`)."""
+    return _make(lambda s: get_rng().random(s), shape, dtype, requires_grad)
+
+
+def randn(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
+    """Standard normal, drawn from the global generator (`tg.manual_seed`)."""
+    return _make(lambda s: get_rng().standard_normal(s), shape, dtype, requires_grad)
+
+
+def randint(low: int, high: int, size: Iterable[int], dtype=np.int64) -> Tensor:
+    return Tensor._wrap(get_rng().integers(low, high, tuple(size)).astype(dtype))
+
+
+def randperm(n: int) -> Tensor:
+    return Tensor._wrap(get_rng().permutation(n))
+
+
+def arange(start, end=None, step=1, dtype=None, requires_grad: bool = False) -> Tensor:
+    """Like `torch.arange`: integers stay int64, any float argument gives the default dtype."""
+    if end is None:
+        start, end = 0, start
+    if dtype is None and all(isinstance(v, (int, np.integer)) for v in (start, end, step)):
+        dtype = np.int64
+    return Tensor(np.arange(start, end, step), dtype=dtype, requires_grad=requires_grad)
+
+
+def linspace(start: float, end: float, steps: int, dtype=None) -> Tensor:
+    return Tensor(np.linspace(start, end, steps), dtype=dtype)
+
+
+def eye(n: int, m: int | None = None, dtype=None, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.eye(n, m), dtype=dtype, requires_grad=requires_grad)
+
+
+def _like(fn):
+    def make(t: Tensor, dtype=None, requires_grad: bool = False) -> Tensor:
+        return fn(t.shape, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad)
+    make.__name__ = fn.__name__ + "_like"
+    make.__doc__ = f"`{fn.__name__}` with the shape (and dtype) of a given tensor."
+    return make
+
+
+zeros_like, ones_like, rand_like, randn_like, empty_like = (
+    _like(zeros), _like(ones), _like(rand), _like(randn), _like(empty))
+
+
+def full_like(t: Tensor, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
+    return full(t.shape, fill_value, dtype=t.dtype if dtype is None else dtype,
+                requires_grad=requires_grad)
+
+
+Function._out_type = Tensor  # the class Function.apply builds outputs with
