@@ -1,0 +1,66 @@
+"""Loss modules over `functional`'s losses, plus L1/L2 weight penalties."""
+from __future__ import annotations
+
+from typing import Iterable
+
+from ..tensor import Tensor
+from . import functional as F
+from .module import Module
+
+
+class _Loss(Module):
+    def __init__(self, reduction: str = "mean"):
+        super().__init__()
+        self.reduction = reduction
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"
+
+
+class CrossEntropyLoss(_Loss):
+    """Softmax + negative log-likelihood; targets are class indices or class probabilities."""
+
+    def __init__(self, reduction: str = "mean", label_smoothing: float = 0.0,
+                 ignore_index: int = -100):
+        super().__init__(reduction)
+        self.label_smoothing, self.ignore_index = label_smoothing, ignore_index
+
+    def forward(self, input: Tensor, target) -> Tensor:
+        return F.cross_entropy(input, target, self.reduction, self.label_smoothing,
+                               self.ignore_index)
+
+
+class NLLLoss(_Loss):
+    def forward(self, input: Tensor, target) -> Tensor:
+        return F.nll_loss(input, target, self.reduction)
+
+
+class BCELoss(_Loss):
+    def forward(self, input: Tensor, target) -> Tensor:
+        return F.binary_cross_entropy(input, target, self.reduction)
+
+
+class BCEWithLogitsLoss(_Loss):
+    def forward(self, input: Tensor, target) -> Tensor:
+        return F.binary_cross_entropy_with_logits(input, target, self.reduction)
+
+
+class MSELoss(_Loss):
+    def forward(self, input: Tensor, target) -> Tensor:
+        return F.mse_loss(input, target, self.reduction)
+
+
+class L1Loss(_Loss):
+    def forward(self, input: Tensor, target) -> Tensor:
+        return F.l1_loss(input, target, self.reduction)
+
+
+def l1_penalty(parameters: Iterable[Tensor], weight: float = 1.0) -> Tensor:
+    """weight * sum of |w| over the parameters (add it to the loss for L1 regularisation)."""
+    return weight * sum(p.abs().sum() for p in parameters)
+
+
+def l2_penalty(parameters: Iterable[Tensor], weight: float = 1.0) -> Tensor:
+    """weight * sum of w^2 over the parameters (add it to the loss; SGD's weight_decay=2*weight
+    is the same update)."""
+    return weight * sum((p * p).sum() for p in parameters)
