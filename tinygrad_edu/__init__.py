@@ -8,10 +8,35 @@ import numpy as _np
 
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad
 from .random import get_rng, get_rng_state, manual_seed, set_rng_state
-from .tensor import (Tensor, arange, cat, empty, empty_like, eye, from_numpy, full, full_like,
-                     get_default_dtype, linspace, maximum, minimum, ones, ones_like, rand,
-                     rand_like, randint, randn, randn_like, randperm, set_default_dtype, stack,
-                     tensor, where, zeros, zeros_like)
+from .tensor import (
+                     Tensor,
+                     arange,
+                     cat,
+                     empty,
+                     empty_like,
+                     eye,
+                     from_numpy,
+                     full,
+                     full_like,
+                     get_default_dtype,
+                     linspace,
+                     maximum,
+                     minimum,
+                     ones,
+                     ones_like,
+                     rand,
+                     rand_like,
+                     randint,
+                     randn,
+                     randn_like,
+                     randperm,
+                     set_default_dtype,
+                     stack,
+                     tensor,
+                     where,
+                     zeros,
+                     zeros_like,
+)
 
 float32 = _np.dtype(_np.float32)
 float64 = _np.dtype(_np.float64)

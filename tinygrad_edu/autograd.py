@@ -58,7 +58,7 @@ class Function:
     Gradients may come back with a broadcast shape: the engine sums them to each parent's shape.
     """
 
-    __slots__ = ("parents", "saved", "needs_input_grad")
+    __slots__ = ("needs_input_grad", "parents", "saved")
     _out_type: type = None  # the Tensor class; set by tensor.py, so this module never imports it
 
     def save_for_backward(self, *arrays) -> None:

@@ -1,7 +1,7 @@
 """Loss modules over `functional`'s losses, plus L1/L2 weight penalties."""
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from ..tensor import Tensor
 from . import functional as F

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict, namedtuple
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -95,19 +95,19 @@ class Module:
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         object.__setattr__(self, name, param)
 
-    def add_module(self, name: str, module: "Module | None") -> None:
+    def add_module(self, name: str, module: Module | None) -> None:
         object.__setattr__(self, name, module)
 
     # ------------------------------------------------------------ traversal
-    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+    def named_children(self) -> Iterator[tuple[str, Module]]:
         for name, value in self.__dict__.items():
             if isinstance(value, Module):
                 yield name, value
 
-    def children(self) -> Iterator["Module"]:
+    def children(self) -> Iterator[Module]:
         return (m for _, m in self.named_children())
 
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
         """This module and every sub-module, depth first, with dotted names ('' for self)."""
         stack, seen = [(prefix, self)], set()
         while stack:
@@ -119,7 +119,7 @@ class Module:
             kids = [(f"{name}.{n}" if name else n, m) for n, m in module.named_children()]
             stack.extend(reversed(kids))
 
-    def modules(self) -> Iterator["Module"]:
+    def modules(self) -> Iterator[Module]:
         return (m for _, m in self.named_modules())
 
     def named_parameters(self, prefix: str = "", recurse: bool = True):
@@ -144,7 +144,7 @@ class Module:
     def buffers(self) -> Iterator[Tensor]:
         return (b for _, b in self.named_buffers())
 
-    def get_submodule(self, target: str) -> "Module":
+    def get_submodule(self, target: str) -> Module:
         """The sub-module at a dotted path such as 'features.0'; the error lists valid names."""
         if target == "":
             return self
@@ -161,12 +161,12 @@ class Module:
                    if p.requires_grad or not trainable_only)
 
     # ------------------------------------------------------------ modes and maintenance
-    def train(self, mode: bool = True) -> "Module":
+    def train(self, mode: bool = True) -> Module:
         for m in self.modules():
             object.__setattr__(m, "training", mode)
         return self
 
-    def eval(self) -> "Module":
+    def eval(self) -> Module:
         return self.train(False)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -176,17 +176,17 @@ class Module:
             elif p.grad is not None:
                 p.grad.data[...] = 0
 
-    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self
 
-    def apply(self, fn: Callable[["Module"], None]) -> "Module":
+    def apply(self, fn: Callable[[Module], None]) -> Module:
         for m in list(self.modules())[::-1]:
             fn(m)
         return self
 
-    def to(self, dtype) -> "Module":
+    def to(self, dtype) -> Module:
         """Cast floating parameters and buffers to `dtype` (e.g. float64 for gradient checks)."""
         dtype = np.dtype(dtype)
         for t in list(self.parameters()) + list(self.buffers()):
@@ -194,14 +194,14 @@ class Module:
                 t.data = t.data.astype(dtype)
         return self
 
-    def double(self) -> "Module":
+    def double(self) -> Module:
         return self.to(np.float64)
 
-    def float(self) -> "Module":
+    def float(self) -> Module:
         return self.to(np.float32)
 
     # ------------------------------------------------------------ state
-    def state_dict(self) -> "OrderedDict[str, Tensor]":
+    def state_dict(self) -> OrderedDict[str, Tensor]:
         """Parameters and buffers by dotted name; the tensors share memory with the module."""
         state = OrderedDict((n, p.detach()) for n, p in self.named_parameters())
         state.update((n, b.detach()) for n, b in self.named_buffers())
@@ -284,7 +284,7 @@ class Sequential(Module):
     def __iter__(self):
         return iter(self._list())
 
-    def append(self, module: Module) -> "Sequential":
+    def append(self, module: Module) -> Sequential:
         self.add_module(str(len(self)), module)
         return self
 
@@ -297,11 +297,11 @@ class ModuleList(Module):
         for m in modules:
             self.append(m)
 
-    def append(self, module: Module) -> "ModuleList":
+    def append(self, module: Module) -> ModuleList:
         self.add_module(str(len(self)), module)
         return self
 
-    def extend(self, modules) -> "ModuleList":
+    def extend(self, modules) -> ModuleList:
         for m in modules:
             self.append(m)
         return self
