@@ -1,0 +1,48 @@
+"""SGD: stochastic gradient descent with optional momentum, Nesterov momentum and weight decay."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from tinygrad_edu.optim.optimizer import Optimizer, grad_with_decay
+from tinygrad_edu.tensor import Tensor
+
+
+class SGD(Optimizer):
+    """p -= lr * g, where g is the gradient (plus weight_decay * p), or its momentum average.
+
+    With momentum m:  buf = m * buf + (1 - dampening) * g  (buf = g on the first step), and the
+    step uses buf, or g + m * buf if nesterov. Same formulas as torch.optim.SGD.
+
+        opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
+    """
+
+    def __init__(self, params: Iterable, lr: float = 1e-3, momentum: float = 0.0,
+                 dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False,
+                 *, maximize: bool = False):
+        if lr < 0 or momentum < 0 or weight_decay < 0:
+            raise ValueError(f"SGD: lr, momentum and weight_decay must be >= 0, got lr={lr}, "
+                             f"momentum={momentum}, weight_decay={weight_decay}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError(f"SGD: nesterov=True needs momentum > 0 and dampening = 0, got "
+                             f"momentum={momentum}, dampening={dampening}")
+        super().__init__(params, {
+            "lr": lr, "momentum": momentum, "dampening": dampening,
+            "weight_decay": weight_decay, "nesterov": nesterov, "maximize": maximize})
+
+    def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
+        return {}  # momentum_buffer is a copy of the first gradient, made in _update
+
+    def _update(self, p: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        lr, momentum = float(group["lr"]), float(group["momentum"])
+        grad = grad_with_decay(p, float(group["weight_decay"]), group["maximize"])
+        if momentum != 0:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = grad.copy()
+            else:
+                buf *= momentum
+                dampening = float(group["dampening"])
+                buf += grad if dampening == 0 else (1 - dampening) * grad
+            grad = grad + momentum * buf if group["nesterov"] else buf
+        p.data -= lr * grad
