@@ -8,6 +8,7 @@ import numpy as _np
 
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad
 from .random import get_rng, get_rng_state, manual_seed, set_rng_state
+from .serialization import load, save
 from .tensor import (
                      Tensor,
                      arange,
