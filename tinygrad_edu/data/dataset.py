@@ -1,0 +1,156 @@
+"""Datasets like torch.utils.data's: Dataset, TensorDataset, Subset, random_split, ArrayDataset.
+
+A dataset maps an index to a sample, `ds[i] -> (x, y)`, and has a length. Datasets held as whole
+arrays also answer `get_batch(indices)` by fancy indexing, so the DataLoader can skip per-item
+Python calls; the default `get_batch` collates items one by one.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from ..random import get_rng
+from .transforms import can_batch, split_static
+
+
+class Dataset:
+    """Base class: subclasses define `__getitem__(i)` and `__len__()`."""
+
+    def __getitem__(self, index: int):
+        raise NotImplementedError(f"{type(self).__name__} must define __getitem__")
+
+    def __len__(self) -> int:
+        raise NotImplementedError(f"{type(self).__name__} must define __len__")
+
+    def get_batch(self, indices: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The samples at `indices`, stacked field by field: one array per field."""
+        return default_collate([self[int(i)] for i in indices])
+
+
+def default_collate(samples: Sequence) -> tuple[np.ndarray, ...] | np.ndarray:
+    """[(x0, y0), (x1, y1), ...] -> (stack of x, stack of y); single values -> one stacked array."""
+    if isinstance(samples[0], (tuple, list)):
+        return tuple(np.stack([np.asarray(v) for v in field]) for field in zip(*samples))
+    return np.stack([np.asarray(s) for s in samples])
+
+
+class TensorDataset(Dataset):
+    """Samples are the i-th rows of equally long arrays (or Tensors): `ds[i] -> (a[i], b[i])`.
+
+        ds = TensorDataset(x, y)      # x (N, ...), y (N,)
+    """
+
+    def __init__(self, *tensors):
+        if not tensors:
+            raise ValueError("TensorDataset: give at least one array")
+        self.tensors = tuple(np.asarray(t) for t in tensors)   # Tensors give their .data
+        lengths = [len(t) for t in self.tensors]
+        if len(set(lengths)) != 1:
+            raise ValueError(f"TensorDataset: all arrays need the same first dimension, got "
+                             f"shapes {[t.shape for t in self.tensors]}")
+
+    def __getitem__(self, index: int) -> tuple:
+        return tuple(t[index] for t in self.tensors)
+
+    def __len__(self) -> int:
+        return len(self.tensors[0])
+
+    def get_batch(self, indices: np.ndarray) -> tuple[np.ndarray, ...]:
+        return tuple(t[indices] for t in self.tensors)
+
+
+class ArrayDataset(Dataset):
+    """Images and targets held as whole arrays, with torchvision-style transforms.
+
+    `data` (N, ...) and `targets` (N,) are kept as given. Deterministic transforms at the front
+    of `transform` (ToTensor, Normalize) are applied to the whole array once; random ones run on
+    each access, vectorised over the batch in `get_batch`.
+    """
+
+    def __init__(self, data: np.ndarray, targets: np.ndarray, transform: Callable | None = None,
+                 target_transform: Callable | None = None):
+        if len(data) != len(targets):
+            raise ValueError(f"{type(self).__name__}: {len(data)} images but {len(targets)} "
+                             "targets")
+        self.data, self.targets = data, targets
+        self.transform, self.target_transform = transform, target_transform
+        static, self._dynamic = split_static(transform)
+        self._inputs = static.batch(data) if static is not None else data
+        self._fast = can_batch(self._dynamic) and can_batch(target_transform)
+
+    def __getitem__(self, index: int) -> tuple:
+        x, y = self._inputs[index], self.targets[index].item()
+        if self._dynamic is not None:
+            x = self._dynamic(x)
+        if self.target_transform is not None:
+            y = self.target_transform(y)
+        return x, y
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def get_batch(self, indices: np.ndarray) -> tuple[np.ndarray, ...]:
+        if not self._fast:
+            return super().get_batch(indices)
+        x, y = self._inputs[indices], self.targets[indices]
+        if self._dynamic is not None:
+            x = self._dynamic.batch(x)
+        if self.target_transform is not None:
+            y = self.target_transform.batch(y)
+        return x, y
+
+
+class Subset(Dataset):
+    """The samples of `dataset` at `indices`, in that order."""
+
+    def __init__(self, dataset, indices: Sequence[int]):
+        self.dataset = dataset
+        self.indices = np.asarray(indices, dtype=np.int64)
+
+    def __getitem__(self, index: int):
+        return self.dataset[int(self.indices[index])]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def get_batch(self, indices: np.ndarray) -> tuple[np.ndarray, ...]:
+        inner = getattr(self.dataset, "get_batch", None)
+        if inner is None:
+            return super().get_batch(indices)
+        return inner(self.indices[indices])
+
+
+def random_split(dataset, lengths: Sequence[int | float], seed: int | None = None) -> list[Subset]:
+    """Split into non-overlapping random Subsets of the given sizes, like `torch.utils.data`'s.
+
+    `lengths` are counts summing to len(dataset), or fractions summing to 1 (the remainder of
+    rounding down goes one by one to the first parts). `seed` None uses the global generator.
+
+        train, val = random_split(ds, [0.9, 0.1], seed=0)
+    """
+    n = len(dataset)
+    counts = _split_counts(n, lengths)
+    rng = np.random.default_rng(seed) if seed is not None else get_rng()
+    order = rng.permutation(n)
+    bounds = np.cumsum([0] + counts)
+    return [Subset(dataset, order[a:b]) for a, b in itertools.pairwise(bounds)]
+
+
+def _split_counts(n: int, lengths: Sequence[int | float]) -> list[int]:
+    """Counts from counts or fractions, checked against the data set's size `n`."""
+    if all(isinstance(x, (int, np.integer)) for x in lengths):
+        counts = [int(x) for x in lengths]
+    elif math.isclose(sum(lengths), 1.0, abs_tol=1e-6) and all(0 <= x <= 1 for x in lengths):
+        counts = [math.floor(n * x) for x in lengths]
+        for k in range(n - sum(counts)):
+            counts[k % len(counts)] += 1
+    else:
+        raise ValueError(f"random_split: lengths must be counts summing to {n} or fractions "
+                         f"summing to 1, got {list(lengths)}")
+    if sum(counts) != n or min(counts) < 0:
+        raise ValueError(f"random_split: lengths {list(lengths)} sum to {sum(counts)}, but the "
+                         f"dataset has {n} samples")
+    return counts
