@@ -346,6 +346,15 @@ def test_real_mnist_if_present():
     assert x.shape == (100, 28, 28) and y.numpy()[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
 
 
+def test_real_fashion_mnist_if_present():
+    if not (data_root() / "FashionMNIST" / "raw" / NAMES[2]).exists():
+        pytest.skip("real Fashion-MNIST not fetched; "
+                    "run `python -m tinygrad_edu.data download fashion-mnist`")
+    test = FashionMNIST(train=False, download=False)
+    assert test.data.shape == (10000, 28, 28)
+    np.testing.assert_array_equal(np.bincount(test.targets), [1000] * 10)
+
+
 # --------------------------------------------------------------------- datasets, random_split
 def test_tensor_dataset_and_subset():
     x, y = np.arange(20.0).reshape(10, 2), np.arange(10)
@@ -523,7 +532,20 @@ def test_split_static_and_dataset_precomputation():
     assert isinstance(static, Compose) and static.transforms[1] is norm
     assert isinstance(rest, Compose) and rest.transforms == [flip, norm]
     assert split_static(None) == (None, None) and split_static(flip) == (None, flip)
-    ds = ArrayDataset(np.zeros((3, 2, 2), np.uint8), np.arange(3), transform=ToTensor())
-    assert ds._inputs.shape == (3, 1, 2, 2) and ds._inputs.dtype == np.float32
+    images = np.random.default_rng(0).integers(0, 256, (5000, 2, 2), dtype=np.uint8)  # 3 chunks
+    tf = Compose([ToTensor(), Normalize((0.5,), (0.5,))])
+    ds = ArrayDataset(images, np.arange(5000), transform=tf)
+    assert ds._inputs.shape == (5000, 1, 2, 2) and ds._inputs.dtype == np.float32
+    np.testing.assert_array_equal(ds.get_batch(np.arange(5000))[0], tf.batch(images))
     with pytest.raises(TypeError, match="is not a Transform"):
         Compose([ToTensor(), abs]).batch(np.zeros((1, 2, 2), np.uint8))
+
+
+def test_pil_images_go_through_to_tensor_first():
+    Image = pytest.importorskip("PIL.Image")
+    img = Image.fromarray(np.arange(12, dtype=np.uint8).reshape(3, 4))
+    np.testing.assert_allclose(ToTensor()(img)[0], np.arange(12).reshape(3, 4) / 255)
+    with pytest.raises(TypeError, match="put ToTensor\\(\\) before it"):
+        RandomCrop(2)(img)
+    with pytest.raises(TypeError, match="put ToTensor\\(\\) before it"):
+        RandomHorizontalFlip()(img)

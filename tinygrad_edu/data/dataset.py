@@ -75,10 +75,10 @@ class ArrayDataset(Dataset):
         if len(data) != len(targets):
             raise ValueError(f"{type(self).__name__}: {len(data)} images but {len(targets)} "
                              "targets")
-        self.data, self.targets = data, targets
+        self.data, self.targets = np.asarray(data), np.asarray(targets)
         self.transform, self.target_transform = transform, target_transform
         static, self._dynamic = split_static(transform)
-        self._inputs = static.batch(data) if static is not None else data
+        self._inputs = _in_chunks(static, self.data) if static is not None else self.data
         self._fast = can_batch(self._dynamic) and can_batch(target_transform)
 
     def __getitem__(self, index: int) -> tuple:
@@ -154,3 +154,14 @@ def _split_counts(n: int, lengths: Sequence[int | float]) -> list[int]:
         raise ValueError(f"random_split: lengths {list(lengths)} sum to {sum(counts)}, but the "
                          f"dataset has {n} samples")
     return counts
+
+
+def _in_chunks(transform, data: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """`transform.batch(data)` a chunk at a time into one output array: the temporaries stay
+    small, so a 60000-image data set costs one big allocation instead of one per step."""
+    first = transform.batch(data[:chunk])
+    out = np.empty((len(data),) + first.shape[1:], first.dtype)
+    out[:len(first)] = first
+    for start in range(chunk, len(data), chunk):
+        out[start:start + chunk] = transform.batch(data[start:start + chunk])
+    return out

@@ -37,6 +37,8 @@ class Resource:
 
 
 class Source(Protocol):
+    """Writes the verified `resources` into `dest`, or raises one of SOURCE_ERRORS saying why."""
+
     def fetch(self, resources: Sequence[Resource], dest: Path) -> None: ...
 
 

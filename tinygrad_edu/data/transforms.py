@@ -41,7 +41,11 @@ class Compose(Transform):
 
     def __init__(self, transforms: Sequence[Callable]):
         self.transforms = list(transforms)
-        self.random = any(getattr(t, "random", True) for t in self.transforms)
+
+    @property
+    def random(self) -> bool:
+        """Plain callables count as random: nothing says they are not."""
+        return any(getattr(t, "random", True) for t in self.transforms)
 
     def __call__(self, x):
         for t in self.transforms:
@@ -98,6 +102,7 @@ class Normalize(Transform):
         self._inv_std = 1 / np.asarray(self.std, np.float32).reshape(-1, 1, 1)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        _check_array(x, self)
         channels = x.shape[-3] if x.ndim >= 3 else None
         if len(self.mean) not in (1, channels):
             raise ValueError(f"Normalize({len(self.mean)} channels): expected (C, H, W) or "
@@ -134,6 +139,7 @@ class RandomCrop(Transform):
         return windows[np.arange(n), ..., i, j, :, :]            # (N, ..., h, w)
 
     def _pad(self, x: np.ndarray) -> np.ndarray:
+        _check_array(x, self)
         p = self.padding
         if p:
             x = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(p, p), (p, p)])
@@ -151,9 +157,11 @@ class RandomHorizontalFlip(Transform):
         self.p = p
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        _check_array(x, self)
         return x[..., ::-1].copy() if get_rng().random() < self.p else x
 
     def batch(self, x: np.ndarray) -> np.ndarray:
+        _check_array(x, self)
         flip = get_rng().random(len(x)) < self.p
         out = x.copy()
         out[flip] = x[flip][..., ::-1]
@@ -184,6 +192,13 @@ def split_static(transform: Callable | None) -> tuple[Transform | None, Callable
 
 def _compose(parts: list) -> Callable | None:
     return None if not parts else parts[0] if len(parts) == 1 else Compose(parts)
+
+
+def _check_array(x, transform: Transform) -> None:
+    """Array transforms come after ToTensor (torchvision also lets them take PIL images)."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{transform!r}: expected a numpy array (C, H, W) or (N, C, H, W), got "
+                        f"{type(x).__name__}; put ToTensor() before it in Compose")
 
 
 def _to_float(x: np.ndarray) -> np.ndarray:
