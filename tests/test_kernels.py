@@ -1,0 +1,418 @@
+"""Convolution and pooling: Numba kernels vs the naive references in `tinygrad_edu.testing`,
+gradient checks of the Functions, argument errors, and (when installed) PyTorch parity."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinygrad_edu import kernels
+from tinygrad_edu.autograd import Function, no_grad
+from tinygrad_edu.ops_cnn import Conv2d, avg_pool2d, conv2d, max_pool2d
+from tinygrad_edu.tensor import Tensor
+from tinygrad_edu.testing import (
+    avg_pool2d_ref,
+    batch_norm_ref,
+    conv2d_ref,
+    gradcheck,
+    max_pool2d_backward_ref,
+    max_pool2d_ref,
+    pool_output_size,
+)
+
+FEW = settings(max_examples=25, deadline=None)
+
+
+def _array(rng, shape, dtype, contiguous: bool) -> np.ndarray:
+    """Random array; when not contiguous, a transposed view of a (.., W, H) array."""
+    if contiguous:
+        return rng.standard_normal(shape).astype(dtype)
+    swapped = rng.standard_normal(shape[:-2] + shape[-2:][::-1]).astype(dtype)
+    view = np.swapaxes(swapped, -1, -2)
+    assert not view.flags.c_contiguous or min(shape[-2:]) == 1
+    return view
+
+
+def _tensor(a: np.ndarray, requires_grad: bool = True) -> Tensor:
+    return Tensor(a, dtype=a.dtype, requires_grad=requires_grad)
+
+
+def _pad_total(padding, reach: int, axis: int) -> int:
+    if padding == "valid":
+        return 0
+    if padding == "same":
+        return reach - 1
+    return 2 * padding[axis]
+
+
+# ------------------------------------------------------------------ strategies
+@st.composite
+def conv_cases(draw):
+    groups = draw(st.integers(1, 3))
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = draw(st.one_of(st.tuples(st.integers(0, 2), st.integers(0, 2)),
+                             st.sampled_from(["same", "valid"])))
+    stride = (1, 1) if padding == "same" else (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    reach = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    hw = [max(1, reach[i] - _pad_total(padding, reach[i], i)) + draw(st.integers(0, 4))
+          for i in range(2)]
+    return {
+        "x_shape": (draw(st.integers(1, 2)), groups * draw(st.integers(1, 2)), *hw),
+        "w_shape": (groups * draw(st.integers(1, 2)), 0, *kernel),  # in-channels filled below
+        "opts": {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups},
+        "bias": draw(st.booleans()),
+        "dtype": draw(st.sampled_from([np.float32, np.float64])),
+        "contiguous": draw(st.booleans()),
+    }
+
+
+@st.composite
+def pool_cases(draw, dilation: bool = True):
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = draw(st.one_of(st.none(), st.tuples(st.integers(1, 3), st.integers(1, 3))))
+    padding = (draw(st.integers(0, kernel[0] // 2)), draw(st.integers(0, kernel[1] // 2)))
+    dil = (draw(st.integers(1, 2)), draw(st.integers(1, 2))) if dilation else (1, 1)
+    reach = [d * (k - 1) + 1 for k, d in zip(kernel, dil)]
+    hw = [max(1, reach[i] - 2 * padding[i]) + draw(st.integers(0, 4)) for i in range(2)]
+    return {
+        "shape": (draw(st.integers(1, 2)), draw(st.integers(1, 3)), *hw),
+        "opts": {"kernel_size": kernel, "stride": stride, "padding": padding,
+                 "ceil_mode": draw(st.booleans()), **({"dilation": dil} if dilation else {})},
+        "dtype": draw(st.sampled_from([np.float32, np.float64])),
+        "contiguous": draw(st.booleans()),
+    }
+
+
+def _conv_inputs(case, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x_shape, (oc, _, kh, kw) = case["x_shape"], case["w_shape"]
+    w_shape = (oc, x_shape[1] // case["opts"]["groups"], kh, kw)
+    x = _array(rng, x_shape, case["dtype"], case["contiguous"])
+    w = _array(rng, w_shape, case["dtype"], case["contiguous"])
+    b = rng.standard_normal(oc).astype(case["dtype"]) if case["bias"] else None
+    return x, w, b
+
+
+def _tol(dtype) -> dict:
+    return {"rtol": 1e-4, "atol": 1e-4} if dtype == np.float32 else {"rtol": 1e-10, "atol": 1e-10}
+
+
+# ------------------------------------------------------------------ conv2d vs reference
+@FEW
+@given(conv_cases())
+def test_conv2d_matches_reference_and_backward_is_the_adjoint(case):
+    x, w, b = _conv_inputs(case)
+    X, Wt = _tensor(x), _tensor(w)
+    B = None if b is None else _tensor(b)
+    y = conv2d(X, Wt, B, **case["opts"])
+    assert y.dtype == x.dtype and y.data.flags.c_contiguous
+    np.testing.assert_allclose(y.data, conv2d_ref(x, w, b, **case["opts"]), **_tol(x.dtype))
+
+    # conv is linear in x and in w: <conv(x, w), gy> = <x, gx> = <w, gw> (+ <b, gb> with bias)
+    gy = np.random.default_rng(1).standard_normal(y.shape).astype(x.dtype)
+    y.backward(gy)
+    bias_part = 0.0 if b is None else np.sum(b * gy.sum(axis=(0, 2, 3)))
+    total = np.sum(y.data.astype(np.float64) * gy)
+    for grad, value in ((X.grad, x), (Wt.grad, w)):
+        assert grad.dtype == x.dtype and grad.shape == value.shape
+        np.testing.assert_allclose(np.sum(grad.data.astype(np.float64) * value) + bias_part, total,
+                                   rtol=1e-4 if x.dtype == np.float32 else 1e-10, atol=1e-3)
+    if b is not None:
+        np.testing.assert_allclose(B.grad.data, gy.sum(axis=(0, 2, 3)), **_tol(x.dtype))
+
+
+@FEW
+@given(conv_cases())
+def test_col2im_is_the_adjoint_of_im2col(case):
+    x = _conv_inputs({**case, "contiguous": True})[0]
+    _, _, kh, kw = case["w_shape"]
+    N, C, H, W = x.shape
+    (sh, sw), (dh, dw) = case["opts"]["stride"], case["opts"]["dilation"]
+    padding = case["opts"]["padding"]
+    pt, pl = (0, 0) if padding == "valid" else (
+        (dh * (kh - 1) // 2, dw * (kw - 1) // 2) if padding == "same" else padding)
+    oh = (H + _pad_total(padding, dh * (kh - 1) + 1, 0) - dh * (kh - 1) - 1) // sh + 1
+    ow = (W + _pad_total(padding, dw * (kw - 1) + 1, 1) - dw * (kw - 1) - 1) // sw + 1
+    col = kernels.im2col(x, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+    assert col.shape == (C * kh * kw, N * oh * ow) and col.dtype == x.dtype
+    c = np.random.default_rng(2).standard_normal(col.shape).astype(x.dtype)
+    back = kernels.col2im(c, N, C, H, W, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+    np.testing.assert_allclose(np.sum(col * c, dtype=np.float64),
+                               np.sum(x * back, dtype=np.float64), rtol=1e-4, atol=1e-3)
+
+
+# ------------------------------------------------------------------ pooling vs reference
+@FEW
+@given(pool_cases())
+def test_max_pool2d_matches_reference(case):
+    rng = np.random.default_rng(0)
+    x = _array(rng, case["shape"], case["dtype"], case["contiguous"])
+    x = np.round(x, 1)  # coarse values: many ties, which must go to the first maximum
+    X = _tensor(x)
+    y, indices = max_pool2d(X, **case["opts"], return_indices=True)
+    y_ref, indices_ref = max_pool2d_ref(x, **case["opts"])
+    np.testing.assert_array_equal(y.data, y_ref)
+    np.testing.assert_array_equal(indices.data, indices_ref)
+    assert y.dtype == x.dtype and indices.dtype == np.int64
+    gy = rng.standard_normal(y.shape).astype(x.dtype)
+    y.backward(gy)
+    np.testing.assert_allclose(X.grad.data, max_pool2d_backward_ref(x, gy, **case["opts"]),
+                               **_tol(x.dtype))
+
+
+@FEW
+@given(pool_cases(dilation=False), st.booleans())
+def test_avg_pool2d_matches_reference(case, count_include_pad):
+    rng = np.random.default_rng(0)
+    x = _array(rng, case["shape"], case["dtype"], case["contiguous"])
+    opts = {**case["opts"], "count_include_pad": count_include_pad}
+    X = _tensor(x)
+    y = avg_pool2d(X, **opts)
+    assert y.dtype == x.dtype
+    np.testing.assert_allclose(y.data, avg_pool2d_ref(x, **opts), **_tol(x.dtype))
+    # avg pooling is linear: <avg(x), gy> = <x, gx>
+    gy = rng.standard_normal(y.shape).astype(x.dtype)
+    y.backward(gy)
+    np.testing.assert_allclose(np.sum(X.grad.data * x, dtype=np.float64),
+                               np.sum(y.data * gy, dtype=np.float64), rtol=1e-4, atol=1e-4)
+
+
+def test_max_pool2d_ties_route_to_one_position():
+    """A flat image (MNIST background, ReLU zeros): each window's gradient goes to its first pixel
+    only; a `window == max` mask would send it to all four."""
+    X = _tensor(np.zeros((1, 1, 4, 4)))
+    y = max_pool2d(X, 2)
+    y.backward(np.array([[[[1.0, 2.0], [3.0, 4.0]]]]))
+    expected = np.zeros((4, 4))
+    expected[0, 0], expected[0, 2], expected[2, 0], expected[2, 2] = 1, 2, 3, 4
+    np.testing.assert_array_equal(X.grad.data[0, 0], expected)
+
+
+def test_max_pool2d_overlapping_ties_accumulate_on_the_first_pixel():
+    X = _tensor(np.zeros((1, 1, 3, 3)))
+    max_pool2d(X, 2, stride=1).backward(np.ones((1, 1, 2, 2)))
+    assert X.grad.data.sum() == 4 and np.count_nonzero(X.grad.data) == 4
+    np.testing.assert_array_equal(X.grad.data[0, 0], [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
+
+
+def test_max_pool2d_nan_wins_and_minus_inf_windows_keep_an_index():
+    x = np.array([[[[1.0, np.nan, 5.0, 2.0], [-np.inf, -np.inf, 0.0, 7.0]]]])
+    y, indices = max_pool2d(Tensor(x), 2, return_indices=True)
+    assert np.isnan(y.data[0, 0, 0, 0]) and y.data[0, 0, 0, 1] == 7.0
+    np.testing.assert_array_equal(indices.data[0, 0, 0], [1, 7])
+    y, indices = max_pool2d(Tensor(np.full((1, 1, 2, 2), -np.inf)), 2, return_indices=True)
+    assert y.data.item() == -np.inf and indices.data.item() == 0
+
+
+def test_max_pool2d_return_indices_without_a_graph():
+    x = np.random.default_rng(0).standard_normal((2, 3, 5, 5)).astype(np.float32)
+    with no_grad():
+        y, indices = max_pool2d(Tensor(x), 3, 2, 1, return_indices=True)
+    np.testing.assert_array_equal(indices.data, max_pool2d_ref(x, 3, 2, 1)[1])
+    assert y.shape == indices.shape == (2, 3, 3, 3)
+
+
+def test_pool_output_size_ceil_mode_drops_a_window_starting_in_the_right_padding():
+    assert pool_output_size(5, 2, 2, 0, 1, ceil_mode=False) == 2
+    assert pool_output_size(5, 2, 2, 0, 1, ceil_mode=True) == 3
+    assert pool_output_size(4, 2, 3, 1, 1, ceil_mode=True) == 2  # a 3rd would start at 5 >= 4+1
+
+
+# ------------------------------------------------------------------ gradient checks
+def _leaf(rng, *shape) -> Tensor:
+    return Tensor(rng.standard_normal(shape), dtype=np.float64, requires_grad=True)
+
+
+@pytest.mark.parametrize("opts", [
+    {"stride": 1, "padding": 1},
+    {"stride": (2, 1), "padding": (1, 0), "dilation": (1, 2), "groups": 2},
+    {"padding": "same", "dilation": 2},
+])
+def test_conv2d_gradcheck(opts):
+    rng = np.random.default_rng(0)
+    x, w, b = _leaf(rng, 2, 4, 6, 5), _leaf(rng, 4, 4 // opts.get("groups", 1), 3, 2), _leaf(rng, 4)
+    assert gradcheck(lambda x, w, b: conv2d(x, w, b, **opts), x, w, b)
+    assert gradcheck(lambda x, w: conv2d(x, w, **opts), x, w)
+
+
+@pytest.mark.parametrize("opts", [
+    {"kernel_size": 2},
+    {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True},
+    {"kernel_size": (2, 3), "stride": 1, "dilation": 2},
+])
+def test_max_pool2d_gradcheck(opts):
+    assert gradcheck(lambda x: max_pool2d(x, **opts), _leaf(np.random.default_rng(0), 2, 2, 7, 7))
+
+
+@pytest.mark.parametrize("count_include_pad", [True, False])
+def test_avg_pool2d_gradcheck(count_include_pad):
+    x = _leaf(np.random.default_rng(0), 2, 2, 6, 7)
+    assert gradcheck(lambda x: avg_pool2d(x, 3, 2, 1, ceil_mode=True,
+                                          count_include_pad=count_include_pad), x)
+
+
+class _SquareWithWrongBackward(Function):
+    """x**2 whose backward forgets the factor 2: gradcheck must catch it."""
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return x * x
+
+    def backward(self, grad):
+        (x,) = self.saved
+        return grad * x
+
+
+class _Conv2dWithUnflippedGradient(Conv2d):
+    """A plausible conv bug: the weight gradient comes out spatially flipped."""
+
+    def backward(self, grad):
+        gx, gw = super().backward(grad)
+        return gx, gw[:, :, ::-1, ::-1]
+
+
+def test_gradcheck_catches_a_wrong_backward():
+    x = _leaf(np.random.default_rng(0), 3, 2)
+    with pytest.raises(AssertionError, match=r"input 0 at element \(\d, \d\): analytic .* numeric"):
+        gradcheck(_SquareWithWrongBackward.apply, x)
+    assert gradcheck(_SquareWithWrongBackward.apply, x, raise_exception=False) is False
+    rng = np.random.default_rng(1)
+    x, w = _leaf(rng, 1, 1, 4, 4), _leaf(rng, 2, 1, 3, 3)
+    with pytest.raises(AssertionError, match="input 1"):
+        gradcheck(lambda x, w: _Conv2dWithUnflippedGradient.apply(x, w, padding=1), x, w)
+
+
+def test_conv2d_skips_the_input_gradient_when_not_needed(monkeypatch):
+    def fail(*args):
+        raise AssertionError("col2im called for an input that needs no gradient")
+
+    monkeypatch.setattr(kernels, "col2im", fail)
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((2, 1, 5, 5)).astype(np.float32))
+    w = Tensor(rng.standard_normal((3, 1, 3, 3)).astype(np.float32), requires_grad=True)
+    conv2d(x, w, padding=1).sum().backward()
+    assert x.grad is None and w.grad.dtype == np.float32
+
+
+def test_float32_stays_float32():
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((2, 3, 8, 8)), requires_grad=True)
+    w = Tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
+    b = Tensor(rng.standard_normal(4), requires_grad=True)
+    y = avg_pool2d(max_pool2d(conv2d(x, w, b, padding=1), 2), 2)
+    y.sum().backward()
+    assert {t.dtype for t in (y, x.grad, w.grad, b.grad)} == {np.dtype(np.float32)}
+
+
+# ------------------------------------------------------------------ argument errors
+@pytest.mark.parametrize("call, message", [
+    (lambda: conv2d(Tensor(np.zeros((1, 28, 28))), Tensor(np.zeros((8, 1, 3, 3)))),
+     r"conv2d: expected input \(N, C, H, W\), got \(1, 28, 28\)"),
+    (lambda: conv2d(Tensor(np.zeros((1, 3, 8, 8))), Tensor(np.zeros((8, 1, 3, 3)))),
+     r"conv2d: input \(1, 3, 8, 8\) has 3 channels, but weight \(8, 1, 3, 3\) .* expects 1"),
+    (lambda: conv2d(Tensor(np.zeros((1, 1, 3, 3))), Tensor(np.zeros((8, 1, 5, 5)))),
+     r"conv2d: kernel 5x5 .* larger than the padded input 3x3"),
+    (lambda: conv2d(Tensor(np.zeros((1, 1, 8, 8))), Tensor(np.zeros((8, 1, 3, 3))),
+                    Tensor(np.zeros(4))), r"conv2d: expected bias of shape \(8,\)"),
+    (lambda: conv2d(Tensor(np.zeros((1, 1, 8, 8))), Tensor(np.zeros((8, 1, 3, 3))), stride=2,
+                    padding="same"), "conv2d: padding='same' needs stride 1"),
+    (lambda: max_pool2d(Tensor(np.zeros((1, 1, 8, 8))), 3, padding=2),
+     r"max_pool2d: padding \(2, 2\) should be at most half of kernel_size \(3, 3\)"),
+    (lambda: avg_pool2d(Tensor(np.zeros((1, 1, 8, 8))), 2, padding=2),
+     r"avg_pool2d: padding \(2, 2\) should be at most half"),
+    (lambda: max_pool2d(Tensor(np.zeros((1, 8, 8))), 2),
+     r"max_pool2d: expected input \(N, C, H, W\), got \(1, 8, 8\)"),
+    (lambda: max_pool2d(Tensor(np.zeros((1, 1, 2, 2))), 3),
+     r"max_pool2d: input \(1, 1, 2, 2\) is too small"),
+])
+def test_argument_errors_name_the_op_and_shapes(call, message):
+    with pytest.raises(RuntimeError, match=message):
+        call()
+
+
+# ------------------------------------------------------------------ batch_norm_ref
+def test_batch_norm_ref_normalises_each_channel():
+    x = np.random.default_rng(0).standard_normal((4, 3, 5, 5)) * 3 + 2
+    y, mean, var = batch_norm_ref(x, np.array([1.0, 2.0, 0.5]), np.array([0.0, 1.0, -1.0]))
+    np.testing.assert_allclose(mean, x.mean(axis=(0, 2, 3)))
+    np.testing.assert_allclose(var, x.var(axis=(0, 2, 3)))
+    np.testing.assert_allclose(y.mean(axis=(0, 2, 3)), [0.0, 1.0, -1.0], atol=1e-12)
+    np.testing.assert_allclose(y.std(axis=(0, 2, 3)), [1.0, 2.0, 0.5], rtol=1e-4)
+
+
+# ------------------------------------------------------------------ PyTorch parity (optional)
+def _torch_leaf(torch, a: np.ndarray):
+    return torch.tensor(a, dtype=torch.float64, requires_grad=True)
+
+
+@pytest.mark.parametrize("opts", [
+    {"stride": 1, "padding": 1},
+    {"stride": (2, 3), "padding": (2, 1), "dilation": (2, 1), "groups": 3},
+    {"padding": "same", "dilation": (1, 2)},
+    {"padding": "valid", "stride": 2},
+])
+def test_conv2d_parity_with_torch(opts):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 6, 9, 8)), rng.standard_normal((6, 6 // opts.get("groups", 1), 3, 4))
+    b, ours = rng.standard_normal(6), [_tensor(a) for a in (x, w)]
+    ours.append(_tensor(b))
+    theirs = [_torch_leaf(torch, a) for a in (x, w, b)]
+    y, yt = conv2d(*ours, **opts), torch.nn.functional.conv2d(*theirs, **opts)
+    gy = rng.standard_normal(y.shape)
+    y.backward(gy)
+    yt.backward(torch.tensor(gy))
+    np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=0, atol=1e-8)
+    for mine, ref in zip(ours, theirs):
+        np.testing.assert_allclose(mine.grad.data, ref.grad.numpy(), rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("opts", [
+    {"kernel_size": 2},
+    {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True},
+    {"kernel_size": (3, 2), "stride": (1, 2), "padding": (1, 0), "dilation": (2, 1)},
+])
+@pytest.mark.parametrize("ties", [False, True])
+def test_max_pool2d_parity_with_torch(opts, ties):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 9, 8))
+    x = np.maximum(np.round(x), 0) if ties else x  # ReLU-like zeros: mostly ties
+    X, xt = _tensor(x), _torch_leaf(torch, x)
+    y, indices = max_pool2d(X, **opts, return_indices=True)
+    yt, indices_t = torch.nn.functional.max_pool2d(xt, **opts, return_indices=True)
+    gy = rng.standard_normal(y.shape)
+    y.backward(gy)
+    yt.backward(torch.tensor(gy))
+    np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=0, atol=1e-8)
+    np.testing.assert_array_equal(indices.data, indices_t.numpy())
+    np.testing.assert_allclose(X.grad.data, xt.grad.numpy(), rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("opts", [
+    {"kernel_size": 2},
+    {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True},
+    {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True, "count_include_pad": False},
+    {"kernel_size": (2, 3), "stride": (3, 1), "padding": (1, 1), "count_include_pad": False},
+])
+def test_avg_pool2d_parity_with_torch(opts):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 9, 8))
+    X, xt = _tensor(x), _torch_leaf(torch, x)
+    y, yt = avg_pool2d(X, **opts), torch.nn.functional.avg_pool2d(xt, **opts)
+    gy = rng.standard_normal(y.shape)
+    y.backward(gy)
+    yt.backward(torch.tensor(gy))
+    np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=0, atol=1e-8)
+    np.testing.assert_allclose(X.grad.data, xt.grad.numpy(), rtol=0, atol=1e-8)
+
+
+def test_batch_norm_ref_parity_with_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((4, 3, 5, 5)), rng.standard_normal(3), rng.standard_normal(3)
+    y, _, _ = batch_norm_ref(x, w, b)
+    yt = torch.nn.functional.batch_norm(torch.tensor(x), None, None, torch.tensor(w),
+                                        torch.tensor(b), training=True)
+    np.testing.assert_allclose(y, yt.numpy(), rtol=0, atol=1e-8)
