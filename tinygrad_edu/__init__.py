@@ -38,6 +38,8 @@ from .tensor import (
                      zeros,
                      zeros_like,
 )
+# Sub-packages after Tensor, which they all build on: tg.nn, tg.optim, tg.data, tg.train, ...
+from . import data, metrics, nn, optim, testing, train  # noqa: E402, I001
 
 float32 = _np.dtype(_np.float32)
 float64 = _np.dtype(_np.float64)

@@ -1,0 +1,90 @@
+"""End-to-end MNIST experiments on a small subset: run directory contents, TensorBoard events,
+report, comparison, and the one-sentence errors with exit code 2."""
+import json
+import os
+import sys
+
+import pytest
+
+from experiments import compare, mnist_cnn2, mnist_cnn3, mnist_mlp3
+from tinygrad_edu.data import MNIST, DataError
+from tinygrad_edu.logging import read_events
+
+
+def _mnist_available() -> bool:
+    try:
+        MNIST(train=False, download=False)
+        return True
+    except DataError:
+        return False
+
+
+needs_mnist = pytest.mark.skipif(not _mnist_available(),
+                                 reason="real MNIST not in the data cache (python -m "
+                                        "tinygrad_edu.data download mnist)")
+SMALL = ["--epochs", "1", "--subset", "600", "--batch-size", "50", "--no-progress"]
+
+
+@needs_mnist
+def test_cnn3_run_directory_is_complete(tmp_path):
+    summary = mnist_cnn3.main(SMALL + ["--logdir", str(tmp_path)])
+    run_dir = summary["run_dir"]
+    for name in ("metrics.json", "checkpoint.npz", "report.html"):
+        assert os.path.exists(os.path.join(run_dir, name)), name
+    saved = json.load(open(os.path.join(run_dir, "metrics.json")))["summary"]
+    assert saved["status"] == "finished" and saved["test_accuracy"] > 0.5
+    events = read_events(run_dir)
+    for tag in ("train/loss", "train/accuracy", "val/loss", "val/accuracy", "test/f1_macro"):
+        assert tag in events.scalars, tag
+    assert {"test/confusion_matrix", "test/top3_per_class"} <= set(events.images)
+    html = open(os.path.join(run_dir, "report.html")).read()
+    assert "<svg" in html and "data:image/png;base64" in html and "F-scores" in html
+
+
+@needs_mnist
+def test_compare_collects_both_frameworks(tmp_path):
+    pytest.importorskip("torch")
+    args = SMALL + ["--logdir", str(tmp_path)]
+    mnist_mlp3.main(args)
+    mnist_mlp3.main(args + ["--framework", "torch"])
+    compare.main(["--collect", "--logdir", str(tmp_path), "--networks", "mlp3"])
+    out = [d for d in os.listdir(tmp_path) if d.startswith("compare-")]
+    md = open(os.path.join(tmp_path, out[0], "comparison.md")).read()
+    assert "| mlp3 | tinygrad_edu |" in md and "| mlp3 | torch |" in md
+
+
+def _exit_code(main, argv, capsys) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    return e.value.code, capsys.readouterr().err
+
+
+def test_missing_data_dir_is_one_sentence(tmp_path, capsys):
+    code, err = _exit_code(mnist_cnn2.main, ["--data-dir", str(tmp_path / "nope"),
+                                             "--logdir", str(tmp_path)], capsys)
+    assert code == 2 and "is not a directory" in err and "Traceback" not in err
+    assert not any(p.name.startswith("mnist") for p in tmp_path.iterdir())
+
+
+def test_corrupt_data_dir_is_reported(tmp_path, capsys):
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03garbage")
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01")
+    code, err = _exit_code(mnist_cnn2.main, ["--data-dir", str(tmp_path),
+                                             "--logdir", str(tmp_path / "runs")], capsys)
+    assert code == 2 and "train-images-idx3-ubyte" in err
+    assert not (tmp_path / "runs").exists()
+
+
+@needs_mnist
+def test_subset_larger_than_data(tmp_path, capsys):
+    code, err = _exit_code(mnist_cnn3.main, ["--subset", "70000", "--logdir", str(tmp_path)],
+                           capsys)
+    assert code == 2 and "--subset 70000" in err
+    assert not os.listdir(tmp_path)
+
+
+def test_torch_framework_without_torch(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` fail
+    code, err = _exit_code(mnist_mlp3.main, ["--framework", "torch", "--logdir", str(tmp_path)],
+                           capsys)
+    assert code == 2 and "pip install torch==2.13.0" in err
