@@ -51,12 +51,12 @@ def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], title: str, 
     def sy(y):
         return top + (y1 - y) / (y1 - y0) * (height - top - bottom)
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'font-size="11" font-family="sans-serif">',
-             f'<text x="{width / 2}" y="16" text-anchor="middle" font-size="13">'
-             f'{html.escape(title)}</text>',
-             f'<rect x="{left}" y="{top}" width="{width - left - right}" '
-             f'height="{height - top - bottom}" fill="none" stroke="#999"/>']
+    parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'font-size="11" font-family="sans-serif">'),
+             (f'<text x="{width / 2}" y="16" text-anchor="middle" font-size="13">'
+             f'{html.escape(title)}</text>'),
+             (f'<rect x="{left}" y="{top}" width="{width - left - right}" '
+             f'height="{height - top - bottom}" fill="none" stroke="#999"/>')]
     for t in np.linspace(y0, y1, 5):
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(t):.1f}" y2="{sy(t):.1f}" '
                      f'stroke="#eee"/><text x="{left - 4}" y="{sy(t) + 4:.1f}" '

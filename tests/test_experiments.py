@@ -3,6 +3,7 @@ report, comparison, and the one-sentence errors with exit code 2."""
 import json
 import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -31,13 +32,13 @@ def test_cnn3_run_directory_is_complete(tmp_path):
     run_dir = summary["run_dir"]
     for name in ("metrics.json", "checkpoint.npz", "report.html"):
         assert os.path.exists(os.path.join(run_dir, name)), name
-    saved = json.load(open(os.path.join(run_dir, "metrics.json")))["summary"]
+    saved = json.loads(Path(run_dir, "metrics.json").read_text())["summary"]
     assert saved["status"] == "finished" and saved["test_accuracy"] > 0.5
     events = read_events(run_dir)
     for tag in ("train/loss", "train/accuracy", "val/loss", "val/accuracy", "test/f1_macro"):
         assert tag in events.scalars, tag
     assert {"test/confusion_matrix", "test/top3_per_class"} <= set(events.images)
-    html = open(os.path.join(run_dir, "report.html")).read()
+    html = Path(run_dir, "report.html").read_text()
     assert "<svg" in html and "data:image/png;base64" in html and "F-scores" in html
 
 
@@ -49,7 +50,7 @@ def test_compare_collects_both_frameworks(tmp_path):
     mnist_mlp3.main(args + ["--framework", "torch"])
     compare.main(["--collect", "--logdir", str(tmp_path), "--networks", "mlp3"])
     out = [d for d in os.listdir(tmp_path) if d.startswith("compare-")]
-    md = open(os.path.join(tmp_path, out[0], "comparison.md")).read()
+    md = Path(tmp_path, out[0], "comparison.md").read_text()
     assert "| mlp3 | tinygrad_edu |" in md and "| mlp3 | torch |" in md
 
 
