@@ -7,7 +7,8 @@ filters and first-layer weights, as PNG files (--out) and TensorBoard images (--
     python -m experiments.visualize --index 0 --method cam --compare runs/A runs/B runs/C
 
 A checkpoint is a run directory (its checkpoint.npz), or a file written by tg.save holding a
-state dict or {"model": state_dict, "model_name": ...}. Runs trained with --framework torch are
+state dict or {"model": state_dict, "model_name": ..., "model_config": model.config} (the
+config only for non-default sizes). Runs trained with --framework torch are
 shown through the PyTorch twin. Without --checkpoint the model (--model) has random weights.
 """
 from __future__ import annotations
@@ -100,8 +101,16 @@ def _run_framework(checkpoint: str) -> str:
     return summary.get("framework") or summary.get("config", {}).get("framework", "tinygrad_edu")
 
 
-def read_checkpoint(path: str) -> tuple[dict, str | None, str]:
-    """(state dict of arrays, model name if recorded, framework) of a checkpoint or run dir."""
+@dataclass
+class Checkpoint:
+    state: dict  # name -> numpy array
+    model_name: str | None  # the registry name, if the checkpoint records it
+    model_config: dict  # keyword arguments of the model (empty: its defaults)
+    framework: str  # "tinygrad_edu", or "torch" for a run trained with --framework torch
+
+
+def read_checkpoint(path: str) -> Checkpoint:
+    """The weights and what is recorded about the model, from a checkpoint file or run dir."""
     file = _checkpoint_file(path)
     try:
         obj = tg.load(file)
@@ -114,12 +123,15 @@ def read_checkpoint(path: str) -> tuple[dict, str | None, str]:
         raise UsageError(f"checkpoint {file} holds no state dict (a dict of arrays, or one "
                          f"under the key 'model')")
     name = obj.get("model_name") if isinstance(obj.get("model_name"), str) else None
-    return {k: np.asarray(getattr(v, "data", v)) for k, v in state.items()}, name, \
-        _run_framework(file)
+    config = obj.get("model_config") if isinstance(obj.get("model_config"), dict) else {}
+    state = {k: np.asarray(getattr(v, "data", v)) for k, v in state.items()}
+    return Checkpoint(state, name, config, _run_framework(file))
 
 
-def build_model(name: str, framework: str, state: dict | None) -> Loaded:
-    """The registry's model (or its PyTorch twin) `name`, with `state` loaded if given."""
+def build_model(name: str, framework: str, state: dict | None, config: dict | None = None
+                ) -> Loaded:
+    """The registry's model (or its PyTorch twin) `name` built with `config` (the model's own
+    `config` dict, for non-default sizes), with `state` loaded if given."""
     if name not in models.MODELS:
         raise UsageError(f"unknown model {name!r}; choose one of {', '.join(models.MODELS)}")
     if framework == "torch":
@@ -128,10 +140,10 @@ def build_model(name: str, framework: str, state: dict | None) -> Loaded:
         except ImportError:
             raise UsageError("the checkpoint was trained with PyTorch; showing it needs torch "
                              "(pip install torch==2.13.0)") from None
-        model = models.get_torch_model(name)
+        model = models.get_torch_model(name, **(config or {}))
         state = None if state is None else {k: torch.from_numpy(v) for k, v in state.items()}
     else:
-        model = models.get_model(name)
+        model = models.get_model(name, **(config or {}))
     if state is not None:
         try:
             model.load_state_dict(state)
@@ -146,12 +158,13 @@ def load_model(checkpoint: str | None, model_name: str | None) -> Loaded:
         tg.manual_seed(0)
         print(f"note: no --checkpoint, so {model_name or 'cnn3'} has random weights")
         return build_model(model_name or "cnn3", "tinygrad_edu", None)
-    state, recorded, framework = read_checkpoint(checkpoint)
-    name = model_name or recorded
+    ckpt = read_checkpoint(checkpoint)
+    name = model_name or ckpt.model_name
     if name is None:
         raise UsageError(f"checkpoint {checkpoint} does not record its model; pass --model "
                          f"({', '.join(models.MODELS)})")
-    return build_model(name, framework, state)
+    config = ckpt.model_config if name == ckpt.model_name else {}
+    return build_model(name, ckpt.framework, ckpt.state, config)
 
 
 # ---- inputs ----------------------------------------------------------------------------------
