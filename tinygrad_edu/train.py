@@ -1,0 +1,503 @@
+"""A training loop for classifiers: fit, evaluate and predict, with checkpoints you can resume.
+
+    history = tg.train.fit(model, Adam(model.parameters()), train_loader, val_loader, epochs=5,
+                           logdir="runs/mlp")     # TensorBoard curves, runs/mlp/checkpoint.npz
+    loss, acc, logits, targets = tg.train.evaluate(model, test_loader)
+
+What `fit` does each epoch: train in `model.train()` mode, one optimizer step per batch; then
+validate under `no_grad` in `model.eval()` mode; step the scheduler; log; save a checkpoint.
+
+Schedulers: ReduceLROnPlateau steps once per epoch with the validation loss (the training loss
+without a val_loader); OneCycleLR, and any scheduler with `step_per_batch = True`, steps after
+every batch; every other scheduler steps once per epoch.
+
+Checkpoints (one .npz, see `tinygrad_edu.serialization`) hold the model, optimizer, scheduler,
+random-generator state, history and the position in the run, so `fit(..., resume=True)` ends
+with exactly the weights an uninterrupted run would have, even when the run was stopped in the
+middle of an epoch. For that, the shuffle must come from tinygrad_edu's generator
+(`DataLoader(seed=None)`, restored from the checkpoint) or from a loader with
+`set_epoch(epoch)` or `state_dict()` / `load_state_dict()`, which `fit` calls.
+
+Ctrl-C: the first one lets the current batch finish, saves a checkpoint, flushes the logs and
+re-raises KeyboardInterrupt; a second one interrupts at once.
+"""
+from __future__ import annotations
+
+import math
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from tqdm import tqdm
+
+from .autograd import no_grad
+from .logging import Logger
+from .nn import functional as F
+from .nn.module import Module
+from .optim.lr_scheduler import OneCycleLR, ReduceLROnPlateau
+from .optim.optimizer import Optimizer
+from .random import get_rng_state, manual_seed, set_rng_state
+from .serialization import load, save
+from .tensor import Tensor
+
+CHECKPOINT_FORMAT = "tinygrad_edu.fit"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the weights became NaN or infinite; the last good checkpoint was kept."""
+
+
+@dataclass
+class History:
+    """Per-epoch results of `fit`; entry i is epoch i + 1. Validation lists stay empty without a
+    val_loader; accuracies are NaN when the targets are not class labels."""
+    train_loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)
+    val_metrics: list[dict] = field(default_factory=list)  # from metrics_fn
+    lr: list[float] = field(default_factory=list)  # of the first parameter group, at epoch end
+    epoch_time: list[float] = field(default_factory=list)  # seconds of training per epoch
+    ms_per_iter: list[float] = field(default_factory=list)
+    best_epoch: int = 0  # the epoch with the lowest validation (else training) loss
+    best_loss: float = math.inf
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def _add(self, train: dict, val: dict | None, lr: float) -> None:
+        """Append one epoch and update the best one."""
+        self.train_loss.append(train["loss"])
+        self.train_acc.append(train["acc"])
+        self.epoch_time.append(train["seconds"])
+        self.ms_per_iter.append(train["ms_per_iter"])
+        self.lr.append(lr)
+        if val is not None:
+            self.val_loss.append(val["loss"])
+            self.val_acc.append(val["acc"])
+            self.val_metrics.append(val["metrics"])
+        loss = val["loss"] if val is not None else train["loss"]
+        if loss < self.best_loss:
+            self.best_epoch, self.best_loss = len(self.train_loss), loss
+
+
+@dataclass
+class _EpochStats:
+    """Running sums over the batches of the current epoch."""
+    loss_sum: float = 0.0  # sum of batch loss * batch size
+    seen: int = 0
+    correct: int = 0
+    labelled: int = 0  # samples whose accuracy could be scored (class-label targets)
+    batches: int = 0
+    seconds: float = 0.0
+
+    def add(self, loss: float, out: np.ndarray, y: np.ndarray, seconds: float) -> None:
+        n = len(y)
+        self.loss_sum += loss * n
+        self.seen += n
+        self.batches += 1
+        self.seconds += seconds
+        if _is_classification(out, y):
+            self.correct += int(np.count_nonzero(out.argmax(1) == y))
+            self.labelled += n
+
+    def summary(self) -> dict:
+        return {"loss": self.loss_sum / max(self.seen, 1),
+                "acc": self.correct / self.labelled if self.labelled else math.nan,
+                "seconds": self.seconds,
+                "ms_per_iter": 1e3 * self.seconds / max(self.batches, 1)}
+
+
+def _is_classification(out: np.ndarray, y: np.ndarray) -> bool:
+    """(N, C) scores against (N,) integer labels: accuracy is defined."""
+    return out.ndim == 2 and y.ndim == 1 and y.dtype.kind in "iu"
+
+
+# ------------------------------------------------------------------ evaluation
+def evaluate(model: Module, loader, loss_fn: Callable | None = None
+             ) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """Mean loss, accuracy, outputs (N, C) and targets (N,) over a loader of (x, y) batches,
+    in eval mode under no_grad (the model's mode is restored after).
+
+        loss, acc, logits, targets = evaluate(model, test_loader)
+    """
+    loss_fn = loss_fn or F.cross_entropy
+    outputs, targets, loss_sum = [], [], 0.0
+    with _eval_mode(model), no_grad():
+        for x, y in loader:
+            out = model(x)
+            loss_sum += float(loss_fn(out, y).data) * len(y)
+            outputs.append(out.data)
+            targets.append(np.asarray(getattr(y, "data", y)))
+    if not outputs:
+        raise ValueError("evaluate: the loader yielded no batches; is the dataset empty?")
+    outputs, targets = np.concatenate(outputs), np.concatenate(targets)
+    acc = (float(np.mean(outputs.argmax(1) == targets)) if _is_classification(outputs, targets)
+           else math.nan)
+    return loss_sum / len(targets), acc, outputs, targets
+
+
+def predict(model: Module, inputs, batch_size: int = 256) -> np.ndarray:
+    """The model's outputs for `inputs`, an array or Tensor (N, ...) or a loader of batches
+    (x or (x, y, ...)), computed in eval mode under no_grad; returns (N, ...) numpy.
+
+        probs = predict(model, x_test).argmax(1)
+    """
+    if isinstance(inputs, (np.ndarray, Tensor)):
+        data = np.asarray(getattr(inputs, "data", inputs))
+        batches = (data[i:i + batch_size] for i in range(0, len(data), batch_size))
+    else:
+        batches = (b[0] if isinstance(b, (tuple, list)) else b for b in inputs)
+    with _eval_mode(model), no_grad():
+        outputs = [model(x if isinstance(x, Tensor) else Tensor(x)).data for x in batches]
+    if not outputs:
+        raise ValueError("predict: got no inputs")
+    return np.concatenate(outputs)
+
+
+class _eval_mode:
+    """model.eval() inside the block, the previous mode after it."""
+
+    def __init__(self, model: Module):
+        self.model = model
+
+    def __enter__(self):
+        self.was_training = self.model.training
+        self.model.eval()
+
+    def __exit__(self, *exc):
+        self.model.train(self.was_training)
+        return False
+
+
+# ------------------------------------------------------------------ fit
+def fit(model: Module, optimizer: Optimizer, train_loader, val_loader=None, epochs: int = 1,
+        loss_fn: Callable | None = None, scheduler=None, logdir: str | Logger | None = None,
+        checkpoint_every: int = 1, checkpoint_path: str | None = None,
+        resume: bool | str = False, seed: int | None = None,
+        metrics_fn: Callable[[np.ndarray, np.ndarray], dict] | None = None,
+        log_every: int = 50, progress: bool = True, grad_clip: float | None = None) -> History:
+    """Train `model` for `epochs` epochs (in total, counting the epochs of a resumed run).
+
+    loss_fn(outputs, targets) defaults to cross-entropy. logdir: a Logger, or the directory of a
+    new one (None: no logging). Checkpoints go to checkpoint_path (default
+    <logdir>/checkpoint.npz; none without either) every `checkpoint_every` epochs and after the
+    last one. resume: True (from checkpoint_path) or a checkpoint's path. seed seeds
+    tinygrad_edu's generator (shuffling, dropout) unless resuming. metrics_fn(logits, targets)
+    -> {name: value} runs on the validation outputs each epoch. grad_clip: the largest L2 norm
+    of all gradients together. Raises TrainingDiverged on a NaN or infinite loss.
+
+        history = fit(model, opt, train_loader, val_loader, epochs=2, logdir="runs/mlp")
+    """
+    for name, value in (("checkpoint_every", checkpoint_every), ("log_every", log_every)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"fit: {name} must be a positive integer, got {value}")
+    owns_logger = isinstance(logdir, (str, os.PathLike))
+    logger = Logger(logdir=os.fspath(logdir)) if owns_logger else logdir
+    if checkpoint_path is None and logger is not None:
+        checkpoint_path = os.path.join(logger.logdir, "checkpoint.npz")
+    run = _Run(model, optimizer, train_loader, val_loader, epochs, loss_fn or F.cross_entropy,
+               scheduler, logger, int(checkpoint_every), checkpoint_path, metrics_fn,
+               int(log_every), progress, grad_clip)
+    try:
+        if resume:
+            run.restore(checkpoint_path if resume is True else os.fspath(resume))
+        elif seed is not None:
+            manual_seed(seed)
+        run.train()
+    finally:
+        if owns_logger:
+            logger.close()
+        elif logger is not None:
+            logger.flush()
+    return run.history
+
+
+class _Run:
+    """The state of one `fit` call: what it trains, where it is, and what it has measured."""
+
+    def __init__(self, model, optimizer, train_loader, val_loader, epochs, loss_fn, scheduler,
+                 logger, checkpoint_every, checkpoint_path, metrics_fn, log_every, progress,
+                 grad_clip):
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.train_loader, self.val_loader = train_loader, val_loader
+        self.epochs, self.loss_fn, self.metrics_fn = epochs, loss_fn, metrics_fn
+        self.logger, self.log_every, self.progress = logger, log_every, progress
+        self.checkpoint_every, self.checkpoint_path = checkpoint_every, checkpoint_path
+        self.grad_clip = grad_clip
+        self.per_batch_scheduler = (isinstance(scheduler, OneCycleLR)
+                                    or getattr(scheduler, "step_per_batch", False))
+        self.history = History()
+        # where the run is: epoch (0-based) and the batches of it already done, optimizer steps
+        self.epoch, self.batch, self.step = 0, 0, 0
+        self.stats = _EpochStats()
+        self.epoch_rng: dict | None = None  # generator state when the epoch began (its shuffle)
+        self.epoch_loader: dict | None = None  # train_loader.state_dict() when the epoch began
+        self.resume_rng: dict | None = None  # generator state to continue a mid-epoch resume
+        self.last_loss = (math.nan, -1)  # the last finite loss and its step
+        self.saved_epoch: float | None = None  # epochs done in the last checkpoint written
+        self.bar: tqdm | None = None
+
+    # -------------------------------------------------------------- the loop
+    def train(self) -> None:
+        with _InterruptAtBatchEnd() as interrupt:
+            try:
+                while self.epoch < self.epochs:
+                    self._train_epoch(interrupt)
+                    self._end_epoch()
+                    if interrupt.requested:
+                        raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                self._save_checkpoint()
+                raise
+            finally:
+                if self.bar is not None:
+                    self.bar.close()
+
+    def _train_epoch(self, interrupt: _InterruptAtBatchEnd) -> None:
+        """Run the remaining batches of epoch `self.epoch`."""
+        batches = self._start_epoch()
+        bar = tqdm(total=_length(self.train_loader), initial=self.batch, disable=not self.progress,
+                   desc=f"epoch {self.epoch + 1}/{self.epochs}", dynamic_ncols=True)
+        self.bar, shown = bar, time.perf_counter()
+        self.model.train()
+        tick = time.perf_counter()
+        for x, y in batches:
+            loss, out = self._train_step(x, y)
+            now = time.perf_counter()
+            self.stats.add(loss, out, np.asarray(getattr(y, "data", y)), now - tick)
+            self.batch, self.step, tick = self.batch + 1, self.step + 1, now
+            self._log_step(loss)
+            bar.update(1)
+            if now - shown > 0.5:
+                bar.set_postfix(self._postfix(self.stats.summary()), refresh=False)
+                shown = now
+            if interrupt.requested:
+                raise KeyboardInterrupt
+
+    def _start_epoch(self):
+        """The batch iterator of this epoch, fast-forwarded past batches already done."""
+        if self.batch == 0:
+            self.epoch_rng = get_rng_state()
+            if hasattr(self.train_loader, "set_epoch"):
+                self.train_loader.set_epoch(self.epoch)
+            if hasattr(self.train_loader, "state_dict"):
+                self.epoch_loader = self.train_loader.state_dict()
+            return iter(self.train_loader)
+        # resuming mid-epoch: replay the epoch's shuffle, skip the batches done, then continue
+        set_rng_state(self.epoch_rng)
+        if hasattr(self.train_loader, "set_epoch"):
+            self.train_loader.set_epoch(self.epoch)
+        if self.epoch_loader is not None:
+            self.train_loader.load_state_dict(self.epoch_loader)
+        batches = iter(self.train_loader)
+        for _ in range(self.batch):
+            next(batches)
+        set_rng_state(self.resume_rng)
+        return batches
+
+    def _train_step(self, x, y) -> tuple[float, np.ndarray]:
+        """One forward, backward and optimizer step; returns the loss and the outputs."""
+        out = self.model(x)
+        loss = self.loss_fn(out, y)
+        value = float(loss.data)  # the one sync per step
+        if not math.isfinite(value):
+            self._diverged(f"the loss is {value} at epoch {self.epoch + 1}, step {self.step + 1} "
+                           f"(batch {self.batch + 1} of the epoch)")
+        self.optimizer.zero_grad()
+        loss.backward()
+        if self.grad_clip is not None:
+            clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.optimizer.step()
+        if self.per_batch_scheduler:
+            self.scheduler.step()
+        self.last_loss = (value, self.step + 1)
+        return value, out.data
+
+    def _end_epoch(self) -> None:
+        """Validate, step the scheduler, log, and save a checkpoint if one is due."""
+        train, lr = self.stats.summary(), self._lr()
+        bad = _first_nonfinite(self.model)
+        if bad is not None:
+            self._diverged(f"parameter {bad} is not finite after epoch {self.epoch + 1}")
+        val = self._validate() if self.val_loader is not None else None
+        if val is not None and not math.isfinite(val["loss"]):
+            self._diverged(f"the validation loss is {val['loss']} after epoch {self.epoch + 1}")
+        if self.scheduler is not None and not self.per_batch_scheduler:
+            if isinstance(self.scheduler, ReduceLROnPlateau):
+                self.scheduler.step((val or train)["loss"])
+            else:
+                self.scheduler.step()
+        self.history._add(train, val, lr)
+        self.bar.set_postfix(self._postfix(train, val), refresh=False)
+        self.bar.close()
+        self._log_epoch(train, val, lr)
+        self.epoch, self.batch, self.stats = self.epoch + 1, 0, _EpochStats()
+        if self.epoch % self.checkpoint_every == 0 or self.epoch == self.epochs:
+            self._save_checkpoint()
+
+    def _validate(self) -> dict:
+        loss, acc, logits, targets = evaluate(self.model, self.val_loader, self.loss_fn)
+        extra = self.metrics_fn(logits, targets) if self.metrics_fn is not None else {}
+        return {"loss": loss, "acc": acc, "metrics": {k: float(v) for k, v in extra.items()}}
+
+    def _lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def _postfix(self, train: dict, val: dict | None = None) -> dict:
+        shown = {"loss": f"{train['loss']:.4f}", "acc": f"{train['acc']:.4f}",
+                 "ms/it": f"{train['ms_per_iter']:.2f}"}
+        if val is not None:
+            shown.update(val_loss=f"{val['loss']:.4f}", val_acc=f"{val['acc']:.4f}")
+        return shown
+
+    def _diverged(self, what: str) -> None:
+        """Stop with TrainingDiverged; the checkpoint on disk (if any) is the last good one."""
+        if self.logger is not None:
+            self.logger.flush()
+        last, step = self.last_loss
+        if self.saved_epoch is not None:
+            kept = (f"The last good checkpoint, {self.checkpoint_path} (after "
+                    f"{self.saved_epoch:g} epochs), is kept: resume from it with a lower lr.")
+        else:
+            kept = "No checkpoint was written by this run."
+        raise TrainingDiverged(
+            f"fit: training diverged: {what}; the last finite loss was {last:.6g} at step "
+            f"{step}. {kept} Try a lower learning rate or grad_clip, and check the data for "
+            f"NaNs.")
+
+    # -------------------------------------------------------------- logging
+    def _log_step(self, loss: float) -> None:
+        if self.logger is not None and self.step % self.log_every == 0:
+            self.logger.scalar("train/loss_iter", loss, self.step)
+            self.logger.scalar("train/lr_iter", self._lr(), self.step)
+
+    def _log_epoch(self, train: dict, val: dict | None, lr: float) -> None:
+        """Epoch curves (x = epoch, from 1), weight and gradient histograms, then a flush."""
+        if self.logger is None:
+            return
+        e = self.epoch + 1
+        scalars = {"train/loss": train["loss"], "train/accuracy": train["acc"],
+                   "train/lr": lr, "time/epoch_seconds": train["seconds"],
+                   "time/ms_per_iter": train["ms_per_iter"]}
+        if val is not None:
+            scalars.update({"val/loss": val["loss"], "val/accuracy": val["acc"]})
+            scalars.update({f"val/{k}": v for k, v in val["metrics"].items()})
+        self.logger.scalars({k: v for k, v in scalars.items() if math.isfinite(v)}, e)
+        for name, p in self.model.named_parameters():
+            self.logger.histogram(f"weights/{name}", p.data, e)
+            if p.grad is not None:
+                self.logger.histogram(f"grads/{name}", p.grad.data, e)
+        self.logger.flush()
+
+    # -------------------------------------------------------------- checkpoints
+    def _save_checkpoint(self) -> None:
+        if self.checkpoint_path is None:
+            return
+        if self.logger is not None:
+            self.logger.flush()
+        loader_state = self.epoch_loader
+        if self.batch == 0 and hasattr(self.train_loader, "state_dict"):
+            loader_state = self.train_loader.state_dict()  # the next epoch starts from here
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "history": self.history.as_dict(),
+            "epoch": self.epoch, "batch": self.batch, "step": self.step,
+            "rng": get_rng_state(),
+            "epoch_rng": self.epoch_rng if self.batch else get_rng_state(),
+            "epoch_loader": loader_state,
+            "stats": asdict(self.stats),
+            "last_loss": list(self.last_loss),
+        }
+        save(state, self.checkpoint_path)
+        self.saved_epoch = self.epoch + self.batch / max(_length(self.train_loader) or 1, 1)
+
+    def restore(self, path: str | None) -> None:
+        """Load everything a checkpoint of `fit` holds, to continue where it stopped."""
+        if path is None:
+            raise ValueError("fit(resume=True): there is no checkpoint path; pass "
+                             "checkpoint_path=..., logdir=..., or resume='path/to/checkpoint.npz'")
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"fit(resume=...): no checkpoint at {path}; run without "
+                                    f"resume to start training from scratch")
+        state = load(path)
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"fit(resume=...): {path} was not written by fit (it is not a "
+                             f"training checkpoint); load weights from it with "
+                             f"model.load_state_dict(...) instead")
+        if (state["scheduler"] is None) != (self.scheduler is None):
+            has = "has" if state["scheduler"] is not None else "has no"
+            given = type(self.scheduler).__name__ if self.scheduler is not None else None
+            raise ValueError(f"fit(resume=...): {path} {has} scheduler state, but fit got "
+                             f"scheduler={given}; resume with the scheduler of the original run")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.history = History(**state["history"])
+        self.epoch, self.batch, self.step = state["epoch"], state["batch"], state["step"]
+        self.stats = _EpochStats(**state["stats"])
+        self.epoch_rng, self.epoch_loader = state["epoch_rng"], state["epoch_loader"]
+        self.resume_rng = state["rng"]
+        self.last_loss = tuple(state["last_loss"])
+        set_rng_state(state["rng"])  # a mid-epoch resume replays from epoch_rng first
+        if self.batch == 0 and self.epoch_loader is not None:
+            self.train_loader.load_state_dict(self.epoch_loader)
+        self.saved_epoch = self.epoch + self.batch / max(_length(self.train_loader) or 1, 1)
+
+
+def _length(loader) -> int | None:
+    try:
+        return len(loader)
+    except TypeError:
+        return None
+
+
+def _first_nonfinite(model: Module) -> str | None:
+    """The name of the first parameter holding a NaN or infinity, or None."""
+    for name, p in model.named_parameters():
+        if not np.isfinite(p.data).all():
+            return name
+    return None
+
+
+def clip_grad_norm_(parameters, max_norm: float) -> float:
+    """Scale all gradients together so that their joint L2 norm is at most `max_norm`, like
+    `torch.nn.utils.clip_grad_norm_`; returns the norm before clipping."""
+    grads = [p.grad.data for p in parameters if p.grad is not None]
+    total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
+    if total > max_norm:
+        scale = max_norm / (total + 1e-6)
+        for g in grads:
+            g *= scale
+    return total
+
+
+class _InterruptAtBatchEnd:
+    """Turn the first Ctrl-C into a request checked between batches, so that the checkpoint
+    written for it holds whole steps; a second Ctrl-C raises KeyboardInterrupt at once."""
+
+    def __enter__(self):
+        self.requested = False
+        self.installed = threading.current_thread() is threading.main_thread()
+        if self.installed:
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self.installed:
+            previous = self.previous if self.previous is not None else signal.default_int_handler
+            signal.signal(signal.SIGINT, previous)
+        return False
