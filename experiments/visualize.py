@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import re
 from dataclasses import dataclass
 
@@ -109,11 +110,30 @@ class Checkpoint:
     framework: str  # "tinygrad_edu", or "torch" for a run trained with --framework torch
 
 
-def read_checkpoint(path: str) -> Checkpoint:
-    """The weights and what is recorded about the model, from a checkpoint file or run dir."""
-    file = _checkpoint_file(path)
+def _load_torch_file(file: str):
+    """A torch.save'd state dict (.pt/.pth), read without running code (weights_only)."""
     try:
-        obj = tg.load(file)
+        import torch
+    except ImportError:
+        raise UsageError(f"{file} is a PyTorch file; reading it needs torch "
+                         f"(pip install torch==2.13.0)") from None
+    try:
+        obj = torch.load(file, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, OSError, ValueError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UsageError(f"cannot read checkpoint {file}: {reason}") from None
+    return {k: v.detach().numpy() if hasattr(v, "detach") else v for k, v in obj.items()} \
+        if isinstance(obj, dict) else obj
+
+
+def read_checkpoint(path: str) -> Checkpoint:
+    """The weights and what is recorded about the model, from a checkpoint file or run dir.
+
+    .pt/.pth files (torch.save of a state dict) are shown through the PyTorch twin."""
+    file = _checkpoint_file(path)
+    torch_file = file.endswith((".pt", ".pth"))
+    try:
+        obj = _load_torch_file(file) if torch_file else tg.load(file)
     except (CheckpointError, OSError, ValueError) as e:
         raise UsageError(f"cannot read checkpoint {file}: {e}") from None
     if not isinstance(obj, dict):
@@ -125,7 +145,7 @@ def read_checkpoint(path: str) -> Checkpoint:
     name = obj.get("model_name") if isinstance(obj.get("model_name"), str) else None
     config = obj.get("model_config") if isinstance(obj.get("model_config"), dict) else {}
     state = {k: np.asarray(getattr(v, "data", v)) for k, v in state.items()}
-    return Checkpoint(state, name, config, _run_framework(file))
+    return Checkpoint(state, name, config, "torch" if torch_file else _run_framework(file))
 
 
 def build_model(name: str, framework: str, state: dict | None, config: dict | None = None
@@ -148,14 +168,14 @@ def build_model(name: str, framework: str, state: dict | None, config: dict | No
         try:
             model.load_state_dict(state)
         except (RuntimeError, KeyError) as e:
-            raise UsageError(f"the checkpoint does not fit model {name!r} ({e}); pass the "
+            reason = " ".join(str(e).split())  # torch's message spans several lines
+            raise UsageError(f"the checkpoint does not fit model {name!r} ({reason}); pass the "
                              f"right --model") from None
     return Loaded(model, name, framework)
 
 
 def load_model(checkpoint: str | None, model_name: str | None) -> Loaded:
     if checkpoint is None:
-        tg.manual_seed(0)
         print(f"note: no --checkpoint, so {model_name or 'cnn3'} has random weights")
         return build_model(model_name or "cnn3", "tinygrad_edu", None)
     ckpt = read_checkpoint(checkpoint)
@@ -285,8 +305,8 @@ def layer_figures(loaded: Loaded, args, inputs: Inputs | None) -> dict[str, np.n
     """Figures of --method activations (one per image), filters or weights, by file stem."""
     model, layer = loaded.model, args.layer
     if args.method == "weights":
-        weights = viz.conv_weights(model, layer)
-        return {f"weights_{layer or 'conv1'}": viz.weight_grid(weights)}
+        layer = layer or (viz.conv_layer_names(model) or [None])[0]
+        return {f"weights_{layer}": viz.weight_grid(viz.conv_weights(model, layer))}
     layer = layer or viz.default_layer(model)
     if args.method == "filters":
         lo, hi = _normalise(np.array([0.0, 1.0]))
@@ -302,18 +322,11 @@ def layer_figures(loaded: Loaded, args, inputs: Inputs | None) -> dict[str, np.n
 
 def print_layers(loaded: Loaded) -> None:
     modules = dict(loaded.model.named_modules())
-    print(f"{loaded.label}, input {loaded.input_shape}; default layer "
-          f"{viz.default_layer(loaded.model) if _has_conv(loaded) else '(no Conv2d)'}")
+    convs = viz.conv_layer_names(loaded.model)
+    print(f"{loaded.label}, input {loaded.input_shape}; default layer (the last Conv2d): "
+          f"{convs[-1] if convs else 'none'}")
     for name, shape in viz.list_layers(loaded.model, loaded.input_shape):
         print(f"  {name:24s} {type(modules[name]).__name__:18s} {shape}")
-
-
-def _has_conv(loaded: Loaded) -> bool:
-    try:
-        viz.default_layer(loaded.model)
-    except viz.VizError:
-        return False
-    return True
 
 
 def save_figures(figures: dict[str, np.ndarray], out: str, logdir: str | None) -> None:

@@ -1,4 +1,6 @@
 """CAM, Grad-CAM(++), saliency, SmoothGrad, activations, filter visualisation and the CLI."""
+import shutil
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -298,3 +300,26 @@ def test_cli_bad_input_is_one_sentence_and_exit_code_2(problem, tmp_path, checkp
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
     assert {"missing image": "does not exist", "unknown layer": "valid names",
             "bad checkpoint": "cannot read checkpoint"}[problem] in err
+
+
+def test_cli_shows_torch_runs_and_pt_files_through_the_twin(tmp_path, checkpoint, digit_png):
+    torch = pytest.importorskip("torch")
+    from experiments import visualize
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "metrics.json").write_text('{"summary": {"framework": "torch"}}')
+    shutil.copy(checkpoint, run_dir / "checkpoint.npz")
+    scratch = visualize.load_model(checkpoint, None)
+    twin = visualize.load_model(str(run_dir), None)
+    assert twin.framework == "torch" and isinstance(twin.model, torch.nn.Module)
+    pt = tmp_path / "twin.pt"  # torch.save of a default-size twin's state dict
+    torch.save(models.get_torch_model("cnn2_gap").state_dict(), pt)
+    assert visualize.load_model(str(pt), "cnn2_gap").label == "cnn2_gap torch"
+    with pytest.raises(visualize.UsageError, match="does not fit model 'cnn2'"):
+        visualize.load_model(str(pt), "cnn2")
+    x = visualize.image_file(digit_png, (1, 28, 28)).x
+    np.testing.assert_allclose(viz.grad_cam(scratch.model, x), viz.grad_cam(twin.model, x),
+                               rtol=1e-4, atol=1e-8)
+    figures = run_cli(digit_png, "--compare", checkpoint, run_dir, "--method", "cam",
+                      "--out", tmp_path)
+    assert figures["compare_cam"].shape[1] > 3 * 112

@@ -91,10 +91,15 @@ def get_layer(model, name: str):
     return modules[name]
 
 
+def conv_layer_names(model) -> list[str]:
+    """Dotted names of the Conv2d layers, in `named_modules` order."""
+    conv = framework_of(model).conv2d
+    return [name for name, m in model.named_modules() if isinstance(m, conv)]
+
+
 def default_layer(model) -> str:
     """The name of the last Conv2d: the usual Grad-CAM layer (finest semantic feature maps)."""
-    conv = framework_of(model).conv2d
-    convs = [name for name, m in model.named_modules() if isinstance(m, conv)]
+    convs = conv_layer_names(model)
     if not convs:
         raise VizError(f"{type(model).__name__} has no Conv2d layer; pass a layer name "
                        f"explicitly (valid names: {', '.join(layer_names(model))})")
@@ -269,9 +274,9 @@ def feature_layer_output(trace: Trace, name: str, method: str) -> np.ndarray:
     """Layer `name`'s output, which must be a feature map (N, C, H, W), for `method`'s error."""
     out = trace.output(name)
     if out.ndim != 4:
-        convs = [n for n, m in trace.modules.items() if isinstance(m, trace.fw.conv2d)]
         raise VizError(f"{method}: layer {name!r} outputs shape {out.shape}; it needs a feature "
-                       f"map (N, C, H, W) such as a Conv2d's (conv layers: {', '.join(convs)})")
+                       f"map (N, C, H, W) such as a Conv2d's (conv layers: "
+                       f"{', '.join(conv_layer_names(trace.model))})")
     return out
 
 

@@ -23,6 +23,7 @@ from .activations import (
     as_batch,
     default_layer,
     feature_layer_output,
+    predict,
     resolve_targets,
 )
 from .images import overlay, to_uint8
@@ -149,7 +150,7 @@ def smooth_grad(model, x, target=None, output: int | str | None = None, samples:
     """
     x = as_batch(x)
     if target is None:
-        target = predict_classes(model, x, output)
+        target = predict(model, x, output).argmax(1)
     sigma = noise * (x.max((1, 2, 3)) - x.min((1, 2, 3)))[:, None, None, None]  # (N, 1, 1, 1)
     total = np.zeros(x.shape, np.float64)
     for _ in range(samples):
@@ -157,11 +158,6 @@ def smooth_grad(model, x, target=None, output: int | str | None = None, samples:
         grads, _ = input_gradients(model, noisy, target, output)
         total += grads
     return np.abs(total / samples).max(1)
-
-
-def predict_classes(model, x, output: int | str | None = None) -> np.ndarray:
-    """The predicted class of each image, (N,) int64."""
-    return Trace(model, x, output=output, grad=False).logits().argmax(1)
 
 
 # ---- from maps to pictures -------------------------------------------------------------------

@@ -15,7 +15,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..random import get_rng
-from .activations import Trace, VizError, default_layer, feature_layer_output, framework_of
+from .activations import (
+    Trace,
+    VizError,
+    conv_layer_names,
+    default_layer,
+    feature_layer_output,
+    framework_of,
+)
 from .images import make_grid
 
 
@@ -91,10 +98,12 @@ def visualize_filters(model, layer: str | None = None, channels: Sequence[int] |
     size = max(input_shape[-2:])
     jitter = max(1, size // 32) if jitter is None else jitter
     blur_every = (0 if size <= 32 else 4) if blur_every is None else blur_every
-    if channels is None:
-        probe = Trace(model, np.zeros((1, *input_shape), np.float32), grad=False)
-        channels = range(feature_layer_output(probe, layer, "visualize_filters").shape[1])
-    channels = np.asarray(list(channels), np.int64)
+    probe = Trace(model, np.zeros((1, *input_shape), np.float32), grad=False)
+    count = feature_layer_output(probe, layer, "visualize_filters").shape[1]
+    channels = np.asarray(list(range(count) if channels is None else channels), np.int64)
+    if channels.size == 0 or channels.min() < 0 or channels.max() >= count:
+        raise VizError(f"visualize_filters: layer {layer!r} has channels 0..{count - 1}, "
+                       f"got {channels.tolist()}")
     rng = get_rng()
     x = _start_images(start, (len(channels), *input_shape), noise)
     history = []
@@ -123,17 +132,14 @@ def filter_grid(images, nrow: int = 8, scale: int = 3) -> np.ndarray:
 
 def conv_weights(model, layer: str | None = None) -> np.ndarray:
     """The weights (OC, IC, KH, KW) of Conv2d `layer` (default: the first Conv2d)."""
-    fw = framework_of(model)
-    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, fw.conv2d)]
+    convs = conv_layer_names(model)
     if not convs:
         raise VizError(f"{type(model).__name__} has no Conv2d layer whose weights to show")
-    if layer is None:
-        return fw.numpy(convs[0][1].weight)
-    named = dict(convs)
-    if layer not in named:
+    layer = convs[0] if layer is None else layer
+    if layer not in convs:
         raise VizError(f"{layer!r} is not a Conv2d layer of {type(model).__name__}; conv "
-                       f"layers: {', '.join(named)}")
-    return fw.numpy(named[layer].weight)
+                       f"layers: {', '.join(convs)}")
+    return framework_of(model).numpy(dict(model.named_modules())[layer].weight)
 
 
 def weight_grid(weights, scale: int = 8) -> np.ndarray:
