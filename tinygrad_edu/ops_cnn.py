@@ -79,7 +79,7 @@ class Conv2d(Function):
             np.add(y2, b.astype(x.dtype, copy=False)[:, None], out=y)  # bias fused into the copy
         self.save_for_backward(col, wg)
         self.geometry = (N, C, H, W, KH, KW, SH, SW, PT, PL, DH, DW, OH, OW)
-        self.groups, self.has_bias = groups, b is not None
+        self.has_bias = b is not None
         return y.reshape(N, OC, OH, OW)
 
     @staticmethod
