@@ -263,6 +263,11 @@ class _SquareWithWrongBackward(Function):
         return grad * x
 
 
+class _NanBackward(_SquareWithWrongBackward):
+    def backward(self, grad):
+        return grad * np.nan
+
+
 class _Conv2dWithUnflippedGradient(Conv2d):
     """A plausible conv bug: the weight gradient comes out spatially flipped."""
 
@@ -276,6 +281,8 @@ def test_gradcheck_catches_a_wrong_backward():
     with pytest.raises(AssertionError, match=r"input 0 at element \(\d, \d\): analytic .* numeric"):
         gradcheck(_SquareWithWrongBackward.apply, x)
     assert gradcheck(_SquareWithWrongBackward.apply, x, raise_exception=False) is False
+    with pytest.raises(AssertionError, match="analytic nan"):
+        gradcheck(_NanBackward.apply, x)
     rng = np.random.default_rng(1)
     x, w = _leaf(rng, 1, 1, 4, 4), _leaf(rng, 2, 1, 3, 3)
     with pytest.raises(AssertionError, match="input 1"):

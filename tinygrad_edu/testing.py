@@ -190,6 +190,7 @@ def gradcheck(fn, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 
         analytic = np.zeros_like(t.data) if t.grad is None else t.grad.data
         numeric = _numeric_grad(fn, inputs, t, upstream, eps)
         excess = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
+        excess[np.isnan(excess)] = np.inf  # a NaN gradient is a failure, not a pass
         j = np.unravel_index(np.argmax(excess), excess.shape) if excess.size else None
         if j is not None and excess[j] > 0 and (worst is None or excess[j] > worst[0]):
             worst = (excess[j], i, tuple(int(k) for k in j), analytic[j], numeric[j])
