@@ -1,0 +1,343 @@
+"""Time per training iteration (forward, backward, SGD step) of every models/ network: tinygrad_edu
+vs PyTorch CPU (when installed) vs a plain-NumPy reference, plus peak memory and Numba start-up.
+
+    python -m benchmarks.iteration_time                        # everything (several minutes)
+    python -m benchmarks.iteration_time --models cnn3 mlp3 --no-memory --no-startup
+
+Implementations run alternately in rounds (each round: one untimed iteration of each, then
+--iters timed ones), so load from other processes hits all of them alike and the ratios hold on a
+busy machine; the table shows medians. See benchmarks/README.md for what every column means.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import models
+import tinygrad_edu as tg
+from benchmarks.kernels import write_json
+from benchmarks.numpy_reference import from_model
+from tinygrad_edu import nn, optim
+from tinygrad_edu.nn import functional as F
+
+# (model name in models.MODELS, batch size); input shapes per model below
+CASES = [("mlp3", 32), ("mlp3", 128), ("cnn2", 32), ("cnn2", 128), ("cnn3", 32), ("cnn3", 128),
+         ("lines", 32), ("lenet5", 32), ("resnet18", 32)]
+INPUT_SHAPES = {"mlp3": (1, 28, 28), "cnn2": (1, 28, 28), "cnn3": (1, 28, 28),
+                "lenet5": (3, 64, 64), "resnet18": (3, 64, 64)}
+IMPLEMENTATIONS = ("tinygrad_edu", "torch", "numpy")
+LR, MOMENTUM = 0.01, 0.9
+
+
+# ------------------------------------------------------------------ one training step each
+def make_batch(name: str, batch: int, num_classes: int):
+    """A fixed random batch: float32 images and int64 labels."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch,) + INPUT_SHAPES[name]).astype(np.float32)
+    return x, rng.integers(0, num_classes, batch)
+
+
+def make_steps(name: str, batch: int, torch, which=IMPLEMENTATIONS) -> dict:
+    """{implementation: zero-argument callable doing one training step and returning the loss},
+    every implementation starting from the same weights."""
+    tg.manual_seed(0)
+    model = models.get_model(name)
+    x, y = make_batch(name, batch, model.config["num_classes"])
+    steps = {}
+    if "numpy" in which:
+        ref = from_model(model)
+        steps["numpy"] = lambda: ref.train_step(x, y, LR, MOMENTUM)
+    if "torch" in which and torch is not None:
+        twin = models.to_torch(model)
+        t_opt = torch.optim.SGD(twin.parameters(), lr=LR, momentum=MOMENTUM)
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+        def torch_step():
+            t_opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(twin(xt), yt)
+            loss.backward()
+            t_opt.step()
+            return loss.item()
+
+        steps["torch"] = torch_step
+    if "tinygrad_edu" in which:
+        opt = optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+        X, Y = tg.Tensor(x), tg.Tensor(y)
+
+        def step():
+            opt.zero_grad()
+            loss = F.cross_entropy(model(X), Y)
+            loss.backward()
+            opt.step()
+            return loss.item()
+
+        steps["tinygrad_edu"] = step
+    return steps
+
+
+# ------------------------------------------------------------------ timing
+def time_alternately(steps: dict, rounds: int, iters: int, budget_s: float) -> dict:
+    """{implementation: list of milliseconds}. Each round runs one untimed step of every
+    implementation (so one framework's idle threads do not bill the next) then `iters` timed
+    ones; rounds stop early once `budget_s` seconds are spent (but never before 3 rounds)."""
+    times = {name: [] for name in steps}
+    start = time.perf_counter()
+    for r in range(rounds):
+        for name, step in steps.items():
+            step()
+            for _ in range(iters):
+                t0 = time.perf_counter()
+                step()
+                times[name].append((time.perf_counter() - t0) * 1e3)
+        if r >= 2 and time.perf_counter() - start > budget_s:
+            break
+    return times
+
+
+def first_steps(steps: dict) -> tuple[dict, float]:
+    """The first step's loss of each implementation (they start from the same weights), and
+    the slowest first step in seconds."""
+    losses, slowest = {}, 0.0
+    for name, step in steps.items():
+        t0 = time.perf_counter()
+        losses[name] = step()
+        slowest = max(slowest, time.perf_counter() - t0)
+    return losses, slowest
+
+
+def train_flops(name: str, batch: int) -> float:
+    """Multiply-adds of every Conv2d and Linear times 2 FLOPs, times 3 for forward, weight
+    gradient and input gradient (2 for the first layer, whose input needs no gradient)."""
+    model = models.get_model(name)
+    macs = []
+
+    def count(module, inputs, out):
+        per_output = (module.weight.data.size // module.weight.shape[0])  # C/groups*KH*KW or in
+        macs.append(out.data.size * per_output)
+
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            m.register_forward_hook(count)
+    x, _ = make_batch(name, batch, model.config["num_classes"])
+    with tg.no_grad():
+        model(tg.Tensor(x))
+    return 2.0 * (3 * sum(macs) - macs[0])
+
+
+def gemm_peak_gflops() -> float:
+    """float32 GEMM throughput of numpy's BLAS on a 1024^3 product (best of 5)."""
+    a = np.ones((1024, 1024), np.float32)
+    best = np.inf
+    for _ in range(5):
+        t0 = time.perf_counter()
+        a @ a
+        best = min(best, time.perf_counter() - t0)
+    return 2 * 1024 ** 3 / best / 1e9
+
+
+# ------------------------------------------------------------------ peak memory (subprocess)
+def _rss_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def memory_probe(name: str, batch: int, impl: str, torch) -> dict:
+    """Peak resident memory growth (MB) over 3 training steps at `batch`, in this fresh process.
+
+    One batch-2 step first loads kernels and libraries; gradients and optimizer state are then
+    rebuilt, so the number covers gradients, momentum, activations and workspaces (not weights).
+    """
+    make_steps(name, 2, torch, (impl,))[impl]()
+    steps = make_steps(name, batch, torch, (impl,))
+    gc.collect()
+    base = _rss_kb("VmRSS")
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset VmHWM, the peak, to the current RSS
+        exact = True
+    except OSError:
+        exact = False
+    for _ in range(3):
+        steps[impl]()
+    return {"peak_mb": (_rss_kb("VmHWM") - base) / 1024, "hwm_reset": exact}
+
+
+def measure_memory(name: str, batch: int, impls) -> dict:
+    """{implementation: peak MB}, each measured by `memory_probe` in its own process."""
+    out = {}
+    for impl in impls:
+        cmd = [sys.executable, "-m", "benchmarks.iteration_time", "--memory-probe", name,
+               str(batch), impl]
+        res = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=_ROOT)
+        if res.returncode != 0:
+            print(f"  memory probe {name} {impl} failed:\n{res.stderr[-2000:]}", file=sys.stderr)
+            continue
+        out[impl] = json.loads(res.stdout.strip().splitlines()[-1])["peak_mb"]
+    return out
+
+
+# ------------------------------------------------------------------ Numba start-up
+_ROOT = Path(__file__).resolve().parent.parent
+_STARTUP = """
+import time
+t0 = time.perf_counter()
+from benchmarks.iteration_time import make_steps
+t1 = time.perf_counter()
+step = make_steps("cnn3", 32, None, ("tinygrad_edu",))["tinygrad_edu"]
+t2 = time.perf_counter()
+step()
+t3 = time.perf_counter()
+step()
+print(t1 - t0, t3 - t2, time.perf_counter() - t3)
+"""
+
+
+def numba_start_times() -> dict:
+    """Seconds to import and make CNN3's first training step (batch 32) in a fresh process: cold
+    (empty NUMBA_CACHE_DIR, so every kernel compiles) then warm (loaded from that cache)."""
+    result = {}
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache, "PYTHONPATH": str(_ROOT)}
+        for label in ("cold", "warm"):
+            out = subprocess.run([sys.executable, "-c", _STARTUP], env=env, cwd=_ROOT,
+                                 capture_output=True, text=True, check=True).stdout.split()
+            imp, first, second = map(float, out[-3:])
+            result[label] = {"import_s": imp, "first_step_s": first, "second_step_s": second}
+    return result
+
+
+# ------------------------------------------------------------------ environment
+def environment(torch) -> dict:
+    """Versions, threads, BLAS kernel and the OPENBLAS_* variables that change numpy's speed."""
+    env = {"python": platform.python_version(), "numpy": np.__version__,
+           "tinygrad_edu": tg.__version__, "cpu_count": os.cpu_count(),
+           "torch": None if torch is None else torch.__version__,
+           "torch_threads": None if torch is None else torch.get_num_threads(),
+           "openblas_env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS")}}
+    try:
+        from threadpoolctl import threadpool_info
+        env["threadpools"] = [{k: p.get(k) for k in ("internal_api", "num_threads",
+                                                      "architecture", "version")}
+                              for p in threadpool_info()]
+    except ImportError:
+        env["threadpools"] = "threadpoolctl not installed"
+    return env
+
+
+# ------------------------------------------------------------------ report
+def summarize(times: list) -> dict:
+    a = np.asarray(times)
+    return {"median_ms": float(np.median(a)), "p25_ms": float(np.percentile(a, 25)),
+            "p75_ms": float(np.percentile(a, 75)), "n": int(a.size)}
+
+
+def run_case(name: str, batch: int, args, torch, gflops: float) -> dict:
+    steps = make_steps(name, batch, torch)
+    losses, slowest = first_steps(steps)
+    spread = max(losses.values()) - min(losses.values())
+    if spread > 1e-3 * max(abs(v) for v in losses.values()):
+        print(f"  warning: {name} first losses differ: {losses}", file=sys.stderr)
+    iters = args.iters if slowest < 0.5 else 1  # large networks: more rounds, fewer steps each
+    times = time_alternately(steps, args.rounds, iters, args.budget)
+    flops = train_flops(name, batch)
+    row = {"model": name, "batch": batch, "first_loss": losses, "train_gflop": flops / 1e9,
+           "gemm_floor_ms": flops / gflops / 1e6,
+           "time": {impl: summarize(t) for impl, t in times.items()}}
+    if not args.no_memory:
+        row["peak_mb"] = measure_memory(name, batch, steps)
+    return row
+
+
+def print_row(row: dict) -> None:
+    t = {impl: s["median_ms"] for impl, s in row["time"].items()}
+    m = row.get("peak_mb", {})
+
+    def cell(d, k, fmt):
+        return format(d[k], fmt) if k in d else "-"
+
+    ratio = cell({"r": t["tinygrad_edu"] / t["torch"]} if "torch" in t else {}, "r", ".2f")
+    mem_ratio = (format(m["tinygrad_edu"] / m["torch"], ".2f")
+                 if "torch" in m and "tinygrad_edu" in m and m["torch"] > 0 else "-")
+    print(f"{row['model']:<9}{row['batch']:>6}{t['tinygrad_edu']:>9.2f}"
+          f"{cell(t, 'torch', '.2f'):>10}{t['numpy']:>10.2f}{ratio:>9}"
+          f"{t['numpy'] / t['tinygrad_edu']:>9.2f}{row['gemm_floor_ms']:>10.2f}"
+          f"{cell(m, 'tinygrad_edu', '.0f'):>9}{cell(m, 'torch', '.0f'):>7}"
+          f"{cell(m, 'numpy', '.0f'):>7}{mem_ratio:>10}", flush=True)
+
+
+HEADER = (f"{'model':<9}{'batch':>6}{'ours ms':>9}{'torch ms':>10}{'numpy ms':>10}"
+          f"{'ours/pt':>9}{'np/ours':>9}{'floor ms':>10}{'ours MB':>9}{'pt MB':>7}{'np MB':>7}"
+          f"{'mem o/pt':>10}")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", help="model names to run (default: all cases)")
+    parser.add_argument("--rounds", type=int, default=12, help="alternation rounds per case")
+    parser.add_argument("--iters", type=int, default=3, help="timed steps per round and impl")
+    parser.add_argument("--budget", type=float, default=60.0, help="seconds per case (soft)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes")
+    parser.add_argument("--no-startup", action="store_true", help="skip Numba cold/warm start")
+    parser.add_argument("--torch-threads", type=int, help="torch.set_num_threads (default: "
+                        "torch's own, one per core)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/iteration_time.json"))
+    parser.add_argument("--memory-probe", nargs=3, metavar=("MODEL", "BATCH", "IMPL"),
+                        help=argparse.SUPPRESS)  # internal: one probe, run in a subprocess
+    args = parser.parse_args(argv)
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None and args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
+    if args.memory_probe:
+        name, batch, impl = args.memory_probe
+        print(json.dumps(memory_probe(name, int(batch), impl, torch)))
+        return
+
+    skipped, rows = [], []
+    load_before = os.getloadavg()
+    gflops = gemm_peak_gflops()
+    print(f"float32 GEMM peak here: {gflops:.0f} GFLOP/s; load average {load_before[0]:.1f}")
+    print(HEADER)
+    for name, batch in CASES:
+        if args.models and name not in args.models:
+            continue
+        if name not in models.MODELS or name not in INPUT_SHAPES:
+            skipped.append(name)
+            continue
+        rows.append(run_case(name, batch, args, torch, gflops))
+        print_row(rows[-1])
+    for name in skipped:
+        print(f"skipped {name}: not in models.MODELS (or no input shape in INPUT_SHAPES) yet")
+    start = None if args.no_startup else numba_start_times()
+    for label, s in (start or {}).items():
+        print(f"numba {label} start (CNN3, batch 32): import {s['import_s']:.2f} s, first step "
+              f"{s['first_step_s']:.2f} s, second step {s['second_step_s'] * 1e3:.1f} ms")
+    load_after = os.getloadavg()
+    print(f"load average before {load_before[0]:.1f}, after {load_after[0]:.1f} "
+          f"(on {os.cpu_count()} cores)")
+    write_json(args.out, {
+        "rows": rows, "skipped": skipped, "numba_start": start, "gemm_peak_gflops": gflops,
+        "rounds": args.rounds, "iters_per_round": args.iters,
+        "load_average": {"before": load_before, "after": load_after},
+        "environment": environment(torch),
+    })
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
