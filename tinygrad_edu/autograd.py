@@ -72,10 +72,12 @@ class Function:
 
     @classmethod
     def apply(cls, *tensors, **kwargs):
-        """Run forward on the tensors' arrays and, when any input needs a gradient, record the node."""
+        """Run forward on the tensors' arrays; record the node when an input needs a gradient."""
         ctx = cls()
         out = object.__new__(Function._out_type)
-        out.data = ctx.forward(*[t.data for t in tensors], **kwargs)
+        data = ctx.forward(*[t.data for t in tensors], **kwargs)
+        # numpy ufuncs turn 0-d results into numpy scalars, which in-place methods cannot write
+        out.data = data if type(data) is np.ndarray else np.asarray(data)
         out.grad = None
         out._retain = False
         if _grad_enabled:
@@ -181,4 +183,4 @@ def _accumulate(t, g: np.ndarray) -> None:
     if t.grad is None:
         t.grad = Function._out_type(np.array(g, copy=True), dtype=g.dtype)
     else:
-        t.grad.data = t.grad.data + g
+        t.grad.data = np.asarray(t.grad.data + g)  # asarray: 0-d sums come back as scalars

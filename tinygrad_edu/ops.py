@@ -64,8 +64,10 @@ class Pow(Function):
 
     def backward(self, grad):
         x, y, out = self.saved
-        gx = grad * y * x ** (y - 1) if self.needs_input_grad[0] else None
-        gy = None
+        gx = gy = None
+        if self.needs_input_grad[0]:
+            with np.errstate(divide="ignore", invalid="ignore"):  # 0 ** (y - 1) for y < 1
+                gx = grad * np.where(y == 0, 0, y * x ** (y - 1))  # d(x ** 0)/dx = 0, even at 0
         if self.needs_input_grad[1]:
             with np.errstate(divide="ignore", invalid="ignore"):
                 gy = grad * out * np.where(x > 0, np.log(np.where(x > 0, x, 1)), 0)
@@ -81,7 +83,7 @@ class Maximum(Function):
 
     def backward(self, grad):
         x, y = self.saved
-        share = (x > y) + 0.5 * (x == y)
+        share = (x > y) + (x == y) * grad.dtype.type(0.5)  # in grad's dtype, not float64
         return grad * share, grad * (1 - share)
 
 
@@ -92,7 +94,7 @@ class Minimum(Function):
 
     def backward(self, grad):
         x, y = self.saved
-        share = (x < y) + 0.5 * (x == y)
+        share = (x < y) + (x == y) * grad.dtype.type(0.5)
         return grad * share, grad * (1 - share)
 
 
@@ -270,8 +272,8 @@ class MatMul(Function):
         x, y = self.saved
         x2 = x[None, :] if x.ndim == 1 else x  # (..., M, K)
         y2 = y[:, None] if y.ndim == 1 else y  # (..., K, P)
-        g = grad[..., None, :] if x.ndim == 1 else grad
-        g = g[..., None] if y.ndim == 1 else g  # (..., M, P)
+        g = grad[..., None] if y.ndim == 1 else grad  # y's P first: 1-D @ 1-D gives a 0-d grad
+        g = g[..., None, :] if x.ndim == 1 else g  # (..., M, P)
         gx = gy = None
         if self.needs_input_grad[0]:
             gx = g @ np.swapaxes(y2, -1, -2)  # (..., M, K)
@@ -327,10 +329,10 @@ class Amax(Function):
 
 
 class MaxDim(Function):
-    """max (or min) along one dim returning values; the gradient goes to the index taken."""
+    """max (or min) along one dim, given the arg-max indices; the gradient goes to them."""
 
-    def forward(self, x, dim, keepdim=False, arg=np.argmax):
-        idx = np.expand_dims(arg(x, axis=dim), dim)
+    def forward(self, x, idx, dim, keepdim=False):
+        idx = np.expand_dims(idx, dim)
         self.save_for_backward(x.shape, idx, dim, keepdim)
         out = np.take_along_axis(x, idx, axis=dim)
         return out if keepdim else out.squeeze(dim)
@@ -502,6 +504,27 @@ class BCEWithLogits(Function):
         gx = grad * (_sigmoid(x) - y) if self.needs_input_grad[0] else None
         gy = -grad * x if self.needs_input_grad[1] else None
         return gx, gy
+
+
+class BinaryCrossEntropy(Function):
+    """Elementwise -(y log p + (1 - y) log(1 - p)) of probabilities p, as PyTorch computes it:
+    the logs are clamped at -100 and the gradient's denominator p (1 - p) at 1e-12, so p = 0 or 1
+    gives finite values and gradients."""
+
+    def forward(self, p, y):
+        with np.errstate(divide="ignore"):
+            log_p, log_q = np.maximum(np.log(p), -100), np.maximum(np.log1p(-p), -100)
+        self.save_for_backward(p, y, log_p, log_q)
+        return -(y * log_p + (1 - y) * log_q)
+
+    def backward(self, grad):
+        p, y, log_p, log_q = self.saved
+        gp = gy = None
+        if self.needs_input_grad[0]:
+            gp = grad * (p - y) / np.maximum(p * (1 - p), p.dtype.type(1e-12))
+        if self.needs_input_grad[1]:
+            gy = grad * (log_q - log_p)
+        return gp, gy
 
 
 class Dropout(Function):

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
-from . import autograd
-from . import ops
+from . import autograd, ops
 from .autograd import Function
 from .random import get_rng
 
@@ -52,7 +52,7 @@ class Tensor:
         (x * x).sum().backward();  x.grad  # tensor([2., 4.])
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_retain", "__weakref__")
+    __slots__ = ("__weakref__", "_ctx", "_retain", "data", "grad", "requires_grad")
     __array_priority__ = 1000  # numpy defers `ndarray op Tensor` to Tensor's reflected ops
 
     def __init__(self, data, dtype=None, requires_grad: bool = False):
@@ -65,9 +65,11 @@ class Tensor:
             self.requires_grad_(True)
 
     @classmethod
-    def _wrap(cls, arr: np.ndarray) -> "Tensor":
+    def _wrap(cls, arr: np.ndarray) -> Tensor:
         """Wrap an array with no copy, no conversion and no graph (the fast internal path)."""
         t = Tensor.__new__(Tensor)
+        if type(arr) is not np.ndarray:  # numpy returns scalars for 0-d results; keep arrays
+            arr = np.asarray(arr)
         t.data, t.grad, t._ctx, t._retain, t.requires_grad = arr, None, None, False, False
         return t
 
@@ -85,7 +87,7 @@ class Tensor:
         return self.data.dtype
 
     @property
-    def T(self) -> "Tensor":
+    def T(self) -> Tensor:
         return self.permute(*reversed(range(self.ndim)))
 
     @property
@@ -140,10 +142,11 @@ class Tensor:
         return self.data if dtype is None else self.data.astype(dtype)
 
     # ------------------------------------------------------------ autograd
-    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if requires_grad and self.data.dtype.kind != "f":
-            raise RuntimeError(f"only floating point tensors can require gradients, got a tensor "
-                               f"of dtype {self.data.dtype}; convert it first with .float()")
+            raise RuntimeError(f"requires_grad: only floating point tensors can require "
+                               f"gradients, got a tensor of dtype {self.data.dtype}; convert it "
+                               f"first with .float()")
         self.requires_grad = requires_grad
         return self
 
@@ -156,7 +159,8 @@ class Tensor:
         if gradient is None:
             if self.data.size != 1:
                 raise RuntimeError(f"backward: grad can be implicitly created only for scalar "
-                                   f"outputs, got shape {self.shape}; pass a gradient of that shape")
+                                   f"outputs, got shape {self.shape}; pass a gradient of that "
+                                   f"shape")
             grad = np.ones(self.shape, self.data.dtype)
         else:
             grad = _as_array(gradient.data if isinstance(gradient, Tensor) else gradient,
@@ -170,10 +174,10 @@ class Tensor:
         """Keep `.grad` on this non-leaf tensor after backward (e.g. for Grad-CAM)."""
         self._retain = True
 
-    def detach(self) -> "Tensor":
+    def detach(self) -> Tensor:
         return Tensor._wrap(self.data)
 
-    def clone(self) -> "Tensor":
+    def clone(self) -> Tensor:
         return ops_reshape(self, self.shape, copy=True)
 
     # ------------------------------------------------------------ conversion
@@ -189,7 +193,7 @@ class Tensor:
     def tolist(self):
         return self.data.tolist()
 
-    def to(self, dtype) -> "Tensor":
+    def to(self, dtype) -> Tensor:
         dtype = np.dtype(dtype)
         if dtype == self.data.dtype:
             return self
@@ -197,50 +201,50 @@ class Tensor:
             return ops.Cast.apply(self, dtype=dtype)
         return Tensor._wrap(self.data.astype(dtype))
 
-    def type(self, dtype) -> "Tensor":
+    def type(self, dtype) -> Tensor:
         return self.to(dtype)
 
-    def float(self) -> "Tensor":
+    def float(self) -> Tensor:
         return self.to(np.float32)
 
-    def double(self) -> "Tensor":
+    def double(self) -> Tensor:
         return self.to(np.float64)
 
-    def long(self) -> "Tensor":
+    def long(self) -> Tensor:
         return self.to(np.int64)
 
-    def int(self) -> "Tensor":
+    def int(self) -> Tensor:
         return self.to(np.int32)
 
-    def bool(self) -> "Tensor":
+    def bool(self) -> Tensor:
         return self.to(np.bool_)
 
     # ------------------------------------------------------------ in-place (no graph)
-    def zero_(self) -> "Tensor":
+    def zero_(self) -> Tensor:
         self.data[...] = 0
         return self
 
-    def fill_(self, value) -> "Tensor":
+    def fill_(self, value) -> Tensor:
         self.data[...] = value
         return self
 
-    def copy_(self, src) -> "Tensor":
+    def copy_(self, src) -> Tensor:
         self.data[...] = src.data if isinstance(src, Tensor) else src
         return self
 
-    def uniform_(self, a: float = 0.0, b: float = 1.0) -> "Tensor":
+    def uniform_(self, a: float = 0.0, b: float = 1.0) -> Tensor:
         self.data[...] = get_rng().uniform(a, b, self.shape)
         return self
 
-    def normal_(self, mean: float = 0.0, std: float = 1.0) -> "Tensor":
+    def normal_(self, mean: float = 0.0, std: float = 1.0) -> Tensor:
         self.data[...] = get_rng().normal(mean, std, self.shape)
         return self
 
-    def add_(self, other, alpha: float = 1.0) -> "Tensor":
+    def add_(self, other, alpha: float = 1.0) -> Tensor:
         self.data += alpha * (other.data if isinstance(other, Tensor) else other)
         return self
 
-    def mul_(self, other) -> "Tensor":
+    def mul_(self, other) -> Tensor:
         self.data *= other.data if isinstance(other, Tensor) else other
         return self
 
@@ -305,7 +309,7 @@ class Tensor:
     def neg(self):
         return -self
 
-    def matmul(self, other: "Tensor") -> "Tensor":
+    def matmul(self, other: Tensor) -> Tensor:
         """Matrix product with numpy/PyTorch rules (1-D, 2-D, batched and broadcast)."""
         other = _const(other, self)
         a, b = self.shape, other.shape
@@ -315,17 +319,21 @@ class Tensor:
         if k_a != k_b:
             raise RuntimeError(f"matmul: shapes {a} and {b} cannot be multiplied "
                                f"({k_a} != {k_b} in the contracted dimension)")
-        return ops.MatMul.apply(self, other)
+        try:
+            return ops.MatMul.apply(self, other)
+        except ValueError:  # the only other failure: batch dims; checked here at no cost
+            raise RuntimeError(f"matmul: the batch dimensions of shapes {a} and {b} do not "
+                               f"broadcast") from None
 
     def dot(self, other):
         return self.matmul(other)
 
     # ------------------------------------------------------------ comparisons (no gradient)
-    def _compare(self, other, fn) -> "Tensor":
+    def _compare(self, other, fn) -> Tensor:
         return Tensor._wrap(np.asarray(fn(self.data, other.data if isinstance(other, Tensor)
                                           else other)))
 
-    def __eq__(self, other):  # noqa: D105  (elementwise, like torch)
+    def __eq__(self, other):
         return self._compare(other, np.equal)
 
     def __ne__(self, other):
@@ -392,10 +400,10 @@ class Tensor:
     def isfinite(self):
         return Tensor._wrap(np.isfinite(self.data))
 
-    def all(self) -> "Tensor":
+    def all(self) -> Tensor:
         return Tensor._wrap(np.asarray(self.data.all()))
 
-    def any(self) -> "Tensor":
+    def any(self) -> Tensor:
         return Tensor._wrap(np.asarray(self.data.any()))
 
     def allclose(self, other, rtol=1e-5, atol=1e-8) -> bool:
@@ -432,7 +440,7 @@ class Tensor:
     def minimum(self, other):
         return ops.Minimum.apply(self, _const(other, self))
 
-    def clip(self, min=None, max=None):  # noqa: A002  (PyTorch's names)
+    def clip(self, min=None, max=None):
         if min is None and max is None:
             raise ValueError("clip: at least one of min and max must be given")
         return ops.Clip.apply(self, lo=min, hi=max)
@@ -481,9 +489,11 @@ class Tensor:
     def _extremum(self, dim, keepdim, reduce, arg):
         if dim is None:
             return ops.Amax.apply(self, axis=None, keepdims=False, reduce=reduce)
-        values = ops.MaxDim.apply(self, dim=dim % self.ndim, keepdim=keepdim, arg=arg)
+        dim = dim % self.ndim
         indices = arg(self.data, axis=dim)
-        return values, Tensor._wrap(np.expand_dims(indices, dim) if keepdim else indices)
+        values = ops.MaxDim.apply(self, idx=indices, dim=dim, keepdim=keepdim)
+        return ValuesIndices(values, Tensor._wrap(np.expand_dims(indices, dim) if keepdim
+                                                  else indices))
 
     def max(self, dim: int | None = None, keepdim: bool = False):
         """Largest value; with `dim`, a (values, indices) pair like `torch.max`."""
@@ -525,10 +535,10 @@ class Tensor:
 
     view = reshape
 
-    def view_as(self, other: "Tensor"):
+    def view_as(self, other: Tensor):
         return self.reshape(other.shape)
 
-    def reshape_as(self, other: "Tensor"):
+    def reshape_as(self, other: Tensor):
         return self.reshape(other.shape)
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1):
@@ -560,7 +570,7 @@ class Tensor:
     def squeeze(self, dim=None):
         if dim is None:
             return self.reshape(tuple(n for n in self.shape if n != 1))
-        dims = {d % self.ndim for d in ((dim,) if isinstance(dim, int) else dim)}
+        dims = {d % self.ndim for d in ((dim,) if isinstance(dim, (int, np.integer)) else dim)}
         return self.reshape(tuple(n for i, n in enumerate(self.shape)
                                   if not (i in dims and n == 1)))
 
@@ -573,12 +583,15 @@ class Tensor:
         lead = len(shape) - self.ndim
         shape = tuple(self.shape[i - lead] if n == -1 else n for i, n in enumerate(shape))
         try:
-            np.broadcast_shapes(self.shape, shape)
+            ok = np.broadcast_shapes(self.shape, shape) == shape
         except ValueError:
-            raise RuntimeError(f"expand: cannot expand shape {self.shape} to {shape}") from None
+            ok = False
+        if not ok:
+            raise RuntimeError(f"expand: cannot expand shape {self.shape} to {shape}; only "
+                               f"dims of size 1 can grow")
         return ops.Expand.apply(self, shape=shape)
 
-    def expand_as(self, other: "Tensor"):
+    def expand_as(self, other: Tensor):
         return self.expand(other.shape)
 
     def repeat(self, *sizes):
@@ -593,7 +606,7 @@ class Tensor:
         advanced = _is_advanced(index)
         return ops.GetItem.apply(self, index=index, advanced=advanced)
 
-    def gather(self, dim: int, index: "Tensor"):
+    def gather(self, dim: int, index: Tensor):
         """out[i][j] = self[i][index[i][j]] along `dim`, like `torch.gather`."""
         idx = np.asarray(index.data if isinstance(index, Tensor) else index)
         grids = np.ix_(*[np.arange(n) for n in idx.shape])
@@ -641,6 +654,12 @@ class Tensor:
 
 
 # ---------------------------------------------------------------- helpers used by methods
+
+
+class ValuesIndices(NamedTuple):
+    """What `max(dim)` / `min(dim)` return, like torch's (values, indices) named tuple."""
+    values: Tensor
+    indices: Tensor
 
 
 def _const(value, like: Tensor, floating: bool = False) -> Tensor:
@@ -771,6 +790,9 @@ def empty(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
 
 
 def full(shape, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
+    """Filled with `fill_value`, whose type sets the dtype (bool, int64 or float) as in torch."""
+    if dtype is None and isinstance(fill_value, (bool, int, np.integer, np.bool_)):
+        dtype = np.asarray(fill_value).dtype
     return _make(lambda s: np.full(s, fill_value), (shape,), dtype, requires_grad)
 
 

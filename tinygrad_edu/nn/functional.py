@@ -121,8 +121,10 @@ def batch_norm(x: Tensor, running_mean: np.ndarray | None, running_var: np.ndarr
                momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """Batch statistics in training (updating the running ones in place), running ones in eval.
 
-    x is (N, C) or (N, C, ...); running_mean / running_var are numpy arrays of shape (C,) or None.
+    x is (N, C) or (N, C, ...); running_mean / running_var: (C,) arrays or Tensors, or None.
     """
+    if isinstance(running_mean, Tensor):  # torch-style buffers: update their arrays in place
+        running_mean, running_var = running_mean.data, running_var.data
     C = x.shape[1]
     weight = weight if weight is not None else Tensor._wrap(np.ones(C, x.dtype))
     bias = bias if bias is not None else Tensor._wrap(np.zeros(C, x.dtype))
@@ -204,8 +206,10 @@ def binary_cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tens
         raise ValueError("binary_cross_entropy: input must be probabilities in [0, 1]; "
                          "for logits use binary_cross_entropy_with_logits")
     y = _const(target, input)
-    loss = -(y * input.log().clip(min=-100) + (1 - y) * (1 - input).log().clip(min=-100))
-    return _reduce(loss, reduction)
+    if y.shape != input.shape:
+        raise ValueError(f"binary_cross_entropy: target shape {y.shape} must match input shape "
+                         f"{input.shape}")
+    return _reduce(ops.BinaryCrossEntropy.apply(input, y), reduction)
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target, reduction: str = "mean") -> Tensor:
