@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from tqdm import tqdm
 
+from . import metrics
 from .autograd import no_grad
 from .logging import Logger
 from .nn import functional as F
@@ -136,8 +137,7 @@ def evaluate(model: Module, loader, loss_fn: Callable | None = None
     if not outputs:
         raise ValueError("evaluate: the loader yielded no batches; is the dataset empty?")
     outputs, targets = np.concatenate(outputs), np.concatenate(targets)
-    acc = (float(np.mean(outputs.argmax(1) == targets)) if _is_classification(outputs, targets)
-           else math.nan)
+    acc = metrics.accuracy(outputs, targets) if _is_classification(outputs, targets) else math.nan
     return loss_sum / len(targets), acc, outputs, targets
 
 
