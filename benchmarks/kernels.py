@@ -219,8 +219,12 @@ def main(argv=None) -> None:
     except ImportError:
         torch = None
 
+    load_before = os.getloadavg()[0]
     rows = run(args.batch_sizes, args.repeats, torch)
+    load_after = os.getloadavg()[0]
     print_table(rows, torch is not None)
+    print(f"1-minute load average {load_before:.1f} before, {load_after:.1f} after "
+          f"({os.cpu_count()} CPUs; other processes' load slows every column)")
     start = numba_start_times()
     for label, t in start.items():
         print(f"numba {label} start: import {t['import_s']:.2f} s, first call of every kernel "
@@ -234,6 +238,7 @@ def main(argv=None) -> None:
                      "python": platform.python_version()},
         "torch_threads": None if torch is None else torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
+        "load_average_1min": {"before": load_before, "after": load_after},
     })
     print(f"wrote {args.out}")
 
