@@ -361,8 +361,8 @@ class _Run:
             self.logger.flush()
         last, step = self.last_loss
         if self.saved_epoch is not None:
-            kept = (f"The last good checkpoint, {self.checkpoint_path} (after "
-                    f"{self.saved_epoch:g} epochs), is kept: resume from it with a lower lr.")
+            kept = (f"The last good checkpoint, {self.checkpoint_path} ({self.saved_epoch:g} of "
+                    f"{self.epochs} epochs done), is kept: resume from it with a lower lr.")
         else:
             kept = "No checkpoint was written by this run."
         raise TrainingDiverged(
