@@ -413,3 +413,22 @@ def test_one_cycle_refuses_to_run_past_total_steps():
     with pytest.raises(ValueError, match="momentum or betas"):
         lr_scheduler.OneCycleLR(optim.Adagrad(make_params(initial_arrays())), max_lr=1.0,
                                 total_steps=3)
+
+
+def test_one_cycle_state_dict_saves_as_checkpoint(tmp_path):
+    """Every scheduler state must go through tg.save (no namedtuples or functions inside)."""
+    import tinygrad_edu as tg
+    from tinygrad_edu.optim.lr_scheduler import OneCycleLR
+    model = tg.nn.Linear(2, 2)
+    opt = tg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    sched = OneCycleLR(opt, max_lr=1.0, total_steps=10)
+    for _ in range(3):
+        opt.step()
+        sched.step()
+    tg.save({"sched": sched.state_dict()}, tmp_path / "s.npz")
+    fresh = OneCycleLR(tg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), max_lr=1.0,
+                       total_steps=10)
+    fresh.load_state_dict(tg.load(tmp_path / "s.npz")["sched"])
+    sched.step()
+    fresh.step()
+    assert fresh.get_last_lr() == sched.get_last_lr()

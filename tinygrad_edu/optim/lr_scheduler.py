@@ -59,9 +59,12 @@ class LRScheduler:
     def _current_lrs(self) -> list[float]:
         return [group["lr"] for group in self.optimizer.param_groups]
 
+    _derived: tuple[str, ...] = ()  # attributes the constructor rebuilds; not saved
+
     def state_dict(self) -> dict[str, Any]:
-        """Everything but the optimizer (which has its own state_dict)."""
-        return {key: value for key, value in self.__dict__.items() if key != "optimizer"}
+        """Everything but the optimizer (which has its own state_dict) and derived attributes."""
+        skip = ("optimizer", *self._derived)
+        return {key: value for key, value in self.__dict__.items() if key not in skip}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore a `state_dict()`."""
@@ -245,6 +248,8 @@ class OneCycleLR(LRScheduler):
         scheduler = OneCycleLR(opt, max_lr=0.1, epochs=10, steps_per_epoch=len(loader))
         for x, y in loader: ...; opt.step(); scheduler.step()
     """
+
+    _derived = ("_phases",)  # namedtuples, rebuilt by the constructor from total_steps etc.
 
     def __init__(self, optimizer: Optimizer, max_lr: float | list[float],
                  total_steps: int | None = None, epochs: int | None = None,
