@@ -11,9 +11,10 @@ from tinygrad_edu import nn
 from tinygrad_edu.data import DataLoader, TensorDataset
 from tinygrad_edu.logging import Logger, read_events
 from tinygrad_edu.nn import functional as F
+from tinygrad_edu.nn.utils import clip_grad_norm_
 from tinygrad_edu.optim import SGD, Adam
 from tinygrad_edu.optim.lr_scheduler import CosineAnnealingLR, OneCycleLR, ReduceLROnPlateau
-from tinygrad_edu.train import TrainingDiverged, clip_grad_norm_, evaluate, fit, predict
+from tinygrad_edu.train import TrainingDiverged, evaluate, fit, predict
 
 N, BATCH = 256, 32  # 8 batches per epoch
 

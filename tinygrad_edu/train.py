@@ -39,6 +39,7 @@ from .autograd import no_grad
 from .logging import Logger
 from .nn import functional as F
 from .nn.module import Module
+from .nn.utils import clip_grad_norm_
 from .optim.lr_scheduler import OneCycleLR, ReduceLROnPlateau
 from .optim.optimizer import Optimizer
 from .random import get_rng_state, manual_seed, set_rng_state
@@ -466,18 +467,6 @@ def _first_nonfinite(model: Module) -> str | None:
         if not np.isfinite(p.data).all():
             return name
     return None
-
-
-def clip_grad_norm_(parameters, max_norm: float) -> float:
-    """Scale all gradients together so that their joint L2 norm is at most `max_norm`, like
-    `torch.nn.utils.clip_grad_norm_`; returns the norm before clipping."""
-    grads = [p.grad.data for p in parameters if p.grad is not None]
-    total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
-    if total > max_norm:
-        scale = max_norm / (total + 1e-6)
-        for g in grads:
-            g *= scale
-    return total
 
 
 class _InterruptAtBatchEnd:

@@ -1,5 +1,5 @@
 """Neural-network building blocks, like `torch.nn`: Module, layers, losses, init, functional."""
-from . import functional, init
+from . import functional, init, utils
 from .layers import (
                      GELU,
                      AdaptiveAvgPool2d,
