@@ -282,7 +282,8 @@ def map_figure(loaded: Loaded, inputs: Inputs, method: str, layer: str | None,
     tiles, captions = [], []
     for n in range(len(maps)):
         tiles += [viz.to_rgb(inputs.pictures[n]), heat[n], overlays[n]]
-        captions += [inputs.captions[n], f"{method}", _caption(probs[n], targets[n])]
+        captions += [inputs.captions[n], f"{method} of {targets[n]}",
+                     _caption(probs[n], targets[n])]
     return viz.make_grid(tiles, nrow=3, scale=SCALE, captions=captions, pad_value=255)
 
 
