@@ -14,6 +14,7 @@ from __future__ import annotations
 from functools import partial
 
 from .cnn import CNN2, CNN3
+from .lines import MultiHeadNet, SpecCNN
 from .mlp import MLP3
 
 MODELS = {
@@ -22,6 +23,9 @@ MODELS = {
     "cnn3": CNN3,
     "cnn2_gap": partial(CNN2, gap=True),
     "cnn3_gap": partial(CNN3, gap=True),
+    "spec_cnn": SpecCNN,  # the line-dataset networks (models/lines.py)
+    "lines_cnn": partial(SpecCNN, in_channels=3, num_classes=96),
+    "lines_multihead": MultiHeadNet,
 }
 
 

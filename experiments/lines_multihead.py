@@ -1,0 +1,252 @@
+"""Train the multi-head network on the line dataset: one feature network, four heads.
+
+Length, width and colour each have one sigmoid unit (binary cross-entropy), angle has 12
+softmax units (cross-entropy); the network is trained end to end on a weighted sum of the four
+losses, on 60% of the images, and tested on the other 40%.
+
+    python -m experiments.lines_multihead                          # 1000 images per class
+    python -m experiments.lines_multihead --per-class 100 --epochs 1 --loss-weights 1,1,1,2
+
+The run directory (runs/lines_multihead-<time>/) holds TensorBoard events (learning curves,
+per-head accuracies and confusion matrices, hparams), metrics.json, checkpoint.npz and
+report.html (also with a Grad-CAM of each head).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+import tinygrad_edu as tg
+from models.lines import HEADS, MultiHeadNet, multihead_loss, predict_attributes
+from tinygrad_edu import metrics, nn, viz
+from tinygrad_edu.data.lines import ATTRIBUTES
+from tinygrad_edu.logging import Logger
+
+from . import report
+from .common import UsageError, exit_on_usage_error
+from .lines_specified import (
+    LinesConfig,
+    check_config,
+    fit_timed,
+    hparams,
+    load_data,
+    parse_lines_config,
+    start_run,
+    timing,
+)
+
+ALL = "all"  # the aggregated accuracy: every head right
+
+
+@dataclass
+class MultiHeadConfig(LinesConfig):
+    model: str = "lines_multihead"
+    loss_weights: str = "1,1,1,1"  # length, width, colour, angle
+
+
+def loss_weights(cfg: MultiHeadConfig) -> tuple[float, ...]:
+    try:
+        weights = tuple(float(w) for w in cfg.loss_weights.split(","))
+    except ValueError:
+        weights = ()
+    if len(weights) != len(HEADS) or min(weights) < 0:
+        raise UsageError(f"--loss-weights takes {len(HEADS)} non-negative numbers for "
+                         f"{', '.join(HEADS)}, e.g. 1,1,1,2; got {cfg.loss_weights!r}")
+    return weights
+
+
+# ---- the four heads as one tensor, for tg.train.fit ------------------------------------------
+
+class PackedHeads(nn.Module):
+    """The network with its heads side by side in one (N, 15) tensor (length, width, colour,
+    then the 12 angle logits): tg.train.fit and evaluate expect a single output tensor."""
+
+    def __init__(self, net: MultiHeadNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return tg.cat(list(self.net(x).values()), dim=1)  # (N, 15)
+
+
+def unpack_heads(packed) -> dict:
+    """(N, 15) tensor or array -> {head: (N, units)} in HEADS order."""
+    heads, start = {}, 0
+    for name, units in HEADS.items():
+        heads[name] = packed[:, start:start + units]
+        start += units
+    return heads
+
+
+class HeadMetrics:
+    """A `fit` metrics_fn: the accuracy of each head and of all four together, per epoch; it
+    keeps the last validation outputs for the final report."""
+
+    def __init__(self):
+        self.outputs = self.targets = None
+
+    def __call__(self, packed: np.ndarray, targets: np.ndarray) -> dict:
+        self.outputs, self.targets = unpack_heads(packed), targets
+        right = predict_attributes(self.outputs) == targets  # (N, 4)
+        accuracy = {f"accuracy_{name}": float(right[:, k].mean()) for k, name in enumerate(HEADS)}
+        return accuracy | {f"accuracy_{ALL}": float(right.all(1).mean())}
+
+
+def head_scores(outputs: dict, targets: np.ndarray) -> dict:
+    """Per head: accuracy, macro F1, precision/recall/F1 by value and the confusion matrix."""
+    pred = predict_attributes(outputs)
+    scores = {}
+    for k, (name, values) in enumerate(ATTRIBUTES.items()):
+        n = len(values)
+        prf = metrics.precision_recall_f1(pred[:, k], targets[:, k], n)
+        scores[name] = {"accuracy": float(np.mean(pred[:, k] == targets[:, k])),
+                        "macro_f1": prf["macro"]["f1"], "prf": prf,
+                        "confusion": metrics.confusion_matrix(pred[:, k], targets[:, k], n,
+                                                              "true")}
+    scores[ALL] = {"accuracy": float(np.mean((pred == targets).all(1)))}
+    return scores
+
+
+# ---- the run ---------------------------------------------------------------------------------
+
+def run(cfg: MultiHeadConfig) -> dict:
+    """Train and test the multi-head network; return the summary (also in metrics.json)."""
+    check_config(cfg, DEFAULTS.model)
+    if cfg.dataset != "lines":
+        raise UsageError("the multi-head network learns the line attributes: --dataset lines")
+    weights = loss_weights(cfg)
+    data = load_data(cfg, target_type="attributes")
+    tg.manual_seed(cfg.seed)
+    net = MultiHeadNet()
+    logger = start_run(cfg, cfg.name or "lines_multihead")
+    try:
+        result = train(cfg, data, net, weights, logger)
+        finish(cfg, logger, result, net, data)
+    except BaseException:
+        logger.summary["status"] = "failed"
+        raise
+    finally:
+        logger.close()
+    accuracies = ", ".join(f"{h} {result['test_accuracy'][h]:.4f}" for h in result["test_accuracy"])
+    print(f"lines_multihead: test accuracy {accuracies}; {result['wall_seconds']:.1f} s; run in "
+          f"{logger.logdir}")
+    return {k: v for k, v in result.items() if k != "scores"} | {"run_dir": logger.logdir}
+
+
+def train(cfg: MultiHeadConfig, data, net: MultiHeadNet, weights, logger: Logger) -> dict:
+    """Fit the packed network on the weighted loss; return history, per-head scores, times."""
+    head_metrics = HeadMetrics()
+    history, wall = fit_timed(
+        cfg, data, PackedHeads(net), logger, head_metrics,
+        loss_fn=lambda out, y: multihead_loss(unpack_heads(out), y, weights))
+    scores = head_scores(head_metrics.outputs, head_metrics.targets)
+    return {"history": history, "scores": scores,
+            "test_accuracy": {h: s["accuracy"] for h, s in scores.items()},
+            "test_macro_f1": {h: s["macro_f1"] for h, s in scores.items() if h != ALL},
+            "test_loss": history["val_loss"][-1], "parameters": net.num_parameters(),
+            **timing(history, wall)}
+
+
+def finish(cfg: MultiHeadConfig, logger: Logger, result: dict, net: MultiHeadNet, data) -> None:
+    """Log the per-head test results and hparams, save the weights, write report.html."""
+    scores, step = result["scores"], cfg.epochs
+    for name, values in ATTRIBUTES.items():
+        logger.confusion_matrix(f"test/confusion_{name}", scores[name]["confusion"],
+                                [str(v) for v in values], step)
+        logger.scalar(f"test/accuracy_{name}", scores[name]["accuracy"], step)
+        logger.scalar(f"test/f1_{name}", scores[name]["macro_f1"], step)
+    logger.scalar(f"test/accuracy_{ALL}", scores[ALL]["accuracy"], step)
+    logger.text("test/heads", report.table_markdown(*head_table(scores)), step)
+    logger.hparams(hparams(cfg), {f"hparam/accuracy_{h}": a
+                                  for h, a in result["test_accuracy"].items()}
+                   | {"hparam/wall_seconds": result["wall_seconds"]})
+    tg.save({"model": net.state_dict(), "config": net.config},
+            os.path.join(logger.logdir, "checkpoint.npz"))
+    logger.summary.update({k: v for k, v in result.items() if k != "scores"}, status="finished",
+                          confusion_matrices={h: scores[h]["confusion"].tolist() for h in HEADS})
+    logger.flush()
+    html = report_html(cfg, result, net, data)
+    report.write_text_atomic(os.path.join(logger.logdir, "report.html"), html)
+
+
+# ---- the report ------------------------------------------------------------------------------
+
+def head_table(scores: dict) -> tuple[list, list]:
+    rows = [[name, len(ATTRIBUTES[name]), s["accuracy"], s["macro_f1"]]
+            for name, s in scores.items() if name != ALL]
+    rows.append([f"{ALL} four (aggregated)", 96, scores[ALL]["accuracy"], ""])
+    return ["head", "values", "test accuracy", "macro F1"], rows
+
+
+def value_table(scores: dict) -> tuple[list, list]:
+    """Precision, recall and F1 of every value of every head."""
+    rows = []
+    for name, values in ATTRIBUTES.items():
+        prf = scores[name]["prf"]
+        rows += [[f"{name} = {v}", float(prf["precision"][i]), float(prf["recall"][i]),
+                  float(prf["f1"][i]), int(prf["support"][i])] for i, v in enumerate(values)]
+    return ["head = value", "precision", "recall", "F1", "support"], rows
+
+
+def learning_curves(history: dict) -> str:
+    """Loss (train and test) and the test accuracy of each head, per epoch, as SVG charts."""
+    epochs = list(range(1, len(history["train_loss"]) + 1))
+    losses = {split: list(zip(epochs, history[f"{split}_loss"])) for split in ("train", "val")}
+    accuracy = {name: [(e, m[f"accuracy_{name}"]) for e, m in zip(epochs, history["val_metrics"])]
+                for name in [*HEADS, ALL]}
+    return (f"<div class='row'>{report.line_chart(losses, 'weighted loss', 'epoch')}"
+            f"{report.line_chart(accuracy, 'test accuracy per head', 'epoch')}</div>")
+
+
+def confusion_figures(scores: dict) -> str:
+    figures = []
+    for name, values in ATTRIBUTES.items():
+        image = viz.heatmap_image(scores[name]["confusion"], labels=[str(v) for v in values],
+                                  title=name, fmt=".3f", vmin=0.0, vmax=1.0)
+        figures.append(report.figure(image, f"{name}: P(predicted | true)"))
+    return f"<div class='row'>{''.join(figures)}</div>"
+
+
+def grad_cam_figure(net: MultiHeadNet, data, count: int = 8) -> str:
+    """Grad-CAM of each head (rows) on the first test images (columns), for its prediction."""
+    x, _ = data.test.get_batch(np.arange(count))  # (count, 3, 28, 28)
+    pictures = [p for name in HEADS for p in viz.overlay_maps(x, viz.grad_cam(net, x,
+                                                                              output=name))]
+    grid = viz.make_grid(pictures, nrow=count, scale=3)
+    return report.figure(grid, f"rows: {', '.join(HEADS)}; Grad-CAM at the last convolution for "
+                               f"each head's logit (the angle head: its predicted angle)")
+
+
+def report_html(cfg: MultiHeadConfig, result: dict, net: MultiHeadNet, data) -> str:
+    facts = [["data set", f"lines: {len(data.train)} train / {len(data.test)} test"],
+             ["model", "MultiHeadNet " + str(net.config)], ["epochs", cfg.epochs],
+             ["batch size", cfg.batch_size], ["optimizer", f"{cfg.optimizer} lr={cfg.lr}"],
+             ["loss weights (length, width, colour, angle)", cfg.loss_weights],
+             ["parameters", result["parameters"]], ["test loss", result["test_loss"]],
+             ["seconds per epoch", result["seconds_per_epoch"]],
+             ["ms per iteration", result["ms_per_iter"]],
+             ["wall time (s)", result["wall_seconds"]]]
+    scores = result["scores"]
+    sections = [
+        ("Summary", report.table_html(["", ""], facts)),
+        ("Accuracy of each head", report.table_html(*head_table(scores))),
+        ("Learning curves (validation = the 40% test split)", learning_curves(result["history"])),
+        ("Confusion matrices", confusion_figures(scores)),
+        ("Grad-CAM of each head", grad_cam_figure(net, data)),
+        ("F-scores of each value", report.table_html(*value_table(scores))),
+    ]
+    return report.page("The multi-head network on the line dataset", sections)
+
+
+DEFAULTS = MultiHeadConfig(epochs=3)
+
+
+def main(argv=None) -> dict:
+    cfg = parse_lines_config(DEFAULTS, argv, description=__doc__.splitlines()[0])
+    return exit_on_usage_error(lambda: run(cfg))
+
+
+if __name__ == "__main__":
+    main()

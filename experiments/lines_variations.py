@@ -1,0 +1,159 @@
+"""Try variants of the specified CNN on the line dataset, on a budget, and tabulate them.
+
+Each variant changes one thing (filter size, number of filters, pooling or strided convolution,
+depth, learning-rate decay, dropout, L2), and "combined" joins the changes that help. Every
+variant is trained and tested like the specified CNN (60/40 split, same seed); the table
+"variations tried" gives its test accuracy, macro F1 and time.
+
+    python -m experiments.lines_variations                       # every variant, 200 per class
+    python -m experiments.lines_variations --variants specified,combined --per-class 1000 \\
+        --epochs 4
+
+Writes runs/lines_variations-<time>/variations.md and one run directory per variant inside it
+(report.html, TensorBoard events with hparams: `tensorboard --logdir` on the sweep directory
+compares them in the HPARAMS tab).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+
+from models.lines import SpecCNN
+from tinygrad_edu.optim.lr_scheduler import CosineAnnealingLR
+
+from . import report
+from .common import UsageError, exit_on_usage_error
+from .lines_specified import (
+    LinesConfig,
+    check_config,
+    finish_run,
+    load_data,
+    parse_lines_config,
+    start_run,
+    train_classifier,
+)
+from .runner import run_dir_for
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One change to the specified CNN or to how it is trained."""
+
+    name: str
+    change: str  # what differs from the specified CNN, for the table
+    model: dict = field(default_factory=dict)  # SpecCNN options
+    weight_decay: float = 0.0  # L2: Adam's weight_decay adds weight_decay * w to the gradient
+    lr_decay: bool = False  # cosine annealing from lr to 0 over all the steps
+
+    def scheduler_fn(self):
+        """None, or a function (optimizer, total steps) -> a scheduler stepped every batch."""
+        if not self.lr_decay:
+            return None
+
+        def cosine(optimizer, total_steps: int):
+            scheduler = CosineAnnealingLR(optimizer, T_max=total_steps)
+            scheduler.step_per_batch = True  # tg.train.fit then steps it after every batch
+            return scheduler
+        return cosine
+
+
+DEEPER = {"channels": (32, 64), "kernel_size": 5, "padding": 2}
+VARIANTS = {v.name: v for v in (
+    Variant("specified", "none: 7x7 conv with 32 filters, 2x2 max pool, fc 1024"),
+    Variant("kernel5", "5x5 filters", {"kernel_size": 5}),
+    Variant("kernel3", "3x3 filters", {"kernel_size": 3}),
+    Variant("filters16", "16 filters", {"channels": (16,)}),
+    Variant("filters64", "64 filters", {"channels": (64,)}),
+    Variant("strided", "stride-2 convolution instead of max pooling", {"downsample": "stride"}),
+    Variant("deeper", "two conv blocks: 32 and 64 filters, 5x5, padding 2", DEEPER),
+    Variant("lr_decay", "cosine learning-rate decay to 0", lr_decay=True),
+    Variant("dropout", "dropout 0.5 after fc 1024", {"dropout": 0.5}),
+    Variant("l2", "L2 weight decay 1e-4", weight_decay=1e-4),
+    Variant("combined", "deeper + cosine lr decay + dropout 0.5", DEEPER | {"dropout": 0.5},
+            lr_decay=True),
+)}
+COLUMNS = ["variant", "change", "parameters", "test accuracy", "macro F1", "s / epoch",
+           "wall s"]
+
+
+@dataclass
+class VariationsConfig(LinesConfig):
+    per_class: int = 200
+    epochs: int = 2
+    variants: str = ",".join(VARIANTS)
+
+
+def chosen(cfg: VariationsConfig) -> list[Variant]:
+    names = [n.strip() for n in cfg.variants.split(",") if n.strip()]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown or not names:
+        raise UsageError(f"--variants: unknown {', '.join(unknown) or 'empty list'}; choose "
+                         f"from {', '.join(VARIANTS)}")
+    return [VARIANTS[n] for n in names]
+
+
+def run_variant(cfg: VariationsConfig, data, variant: Variant) -> dict:
+    """Train and test one variant in its own run directory; return its table row values."""
+    vcfg = dataclasses.replace(cfg, weight_decay=cfg.weight_decay + variant.weight_decay)
+    model = SpecCNN(in_channels=data.in_channels, num_classes=len(data.class_names),
+                    **variant.model)
+    logger = start_run(vcfg, variant.name)
+    logger.summary["variant"] = dataclasses.asdict(variant)
+    try:
+        result = train_classifier(vcfg, data, model, logger, variant.scheduler_fn())
+        facts = [["variant", f"{variant.name}: {variant.change}"],
+                 ["model", "SpecCNN " + str(model.config)], ["epochs", cfg.epochs],
+                 ["learning-rate decay", "cosine" if variant.lr_decay else "none"],
+                 ["L2 weight decay", vcfg.weight_decay]]
+        finish_run(vcfg, logger, result, f"Variant {variant.name} of the specified CNN", facts,
+                   data.class_names, model)
+    except BaseException:
+        logger.summary["status"] = "failed"
+        raise
+    finally:
+        logger.close()
+    return result | {"run_dir": logger.logdir}
+
+
+def run(cfg: VariationsConfig) -> dict:
+    """Train every chosen variant; write and return the table."""
+    check_config(cfg, "spec_cnn")
+    variants = chosen(cfg)
+    data = load_data(cfg)
+    sweep_dir = run_dir_for(dataclasses.replace(cfg, name="lines_variations"))
+    os.makedirs(sweep_dir)
+    rows, results, table = [], {}, ""
+    for variant in variants:
+        print(f"--- {variant.name}: {variant.change}")
+        r = run_variant(dataclasses.replace(cfg, logdir=sweep_dir), data, variant)
+        results[variant.name] = {k: r[k] for k in ("test_accuracy", "macro_f1", "parameters",
+                                                   "seconds_per_epoch", "wall_seconds",
+                                                   "run_dir")}
+        rows.append([variant.name, variant.change, r["parameters"], r["test_accuracy"],
+                     r["macro_f1"], r["seconds_per_epoch"], r["wall_seconds"]])
+        table = write_table(cfg, data, rows, sweep_dir)  # after each: a partial table survives
+    print(table)
+    return {"table": table, "results": results, "run_dir": sweep_dir}
+
+
+def write_table(cfg: VariationsConfig, data, rows: list, sweep_dir: str) -> str:
+    """variations.md in the sweep directory; returns its text."""
+    text = (f"## Variations tried\n\nThe specified CNN and its variants on the line dataset: "
+            f"{cfg.per_class} images per class, {len(data.train)} to train, {len(data.test)} "
+            f"to test (60/40), {cfg.epochs} epochs, batch {cfg.batch_size}, {cfg.optimizer} "
+            f"lr {cfg.lr}, seed {cfg.seed}.\n\n" + report.table_markdown(COLUMNS, rows) + "\n")
+    report.write_text_atomic(os.path.join(sweep_dir, "variations.md"), text)
+    return text
+
+
+DEFAULTS = VariationsConfig()
+
+
+def main(argv=None) -> dict:
+    cfg = parse_lines_config(DEFAULTS, argv, description=__doc__.splitlines()[0])
+    return exit_on_usage_error(lambda: run(cfg))
+
+
+if __name__ == "__main__":
+    main()
