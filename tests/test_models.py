@@ -1,6 +1,7 @@
 """models/: shapes, configs, the PyTorch twins, weight transfer, and training parity with torch."""
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 
@@ -21,11 +22,15 @@ CURVE_CONFIGS = {"mlp3": {"hidden": (64, 32)}, "cnn2": {"channels": (4, 8)},
 
 @pytest.fixture
 def torch():
+    """torch, with both frameworks on one thread: these tests compare numbers, not speed, and on
+    a busy 2-core machine competing thread pools made the 200-step tests ~8x slower."""
     torch = pytest.importorskip("torch")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # these tests compare numbers, not speed, on a shared machine
+    threads = torch.get_num_threads(), numba.get_num_threads()
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)
     yield torch
-    torch.set_num_threads(threads)
+    torch.set_num_threads(threads[0])
+    numba.set_num_threads(threads[1])
 
 
 def images(n: int, seed: int = 0, dtype=np.float32) -> np.ndarray:
