@@ -144,7 +144,8 @@ def backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
     """Reverse-mode pass from `root`: accumulate d(root)/d(leaf) into every leaf's `.grad`.
 
     Gradients of intermediate tensors live in a dict for the pass only (unless `retain_grad()`).
-    Without `retain_graph`, each node's saved arrays are released after use, as PyTorch does.
+    Without `retain_graph`, each node's saved arrays and parents are released after use, as
+    PyTorch does, so a kept output (say, a loss in a list) does not keep the activations alive.
     """
     grads = {id(root): grad}
     for node in reversed(toposort(root)):
@@ -163,9 +164,10 @@ def backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
         gs = ctx.backward(g)
         if not isinstance(gs, tuple):
             gs = (gs,)
-        if not retain_graph:
-            ctx.saved = _FREED
-        for p, gp, need in zip(ctx.parents, gs, ctx.needs_input_grad):
+        parents = ctx.parents
+        if not retain_graph:  # drop saved arrays and parents: activations can be freed now
+            ctx.saved, ctx.parents = _FREED, ()
+        for p, gp, need in zip(parents, gs, ctx.needs_input_grad):
             if not need or gp is None:
                 continue
             gp = unbroadcast(gp, p.data.shape, type(ctx).__name__)
