@@ -263,6 +263,31 @@ def test_per_batch_schedulers_step_every_batch():
     assert one_cycle.last_epoch == 16
 
 
+def test_on_epoch_end_sees_each_epoch_after_its_checkpoint_and_can_stop_the_run(tmp_path):
+    """What a hyper-parameter sweep needs: report every epoch, stop early, resume exactly."""
+    expected, expected_history = reference_run(epochs=3)
+    path = tmp_path / "ckpt.npz"
+    seen = []
+
+    def report(history):
+        seen.append((len(history.val_loss), tg.load(path)["epoch"]))
+        if len(seen) == 2:
+            raise RuntimeError("stop after 2 epochs")
+
+    model, optimizer, scheduler = make_run()
+    train, val = loaders()
+    with pytest.raises(RuntimeError, match="stop after 2"):
+        fit(model, optimizer, train, val, epochs=3, scheduler=scheduler, seed=1,
+            checkpoint_path=path, progress=False, on_epoch_end=report)
+    assert seen == [(1, 1), (2, 2)]  # the checkpoint of the epoch is on disk when it is reported
+    model, optimizer, scheduler = make_run()
+    train, val = loaders()
+    history = fit(model, optimizer, train, val, epochs=3, scheduler=scheduler,
+                  checkpoint_path=path, resume=True, progress=False)
+    assert_same_weights(weights(model), expected)
+    assert curves(history) == curves(expected_history)
+
+
 def test_resume_refuses_a_file_that_fit_did_not_write(tmp_path):
     model, optimizer, _ = make_run()
     train, _ = loaders()

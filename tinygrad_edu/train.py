@@ -181,7 +181,8 @@ def fit(model: Module, optimizer: Optimizer, train_loader, val_loader=None, epoc
         checkpoint_every: int = 1, checkpoint_path: str | None = None,
         resume: bool | str = False, seed: int | None = None,
         metrics_fn: Callable[[np.ndarray, np.ndarray], dict] | None = None,
-        log_every: int = 50, progress: bool = True, grad_clip: float | None = None) -> History:
+        log_every: int = 50, progress: bool = True, grad_clip: float | None = None,
+        on_epoch_end: Callable[[History], None] | None = None) -> History:
     """Train `model` for `epochs` epochs (in total, counting the epochs of a resumed run).
 
     loss_fn(outputs, targets) defaults to cross-entropy. logdir: a Logger, or the directory of a
@@ -190,7 +191,9 @@ def fit(model: Module, optimizer: Optimizer, train_loader, val_loader=None, epoc
     last one. resume: True (from checkpoint_path) or a checkpoint's path. seed seeds
     tinygrad_edu's generator (shuffling, dropout) unless resuming. metrics_fn(logits, targets)
     -> {name: value} runs on the validation outputs each epoch. grad_clip: the largest L2 norm
-    of all gradients together. Raises TrainingDiverged on a NaN or infinite loss.
+    of all gradients together. on_epoch_end(history) runs after every epoch, once that epoch's
+    checkpoint (if one is due) is on disk: report progress, or raise to stop. Raises
+    TrainingDiverged on a NaN or infinite loss.
 
         history = fit(model, opt, train_loader, val_loader, epochs=2, logdir="runs/mlp")
     """
@@ -203,7 +206,7 @@ def fit(model: Module, optimizer: Optimizer, train_loader, val_loader=None, epoc
         checkpoint_path = os.path.join(logger.logdir, "checkpoint.npz")
     run = _Run(model, optimizer, train_loader, val_loader, epochs, loss_fn or F.cross_entropy,
                scheduler, logger, int(checkpoint_every), checkpoint_path, metrics_fn,
-               int(log_every), progress, grad_clip)
+               int(log_every), progress, grad_clip, on_epoch_end)
     try:
         if resume:
             run.restore(checkpoint_path if resume is True else os.fspath(resume))
@@ -223,13 +226,13 @@ class _Run:
 
     def __init__(self, model, optimizer, train_loader, val_loader, epochs, loss_fn, scheduler,
                  logger, checkpoint_every, checkpoint_path, metrics_fn, log_every, progress,
-                 grad_clip):
+                 grad_clip, on_epoch_end):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.train_loader, self.val_loader = train_loader, val_loader
         self.epochs, self.loss_fn, self.metrics_fn = epochs, loss_fn, metrics_fn
         self.logger, self.log_every, self.progress = logger, log_every, progress
         self.checkpoint_every, self.checkpoint_path = checkpoint_every, checkpoint_path
-        self.grad_clip = grad_clip
+        self.grad_clip, self.on_epoch_end = grad_clip, on_epoch_end
         self.per_batch_scheduler = (isinstance(scheduler, OneCycleLR)
                                     or getattr(scheduler, "step_per_batch", False))
         self.history = History()
@@ -340,6 +343,8 @@ class _Run:
         self.epoch, self.batch, self.stats = self.epoch + 1, 0, _EpochStats()
         if self.epoch % self.checkpoint_every == 0 or self.epoch == self.epochs:
             self._save_checkpoint()
+        if self.on_epoch_end is not None:
+            self.on_epoch_end(self.history)
 
     def _validate(self) -> dict:
         loss, acc, logits, targets = evaluate(self.model, self.val_loader, self.loss_fn)
