@@ -32,8 +32,8 @@ from .lines_specified import (
     fit_timed,
     hparams,
     load_data,
+    logged_run,
     parse_lines_config,
-    start_run,
     timing,
 )
 
@@ -120,15 +120,9 @@ def run(cfg: MultiHeadConfig) -> dict:
     data = load_data(cfg, target_type="attributes")
     tg.manual_seed(cfg.seed)
     net = MultiHeadNet()
-    logger = start_run(cfg, cfg.name or "lines_multihead")
-    try:
+    with logged_run(cfg, cfg.name or "lines_multihead") as logger:
         result = train(cfg, data, net, weights, logger)
         finish(cfg, logger, result, net, data)
-    except BaseException:
-        logger.summary["status"] = "failed"
-        raise
-    finally:
-        logger.close()
     accuracies = ", ".join(f"{h} {result['test_accuracy'][h]:.4f}" for h in result["test_accuracy"])
     print(f"lines_multihead: test accuracy {accuracies}; {result['wall_seconds']:.1f} s; run in "
           f"{logger.logdir}")

@@ -12,9 +12,11 @@ checkpoint.npz and report.html. lines_variations and lines_multihead build on th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -132,11 +134,20 @@ class KeepLastOutputs:
         return {"f1_macro": scores["macro"]["f1"]}
 
 
-def start_run(cfg: LinesConfig, name: str) -> Logger:
+@contextlib.contextmanager
+def logged_run(cfg: LinesConfig, name: str) -> Iterator[Logger]:
+    """The Logger of a new run directory <logdir>/<name>-<time>: its summary says "running",
+    then "failed" if the block raises; it is closed after the block."""
     logger = Logger(logdir=run_dir_for(dataclasses.replace(cfg, name=name)))
     logger.summary.update(status="running", config=cfg.to_dict())
     logger.flush()
-    return logger
+    try:
+        yield logger
+    except BaseException:
+        logger.summary["status"] = "failed"
+        raise
+    finally:
+        logger.close()
 
 
 def fit_timed(cfg: LinesConfig, data: Data, model, logger: Logger, metrics_fn, loss_fn=None,
@@ -264,19 +275,13 @@ def run(cfg: LinesConfig) -> dict:
     data = load_data(cfg)
     tg.manual_seed(cfg.seed)
     model = SpecCNN(in_channels=data.in_channels, num_classes=len(data.class_names))
-    logger = start_run(cfg, cfg.name or f"{cfg.dataset}_spec_cnn")
-    try:
+    with logged_run(cfg, cfg.name or f"{cfg.dataset}_spec_cnn") as logger:
         result = train_classifier(cfg, data, model, logger)
         facts = [["data set", f"{cfg.dataset}: {len(data.train)} train / {len(data.test)} test"],
                  ["model", "SpecCNN " + str(model.config)], ["epochs", cfg.epochs],
                  ["batch size", cfg.batch_size], ["optimizer", f"{cfg.optimizer} lr={cfg.lr}"]]
         finish_run(cfg, logger, result, f"The specified CNN on {cfg.dataset}", facts,
                    data.class_names, model)
-    except BaseException:
-        logger.summary["status"] = "failed"
-        raise
-    finally:
-        logger.close()
     print(f"spec_cnn on {cfg.dataset}: test accuracy {result['test_accuracy']:.4f}, macro F1 "
           f"{result['macro_f1']:.4f}, {result['wall_seconds']:.1f} s; run in {logger.logdir}")
     return {k: v for k, v in result.items() if k not in ("confusion_matrix", "scores")} | {

@@ -29,8 +29,8 @@ from .lines_specified import (
     check_config,
     finish_run,
     load_data,
+    logged_run,
     parse_lines_config,
-    start_run,
     train_classifier,
 )
 from .runner import run_dir_for
@@ -98,9 +98,8 @@ def run_variant(cfg: VariationsConfig, data, variant: Variant) -> dict:
     vcfg = dataclasses.replace(cfg, weight_decay=cfg.weight_decay + variant.weight_decay)
     model = SpecCNN(in_channels=data.in_channels, num_classes=len(data.class_names),
                     **variant.model)
-    logger = start_run(vcfg, variant.name)
-    logger.summary["variant"] = dataclasses.asdict(variant)
-    try:
+    with logged_run(vcfg, variant.name) as logger:
+        logger.summary["variant"] = dataclasses.asdict(variant)
         result = train_classifier(vcfg, data, model, logger, variant.scheduler_fn())
         facts = [["variant", f"{variant.name}: {variant.change}"],
                  ["model", "SpecCNN " + str(model.config)], ["epochs", cfg.epochs],
@@ -108,11 +107,6 @@ def run_variant(cfg: VariationsConfig, data, variant: Variant) -> dict:
                  ["L2 weight decay", vcfg.weight_decay]]
         finish_run(vcfg, logger, result, f"Variant {variant.name} of the specified CNN", facts,
                    data.class_names, model)
-    except BaseException:
-        logger.summary["status"] = "failed"
-        raise
-    finally:
-        logger.close()
     return result | {"run_dir": logger.logdir}
 
 

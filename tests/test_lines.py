@@ -459,3 +459,12 @@ def test_bad_input_is_one_sentence_and_exit_code_2(tmp_path, capsys, main, argv,
     err = capsys.readouterr().err
     assert e.value.code == 2 and message in err and "Traceback" not in err
     assert not os.listdir(tmp_path)
+
+
+def test_a_run_that_raises_is_marked_failed(tmp_path):
+    cfg = lines_specified.LinesConfig(logdir=str(tmp_path))
+    with pytest.raises(RuntimeError, match="stop"), \
+            lines_specified.logged_run(cfg, "broken") as logger:
+        raise RuntimeError("stop")
+    saved = json.loads(Path(logger.logdir, "metrics.json").read_text())["summary"]
+    assert saved["status"] == "failed" and saved["config"]["per_class"] == 1000
