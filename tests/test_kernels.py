@@ -105,7 +105,8 @@ def test_conv2d_matches_reference_and_backward_is_the_adjoint(case):
     X, Wt = _tensor(x), _tensor(w)
     B = None if b is None else _tensor(b)
     y = conv2d(X, Wt, B, **case["opts"])
-    assert y.dtype == x.dtype and y.data.flags.c_contiguous
+    # channel-major: (N, OC, OH, OW) view of the GEMM's (OC, N, OH, OW) result, no copy
+    assert y.dtype == x.dtype and y.data.transpose(1, 0, 2, 3).flags.c_contiguous
     np.testing.assert_allclose(y.data, conv2d_ref(x, w, b, **case["opts"]), **_tol(x.dtype))
 
     # conv is linear in x and in w: <conv(x, w), gy> = <x, gx> = <w, gw> (+ <b, gb> with bias)
@@ -423,3 +424,11 @@ def test_batch_norm_ref_parity_with_torch():
     yt = torch.nn.functional.batch_norm(torch.tensor(x), None, None, torch.tensor(w),
                                         torch.tensor(b), training=True)
     np.testing.assert_allclose(y, yt.numpy(), rtol=0, atol=1e-8)
+
+
+def test_gradcheck_perturbs_non_contiguous_inputs():
+    """A transposed (non-contiguous) input must be perturbed in place, not through a copy."""
+    a = np.arange(6.0).reshape(2, 3)
+    x = Tensor(a.T, dtype=np.float64, requires_grad=True)  # astype keeps the F-order layout
+    assert not x.data.flags.c_contiguous
+    assert gradcheck(lambda t: (t * t).sum(), x)

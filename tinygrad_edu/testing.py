@@ -217,15 +217,14 @@ def _first_output(out) -> Tensor:
 
 def _numeric_grad(fn, inputs: list, t: Tensor, upstream: np.ndarray, eps: float) -> np.ndarray:
     """d(sum(fn(inputs) * upstream)) / d(t), one central difference per element of t."""
-    grad = np.zeros_like(t.data)
-    flat = t.data.reshape(-1)  # a view: writing into it perturbs t
+    grad = np.zeros(t.data.shape, np.float64)
     with no_grad():
-        for k in range(flat.size):
-            orig = flat[k]
-            flat[k] = orig + eps
+        for k in np.ndindex(t.data.shape):  # indexes t.data in place, whatever its strides
+            orig = t.data[k]
+            t.data[k] = orig + eps
             plus = np.sum(_first_output(fn(*inputs)).data * upstream)
-            flat[k] = orig - eps
+            t.data[k] = orig - eps
             minus = np.sum(_first_output(fn(*inputs)).data * upstream)
-            flat[k] = orig
-            grad.reshape(-1)[k] = (plus - minus) / (2 * eps)
+            t.data[k] = orig
+            grad[k] = (plus - minus) / (2 * eps)
     return grad
