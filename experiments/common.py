@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, fields
 
 FRAMEWORKS = ("tinygrad_edu", "torch")
 OPTIMIZERS = ("adam", "sgd", "adamw", "rmsprop")
+SCHEDULES = ("cosine", "step", "none")
 
 
 @dataclass
@@ -20,6 +21,7 @@ class Config:
     lr: float = 1e-3
     optimizer: str = "adam"
     weight_decay: float = 0.0
+    schedule: str = "cosine"  # lr per epoch: cosine to ~0 over the run, step (x0.1 at 2/3), none
     seed: int = 0
     data_dir: str | None = None
     logdir: str = "runs"
@@ -36,25 +38,32 @@ class UsageError(Exception):
 
 
 def parse_config(defaults: Config, argv=None, description: str = "") -> Config:
-    """Build a Config from the command line; `defaults` sets each experiment's defaults."""
+    """Build a config of `defaults`' class from the command line; `defaults` sets each
+    experiment's defaults. Subclasses of Config add flags by adding fields; a bool field is
+    a --flag / --no-flag pair, and a field named in CHOICES takes one of its values."""
+    cls = type(defaults)
+    choices = {"framework": FRAMEWORKS, "optimizer": OPTIMIZERS, "schedule": SCHEDULES} | getattr(
+        cls, "CHOICES", {})
     parser = argparse.ArgumentParser(description=description)
-    for f in fields(Config):
+    for f in fields(cls):
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
         if f.name == "progress":
             parser.add_argument("--no-progress", dest="progress", action="store_false",
                                 help="no progress bar (for logs)")
-        elif f.name == "framework":
-            parser.add_argument(flag, default=default, choices=FRAMEWORKS)
-        elif f.name == "optimizer":
-            parser.add_argument(flag, default=default, choices=OPTIMIZERS)
+        elif isinstance(default, bool):
+            parser.add_argument(flag, default=default, action=argparse.BooleanOptionalAction)
+        elif f.name in choices:
+            parser.add_argument(flag, default=default, choices=choices[f.name])
         else:
-            kind = {int: int, float: float}.get(type(default), str)
-            if f.name in ("subset", "data_dir", "name"):
-                kind = int if f.name == "subset" else str
-            parser.add_argument(flag, type=kind, default=default)
+            parser.add_argument(flag, type=_field_type(f), default=default)
     args = parser.parse_args(argv)
-    return Config(**vars(args))
+    return cls(**vars(args))
+
+
+def _field_type(f) -> type:
+    """int, float or str, from the field's annotation ('int | None' -> int)."""
+    return {"int": int, "float": float}.get(str(f.type).split("|")[0].strip(), str)
 
 
 def exit_on_usage_error(fn):

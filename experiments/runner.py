@@ -91,7 +91,8 @@ def run(cfg: Config) -> dict:
 
 
 def _train_and_report(cfg, train_loader, test_loader, test_set, logger) -> dict:
-    backend = _TorchRun(cfg) if cfg.framework == "torch" else _ScratchRun(cfg)
+    run_cls = _TorchRun if cfg.framework == "torch" else _ScratchRun
+    backend = run_cls(cfg, make_scheduler=scheduler_factory(cfg))
     t0 = time.perf_counter()
     history = backend.fit(train_loader, test_loader, logger)
     wall = time.perf_counter() - t0
@@ -129,6 +130,23 @@ def _train_and_report(cfg, train_loader, test_loader, test_set, logger) -> dict:
     print(f"{cfg.model} ({cfg.framework}): test accuracy {acc:.4f}, loss {loss:.4f}, "
           f"macro F1 {summary['macro_f1']:.4f}, {wall:.1f} s; run in {logger.logdir}")
     return summary | {"run_dir": logger.logdir}
+
+
+def scheduler_factory(cfg: Config):
+    """`optimizer -> scheduler` for cfg.schedule, in the run's framework (same names in both),
+    stepped once per epoch; None for 'none'."""
+    if getattr(cfg, "schedule", "none") == "none":
+        return None
+
+    def make(optimizer):
+        if cfg.framework == "torch":
+            from torch.optim import lr_scheduler
+        else:
+            from tinygrad_edu.optim import lr_scheduler
+        if cfg.schedule == "cosine":
+            return lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+        return lr_scheduler.StepLR(optimizer, step_size=max(1, 2 * cfg.epochs // 3), gamma=0.1)
+    return make
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -182,16 +200,21 @@ def _report_html(cfg, summary, cm, images, top_p, scores) -> str:
 
 
 class _ScratchRun:
-    """Training with tinygrad_edu's own trainer."""
+    """Training with tinygrad_edu's own trainer. `model` defaults to get_model(cfg.model),
+    `loss_fn` to cross-entropy; make_scheduler(optimizer) builds an optional lr scheduler."""
 
-    def __init__(self, cfg: Config):
-        self.cfg, self.model = cfg, models.get_model(cfg.model)
+    def __init__(self, cfg: Config, model=None, loss_fn=None, make_scheduler=None):
+        self.cfg = cfg
+        self.model = model if model is not None else models.get_model(cfg.model)
         self.optimizer = _scratch_optimizer(cfg, self.model.parameters())
+        self.scheduler = make_scheduler(self.optimizer) if make_scheduler else None
+        self.loss_fn = loss_fn
 
     def fit(self, train_loader, val_loader, logger) -> dict:
         history = tg.train.fit(self.model, self.optimizer, train_loader, val_loader,
                                epochs=self.cfg.epochs, logdir=logger, progress=self.cfg.progress,
-                               checkpoint_path=os.path.join(logger.logdir, "last.npz"))
+                               checkpoint_path=os.path.join(logger.logdir, "last.npz"),
+                               loss_fn=self.loss_fn, scheduler=self.scheduler)
         return history.as_dict()
 
     def evaluate(self, loader):
@@ -212,18 +235,22 @@ def _scratch_optimizer(cfg: Config, params):
 
 
 class _TorchRun:
-    """Training of the PyTorch twin, started from the same initial weights as the scratch run."""
+    """Training of the PyTorch twin, started from the same initial weights as the scratch run
+    (`model`, default get_model(cfg.model)); loss_fn and make_scheduler as in _ScratchRun."""
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, model=None, loss_fn=None, make_scheduler=None):
         from . import torch_backend
         self.cfg, self.tb = cfg, torch_backend
-        self.model = models.to_torch(models.get_model(cfg.model))
+        self.model = models.to_torch(model if model is not None else models.get_model(cfg.model))
         self.optimizer = torch_backend.make_optimizer(cfg.optimizer, self.model.parameters(),
                                                       cfg.lr, cfg.weight_decay)
+        self.scheduler = make_scheduler(self.optimizer) if make_scheduler else None
+        self.loss_fn = loss_fn
 
     def fit(self, train_loader, val_loader, logger) -> dict:
         return self.tb.fit(self.model, self.optimizer, train_loader, val_loader, self.cfg.epochs,
-                           logger, progress=self.cfg.progress)
+                           logger, progress=self.cfg.progress, loss_fn=self.loss_fn,
+                           scheduler=self.scheduler)
 
     def evaluate(self, loader):
         return self.tb.evaluate(self.model, loader)

@@ -46,10 +46,13 @@ def evaluate(model, loader) -> tuple[float, float, np.ndarray, np.ndarray]:
 
 
 def fit(model, optimizer, train_loader, val_loader, epochs: int, logger: Logger,
-        log_every: int = 50, progress: bool = True) -> dict:
-    """Train with cross-entropy; log the scalars the scratch trainer logs; return the history."""
+        log_every: int = 50, progress: bool = True, loss_fn=None, scheduler=None) -> dict:
+    """Train with `loss_fn` (default cross-entropy) and an optional lr scheduler (OneCycleLR
+    steps per batch, any other per epoch, like tg.train.fit); log the scalars the scratch
+    trainer logs; return the history."""
     torch = _torch()
-    F = torch.nn.functional
+    loss_fn = loss_fn or torch.nn.functional.cross_entropy
+    per_batch = isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR)
     history = {k: [] for k in ("train_loss", "train_acc", "val_loss", "val_acc", "epoch_time",
                                "ms_per_iter")}
     step = 0
@@ -60,10 +63,12 @@ def fit(model, optimizer, train_loader, val_loader, epochs: int, logger: Logger,
         for batch in bar:
             x, y = _as_torch(batch)
             out = model(x)
-            loss = F.cross_entropy(out, y)
+            loss = loss_fn(out, y)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            if per_batch:
+                scheduler.step()
             value = loss.item()
             if not math.isfinite(value):
                 raise FloatingPointError(f"torch: loss became {value} at epoch {epoch}, step "
@@ -77,6 +82,8 @@ def fit(model, optimizer, train_loader, val_loader, epochs: int, logger: Logger,
                 ms = (time.perf_counter() - t0) / (bar.n + 1) * 1e3
                 bar.set_postfix(loss=f"{value:.4f}", acc=f"{correct / seen:.4f}", ms=f"{ms:.1f}")
         epoch_time = time.perf_counter() - t0
+        if scheduler is not None and not per_batch:
+            scheduler.step()
         val_loss, val_acc, _, _ = evaluate(model, val_loader)
         row = {"train_loss": total_loss / seen, "train_acc": correct / seen, "val_loss": val_loss,
                "val_acc": val_acc, "epoch_time": epoch_time,
