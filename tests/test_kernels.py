@@ -105,8 +105,8 @@ def test_conv2d_matches_reference_and_backward_is_the_adjoint(case):
     X, Wt = _tensor(x), _tensor(w)
     B = None if b is None else _tensor(b)
     y = conv2d(X, Wt, B, **case["opts"])
-    # channel-major: (N, OC, OH, OW) view of the GEMM's (OC, N, OH, OW) result, no copy
-    assert y.dtype == x.dtype and y.data.transpose(1, 0, 2, 3).flags.c_contiguous
+    # batch-minor: (N, OC, OH, OW) view of the GEMM's (OC, OH, OW, N) result, no copy
+    assert y.dtype == x.dtype and y.data.transpose(1, 2, 3, 0).flags.c_contiguous
     np.testing.assert_allclose(y.data, conv2d_ref(x, w, b, **case["opts"]), **_tol(x.dtype))
 
     # conv is linear in x and in w: <conv(x, w), gy> = <x, gx> = <w, gw> (+ <b, gb> with bias)

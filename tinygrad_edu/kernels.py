@@ -5,13 +5,22 @@ Notation (Chainer's `utils/conv.py`, DeZero's im2col):
     top/left (the bottom/right padding follows from the output size O = (OH, OW)), D dilation.
     Output row oh reads input rows ih = oh*SH - PH + kh*DH; rows outside [0, H) are padding.
 
+Memory layout: batch-minor, (C, H, W, N) in memory, as in Krizhevsky's cuda-convnet. Every public
+function takes (N, C, H, W)-shaped arrays of any strides and returns (N, C, H, W)-shaped views of
+(C, H, W, N) buffers (`batch_minor`). Why: with the batch innermost, the N values of one pixel are
+adjacent, so im2col copies whole runs of OW*N floats instead of OW-long scraps, pooling and
+col2im work on N-long vectors, and the convolution's GEMM, weight (OC, C*KH*KW) @ col, writes
+(OC, OH, OW, N): the next layer's input, already in this layout, with no transpose copied.
+The jitted loops (names starting with `_`) take C-contiguous (C, H, W, N) arrays.
+
 Conventions:
-- Every kernel takes C-contiguous arrays (callers use `np.ascontiguousarray`), float32 or float64,
-  and allocates its result in the input's dtype; sums inside a window accumulate in float64.
+- float32 or float64; results have the input's dtype.
 - Output sizes are computed by the caller (`tinygrad_edu.ops_cnn`) and passed in, which is how
   ceil_mode and the asymmetric padding of `padding='same'` reach the loops without special cases.
-- Single-threaded on purpose: on a 2-core machine `parallel=True` loops fight OpenBLAS's threads
-  for the same cores (a 3-layer CNN step measured several times slower; see benchmarks/kernels.py).
+- `rows=(oh0, oh1)` restricts im2col/col2im to a band of output rows, so that a convolution can
+  stream its columns through a cache-sized workspace (see ops_cnn.Conv2d).
+- `parallel=True` loops split rows of col or channels over the cores (`prange`), so scatters
+  (col2im, max-pool backward) never race: each task owns a whole channel of the output.
 - `cache=True` stores the compiled machine code next to this file (or in NUMBA_CACHE_DIR), so only
   the first import on a machine pays the compile time.
 - Set NUMBA_DISABLE_JIT=1 to run these as plain Python and step through them in a debugger.
@@ -19,112 +28,205 @@ Conventions:
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 
-@njit(cache=True)
-def im2col(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
-    """(N, C, H, W) -> col (C*KH*KW, N*OH*OW): column n*OH*OW + oh*OW + ow holds the receptive
-    field of output pixel (n, oh, ow), zero where it reads padding.
+def batch_minor(shape: tuple, dtype) -> np.ndarray:
+    """An uninitialised (N, C, H, W) array whose memory is laid out as (C, H, W, N)."""
+    N, C, H, W = shape
+    return np.empty((C, H, W, N), dtype).transpose(3, 0, 1, 2)
 
-    With this layout conv2d is one GEMM, weight (OC, C*KH*KW) @ col -> (OC, N*OH*OW), and the
-    innermost loop writes contiguous memory.
+
+def to_batch_minor(x: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) array -> the same values as a C-contiguous (C, H, W, N) array: a view when x
+    is already batch-minor (any output of these kernels), else one copy."""
+    return np.ascontiguousarray(x.transpose(1, 2, 3, 0))
+
+
+@njit(cache=True, inline="always")
+def _valid_range(S, P, k, D, size, O):
+    """Outputs o in [lo, hi) whose input index o*S - P + k*D lies inside [0, size)."""
+    off = P - k * D  # input = o*S - off
+    lo = max(0, (off + S - 1) // S) if off > 0 else 0
+    hi = min(O, (size - 1 + off) // S + 1) if size - 1 + off >= 0 else 0
+    return lo, max(lo, hi)
+
+
+# ------------------------------------------------------------------ im2col / col2im
+def im2col(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, rows=None, out=None):
+    """(N, C, H, W) -> col (C*KH*KW, R*OW*N) for the output rows oh in [oh0, oh1) = `rows`
+    (default all, R = OH): column ((oh - oh0)*OW + ow)*N + n holds the receptive field of output
+    pixel (n, oh, ow), zero where it reads padding. `out` may be a reused workspace.
+
+    Then conv2d is one GEMM, weight (OC, C*KH*KW) @ col -> (OC, OH, OW, N), batch-minor.
     """
-    N, C, H, W = x.shape
-    col = np.empty((C * KH * KW, N * OH * OW), x.dtype)
-    for n in range(N):
-        for c in range(C):
-            for kh in range(KH):
-                for kw in range(KW):
-                    row = (c * KH + kh) * KW + kw
-                    for oh in range(OH):
-                        ih = oh * SH - PH + kh * DH
-                        start = (n * OH + oh) * OW
-                        if ih < 0 or ih >= H:
-                            for ow in range(OW):
-                                col[row, start + ow] = 0
-                            continue
-                        for ow in range(OW):
-                            iw = ow * SW - PW + kw * DW
-                            if 0 <= iw < W:
-                                col[row, start + ow] = x[n, c, ih, iw]
-                            else:
-                                col[row, start + ow] = 0
-    return col
+    xb = to_batch_minor(x)
+    C, N = xb.shape[0], xb.shape[3]
+    oh0, oh1 = (0, OH) if rows is None else rows
+    if out is None:
+        out = np.empty((C * KH * KW, (oh1 - oh0) * OW * N), x.dtype)
+    _im2col(xb, out, oh0, oh1, KH, KW, SH, SW, PH, PW, DH, DW, OW)
+    return out
 
 
-@njit(cache=True)
-def col2im(col, N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
-    """col (C*KH*KW, N*OH*OW) -> (N, C, H, W): the adjoint of im2col, adding every column entry
-    back onto the input pixel it was read from (overlapping windows sum; padding is dropped)."""
-    x = np.zeros((N, C, H, W), col.dtype)
-    for n in range(N):
-        for c in range(C):
-            for kh in range(KH):
-                for kw in range(KW):
-                    row = (c * KH + kh) * KW + kw
-                    for oh in range(OH):
-                        ih = oh * SH - PH + kh * DH
-                        if ih < 0 or ih >= H:
-                            continue
-                        start = (n * OH + oh) * OW
-                        for ow in range(OW):
-                            iw = ow * SW - PW + kw * DW
-                            if 0 <= iw < W:
-                                x[n, c, ih, iw] += col[row, start + ow]
-    return x
+@njit(cache=True, parallel=True)
+def _im2col(x, col, oh0, oh1, KH, KW, SH, SW, PH, PW, DH, DW, OW):
+    """x (C, H, W, N) -> col rows (c*KH + kh)*KW + kw; one row of col per task."""
+    C, H, W, N = x.shape
+    for row in prange(C * KH * KW):
+        c, kh, kw = row // (KH * KW), (row // KW) % KH, row % KW
+        ow_lo, ow_hi = _valid_range(SW, PW, kw, DW, W, OW)
+        out = col[row]
+        for oh in range(oh0, oh1):
+            o = (oh - oh0) * OW * N  # first column of this output row
+            ih = oh * SH - PH + kh * DH
+            if ih < 0 or ih >= H:
+                out[o:o + OW * N] = 0
+                continue
+            out[o:o + ow_lo * N] = 0
+            src = x[c, ih]  # (W, N)
+            if SW == 1:  # the whole valid run is contiguous in both arrays
+                iw = ow_lo - PW + kw * DW
+                n_run = (ow_hi - ow_lo) * N
+                out[o + ow_lo * N:o + ow_lo * N + n_run] = src.reshape(W * N)[iw * N:iw * N + n_run]
+            else:
+                for ow in range(ow_lo, ow_hi):
+                    out[o + ow * N:o + (ow + 1) * N] = src[ow * SW - PW + kw * DW]
+            out[o + ow_hi * N:o + OW * N] = 0
 
 
-@njit(cache=True)
+def col2im(col, N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, rows=None, out=None):
+    """col (C*KH*KW, R*OW*N) of the output rows `rows` (default all) -> (N, C, H, W): the adjoint
+    of im2col, adding every column entry onto the input pixel it was read from (overlapping
+    windows sum; padding is dropped). Adds into `out` (batch-minor) when given, else into zeros."""
+    if out is None:
+        out = batch_minor((N, C, H, W), col.dtype)
+        out[...] = 0
+    oh0, oh1 = (0, OH) if rows is None else rows
+    _col2im(col, out.transpose(1, 2, 3, 0), oh0, oh1, KH, KW, SH, SW, PH, PW, DH, DW, OW)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def _col2im(col, x, oh0, oh1, KH, KW, SH, SW, PH, PW, DH, DW, OW):
+    """col -> x (C, H, W, N) += ...; one channel per task, so no two tasks write one pixel."""
+    C, H, W, N = x.shape
+    for c in prange(C):
+        for kh in range(KH):
+            for kw in range(KW):
+                ow_lo, ow_hi = _valid_range(SW, PW, kw, DW, W, OW)
+                src = col[(c * KH + kh) * KW + kw]
+                for oh in range(oh0, oh1):
+                    ih = oh * SH - PH + kh * DH
+                    if ih < 0 or ih >= H:
+                        continue
+                    o = (oh - oh0) * OW * N
+                    dst = x[c, ih].reshape(W * N)
+                    if SW == 1:  # one contiguous run, as in im2col
+                        d = (ow_lo - PW + kw * DW) * N - (o + ow_lo * N)
+                        for j in range(o + ow_lo * N, o + ow_hi * N):
+                            dst[j + d] += src[j]
+                        continue
+                    for ow in range(ow_lo, ow_hi):
+                        iw = ow * SW - PW + kw * DW
+                        for n in range(N):
+                            dst[iw * N + n] += src[o + ow * N + n]
+
+
+# ------------------------------------------------------------------ max pooling
 def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
-    """(N, C, H, W) -> (y, indices), both (N, C, OH, OW). indices[n, c, oh, ow] is the flat index
-    ih*W + iw of the chosen element in its (H, W) plane, as PyTorch's `return_indices`.
+    """(N, C, H, W) -> (y, window), both (N, C, OH, OW) and batch-minor. window is the position
+    kh*KW + kw of each maximum inside its window (int8 for windows up to 127 taps, else int32);
+    `window_to_flat` turns it into PyTorch's `return_indices` (ih*W + iw).
 
     Padding acts as -inf (it is skipped). Ties go to the FIRST maximum in row-major window order
     and NaN wins (PyTorch's rule), so the backward routes each window's gradient to one pixel.
     """
-    N, C, H, W = x.shape
-    y = np.empty((N, C, OH, OW), x.dtype)
-    indices = np.empty((N, C, OH, OW), np.int64)
-    for n in range(N):
-        for c in range(C):
-            for oh in range(OH):
-                for ow in range(OW):
-                    best = -np.inf
-                    arg = -1  # stays -1 only if the window lies entirely in the padding
-                    for kh in range(KH):
-                        ih = oh * SH - PH + kh * DH
-                        if ih < 0 or ih >= H:
+    N, C = x.shape[:2]
+    y = batch_minor((N, C, OH, OW), x.dtype)
+    window = batch_minor((N, C, OH, OW), np.int8 if KH * KW <= 127 else np.int32)
+    _max_pool2d(to_batch_minor(x), y.transpose(1, 2, 3, 0), window.transpose(1, 2, 3, 0),
+                KH, KW, SH, SW, PH, PW, DH, DW)
+    return y, window
+
+
+@njit(cache=True, parallel=True)
+def _max_pool2d(x, y, window, KH, KW, SH, SW, PH, PW, DH, DW):
+    """x (C, H, W, N) -> y, window (C, OH, OW, N); one channel per task, vectors over N."""
+    C, H, W, N = x.shape
+    OH, OW = y.shape[1:3]
+    for c in prange(C):
+        for oh in range(OH):
+            kh_lo, kh_hi = _tap_range(oh, SH, PH, DH, KH, H)
+            for ow in range(OW):
+                kw_lo, kw_hi = _tap_range(ow, SW, PW, DW, KW, W)
+                best, arg = y[c, oh, ow], window[c, oh, ow]  # (N,) views
+                best[:] = -np.inf
+                arg[:] = -1  # stays -1 only if the window lies entirely in the padding
+                first = True
+                for kh in range(kh_lo, kh_hi):
+                    ih = oh * SH - PH + kh * DH
+                    for kw in range(kw_lo, kw_hi):
+                        v = x[c, ih, ow * SW - PW + kw * DW]  # (N,)
+                        k = kh * KW + kw
+                        if first:
+                            best[:] = v
+                            arg[:] = k
+                            first = False
                             continue
-                        for kw in range(KW):
-                            iw = ow * SW - PW + kw * DW
-                            if iw < 0 or iw >= W:
-                                continue
-                            v = x[n, c, ih, iw]
-                            if arg < 0 or v > best or np.isnan(v):
-                                best = v
-                                arg = ih * W + iw
-                    y[n, c, oh, ow] = best
-                    indices[n, c, oh, ow] = arg
-    return y, indices
+                        for n in range(N):
+                            if v[n] > best[n] or v[n] != v[n]:  # v != v: NaN wins
+                                best[n] = v[n]
+                                arg[n] = k
 
 
-@njit(cache=True)
-def max_pool2d_backward(gy, indices, H, W):
-    """gy (N, C, OH, OW), indices from max_pool2d_forward -> gx (N, C, H, W): each window's
-    gradient goes to exactly the one pixel its maximum came from (overlapping windows add)."""
-    N, C, OH, OW = gy.shape
-    gx = np.zeros((N, C, H * W), gy.dtype)
-    for n in range(N):
-        for c in range(C):
-            for oh in range(OH):
-                for ow in range(OW):
-                    j = indices[n, c, oh, ow]
-                    if j >= 0:
-                        gx[n, c, j] += gy[n, c, oh, ow]
-    return gx.reshape(N, C, H, W)
+@njit(cache=True, inline="always")
+def _tap_range(o, S, P, D, K, size):
+    """Taps k in [lo, hi) of window `o` whose input index o*S - P + k*D lies inside [0, size)."""
+    start = o * S - P
+    lo = 0 if start >= 0 else (-start + D - 1) // D
+    hi = min(K, (size - 1 - start) // D + 1) if size - 1 - start >= 0 else 0
+    return lo, max(lo, hi)
 
 
+def window_to_flat(window, H, W, KW, SH, SW, PH, PW, DH, DW):
+    """Window positions from max_pool2d_forward -> flat indices ih*W + iw into each (H, W) plane
+    (int64, -1 where a window saw only padding), as PyTorch's `return_indices`."""
+    OH, OW = window.shape[2:]
+    k = window.astype(np.int64)
+    ih = np.arange(OH)[:, None] * SH - PH + (k // KW) * DH
+    iw = np.arange(OW)[None, :] * SW - PW + (k % KW) * DW
+    return np.where(k >= 0, ih * W + iw, -1)
+
+
+def max_pool2d_backward(gy, window, H, W, KH, KW, SH, SW, PH, PW, DH, DW):
+    """gy (N, C, OH, OW) and the window positions from max_pool2d_forward -> gx (N, C, H, W),
+    batch-minor: each window's gradient goes to exactly the one pixel its maximum came from
+    (overlapping windows add)."""
+    N, C = gy.shape[:2]
+    gx = batch_minor((N, C, H, W), gy.dtype)
+    _max_pool2d_backward(to_batch_minor(gy), to_batch_minor(window), gx.transpose(1, 2, 3, 0),
+                         KW, SH, SW, PH, PW, DH, DW)
+    return gx
+
+
+@njit(cache=True, parallel=True)
+def _max_pool2d_backward(gy, window, gx, KW, SH, SW, PH, PW, DH, DW):
+    """gy, window (C, OH, OW, N) -> gx (C, H, W, N); one channel per task."""
+    C, OH, OW, N = gy.shape
+    for c in prange(C):
+        gx[c] = 0
+        for oh in range(OH):
+            for ow in range(OW):
+                for n in range(N):
+                    k = window[c, oh, ow, n]
+                    if k >= 0:
+                        ih = oh * SH - PH + (k // KW) * DH
+                        iw = ow * SW - PW + (k % KW) * DW
+                        gx[c, ih, iw, n] += gy[c, oh, ow, n]
+
+
+# ------------------------------------------------------------------ average pooling
 @njit(cache=True)
 def _avg_window(o, S, P, K, size):
     """Window `o` along one axis -> (first, last+1) input index inside [0, size), and the count

@@ -5,6 +5,11 @@ Shapes: N batch, C input channels, OC output channels, K kernel, O output, L = O
 """
 from __future__ import annotations
 
+import ctypes
+import math
+import threading
+from typing import NamedTuple
+
 import numpy as np
 
 from . import kernels
@@ -49,15 +54,78 @@ def _pool_out(size: int, kernel: int, stride: int, padding: int, dilation: int,
     return out
 
 
+# ------------------------------------------------------------------ memory
+def keep_freed_memory() -> bool:
+    """Ask glibc to keep freed arrays in the process instead of returning them to the OS.
+
+    A training step frees and re-allocates the same activations every iteration. By default
+    glibc unmaps or trims that memory as soon as it is freed, so every step page-faults it back
+    in: measured 1700 page faults and 3-4 ms of system time per CNN3 step (batch 32) out of
+    ~15 ms, where PyTorch has none. Arrays up to 32 MB now come from the heap and stay there.
+    Called once at import; returns False where there is no glibc (macOS, Windows).
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, TypeError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+    return bool(mallopt(m_mmap_threshold, 32 << 20) and mallopt(m_trim_threshold, 1 << 30))
+
+
+keep_freed_memory()
+_scratch = threading.local()
+_BAND_BYTES = 1 << 20  # im2col columns per GEMM: half of a 2 MB L2, so they stay in cache
+
+
+def _workspace(shape: tuple, dtype) -> np.ndarray:
+    """A scratch array reused by every conv call in this thread (im2col's columns): one small
+    allocation for the whole run instead of a fresh one per layer and step. Only valid until
+    the next call: nothing that is returned or saved may point into it."""
+    size = math.prod(shape)
+    buffers = _scratch.__dict__.setdefault("buffers", {})
+    buf = buffers.get(np.dtype(dtype))
+    if buf is None or buf.size < size:
+        buf = buffers[np.dtype(dtype)] = np.empty(size, dtype)
+    return buf[:size].reshape(shape)
+
+
 # ------------------------------------------------------------------ Functions
+class ConvGeometry(NamedTuple):
+    """Sizes of one convolution (notation of kernels.py)."""
+    N: int
+    C: int
+    H: int
+    W: int
+    KH: int
+    KW: int
+    SH: int
+    SW: int
+    PT: int
+    PL: int
+    DH: int
+    DW: int
+    OH: int
+    OW: int
+
+    @property
+    def window(self) -> tuple:
+        """The arguments im2col and col2im take after the array: KH ... OW."""
+        return self[4:]
+
+
 class Conv2d(Function):
     """y = conv(x, w) + b as im2col + one GEMM per group (one GEMM when groups=1).
 
     Conv2d.apply(x, w, b, stride=1, padding=0, dilation=1, groups=1), or without b.
+
+    Layout (see kernels.py): x is read as (C, H, W, N), and weight (OC, C*KH*KW) @ col yields
+    (OC, OH, OW, N), returned as its (N, OC, OH, OW) view, so no transpose is ever copied.
+    The columns are built band by band (a few output rows at a time) in a cache-sized
+    workspace and consumed by the GEMM while still in cache; backward rebuilds them from the
+    saved x rather than keeping them, so a conv layer saves only its input, as in PyTorch.
     """
 
     def forward(self, x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1):
-        x = np.ascontiguousarray(x)
         w = w.astype(x.dtype, copy=False)
         N, C, H, W = x.shape
         OC, Cg, KH, KW = w.shape
@@ -65,70 +133,106 @@ class Conv2d(Function):
         DH, DW = _pair(dilation, "dilation", "conv2d")
         PT, PB, PL, PR = _conv_padding(padding, (KH, KW), (DH, DW))
         OH, OW = _conv_out(H, PT + PB, KH, SH, DH), _conv_out(W, PL + PR, KW, SW, DW)
-
-        col = kernels.im2col(x, KH, KW, SH, SW, PT, PL, DH, DW, OH, OW)  # (C*KH*KW, N*L)
-        wg = w.reshape(groups, OC // groups, Cg * KH * KW)  # (G, OC/G, C/G*KH*KW)
-        y2 = np.empty((OC, N * OH * OW), x.dtype)
-        for g, rows, out_rows in self._group_slices(groups, Cg * KH * KW, OC // groups):
-            np.matmul(wg[g], col[rows], out=y2[out_rows])  # (OC/G, N*L)
-        y2 = y2.reshape(OC, N, OH * OW).transpose(1, 0, 2)  # (N, OC, L), a view
-        y = np.empty((N, OC, OH * OW), x.dtype)
-        if b is None:
-            np.copyto(y, y2)
-        else:
-            np.add(y2, b.astype(x.dtype, copy=False)[:, None], out=y)  # bias fused into the copy
-        self.save_for_backward(col, wg)
-        self.geometry = (N, C, H, W, KH, KW, SH, SW, PT, PL, DH, DW, OH, OW)
+        self.geo = ConvGeometry(N, C, H, W, KH, KW, SH, SW, PT, PL, DH, DW, OH, OW)
+        self.pointwise = (KH, KW, SH, SW, PT + PB + PL + PR) == (1, 1, 1, 1, 0)
         self.has_bias = b is not None
-        return y.reshape(N, OC, OH, OW)
 
-    @staticmethod
-    def _group_slices(groups: int, col_rows: int, out_rows: int):
-        """(g, rows of col, rows of the output) for each group."""
-        for g in range(groups):
-            yield g, slice(g * col_rows, (g + 1) * col_rows), slice(g * out_rows, (g + 1) * out_rows)
+        xb = kernels.to_batch_minor(x)  # (C, H, W, N): a view if x came from a conv or pool
+        wg = w.reshape(groups, OC // groups, Cg * KH * KW)  # (G, OC/G, C/G*KH*KW)
+        y = np.empty((OC, OH * OW * N), x.dtype)  # (OC, OH, OW, N)
+        bias = None if b is None else b.astype(x.dtype, copy=False)[:, None]
+        for cols, rows in self._bands(x.dtype):
+            col = self._columns(xb, rows)  # (C*KH*KW, R*OW*N)
+            for g, in_rows, out_rows in _group_slices(wg):
+                np.matmul(wg[g], col[in_rows], out=y[out_rows, cols])  # (OC/G, R*OW*N)
+            if bias is not None:
+                y[:, cols] += bias  # while the band is in cache
+        self.save_for_backward(xb, wg)
+        return y.reshape(OC, OH, OW, N).transpose(3, 0, 1, 2)  # (N, OC, OH, OW) view
+
+    def _bands(self, dtype):
+        """(columns of the output, output rows) of each band of rows that fits _BAND_BYTES."""
+        g = self.geo
+        row_bytes = g.C * g.KH * g.KW * g.OW * g.N * np.dtype(dtype).itemsize
+        step = g.OH if self.pointwise else max(1, _BAND_BYTES // row_bytes)
+        for oh0 in range(0, g.OH, step):
+            oh1 = min(g.OH, oh0 + step)
+            yield slice(oh0 * g.OW * g.N, oh1 * g.OW * g.N), (oh0, oh1)
+
+    def _columns(self, xb, rows) -> np.ndarray:
+        """im2col of one band into the workspace; a 1x1, stride-1 conv reads x itself."""
+        g = self.geo
+        cols = slice(rows[0] * g.OW * g.N, rows[1] * g.OW * g.N)
+        if self.pointwise:
+            return xb.reshape(g.C, g.H * g.W * g.N)[:, cols]
+        col = _workspace((g.C * g.KH * g.KW, cols.stop - cols.start), xb.dtype)
+        return kernels.im2col(xb.transpose(3, 0, 1, 2), *g.window, rows=rows, out=col)
 
     def backward(self, grad):
-        col, wg = self.saved
-        N, C, H, W, KH, KW, SH, SW, PT, PL, DH, DW, OH, OW = self.geometry
-        G, OCg, CKg = wg.shape
-        gy = grad.astype(col.dtype, copy=False).reshape(N, G * OCg, OH * OW)
-        gy2 = np.ascontiguousarray(gy.transpose(1, 0, 2)).reshape(G * OCg, N * OH * OW)
-        gx = gw = gb = None
-        slices = list(self._group_slices(G, CKg, OCg))
-        if self.needs_input_grad[1]:
-            gw = np.empty_like(wg)
-            for g, rows, out_rows in slices:
-                np.matmul(gy2[out_rows], col[rows].T, out=gw[g])  # (OC/G, C/G*KH*KW)
-            gw = gw.reshape(G * OCg, CKg // (KH * KW), KH, KW)
-        if self.has_bias and self.needs_input_grad[2]:
-            gb = gy2.sum(axis=1)
-        if self.needs_input_grad[0]:
-            gcol = np.empty_like(col)
-            for g, rows, out_rows in slices:
-                np.matmul(wg[g].T, gy2[out_rows], out=gcol[rows])  # (C/G*KH*KW, N*L)
-            gx = kernels.col2im(gcol, N, C, H, W, KH, KW, SH, SW, PT, PL, DH, DW, OH, OW)
+        xb, wg = self.saved
+        g = self.geo
+        gy = kernels.to_batch_minor(grad.astype(xb.dtype, copy=False))  # (OC, OH, OW, N)
+        gy = gy.reshape(gy.shape[0], -1)  # (OC, OH*OW*N), a view when grad is batch-minor
+        need_x, need_w = self.needs_input_grad[:2]
+        gw = np.zeros_like(wg) if need_w else None
+        gx = kernels.batch_minor((g.N, g.C, g.H, g.W), xb.dtype) if need_x else None
+        if need_x:
+            gx[...] = 0
+        for cols, rows in self._bands(xb.dtype):
+            if need_w:
+                col = self._columns(xb, rows)
+                for k, in_rows, out_rows in _group_slices(wg):
+                    gw[k] += gy[out_rows, cols] @ col[in_rows].T  # (OC/G, C/G*KH*KW)
+            if need_x:
+                self._add_input_grad(gy[:, cols], wg, rows, gx)
+        gb = gy.sum(axis=1) if self.has_bias and self.needs_input_grad[2] else None
+        if need_w:
+            gw = gw.reshape(wg.shape[0] * wg.shape[1], -1, g.KH, g.KW)
         return (gx, gw, gb) if self.has_bias else (gx, gw)
+
+    def _add_input_grad(self, gy_band, wg, rows, gx) -> None:
+        """Add one band's input gradient into gx: gcol = w^T @ gy, then col2im."""
+        g = self.geo
+        if self.pointwise:  # col is x itself, so gcol is gx
+            gx2 = gx.transpose(1, 2, 3, 0).reshape(g.C, -1)  # (C, H*W*N), a view
+            for k, in_rows, out_rows in _group_slices(wg):
+                np.matmul(wg[k].T, gy_band[out_rows], out=gx2[in_rows])
+            return
+        gcol = _workspace((g.C * g.KH * g.KW, gy_band.shape[1]), gx.dtype)  # col is done with
+        for k, in_rows, out_rows in _group_slices(wg):
+            np.matmul(wg[k].T, gy_band[out_rows], out=gcol[in_rows])  # (C/G*KH*KW, R*OW*N)
+        kernels.col2im(gcol, g.N, g.C, g.H, g.W, *g.window, rows=rows, out=gx)
+
+
+def _group_slices(wg):
+    """(g, rows of col, rows of the output) for each group of weights wg (G, OC/G, C/G*KH*KW)."""
+    G, OCg, CKg = wg.shape
+    for g in range(G):
+        yield g, slice(g * CKg, (g + 1) * CKg), slice(g * OCg, (g + 1) * OCg)
 
 
 class MaxPool2d(Function):
-    """Max pooling; `self.indices` (N, C, OH, OW) are flat indices into each (H*W) plane."""
+    """Max pooling; saves only the position of each window's maximum (int8 for small windows)."""
 
     def forward(self, x, *, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
-        x = np.ascontiguousarray(x)
         H, W = x.shape[2:]
         (KH, KW), (SH, SW), (PH, PW), (DH, DW) = _pool_args(
             "max_pool2d", kernel_size, stride, padding, dilation)
         OH = _pool_out(H, KH, SH, PH, DH, ceil_mode)
         OW = _pool_out(W, KW, SW, PW, DW, ceil_mode)
-        y, self.indices = kernels.max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
-        self.save_for_backward(self.indices)
-        self.input_hw = (H, W)
+        y, window = kernels.max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)
+        self.save_for_backward(window)
+        self.geometry = (H, W, KH, KW, SH, SW, PH, PW, DH, DW)
         return y
 
     def backward(self, grad):
-        (indices,) = self.saved
-        return kernels.max_pool2d_backward(np.ascontiguousarray(grad), indices, *self.input_hw)
+        (window,) = self.saved
+        return kernels.max_pool2d_backward(grad, window, *self.geometry)
+
+    def indices(self) -> np.ndarray:
+        """PyTorch's `return_indices`: flat ih*W + iw of each maximum, (N, C, OH, OW) int64."""
+        H, W, _, KW, SH, SW, PH, PW, DH, DW = self.geometry
+        return kernels.window_to_flat(self.saved[0], H, W, KW, SH, SW, PH, PW, DH, DW)
 
 
 class AvgPool2d(Function):
@@ -229,7 +333,7 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1,
     if pool is None:  # no graph was recorded (no_grad, or x needs no grad): rerun the kernel
         pool = MaxPool2d()
         pool.forward(x.data, **opts)
-    return y, Tensor(pool.indices)
+    return y, Tensor(pool.indices())
 
 
 def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
