@@ -2,7 +2,7 @@
 
     experiment: lines             # a name in setups.EXPERIMENTS, or "package.module:function"
     epochs: 4                     # the budget: the most epochs one trial trains
-    metric: val_loss              # reported every epoch: val_loss, val_acc or a metrics_fn value
+    metric: val_loss              # val_loss, val_acc, or val_<name> of a metrics_fn value
     mode: min                     # min or max
     num_samples: 1                # how many times the grid is run, sampling the ranges anew
     scheduler: asha               # fifo (every trial runs its budget) or asha (stops weak ones)

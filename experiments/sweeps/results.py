@@ -17,11 +17,6 @@ from .config import SweepConfig
 from .trial import trial_name
 
 STANDARD = ("val_loss", "val_acc", "train_loss", "train_acc")
-# Tune's own keys and the trial's bookkeeping: not metrics
-NOT_METRICS = {"epoch", "epoch_seconds", "resumed_from_epoch", "diverged", "timestamp",
-               "checkpoint_dir_name", "done", "training_iteration", "trial_id", "date",
-               "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "config",
-               "time_since_restore", "iterations_since_restore", "experiment_tag"}
 
 
 def trial_rows(trials: list, cfg: SweepConfig, trials_dir: str) -> list[dict]:
@@ -35,9 +30,8 @@ def trial_rows(trials: list, cfg: SweepConfig, trials_dir: str) -> list[dict]:
             "trial": name,
             "params": {k: trial.config.get(k) for k in cfg.searched()},
             "config": dict(trial.config),
-            "metrics": {k: v for k, v in last.items()
-                        if k not in NOT_METRICS and isinstance(v, (int, float))
-                        and not isinstance(v, bool)},
+            "metrics": {k: float(v) for k, v in last.items()  # see trial.epoch_metrics
+                        if k.startswith(("train_", "val_")) and isinstance(v, (int, float))},
             "epochs": int(last.get("epoch", 0)),
             "wall_seconds": float(last.get("time_total_s", math.nan)),
             "status": status(trial, last, cfg.epochs),
@@ -184,7 +178,7 @@ def html_page(rows, cfg, settings, header, shown) -> str:
 def curves(rows: list[dict], metric: str) -> str:
     """The metric of every trial per epoch, read from the trials' metrics.json."""
     tag = {"val_loss": "val/loss", "val_acc": "val/accuracy", "train_loss": "train/loss",
-           "train_acc": "train/accuracy"}.get(metric, f"val/{metric}")
+           "train_acc": "train/accuracy"}.get(metric, metric.replace("_", "/", 1))
     series = {}
     for row in rows:
         path = os.path.join(row["run_dir"], "metrics.json")
@@ -208,6 +202,8 @@ def write_hparams(rows: list[dict], cfg: SweepConfig) -> None:
     """Each trial's searched parameters and final metrics (tags hparam/<metric>) in its run
     directory, for TensorBoard's HPARAMS tab; its status and rank go into its metrics.json."""
     for rank, row in enumerate(rows, start=1):
+        if not os.path.isdir(row["run_dir"]):  # never started, or on another machine's disk
+            continue
         with Logger(logdir=row["run_dir"]) as logger:
             values = {f"hparam/{k}": v for k, v in row["metrics"].items() if math.isfinite(v)}
             logger.hparams(row["params"] or row["config"],

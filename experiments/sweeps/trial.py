@@ -134,9 +134,9 @@ class Reporter:
 
 
 def epoch_metrics(history: History) -> dict:
-    """The last epoch of a fit History as flat numbers: epoch, losses, accuracies, the
-    metrics_fn values and the epoch's training time."""
-    return {"epoch": len(history.train_loss),
+    """The last epoch of a fit History as flat numbers: epoch and training time, and the
+    metrics, all named train_* or val_* (a metrics_fn value `f1` becomes val_f1)."""
+    return {"epoch": len(history.train_loss), "epoch_seconds": history.epoch_time[-1],
             "train_loss": history.train_loss[-1], "train_acc": history.train_acc[-1],
             "val_loss": history.val_loss[-1], "val_acc": history.val_acc[-1],
-            **history.val_metrics[-1], "epoch_seconds": history.epoch_time[-1]}
+            **{f"val_{k}": v for k, v in history.val_metrics[-1].items()}}
