@@ -112,6 +112,7 @@ def _col2im(col, x, oh0, oh1, KH, KW, SH, SW, PH, PW, DH, DW, OW):
     """col -> x (C, H, W, N) += ...; one channel per task, so no two tasks write one pixel."""
     C, H, W, N = x.shape
     for c in prange(C):
+        xc = x[c].reshape(H * W * N)
         for kh in range(KH):
             for kw in range(KW):
                 ow_lo, ow_hi = _valid_range(SW, PW, kw, DW, W, OW)
@@ -120,17 +121,15 @@ def _col2im(col, x, oh0, oh1, KH, KW, SH, SW, PH, PW, DH, DW, OW):
                     ih = oh * SH - PH + kh * DH
                     if ih < 0 or ih >= H:
                         continue
-                    o = (oh - oh0) * OW * N
-                    dst = x[c, ih].reshape(W * N)
+                    o = (oh - oh0) * OW * N  # first column of this output row
                     if SW == 1:  # one contiguous run, as in im2col
-                        d = (ow_lo - PW + kw * DW) * N - (o + ow_lo * N)
-                        for j in range(o + ow_lo * N, o + ow_hi * N):
-                            dst[j + d] += src[j]
+                        d = (ih * W + ow_lo - PW + kw * DW) * N
+                        run = (ow_hi - ow_lo) * N
+                        xc[d:d + run] += src[o + ow_lo * N:o + ow_lo * N + run]
                         continue
                     for ow in range(ow_lo, ow_hi):
-                        iw = ow * SW - PW + kw * DW
-                        for n in range(N):
-                            dst[iw * N + n] += src[o + ow * N + n]
+                        d = (ih * W + ow * SW - PW + kw * DW) * N
+                        xc[d:d + N] += src[o + ow * N:o + (ow + 1) * N]
 
 
 # ------------------------------------------------------------------ max pooling
@@ -206,24 +205,31 @@ def max_pool2d_backward(gy, window, H, W, KH, KW, SH, SW, PH, PW, DH, DW):
     N, C = gy.shape[:2]
     gx = batch_minor((N, C, H, W), gy.dtype)
     _max_pool2d_backward(to_batch_minor(gy), to_batch_minor(window), gx.transpose(1, 2, 3, 0),
-                         KW, SH, SW, PH, PW, DH, DW)
+                         KH, KW, SH, SW, PH, PW, DH, DW)
     return gx
 
 
 @njit(cache=True, parallel=True)
-def _max_pool2d_backward(gy, window, gx, KW, SH, SW, PH, PW, DH, DW):
-    """gy, window (C, OH, OW, N) -> gx (C, H, W, N); one channel per task."""
+def _max_pool2d_backward(gy, window, gx, KH, KW, SH, SW, PH, PW, DH, DW):
+    """gy, window (C, OH, OW, N) -> gx (C, H, W, N); one channel per task. Each tap of a window
+    adds gy where the window's maximum was that tap: a select over N, which vectorises, where a
+    scatter to computed addresses would not."""
     C, OH, OW, N = gy.shape
+    H, W = gx.shape[1:3]
     for c in prange(C):
         gx[c] = 0
         for oh in range(OH):
+            kh_lo, kh_hi = _tap_range(oh, SH, PH, DH, KH, H)
             for ow in range(OW):
-                for n in range(N):
-                    k = window[c, oh, ow, n]
-                    if k >= 0:
-                        ih = oh * SH - PH + (k // KW) * DH
-                        iw = ow * SW - PW + (k % KW) * DW
-                        gx[c, ih, iw, n] += gy[c, oh, ow, n]
+                kw_lo, kw_hi = _tap_range(ow, SW, PW, DW, KW, W)
+                g, win = gy[c, oh, ow], window[c, oh, ow]  # (N,)
+                for kh in range(kh_lo, kh_hi):
+                    ih = oh * SH - PH + kh * DH
+                    for kw in range(kw_lo, kw_hi):
+                        dst = gx[c, ih, ow * SW - PW + kw * DW]  # (N,)
+                        k = kh * KW + kw
+                        for n in range(N):
+                            dst[n] += g[n] if win[n] == k else 0
 
 
 # ------------------------------------------------------------------ average pooling
