@@ -200,6 +200,22 @@ def test_matmul_hypothesis(batch, mkn, vec):
     check_op([a, b], lambda x, y: x @ y, np.matmul)
 
 
+LINEAR = [((5, 4), (3, 4), (3,)), ((2, 5, 4), (3, 4), (3,)), ((4,), (3, 4), (3,)),
+          ((5, 4), (3, 4), None)]
+
+
+@pytest.mark.parametrize("shapes", LINEAR, ids=str)
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+def test_linear(shapes, layout):
+    """F.linear is one fused op (ops.Linear): x @ w.T + b for any leading dims, bias optional."""
+    if shapes[2] is None:
+        check_op(shapes[:2], F.linear, lambda x, w: x @ w.T, layout=layout,
+                 torch_fn=lambda x, w: TF.linear(x, w))
+    else:
+        check_op(shapes, F.linear, lambda x, w, b: x @ w.T + b, layout=layout,
+                 torch_fn=lambda x, w, b: TF.linear(x, w, b))
+
+
 # ---------------------------------------------------------------- reductions
 
 DIMS = [None, 0, -1, (0, 2)]

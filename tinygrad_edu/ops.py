@@ -284,6 +284,29 @@ class MatMul(Function):
         return gx, gy
 
 
+class Linear(Function):
+    """x @ w.T + b, PyTorch's `addmm`: one GEMM with the bias added in place, and the weight
+    gradient computed directly in w's (out, in) layout, so nothing is transposed or copied.
+    x (..., in), w (out, in), b (out,) or none."""
+
+    def forward(self, x, w, b=None):
+        x2 = x.reshape(-1, x.shape[-1])  # (M, in)
+        y = x2 @ w.T  # (M, out)
+        if b is not None:
+            y += b
+        self.save_for_backward(x2, w, x.shape)
+        return y.reshape(x.shape[:-1] + w.shape[:1])
+
+    def backward(self, grad):
+        x2, w, shape = self.saved
+        g = grad.reshape(-1, w.shape[0])  # (M, out)
+        gx = (g @ w).reshape(shape) if self.needs_input_grad[0] else None  # (M, in)
+        gw = g.T @ x2 if self.needs_input_grad[1] else None  # (out, in)
+        if len(self.needs_input_grad) == 2:
+            return gx, gw
+        return gx, gw, g.sum(axis=0) if self.needs_input_grad[2] else None
+
+
 # ---------------------------------------------------------------- reductions
 
 

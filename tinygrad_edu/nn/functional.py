@@ -81,8 +81,9 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if x.shape[-1] != weight.shape[1]:
         raise RuntimeError(f"linear({weight.shape[1]}->{weight.shape[0]}): expected input "
                            f"(..., {weight.shape[1]}), got {x.shape}")
-    out = x @ weight.T
-    return out if bias is None else out + bias
+    if bias is None:
+        return ops.Linear.apply(x, weight)
+    return ops.Linear.apply(x, weight, bias)
 
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
