@@ -312,6 +312,78 @@ def test_float32_stays_float32():
     assert {t.dtype for t in (y, x.grad, w.grad, b.grad)} == {np.dtype(np.float32)}
 
 
+# ------------------------------------------------------------------ paths small shapes miss
+def _check_conv(x, w, b, **opts):
+    """float64 conv2d vs conv2d_ref, and its gradients by random projections: conv is linear in x
+    and in w, so <gx, v> = <conv(v, w), gy> and <gw, u> = <conv(x, u), gy> for any v, u."""
+    rng = np.random.default_rng(3)
+    X, Wt, B = _tensor(x), _tensor(w), _tensor(b)
+    y = conv2d(X, Wt, B, **opts)
+    np.testing.assert_allclose(y.data, conv2d_ref(x, w, b, **opts), rtol=1e-10, atol=1e-10)
+    gy = rng.standard_normal(y.shape)
+    y.backward(gy)
+    v, u = rng.standard_normal(x.shape), rng.standard_normal(w.shape)
+    np.testing.assert_allclose(np.sum(X.grad.data * v), np.sum(conv2d_ref(v, w, **opts) * gy),
+                               rtol=1e-9)
+    np.testing.assert_allclose(np.sum(Wt.grad.data * u), np.sum(conv2d_ref(x, u, **opts) * gy),
+                               rtol=1e-9)
+    np.testing.assert_allclose(B.grad.data, gy.sum(axis=(0, 2, 3)), rtol=1e-10)
+
+
+@pytest.mark.parametrize("shape, opts", [
+    ((4, 16, 32, 32), {"padding": 1}),
+    ((4, 16, 40, 36), {"stride": 2, "padding": (2, 1), "dilation": 2, "groups": 2}),
+])
+def test_conv2d_large_enough_to_run_in_several_row_bands(shape, opts):
+    """Inputs whose im2col columns exceed the cache-sized workspace, so Conv2d streams them in
+    bands of output rows (the last one shorter); tiny Hypothesis shapes fit in one band."""
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((4, shape[1] // opts.get("groups", 1), 3, 3))
+    _check_conv(rng.standard_normal(shape), w, rng.standard_normal(4), **opts)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_pointwise_conv2d(groups):
+    """A 1x1 stride-1 unpadded conv needs no im2col: its columns are the input itself."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 4, 5, 6))
+    _check_conv(x, rng.standard_normal((6, 4 // groups, 1, 1)), rng.standard_normal(6),
+                groups=groups)
+    x = np.swapaxes(rng.standard_normal((3, 4, 6, 5)), 2, 3)  # non-contiguous
+    _check_conv(x, rng.standard_normal((6, 4 // groups, 1, 1)), rng.standard_normal(6),
+                groups=groups)
+
+
+def test_conv_pool_chain_matches_references_and_gradchecks():
+    """Outputs of one op feed the next as they are (whatever their memory layout)."""
+    rng = np.random.default_rng(0)
+    x, w1, w2 = (rng.standard_normal(s) for s in ((1, 2, 5, 5), (2, 2, 3, 3), (3, 2, 1, 1)))
+
+    def chain(x, w1, w2):
+        h = max_pool2d(conv2d(x, w1, padding=1).relu(), 2, stride=1)
+        return avg_pool2d(conv2d(h, w2), 2, ceil_mode=True)
+
+    h_ref = max_pool2d_ref(np.maximum(conv2d_ref(x, w1, padding=1), 0), 2, stride=1)[0]
+    expected = avg_pool2d_ref(conv2d_ref(h_ref, w2), 2, ceil_mode=True)
+    leaves = [_tensor(a) for a in (x, w1, w2)]
+    np.testing.assert_allclose(chain(*leaves).data, expected, rtol=1e-10, atol=1e-10)
+    assert gradcheck(chain, *leaves)
+
+
+def test_max_pool2d_window_with_more_than_127_taps():
+    """A 12x12 window (144 taps) cannot store its argmax position in int8."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 2, 14, 13))
+    X = _tensor(x)
+    y, indices = max_pool2d(X, 12, stride=1, padding=1, return_indices=True)
+    y_ref, indices_ref = max_pool2d_ref(x, 12, stride=1, padding=1)
+    np.testing.assert_array_equal(y.data, y_ref)
+    np.testing.assert_array_equal(indices.data, indices_ref)
+    gy = rng.standard_normal(y.shape)
+    y.backward(gy)
+    np.testing.assert_allclose(X.grad.data, max_pool2d_backward_ref(x, gy, 12, 1, 1))
+
+
 # ------------------------------------------------------------------ argument errors
 @pytest.mark.parametrize("call, message", [
     (lambda: conv2d(Tensor(np.zeros((1, 28, 28))), Tensor(np.zeros((8, 1, 3, 3)))),
