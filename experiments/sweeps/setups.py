@@ -23,16 +23,11 @@ from tinygrad_edu import nn
 from tinygrad_edu.data import DataLoader, TensorDataset
 from tinygrad_edu.optim.lr_scheduler import CosineAnnealingLR
 
-from ..caltech_common import (
-    load_caltech,
-    model_kwargs,
-    one_hot_cross_entropy,
-    scheduler_factory,
-)
+from ..caltech_common import load_caltech, model_kwargs, one_hot_cross_entropy
 from ..caltech_lenet5 import SPECIFIED as LENET5_SPECIFIED
 from ..common import UsageError
 from ..lines_specified import KeepLastOutputs, LinesConfig, load_data
-from ..runner import _scratch_optimizer
+from ..runner import _scratch_optimizer, scheduler_factory
 
 
 @dataclass
@@ -164,7 +159,7 @@ class LeNet5Params:
     optimizer: str = LENET5_SPECIFIED.optimizer
     lr: float = LENET5_SPECIFIED.lr
     weight_decay: float = LENET5_SPECIFIED.weight_decay
-    scheduler: str = LENET5_SPECIFIED.scheduler  # none, cosine or onecycle
+    schedule: str = LENET5_SPECIFIED.schedule  # lr per epoch: none, cosine or step
     augment: bool = LENET5_SPECIFIED.augment
     batch_size: int = LENET5_SPECIFIED.batch_size
     image_size: int = LENET5_SPECIFIED.image_size
@@ -188,7 +183,7 @@ def build_lenet5(p: LeNet5Params, epochs: int) -> TrialSetup:
     kwargs = model_kwargs(cfg, n) | ({"dropout": p.dropout} if cfg.improved else {})
     model = models.get_model(p.model, **kwargs)
     optimizer = _scratch_optimizer(cfg, model.parameters())
-    make_scheduler = scheduler_factory(cfg, len(train_loader), "tinygrad_edu")
+    make_scheduler = scheduler_factory(cfg)
     return TrialSetup(model, optimizer, train_loader, DataLoader(val_set, 256),
                       loss_fn=one_hot_cross_entropy(n, "tinygrad_edu"),
                       scheduler=make_scheduler(optimizer) if make_scheduler else None)
