@@ -289,7 +289,8 @@ def map_figure(loaded: Loaded, inputs: Inputs, method: str, layer: str | None,
 
 def compare_figure(loaded: list[Loaded], inputs: Inputs, method: str, layer: str | None,
                    target: int | None) -> np.ndarray:
-    """One row per image: the input, then each model's map over it."""
+    """One row per image: the input, then each model's map over it (tiles drawn larger, so
+    that the captions naming the models do not dwarf them)."""
     columns = [explain(m, inputs, method, layer, target) for m in loaded]
     tiles, captions = [], []
     for n in range(len(inputs.x)):
@@ -298,7 +299,7 @@ def compare_figure(loaded: list[Loaded], inputs: Inputs, method: str, layer: str
         for m, (maps, targets, probs) in zip(loaded, columns):
             tiles.append(viz.overlay_maps(inputs.pictures[n:n + 1], maps[n:n + 1])[0])
             captions.append(_caption(probs[n], targets[n], f"{m.label}: "))
-    return viz.make_grid(tiles, nrow=1 + len(loaded), scale=SCALE, captions=captions,
+    return viz.make_grid(tiles, nrow=1 + len(loaded), scale=SCALE + 1, captions=captions,
                          pad_value=255)
 
 
