@@ -86,11 +86,13 @@ def test_a_batch_gives_one_map_per_image_with_its_own_target(method):
     for i in (0, 4) if method != "smoothgrad" else ():  # smoothgrad's noise differs per call
         one = fn(model, x[i:i + 1], target=targets[i], **kwargs)
         np.testing.assert_allclose(batch[i], one[0], rtol=1e-4, atol=1e-7)
-    default = fn(model, x, **kwargs)  # the predicted class of each image
     predicted = logits_of(model, x).argmax(1)
+    tg.manual_seed(0)  # the same noise for both smoothgrad calls
+    default = fn(model, x, **kwargs)  # the predicted class of each image
     tg.manual_seed(0)
-    np.testing.assert_allclose(default, fn(model, x, target=predicted, **kwargs) if
-                               method != "smoothgrad" else default, rtol=1e-5, atol=1e-9)
+    explicit = fn(model, x, target=predicted, **kwargs)
+    np.testing.assert_allclose(default, explicit, rtol=1e-5, atol=1e-9)
+    assert not np.allclose(default, fn(model, x, target=(predicted + 1) % 10, **kwargs))
 
 
 def test_targets_are_checked():

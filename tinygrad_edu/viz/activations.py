@@ -154,7 +154,7 @@ def resolve_targets(target, logits: np.ndarray) -> np.ndarray:
 # ---- tracing ---------------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def inference_mode(model) -> Iterator[None]:
+def eval_frozen(model) -> Iterator[None]:
     """eval() and frozen parameters while inside, restored after: explaining a model must neither
     update BatchNorm statistics nor leave gradients on its weights."""
     modes = [(m, m.training) for m in model.modules()]
@@ -193,7 +193,7 @@ class Trace:
         self.x = self.fw.tensor(as_batch(x), requires_grad=grad)
         handles = [m.register_forward_hook(self._hook(n, n in retain)) for n, m in modules]
         try:
-            with inference_mode(model), (contextlib.nullcontext() if grad else self.fw.no_grad()):
+            with eval_frozen(model), (contextlib.nullcontext() if grad else self.fw.no_grad()):
                 self.raw_output = model(self.x)
         finally:
             for h in handles:
