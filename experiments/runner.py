@@ -66,22 +66,33 @@ def run_dir_for(cfg: Config) -> str:
     return path
 
 
-def run(cfg: Config) -> dict:
-    """Train and evaluate one network; return the run's summary (also in metrics.json)."""
+def check_model_and_framework(cfg: Config) -> None:
+    """UsageErrors for an unknown --model or a --framework that is not installed."""
     check_framework(cfg)
     if cfg.model not in models.MODELS:
         raise UsageError(f"unknown model {cfg.model!r}; choose one of {', '.join(models.MODELS)}")
+
+
+def run(cfg: Config) -> dict:
+    """Train and evaluate one network; return the run's summary (also in metrics.json)."""
+    check_model_and_framework(cfg)
     train_set, test_set = load_mnist(cfg)
     train_set = subset(train_set, cfg.subset, cfg.seed)
     tg.manual_seed(cfg.seed)
     train_loader = DataLoader(train_set, cfg.batch_size, shuffle=True)  # tg.manual_seed above
     test_loader = DataLoader(test_set, 1000)
-    run_dir = run_dir_for(cfg)
+    return logged_run(cfg, run_dir_for(cfg), lambda logger: _train_and_report(
+        cfg, train_loader, test_loader, test_set, logger))
+
+
+def logged_run(cfg: Config, run_dir: str, body) -> dict:
+    """body(logger) with a Logger on run_dir whose metrics.json says running, then finished
+    (body sets it) or failed; the logger is closed either way."""
     logger = Logger(logdir=run_dir)
     logger.summary.update(status="running", config=cfg.to_dict())
     logger.flush()
     try:
-        result = _train_and_report(cfg, train_loader, test_loader, test_set, logger)
+        result = body(logger)
     except BaseException:
         logger.summary["status"] = "failed"
         logger.close()

@@ -1,4 +1,5 @@
-"""The MNIST networks, built by name, and their PyTorch twins (same layer names, same weights).
+"""The MNIST and Caltech-101 networks, built by name, and their PyTorch twins (same layer names,
+same weights).
 
     import models
     model = models.get_model("cnn3")               # or MLP3(), CNN2(gap=True), ...
@@ -14,8 +15,10 @@ from __future__ import annotations
 from functools import partial
 
 from .cnn import CNN2, CNN3
+from .lenet import LeNet5
 from .lines import MultiHeadNet, SpecCNN
 from .mlp import MLP3
+from .resnet import ResNet18
 
 MODELS = {
     "mlp3": MLP3,
@@ -26,6 +29,9 @@ MODELS = {
     "spec_cnn": SpecCNN,  # the line-dataset networks (models/lines.py)
     "lines_cnn": partial(SpecCNN, in_channels=3, num_classes=96),
     "lines_multihead": MultiHeadNet,
+    "lenet5": LeNet5,
+    "lenet5_improved": partial(LeNet5, improved=True),
+    "resnet18": ResNet18,
 }
 
 
@@ -65,5 +71,5 @@ def copy_weights(src, dst) -> None:
     copy_weights(src, dst)
 
 
-__all__ = ["CNN2", "CNN3", "MLP3", "MODELS", "copy_weights", "from_torch", "get_model",
-           "get_torch_model", "to_torch"]
+__all__ = ["CNN2", "CNN3", "MLP3", "MODELS", "LeNet5", "ResNet18", "copy_weights", "from_torch",
+           "get_model", "get_torch_model", "to_torch"]

@@ -18,7 +18,10 @@ import tinygrad_edu.nn
 from tinygrad_edu.tensor import Tensor
 
 from .cnn import CNN2, CNN3, check_cnn_config, cnn_layers
+from .lenet import LeNet5
 from .mlp import MLP3, mlp_layers
+from .resnet import ResNet18
+from .twins_caltech import TorchLeNet5, TorchResNet18
 
 
 class TorchMLP3(nn.Module):
@@ -79,8 +82,12 @@ TORCH_MODELS = {
     "cnn3": TorchCNN3,
     "cnn2_gap": partial(TorchCNN2, gap=True),
     "cnn3_gap": partial(TorchCNN3, gap=True),
+    "lenet5": TorchLeNet5,
+    "lenet5_improved": partial(TorchLeNet5, improved=True),
+    "resnet18": TorchResNet18,
 }
-TWIN_OF = {MLP3: TorchMLP3, CNN2: TorchCNN2, CNN3: TorchCNN3}
+TWIN_OF = {MLP3: TorchMLP3, CNN2: TorchCNN2, CNN3: TorchCNN3, LeNet5: TorchLeNet5,
+           ResNet18: TorchResNet18}
 ORIGINAL_OF = {twin: model for model, twin in TWIN_OF.items()}
 _TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 

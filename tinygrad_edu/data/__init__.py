@@ -1,4 +1,4 @@
-"""Data: IDX files, MNIST / Fashion-MNIST, datasets, the DataLoader and image transforms.
+"""Data: IDX files, MNIST / Fashion-MNIST, image folders, datasets, DataLoader, transforms.
 
     from tinygrad_edu.data import MNIST, DataLoader, transforms as T
     train = MNIST(train=True, transform=T.Compose([T.ToTensor(), T.Normalize((0.1307,), (0.3081,))]))
@@ -10,18 +10,31 @@ from .dataloader import DataLoader
 from .dataset import ArrayDataset, Dataset, Subset, TensorDataset, default_collate, random_split
 from .errors import DataError
 from .idx import read_idx, write_idx
+from .image_folder import ImageFolder, stratified_split
 from .mnist import MNIST, FashionMNIST, data_root
-from .transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip, ToTensor, Transform
+from .transforms import (
+    ColorJitter,
+    Compose,
+    Normalize,
+    OneHot,
+    RandomCrop,
+    RandomHorizontalFlip,
+    ToTensor,
+    Transform,
+)
 
 __all__ = [
     "MNIST",
     "ArrayDataset",
+    "ColorJitter",
     "Compose",
     "DataError",
     "DataLoader",
     "Dataset",
     "FashionMNIST",
+    "ImageFolder",
     "Normalize",
+    "OneHot",
     "RandomCrop",
     "RandomHorizontalFlip",
     "Subset",
@@ -32,6 +45,7 @@ __all__ = [
     "default_collate",
     "random_split",
     "read_idx",
+    "stratified_split",
     "transforms",
     "write_idx",
 ]

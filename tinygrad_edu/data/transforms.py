@@ -168,6 +168,78 @@ class RandomHorizontalFlip(Transform):
         return out
 
 
+class ColorJitter(Transform):
+    """Random brightness, contrast and saturation, like torchvision's (without hue), on float
+    RGB images in [0, 1]: put it after ToTensor and before Normalize.
+
+    Each factor is drawn uniformly from [max(0, 1 - v), 1 + v] per image, and applied in the
+    fixed order brightness, contrast, saturation (torchvision shuffles the order); results are
+    clipped to [0, 1]. (C, H, W) images or (N, C, H, W) batches; saturation needs C = 3.
+    """
+    random = True
+    GREY = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601 luma, as in PIL's "L" mode
+
+    def __init__(self, brightness: float = 0.0, contrast: float = 0.0, saturation: float = 0.0):
+        for name, v in (("brightness", brightness), ("contrast", contrast),
+                        ("saturation", saturation)):
+            if v < 0:
+                raise ValueError(f"ColorJitter: {name} must be >= 0, got {v}")
+        self.brightness, self.contrast, self.saturation = brightness, contrast, saturation
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.batch(x[None])[0]
+
+    def batch(self, x: np.ndarray) -> np.ndarray:
+        _check_array(x, self)
+        if x.ndim != 4 or (self.saturation and x.shape[1] != 3):
+            raise ValueError(f"{self!r}: expected RGB images (N, 3, H, W) or (3, H, W), got "
+                             f"shape {x.shape}")
+        out = np.array(x, dtype=np.float32)
+        if self.brightness:
+            out *= self._factors(self.brightness, len(x))
+        if self.contrast:
+            mean = self._grey(out).mean(axis=(1, 2, 3), keepdims=True)   # (N, 1, 1, 1)
+            out = _blend(out, mean, self._factors(self.contrast, len(x)))
+        if self.saturation:
+            out = _blend(out, self._grey(out), self._factors(self.saturation, len(x)))
+        return np.clip(out, 0.0, 1.0, out=out)
+
+    def _factors(self, v: float, n: int) -> np.ndarray:
+        return get_rng().uniform(max(0.0, 1 - v), 1 + v, size=(n, 1, 1, 1)).astype(np.float32)
+
+    def _grey(self, x: np.ndarray) -> np.ndarray:
+        """(N, C, H, W) -> (N, 1, H, W) luma (a one-channel image is its own grey)."""
+        if x.shape[1] == 1:
+            return x
+        return np.einsum("nchw,c->nhw", x, self.GREY)[:, None]
+
+
+class OneHot(Transform):
+    """Class index -> one-hot float32 vector (num_classes,); a batch (N,) -> (N, num_classes).
+
+    For `target_transform`: cross-entropy accepts these targets as well as class indices.
+    """
+
+    def __init__(self, num_classes: int):
+        self.num_classes = num_classes
+        self._eye = np.eye(num_classes, dtype=np.float32)
+
+    def __call__(self, y) -> np.ndarray:
+        return self.batch(np.asarray(y))
+
+    def batch(self, y: np.ndarray) -> np.ndarray:
+        y = np.asarray(y)
+        if y.dtype.kind not in "iu" or (y.size and (y.min() < 0 or y.max() >= self.num_classes)):
+            raise ValueError(f"OneHot({self.num_classes}): expected class indices in 0.."
+                             f"{self.num_classes - 1}, got {y.dtype} values {np.unique(y)[:5]}")
+        return self._eye[y]
+
+
+def _blend(x: np.ndarray, other: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    """factor * x + (1 - factor) * other: factor 0 gives `other`, 1 keeps x."""
+    return factor * x + (1 - factor) * other
+
+
 def can_batch(transform: Callable | None) -> bool:
     """True when `transform` (None counts) can transform a whole batch array at once."""
     if transform is None:

@@ -1,0 +1,184 @@
+"""The shared Caltech-101 experiment: image folders, one-hot cross-entropy, training in either
+framework (the runner's backends and lr schedules), per-epoch curves, metrics.json, checkpoint
+and report.html. `caltech_lenet5` and `caltech_resnet18` are thin over it."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import models
+import tinygrad_edu as tg
+from tinygrad_edu import metrics
+from tinygrad_edu.data import DataError, DataLoader, ImageFolder
+from tinygrad_edu.data import transforms as T
+from tinygrad_edu.nn import functional as F
+
+from . import report
+from .common import Config, UsageError
+from .runner import (
+    _ScratchRun,
+    _softmax,
+    _TorchRun,
+    check_model_and_framework,
+    curves,
+    logged_run,
+    run_dir_for,
+    scheduler_factory,
+    subset,
+)
+
+# the repository's sibling folder shared/ holds the original JPEGs (with a sha256sums file)
+DATA_DIR = Path(__file__).resolve().parents[2] / "shared/data/caltech101/101_ObjectCategories"
+EXCLUDE = ("BACKGROUND_Google",)  # Google image-search clutter, not one of the 101 classes
+# per-channel mean and std of the 90% training split at 64x64 (ImageFolder, split_seed 0)
+MEAN, STD = (0.546, 0.529, 0.502), (0.304, 0.298, 0.311)
+
+
+@dataclass
+class CaltechConfig(Config):
+    """A Caltech-101 run: Config's flags with new defaults, and this experiment's own."""
+
+    model: str = "lenet5"
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 0.01
+    optimizer: str = "sgd"
+    schedule: str = "none"
+    data_dir: str | None = str(DATA_DIR)
+    image_size: int = 64
+    val_fraction: float = 0.1
+    classes: int | None = None  # only the first N classes (alphabetical): quick runs and tests
+    augment: bool = False  # random crop (padding 4), horizontal flip, colour jitter
+
+
+def load_caltech(cfg: CaltechConfig) -> tuple[ImageFolder, ImageFolder]:
+    """The stratified train and validation splits, normalised; training ones augmented if asked."""
+    root = Path(cfg.data_dir or DATA_DIR)
+    if not root.is_dir():
+        raise UsageError(f"--data-dir {root} is not a directory; point it at Caltech-101's "
+                         f"101_ObjectCategories folder (one sub-folder per class)")
+    exclude = list(EXCLUDE) if (root / EXCLUDE[0]).is_dir() else []
+    if cfg.classes is not None:
+        names = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in exclude)
+        exclude += names[cfg.classes:]
+    normalize = T.Normalize(MEAN, STD)
+    augment = [T.RandomCrop(cfg.image_size, padding=4), T.RandomHorizontalFlip(),
+               T.ColorJitter(0.3, 0.3, 0.3)] if cfg.augment else []
+    common = {"size": cfg.image_size, "val_fraction": cfg.val_fraction, "exclude": exclude}
+    try:
+        train = ImageFolder(root, split="train", transform=T.Compose(
+            [T.ToTensor(), *augment, normalize]), **common)
+        val = ImageFolder(root, split="val", transform=T.Compose([T.ToTensor(), normalize]),
+                          **common)
+    except DataError as e:
+        raise UsageError(str(e)) from None
+    return train, val
+
+
+def one_hot_cross_entropy(num_classes: int, framework: str):
+    """Cross-entropy against one-hot targets (the assignment's), built from the class indices
+    the loader yields; the loss equals index cross-entropy, and accuracy stays computable."""
+    if framework == "torch":
+        import torch
+        return lambda out, y: torch.nn.functional.cross_entropy(
+            out, torch.nn.functional.one_hot(y, num_classes).to(out.dtype))
+    eye = np.eye(num_classes, dtype=np.float32)
+    return lambda out, y: F.cross_entropy(out, eye[y.data])  # (N, C) one-hot
+
+
+def model_kwargs(cfg: CaltechConfig, num_classes: int) -> dict:
+    kwargs = {"num_classes": num_classes}
+    if cfg.model.startswith("lenet5"):
+        kwargs["image_size"] = cfg.image_size
+    return kwargs
+
+
+def run(cfg: CaltechConfig) -> dict:
+    """Train one network on Caltech-101; return the run's summary (also in metrics.json)."""
+    check_model_and_framework(cfg)
+    train_set, val_set = load_caltech(cfg)
+    tg.manual_seed(cfg.seed)
+    train_loader = DataLoader(subset(train_set, cfg.subset, cfg.seed), cfg.batch_size,
+                              shuffle=True, drop_last=True)  # BatchNorm1d needs 2+ samples
+    val_loader = DataLoader(val_set, 256)
+    n = len(train_set.classes)
+    model = models.get_model(cfg.model, **model_kwargs(cfg, n))
+    backend_cls = _TorchRun if cfg.framework == "torch" else _ScratchRun
+    backend = backend_cls(cfg, model, one_hot_cross_entropy(n, cfg.framework),
+                          scheduler_factory(cfg))
+    name = cfg.name or f"caltech_{cfg.model}-{cfg.framework}"
+    return logged_run(cfg, run_dir_for(dataclasses.replace(cfg, name=name)), lambda logger:
+                      _train_and_report(cfg, backend, train_loader, val_loader, train_set, logger))
+
+
+def _train_and_report(cfg, backend, train_loader, val_loader, train_set, logger) -> dict:
+    t0 = time.perf_counter()
+    history = backend.fit(train_loader, val_loader, logger)
+    wall = time.perf_counter() - t0
+    loss, acc, logits, targets = backend.evaluate(val_loader)
+    top5 = metrics_top5(logits, targets)
+    n = len(train_set.classes)
+    per_class = metrics.confusion_matrix(logits.argmax(1), targets, n, normalize="true").diagonal()
+    logger.scalar("val/top5_accuracy", top5, cfg.epochs)
+    summary = {
+        "model": cfg.model, "framework": cfg.framework, "epochs": cfg.epochs,
+        "parameters": backend.num_parameters(), "train_images": len(train_loader.dataset),
+        "val_images": len(targets), "classes": n,
+        "train_loss": history["train_loss"][-1], "train_accuracy": history["train_acc"][-1],
+        "val_loss": loss, "val_accuracy": acc, "val_top5_accuracy": top5,
+        "wall_seconds": wall, "seconds_per_epoch": float(np.mean(history["epoch_time"])),
+        "ms_per_iter": float(np.median(history["ms_per_iter"])), "history": history,
+        "val_accuracy_per_class": dict(zip(train_set.classes, map(float, per_class))),
+    }
+    logger.hparams({k: v for k, v in cfg.to_dict().items() if v is not None},
+                   {"hparam/val_accuracy": acc, "hparam/val_loss": loss})
+    state = backend.state_dict() | {"classes": list(train_set.classes),
+                                    "model_kwargs": model_kwargs(cfg, n),
+                                    "mean": list(MEAN), "std": list(STD)}
+    tg.save(state, os.path.join(logger.logdir, "checkpoint.npz"))
+    logger.summary.update(summary)
+    logger.summary["status"] = "finished"
+    logger.flush()
+    html = _report_html(cfg, summary)
+    report.write_text_atomic(os.path.join(logger.logdir, "report.html"), html)
+    print(f"{cfg.model} ({cfg.framework}): val accuracy {acc:.4f} (top-5 {top5:.4f}), loss "
+          f"{loss:.4f}, {summary['seconds_per_epoch']:.1f} s/epoch, {wall:.1f} s; run in "
+          f"{logger.logdir}")
+    return summary | {"run_dir": logger.logdir}
+
+
+def metrics_top5(logits: np.ndarray, targets: np.ndarray) -> float:
+    """The fraction of images whose class is among the 5 highest scores."""
+    top = np.argsort(-_softmax(logits), axis=1)[:, :5]
+    return float(np.mean((top == targets[:, None]).any(1)))
+
+
+def _report_html(cfg: CaltechConfig, summary: dict) -> str:
+    h = summary["history"]
+    facts = [["model", cfg.model], ["framework", cfg.framework],
+             ["parameters", summary["parameters"]], ["classes", summary["classes"]],
+             ["train / val images", f"{summary['train_images']} / {summary['val_images']}"],
+             ["epochs", cfg.epochs], ["batch size", cfg.batch_size],
+             ["optimizer", f"{cfg.optimizer} lr={cfg.lr} weight_decay={cfg.weight_decay}"],
+             ["lr schedule", cfg.schedule], ["augmentation", cfg.augment],
+             ["val accuracy", summary["val_accuracy"]],
+             ["val top-5 accuracy", summary["val_top5_accuracy"]],
+             ["val loss", summary["val_loss"]], ["seconds per epoch", summary["seconds_per_epoch"]],
+             ["wall time (s)", summary["wall_seconds"]]]
+    epochs = [[e + 1, h["train_loss"][e], h["train_acc"][e], h["val_loss"][e], h["val_acc"][e],
+               h["epoch_time"][e]] for e in range(len(h["train_loss"]))]
+    worst = sorted(summary["val_accuracy_per_class"].items(), key=lambda kv: kv[1])[:10]
+    sections = [
+        ("Summary", report.table_html(["", ""], facts)),
+        ("Learning curves (cross-entropy and accuracy per epoch)", curves(h)),
+        ("Per epoch", report.table_html(
+            ["epoch", "train loss", "train acc", "val loss", "val acc", "seconds"], epochs)),
+        ("Hardest classes (validation accuracy)", report.table_html(
+            ["class", "accuracy"], [[c, a] for c, a in worst])),
+    ]
+    return report.page(f"Caltech-101 {cfg.model} ({cfg.framework})", sections)

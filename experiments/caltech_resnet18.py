@@ -1,0 +1,24 @@
+"""Train ResNet-18 (He et al. 2015) on Caltech-101 (64x64) from scratch, in either framework.
+
+    python -m experiments.caltech_resnet18                      # tinygrad_edu
+    python -m experiments.caltech_resnet18 --framework torch    # the PyTorch twin, same settings
+    python -m experiments.caltech_resnet18 --epochs 1 --subset 1000
+
+ResNet-18 is ~15x the work of LeNet-5 per image: measure seconds per epoch with a short run
+first. The run directory (runs/caltech_resnet18-<framework>-<time>/) holds TensorBoard events,
+metrics.json, checkpoint.npz and report.html.
+"""
+from .caltech_common import CaltechConfig, run
+from .common import exit_on_usage_error, parse_config
+
+DEFAULTS = CaltechConfig(model="resnet18", epochs=4, optimizer="sgd", lr=0.05, weight_decay=5e-4,
+                         augment=True, schedule="cosine")
+
+
+def main(argv=None) -> dict:
+    cfg = parse_config(DEFAULTS, argv, description=__doc__.splitlines()[0])
+    return exit_on_usage_error(lambda: run(cfg))
+
+
+if __name__ == "__main__":
+    main()
