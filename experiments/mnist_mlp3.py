@@ -5,18 +5,11 @@
     python -m experiments.mnist_mlp3 --epochs 1 --subset 5000
 
 The run directory (runs/mnist_mlp3-<framework>-<time>/) holds TensorBoard events, metrics.json,
-checkpoint.npz and report.html.
+checkpoint.npz and report.html. Flags: python -m experiments.mnist_mlp3 --help
 """
-from .common import Config, exit_on_usage_error, parse_config
-from .runner import run
+from .runner import script_main
 
-DEFAULTS = Config(model="mlp3")
-
-
-def main(argv=None) -> dict:
-    cfg = parse_config(DEFAULTS, argv, description=__doc__.splitlines()[0])
-    return exit_on_usage_error(lambda: run(cfg))
-
+main = script_main("mlp3")
 
 if __name__ == "__main__":
     main()

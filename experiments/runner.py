@@ -17,7 +17,7 @@ from tinygrad_edu.logging import Logger
 from tinygrad_edu.viz.images import heatmap_image, make_grid
 
 from . import report
-from .common import Config, UsageError
+from .common import Config, UsageError, exit_on_usage_error, parse_config
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 CLASS_NAMES = [str(d) for d in range(10)]
@@ -277,3 +277,11 @@ def remove_unfinished(run_dir: str) -> None:
     """Delete a run directory that never got past set-up (no curves worth keeping)."""
     if os.path.isdir(run_dir) and not os.path.exists(os.path.join(run_dir, "report.html")):
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def script_main(model: str):
+    """The `main(argv=None)` of an `experiments.mnist_<model>` script: flags -> Config -> run."""
+    def main(argv=None) -> dict:
+        cfg = parse_config(Config(model=model), argv, description=f"Train {model} on MNIST.")
+        return exit_on_usage_error(lambda: run(cfg))
+    return main

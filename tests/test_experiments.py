@@ -23,7 +23,7 @@ def _mnist_available() -> bool:
 needs_mnist = pytest.mark.skipif(not _mnist_available(),
                                  reason="real MNIST not in the data cache (python -m "
                                         "tinygrad_edu.data download mnist)")
-SMALL = ["--epochs", "1", "--subset", "600", "--batch-size", "50", "--no-progress"]
+SMALL = ["--epochs", "1", "--subset", "2000", "--batch-size", "32", "--no-progress"]
 
 
 @needs_mnist
