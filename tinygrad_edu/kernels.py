@@ -151,7 +151,9 @@ def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
 
 @njit(cache=True, parallel=True)
 def _max_pool2d(x, y, window, KH, KW, SH, SW, PH, PW, DH, DW):
-    """x (C, H, W, N) -> y, window (C, OH, OW, N); one channel per task, vectors over N."""
+    """x (C, H, W, N) -> y, window (C, OH, OW, N); one channel per task. The first tap inside
+    the input starts each window, later taps replace it where larger (or NaN): a select over N
+    that vectorises."""
     C, H, W, N = x.shape
     OH, OW = y.shape[1:3]
     for c in prange(C):
@@ -159,24 +161,26 @@ def _max_pool2d(x, y, window, KH, KW, SH, SW, PH, PW, DH, DW):
             kh_lo, kh_hi = _tap_range(oh, SH, PH, DH, KH, H)
             for ow in range(OW):
                 kw_lo, kw_hi = _tap_range(ow, SW, PW, DW, KW, W)
-                best, arg = y[c, oh, ow], window[c, oh, ow]  # (N,) views
-                best[:] = -np.inf
-                arg[:] = -1  # stays -1 only if the window lies entirely in the padding
-                first = True
+                if kh_lo == kh_hi or kw_lo == kw_hi:  # the window lies entirely in the padding
+                    for n in range(N):
+                        y[c, oh, ow, n] = -np.inf
+                        window[c, oh, ow, n] = -1
+                    continue
+                ih0, iw0 = oh * SH - PH + kh_lo * DH, ow * SW - PW + kw_lo * DW
+                for n in range(N):
+                    y[c, oh, ow, n] = x[c, ih0, iw0, n]
+                    window[c, oh, ow, n] = kh_lo * KW + kw_lo
                 for kh in range(kh_lo, kh_hi):
                     ih = oh * SH - PH + kh * DH
                     for kw in range(kw_lo, kw_hi):
-                        v = x[c, ih, ow * SW - PW + kw * DW]  # (N,)
-                        k = kh * KW + kw
-                        if first:
-                            best[:] = v
-                            arg[:] = k
-                            first = False
+                        if kh == kh_lo and kw == kw_lo:
                             continue
+                        iw, k = ow * SW - PW + kw * DW, kh * KW + kw
                         for n in range(N):
-                            if v[n] > best[n] or v[n] != v[n]:  # v != v: NaN wins
-                                best[n] = v[n]
-                                arg[n] = k
+                            v, best = x[c, ih, iw, n], y[c, oh, ow, n]
+                            better = v > best or np.isnan(v)  # NaN wins
+                            y[c, oh, ow, n] = v if better else best
+                            window[c, oh, ow, n] = k if better else window[c, oh, ow, n]
 
 
 @njit(cache=True, inline="always")
@@ -212,8 +216,8 @@ def max_pool2d_backward(gy, window, H, W, KH, KW, SH, SW, PH, PW, DH, DW):
 @njit(cache=True, parallel=True)
 def _max_pool2d_backward(gy, window, gx, KH, KW, SH, SW, PH, PW, DH, DW):
     """gy, window (C, OH, OW, N) -> gx (C, H, W, N); one channel per task. Each tap of a window
-    adds gy where the window's maximum was that tap: a select over N, which vectorises, where a
-    scatter to computed addresses would not."""
+    adds gy where the window's maximum was that tap: a masked add over N, which vectorises,
+    where a scatter to computed addresses would not."""
     C, OH, OW, N = gy.shape
     H, W = gx.shape[1:3]
     for c in prange(C):
@@ -222,14 +226,13 @@ def _max_pool2d_backward(gy, window, gx, KH, KW, SH, SW, PH, PW, DH, DW):
             kh_lo, kh_hi = _tap_range(oh, SH, PH, DH, KH, H)
             for ow in range(OW):
                 kw_lo, kw_hi = _tap_range(ow, SW, PW, DW, KW, W)
-                g, win = gy[c, oh, ow], window[c, oh, ow]  # (N,)
                 for kh in range(kh_lo, kh_hi):
                     ih = oh * SH - PH + kh * DH
                     for kw in range(kw_lo, kw_hi):
-                        dst = gx[c, ih, ow * SW - PW + kw * DW]  # (N,)
-                        k = kh * KW + kw
+                        iw, k = ow * SW - PW + kw * DW, kh * KW + kw
                         for n in range(N):
-                            dst[n] += g[n] if win[n] == k else 0
+                            if window[c, oh, ow, n] == k:
+                                gx[c, ih, iw, n] += gy[c, oh, ow, n]
 
 
 # ------------------------------------------------------------------ average pooling
