@@ -19,8 +19,11 @@ Conventions:
   ceil_mode and the asymmetric padding of `padding='same'` reach the loops without special cases.
 - `rows=(oh0, oh1)` restricts im2col/col2im to a band of output rows, so that a convolution can
   stream its columns through a cache-sized workspace (see ops_cnn.Conv2d).
-- `parallel=True` loops split rows of col or channels over the cores (`prange`), so scatters
-  (col2im, max-pool backward) never race: each task owns a whole channel of the output.
+- Single-threaded on purpose (the GEMMs use OpenBLAS's threads): measured on the 2-core machine
+  under load, `parallel=True` loops made a CNN3 step 5x slower (OpenMP's workers spin between
+  loops and fight OpenBLAS's for the two cores: 190 ms of CPU per step instead of 12). `nogil`
+  lets other Python threads (data loading) run meanwhile. Each loop writes whole channels or
+  rows of its output, so splitting it over threads later would not race.
 - `cache=True` stores the compiled machine code next to this file (or in NUMBA_CACHE_DIR), so only
   the first import on a machine pays the compile time.
 - Set NUMBA_DISABLE_JIT=1 to run these as plain Python and step through them in a debugger.
@@ -28,7 +31,7 @@ Conventions:
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 
 def batch_minor(shape: tuple, dtype) -> np.ndarray:
@@ -69,11 +72,11 @@ def im2col(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, rows=None, out=None):
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def _im2col(x, col, oh0, oh1, KH, KW, SH, SW, PH, PW, DH, DW, OW):
-    """x (C, H, W, N) -> col rows (c*KH + kh)*KW + kw; one row of col per task."""
+    """x (C, H, W, N) -> col, one row (c*KH + kh)*KW + kw at a time."""
     C, H, W, N = x.shape
-    for row in prange(C * KH * KW):
+    for row in range(C * KH * KW):
         c, kh, kw = row // (KH * KW), (row // KW) % KH, row % KW
         ow_lo, ow_hi = _valid_range(SW, PW, kw, DW, W, OW)
         out = col[row]
@@ -107,11 +110,11 @@ def col2im(col, N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, rows=None, o
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def _col2im(col, x, oh0, oh1, KH, KW, SH, SW, PH, PW, DH, DW, OW):
-    """col -> x (C, H, W, N) += ...; one channel per task, so no two tasks write one pixel."""
+    """col -> x (C, H, W, N) += ..., one channel at a time."""
     C, H, W, N = x.shape
-    for c in prange(C):
+    for c in range(C):
         xc = x[c].reshape(H * W * N)
         for kh in range(KH):
             for kw in range(KW):
@@ -149,14 +152,14 @@ def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
     return y, window
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def _max_pool2d(x, y, window, KH, KW, SH, SW, PH, PW, DH, DW):
-    """x (C, H, W, N) -> y, window (C, OH, OW, N); one channel per task. The first tap inside
+    """x (C, H, W, N) -> y, window (C, OH, OW, N), one channel at a time. The first tap inside
     the input starts each window, later taps replace it where larger (or NaN): a select over N
     that vectorises."""
     C, H, W, N = x.shape
     OH, OW = y.shape[1:3]
-    for c in prange(C):
+    for c in range(C):
         for oh in range(OH):
             kh_lo, kh_hi = _tap_range(oh, SH, PH, DH, KH, H)
             for ow in range(OW):
@@ -213,14 +216,14 @@ def max_pool2d_backward(gy, window, H, W, KH, KW, SH, SW, PH, PW, DH, DW):
     return gx
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def _max_pool2d_backward(gy, window, gx, KH, KW, SH, SW, PH, PW, DH, DW):
-    """gy, window (C, OH, OW, N) -> gx (C, H, W, N); one channel per task. Each tap of a window
+    """gy, window (C, OH, OW, N) -> gx (C, H, W, N), one channel at a time. Each tap of a window
     adds gy where the window's maximum was that tap: a masked add over N, which vectorises,
     where a scatter to computed addresses would not."""
     C, OH, OW, N = gy.shape
     H, W = gx.shape[1:3]
-    for c in prange(C):
+    for c in range(C):
         gx[c] = 0
         for oh in range(OH):
             kh_lo, kh_hi = _tap_range(oh, SH, PH, DH, KH, H)
