@@ -28,6 +28,7 @@ from tinygrad_edu.data import MNIST, ArrayDataset, DataError, DataLoader, random
 from tinygrad_edu.data import transforms as T
 from tinygrad_edu.data.lines import LineDataset
 from tinygrad_edu.logging import Logger
+from tinygrad_edu.optim.lr_scheduler import CosineAnnealingLR
 from tinygrad_edu.viz.images import blues, heatmap_image
 
 from . import report
@@ -167,6 +168,14 @@ def fit_timed(cfg: LinesConfig, data: Data, model, logger: Logger, metrics_fn, l
                            metrics_fn=metrics_fn, progress=cfg.progress,
                            checkpoint_path=os.path.join(logger.logdir, "last.npz"))
     return history.as_dict(), time.perf_counter() - start
+
+
+def cosine_decay(optimizer, total_steps: int) -> CosineAnnealingLR:
+    """A scheduler_fn for fit_timed: cosine annealing from the optimizer's lr to 0, stepped
+    after every batch."""
+    scheduler = CosineAnnealingLR(optimizer, T_max=total_steps)
+    scheduler.step_per_batch = True  # tg.train.fit then steps it after every batch
+    return scheduler
 
 
 def timing(history: dict, wall: float) -> dict:

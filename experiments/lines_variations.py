@@ -20,13 +20,13 @@ import os
 from dataclasses import dataclass, field
 
 from models.lines import SpecCNN
-from tinygrad_edu.optim.lr_scheduler import CosineAnnealingLR
 
 from . import report
 from .common import UsageError, exit_on_usage_error
 from .lines_specified import (
     LinesConfig,
     check_config,
+    cosine_decay,
     finish_run,
     load_data,
     logged_run,
@@ -46,16 +46,6 @@ class Variant:
     weight_decay: float = 0.0  # L2: Adam's weight_decay adds weight_decay * w to the gradient
     lr_decay: bool = False  # cosine annealing from lr to 0 over all the steps
 
-    def scheduler_fn(self):
-        """None, or a function (optimizer, total steps) -> a scheduler stepped every batch."""
-        if not self.lr_decay:
-            return None
-
-        def cosine(optimizer, total_steps: int):
-            scheduler = CosineAnnealingLR(optimizer, T_max=total_steps)
-            scheduler.step_per_batch = True  # tg.train.fit then steps it after every batch
-            return scheduler
-        return cosine
 
 
 DEEPER = {"channels": (32, 64), "kernel_size": 5, "padding": 2}
@@ -100,7 +90,8 @@ def run_variant(cfg: VariationsConfig, data, variant: Variant) -> dict:
                     **variant.model)
     with logged_run(vcfg, variant.name) as logger:
         logger.summary["variant"] = dataclasses.asdict(variant)
-        result = train_classifier(vcfg, data, model, logger, variant.scheduler_fn())
+        result = train_classifier(vcfg, data, model, logger,
+                                  cosine_decay if variant.lr_decay else None)
         facts = [["variant", f"{variant.name}: {variant.change}"],
                  ["model", "SpecCNN " + str(model.config)], ["epochs", cfg.epochs],
                  ["learning-rate decay", "cosine" if variant.lr_decay else "none"],

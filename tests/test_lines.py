@@ -427,6 +427,7 @@ def test_specified_cnn_run_directory(tmp_path):
 def test_multihead_run_reports_every_head(tmp_path):
     summary = lines_multihead.main(_args(tmp_path) + ["--loss-weights", "1,1,1,2"])
     assert set(summary["test_accuracy"]) == {"length", "width", "colour", "angle", "all"}
+    assert summary["history"]["lr"][-1] < 1e-9  # the cosine decay reached 0
     run_dir = Path(summary["run_dir"])
     events = read_events(str(run_dir))
     for head in ["length", "width", "colour", "angle", "all"]:
@@ -451,6 +452,7 @@ def test_variations_table(tmp_path):
     (lines_specified.main, ["--framework", "torch"], "train with tinygrad_edu"),
     (lines_multihead.main, ["--dataset", "mnist"], "--dataset lines"),
     (lines_multihead.main, ["--loss-weights", "1,2"], "--loss-weights takes 4"),
+    (lines_multihead.main, ["--lr-decay", "step"], "--lr-decay must be one of cosine, none"),
     (lines_variations.main, ["--variants", "bigger"], "--variants: unknown bigger"),
 ])
 def test_bad_input_is_one_sentence_and_exit_code_2(tmp_path, capsys, main, argv, message):
