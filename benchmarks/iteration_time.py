@@ -32,39 +32,74 @@ from tinygrad_edu.nn import functional as F
 
 # (model name in models.MODELS, batch size); input shapes per model below
 CASES = [("mlp3", 32), ("mlp3", 128), ("cnn2", 32), ("cnn2", 128), ("cnn3", 32), ("cnn3", 128),
-         ("lines", 32), ("lenet5", 32), ("resnet18", 32)]
+         ("lines_multihead", 32), ("lenet5", 32), ("resnet18", 32)]
 INPUT_SHAPES = {"mlp3": (1, 28, 28), "cnn2": (1, 28, 28), "cnn3": (1, 28, 28),
-                "lenet5": (3, 64, 64), "resnet18": (3, 64, 64)}
+                "lines_multihead": (3, 28, 28), "lenet5": (3, 64, 64), "resnet18": (3, 64, 64)}
+MULTIHEAD = "lines_multihead"  # a dict of head logits, trained with models.lines.multihead_loss
 IMPLEMENTATIONS = ("tinygrad_edu", "torch", "numpy")
 LR, MOMENTUM = 0.01, 0.9
 
 
 # ------------------------------------------------------------------ one training step each
-def make_batch(name: str, batch: int, num_classes: int):
-    """A fixed random batch: float32 images and int64 labels."""
+def make_batch(name: str, batch: int, model):
+    """A fixed random batch: float32 images and int64 targets (class indices, or one attribute
+    index per head for the multi-head network)."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch,) + INPUT_SHAPES[name]).astype(np.float32)
-    return x, rng.integers(0, num_classes, batch)
+    if name == MULTIHEAD:
+        from models.lines import HEADS
+        y = np.stack([rng.integers(0, max(units, 2), batch) for units in HEADS.values()], 1)
+        return x, y
+    return x, rng.integers(0, model.config["num_classes"], batch)
+
+
+def torch_twin(name: str, model):
+    """The model's PyTorch twin with a copy of its weights."""
+    if name == MULTIHEAD:
+        from models.lines_twins import TorchMultiHeadNet
+        twin = TorchMultiHeadNet(**model.config)
+        models.copy_weights(model, twin)
+        return twin
+    return models.to_torch(model)
+
+
+def loss_functions(name: str, torch):
+    """(tinygrad_edu loss, torch loss), each taking the model's output and the numpy targets."""
+    if name == MULTIHEAD:
+        from models.lines import multihead_loss
+        torch_loss = None
+        if torch is not None:
+            from models.lines_twins import torch_multihead_loss as torch_loss
+        return multihead_loss, torch_loss
+
+    def ours(out, y):
+        return F.cross_entropy(out, tg.Tensor(y))
+
+    def theirs(out, y):
+        return torch.nn.functional.cross_entropy(out, torch.from_numpy(y))
+
+    return ours, theirs
 
 
 def make_steps(name: str, batch: int, torch, which=IMPLEMENTATIONS) -> dict:
-    """{implementation: zero-argument callable doing one training step and returning the loss},
-    every implementation starting from the same weights."""
+    """{implementation: zero-argument callable doing one training step (zero_grad, forward, loss,
+    backward, SGD step) and returning the loss}, all starting from the same weights."""
     tg.manual_seed(0)
     model = models.get_model(name)
-    x, y = make_batch(name, batch, model.config["num_classes"])
+    x, y = make_batch(name, batch, model)
+    ours_loss, torch_loss = loss_functions(name, torch)
     steps = {}
     if "numpy" in which:
         ref = from_model(model)
         steps["numpy"] = lambda: ref.train_step(x, y, LR, MOMENTUM)
     if "torch" in which and torch is not None:
-        twin = models.to_torch(model)
+        twin = torch_twin(name, model)
         t_opt = torch.optim.SGD(twin.parameters(), lr=LR, momentum=MOMENTUM)
-        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+        xt = torch.from_numpy(x)
 
         def torch_step():
             t_opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(twin(xt), yt)
+            loss = torch_loss(twin(xt), y)
             loss.backward()
             t_opt.step()
             return loss.item()
@@ -72,11 +107,11 @@ def make_steps(name: str, batch: int, torch, which=IMPLEMENTATIONS) -> dict:
         steps["torch"] = torch_step
     if "tinygrad_edu" in which:
         opt = optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
-        X, Y = tg.Tensor(x), tg.Tensor(y)
+        X = tg.Tensor(x)
 
         def step():
             opt.zero_grad()
-            loss = F.cross_entropy(model(X), Y)
+            loss = ours_loss(model(X), y)
             loss.backward()
             opt.step()
             return loss.item()
@@ -128,7 +163,7 @@ def train_flops(name: str, batch: int) -> float:
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             m.register_forward_hook(count)
-    x, _ = make_batch(name, batch, model.config["num_classes"])
+    x, _ = make_batch(name, batch, model)
     with tg.no_grad():
         model(tg.Tensor(x))
     return 2.0 * (3 * sum(macs) - macs[0])
@@ -154,13 +189,24 @@ def _rss_kb(field: str) -> int:
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def memory_probe(name: str, batch: int, impl: str, torch) -> dict:
-    """Peak resident memory growth (MB) over 3 training steps at `batch`, in this fresh process.
+def warm_up(impl: str, torch) -> None:
+    """Load what a first step would load (Numba's compiled kernels, PyTorch's lazy libraries)
+    with tiny tensors, so that it does not count as training memory."""
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    w = np.full((4, 3, 3, 3), 0.1, np.float32)
+    if impl == "tinygrad_edu":
+        X, Wt = tg.Tensor(x, requires_grad=True), tg.Tensor(w, requires_grad=True)
+        F.max_pool2d(F.conv2d(X, Wt, padding=1).relu(), 2).sum().backward()
+    elif impl == "torch":
+        xt, wt = torch.from_numpy(x).requires_grad_(), torch.from_numpy(w).requires_grad_()
+        torch.nn.functional.max_pool2d(torch.conv2d(xt, wt, padding=1).relu(), 2).sum().backward()
 
-    One batch-2 step first loads kernels and libraries; gradients and optimizer state are then
-    rebuilt, so the number covers gradients, momentum, activations and workspaces (not weights).
-    """
-    make_steps(name, 2, torch, (impl,))[impl]()
+
+def memory_probe(name: str, batch: int, impl: str, torch) -> dict:
+    """Peak resident memory growth (MB) over 3 training steps at `batch`, in this fresh process,
+    from just before the first step: gradients, momentum, activations and workspaces (the
+    weights already exist). Kernels and libraries are loaded first by `warm_up`."""
+    warm_up(impl, torch)
     steps = make_steps(name, batch, torch, (impl,))
     gc.collect()
     base = _rss_kb("VmRSS")
@@ -175,12 +221,12 @@ def memory_probe(name: str, batch: int, impl: str, torch) -> dict:
     return {"peak_mb": (_rss_kb("VmHWM") - base) / 1024, "hwm_reset": exact}
 
 
-def measure_memory(name: str, batch: int, impls) -> dict:
+def measure_memory(name: str, batch: int, impls, threads: int | None) -> dict:
     """{implementation: peak MB}, each measured by `memory_probe` in its own process."""
     out = {}
     for impl in impls:
         cmd = [sys.executable, "-m", "benchmarks.iteration_time", "--memory-probe", name,
-               str(batch), impl]
+               str(batch), impl] + ([f"--threads={threads}"] if threads else [])
         res = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=_ROOT)
         if res.returncode != 0:
             print(f"  memory probe {name} {impl} failed:\n{res.stderr[-2000:]}", file=sys.stderr)
@@ -192,10 +238,12 @@ def measure_memory(name: str, batch: int, impls) -> dict:
 # ------------------------------------------------------------------ Numba start-up
 _ROOT = Path(__file__).resolve().parent.parent
 _STARTUP = """
-import time
+import sys, time
 t0 = time.perf_counter()
-from benchmarks.iteration_time import make_steps
+from benchmarks.iteration_time import make_steps, set_threads
 t1 = time.perf_counter()
+if int(sys.argv[1]):
+    set_threads(int(sys.argv[1]), None)
 step = make_steps("cnn3", 32, None, ("tinygrad_edu",))["tinygrad_edu"]
 t2 = time.perf_counter()
 step()
@@ -205,21 +253,34 @@ print(t1 - t0, t3 - t2, time.perf_counter() - t3)
 """
 
 
-def numba_start_times() -> dict:
+def numba_start_times(threads: int | None) -> dict:
     """Seconds to import and make CNN3's first training step (batch 32) in a fresh process: cold
     (empty NUMBA_CACHE_DIR, so every kernel compiles) then warm (loaded from that cache)."""
     result = {}
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache, "PYTHONPATH": str(_ROOT)}
         for label in ("cold", "warm"):
-            out = subprocess.run([sys.executable, "-c", _STARTUP], env=env, cwd=_ROOT,
-                                 capture_output=True, text=True, check=True).stdout.split()
+            cmd = [sys.executable, "-c", _STARTUP, str(threads or 0)]
+            out = subprocess.run(cmd, env=env, cwd=_ROOT, capture_output=True, text=True,
+                                 check=True).stdout.split()
             imp, first, second = map(float, out[-3:])
             result[label] = {"import_s": imp, "first_step_s": first, "second_step_s": second}
     return result
 
 
 # ------------------------------------------------------------------ environment
+def set_threads(n: int, torch) -> None:
+    """n threads for PyTorch and for numpy's BLAS (tinygrad_edu's and the reference's GEMMs)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        raise SystemExit("--threads needs threadpoolctl to set numpy's BLAS threads: "
+                         "pip install threadpoolctl") from None
+    threadpool_limits(n, user_api="blas")
+    if torch is not None:
+        torch.set_num_threads(n)
+
+
 def environment(torch) -> dict:
     """Versions, threads, BLAS kernel and the OPENBLAS_* variables that change numpy's speed."""
     env = {"python": platform.python_version(), "numpy": np.__version__,
@@ -257,7 +318,7 @@ def run_case(name: str, batch: int, args, torch, gflops: float) -> dict:
            "gemm_floor_ms": flops / gflops / 1e6,
            "time": {impl: summarize(t) for impl, t in times.items()}}
     if not args.no_memory:
-        row["peak_mb"] = measure_memory(name, batch, steps)
+        row["peak_mb"] = measure_memory(name, batch, steps, args.threads)
     return row
 
 
@@ -271,14 +332,14 @@ def print_row(row: dict) -> None:
     ratio = cell({"r": t["tinygrad_edu"] / t["torch"]} if "torch" in t else {}, "r", ".2f")
     mem_ratio = (format(m["tinygrad_edu"] / m["torch"], ".2f")
                  if "torch" in m and "tinygrad_edu" in m and m["torch"] > 0 else "-")
-    print(f"{row['model']:<9}{row['batch']:>6}{t['tinygrad_edu']:>9.2f}"
+    print(f"{row['model']:<16}{row['batch']:>6}{t['tinygrad_edu']:>9.2f}"
           f"{cell(t, 'torch', '.2f'):>10}{t['numpy']:>10.2f}{ratio:>9}"
           f"{t['numpy'] / t['tinygrad_edu']:>9.2f}{row['gemm_floor_ms']:>10.2f}"
           f"{cell(m, 'tinygrad_edu', '.0f'):>9}{cell(m, 'torch', '.0f'):>7}"
           f"{cell(m, 'numpy', '.0f'):>7}{mem_ratio:>10}", flush=True)
 
 
-HEADER = (f"{'model':<9}{'batch':>6}{'ours ms':>9}{'torch ms':>10}{'numpy ms':>10}"
+HEADER = (f"{'model':<16}{'batch':>6}{'ours ms':>9}{'torch ms':>10}{'numpy ms':>10}"
           f"{'ours/pt':>9}{'np/ours':>9}{'floor ms':>10}{'ours MB':>9}{'pt MB':>7}{'np MB':>7}"
           f"{'mem o/pt':>10}")
 
@@ -291,8 +352,9 @@ def main(argv=None) -> None:
     parser.add_argument("--budget", type=float, default=60.0, help="seconds per case (soft)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes")
     parser.add_argument("--no-startup", action="store_true", help="skip Numba cold/warm start")
-    parser.add_argument("--torch-threads", type=int, help="torch.set_num_threads (default: "
-                        "torch's own, one per core)")
+    parser.add_argument("--threads", type=int, help="threads for every implementation: "
+                        "torch.set_num_threads and numpy's BLAS pool (needs threadpoolctl); "
+                        "default: each library's own default, one per core")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/iteration_time.json"))
     parser.add_argument("--memory-probe", nargs=3, metavar=("MODEL", "BATCH", "IMPL"),
                         help=argparse.SUPPRESS)  # internal: one probe, run in a subprocess
@@ -301,8 +363,8 @@ def main(argv=None) -> None:
         import torch
     except ImportError:
         torch = None
-    if torch is not None and args.torch_threads:
-        torch.set_num_threads(args.torch_threads)
+    if args.threads:
+        set_threads(args.threads, torch)
     if args.memory_probe:
         name, batch, impl = args.memory_probe
         print(json.dumps(memory_probe(name, int(batch), impl, torch)))
@@ -323,7 +385,7 @@ def main(argv=None) -> None:
         print_row(rows[-1])
     for name in skipped:
         print(f"skipped {name}: not in models.MODELS (or no input shape in INPUT_SHAPES) yet")
-    start = None if args.no_startup else numba_start_times()
+    start = None if args.no_startup else numba_start_times(args.threads)
     for label, s in (start or {}).items():
         print(f"numba {label} start (CNN3, batch 32): import {s['import_s']:.2f} s, first step "
               f"{s['first_step_s']:.2f} s, second step {s['second_step_s'] * 1e3:.1f} ms")
@@ -332,7 +394,7 @@ def main(argv=None) -> None:
           f"(on {os.cpu_count()} cores)")
     write_json(args.out, {
         "rows": rows, "skipped": skipped, "numba_start": start, "gemm_peak_gflops": gflops,
-        "rounds": args.rounds, "iters_per_round": args.iters,
+        "rounds": args.rounds, "iters_per_round": args.iters, "threads_option": args.threads,
         "load_average": {"before": load_before, "after": load_after},
         "environment": environment(torch),
     })

@@ -229,11 +229,52 @@ class Network:
         return float(loss)
 
 
+class MultiHeadNetwork(Network):
+    """A shared body and named Linear heads (models.lines.MultiHeadNet): a one-unit head is a
+    sigmoid unit trained with binary cross-entropy, a wider head a softmax with cross-entropy;
+    the loss is their sum. Targets y (N, heads) are attribute indices."""
+
+    def __init__(self, body: Layer, heads: dict):
+        super().__init__(body)
+        self.heads = heads
+
+    def train_step(self, x, y, lr: float, momentum: float) -> float:
+        z = self.body.forward(x)  # (N, hidden)
+        loss, gz = 0.0, np.zeros_like(z)
+        for k, head in enumerate(self.heads.values()):
+            out = head.forward(z)  # (N, units)
+            if out.shape[1] == 1:
+                t = (y[:, k:k + 1] == 1).astype(out.dtype)
+                loss += float(np.mean(np.maximum(out, 0) - out * t + np.log1p(np.exp(-abs(out)))))
+                g = (1 / (1 + np.exp(-out)) - t) / len(y)
+            else:
+                e = np.exp(out - out.max(axis=1, keepdims=True))
+                p = e / e.sum(axis=1, keepdims=True)
+                rows = np.arange(len(y))
+                loss += float(-np.log(p[rows, y[:, k]]).mean())
+                p[rows, y[:, k]] -= 1
+                g = p / len(y)
+            gz += head.backward(g)
+        self.body.backward(gz)
+        params = self.body.params() + [q for h in self.heads.values() for q in h.params()]
+        for i, pair in enumerate(params):
+            v = self.velocity.get(i)
+            v = pair[1] if v is None else momentum * v + pair[1]
+            self.velocity[i] = v
+            pair[0] -= lr * v
+        return loss
+
+
 # ---------------------------------------------------------------- translation of a model
 def from_model(model) -> Network:
     """A Network with the layers and a copy of the weights of a tinygrad_edu model whose forward
-    is its children in order (every models/ network is `features` then `classifier`)."""
+    is its children in order (every models/ network is `features` then `classifier`), or of a
+    multi-head network (`features` then a ModuleDict `heads`)."""
     first = [True]  # the first conv or linear layer needs no input gradient
+    if hasattr(model, "heads"):
+        body = _translate(model.features, first)
+        return MultiHeadNetwork(body, {name: _translate(m, first)
+                                       for name, m in model.heads.items()})
     return Network(Sequential([_translate(m, first) for m in model.children()]))
 
 
