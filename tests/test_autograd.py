@@ -221,6 +221,22 @@ def test_gradients_never_alias_each_other_or_the_seed():
     np.testing.assert_array_equal(seed, [1, 1])
 
 
+def test_leaf_gradients_own_their_memory():
+    """A GEMM's fresh weight gradient becomes .grad without a copy; views passed through (reshape,
+    transpose) and arrays given to two parents are copied, so no .grad shares memory."""
+    x = leaf(1.0, 2.0, 3.0, 4.0, 5.0, 6.0).reshape(2, 3)
+    w = tg.tensor([[1.0, 0.5, -1.0], [0.0, 2.0, 1.0]], dtype=tg.float64, requires_grad=True)
+    a = leaf(1.0, 2.0, 3.0, 4.0)
+    seed = np.arange(4.0).reshape(2, 2)
+    (a.reshape(2, 2).T + tg.nn.functional.linear(x, w) + w[:, :2]).backward(seed)
+    for grad in (a.grad.data, w.grad.data):
+        assert not np.shares_memory(grad, seed) and grad.flags.owndata
+    np.testing.assert_array_equal(a.grad.numpy(), seed.T.reshape(-1))
+    expected = seed.T @ x.data
+    expected[:, :2] += seed
+    np.testing.assert_array_equal(w.grad.numpy(), expected)
+
+
 def test_zero_dim_gradients_support_in_place_ops():
     """Regression: 0-d results were numpy scalars, so zero_() on a 0-d grad raised."""
     x = tg.tensor(2.0, requires_grad=True)

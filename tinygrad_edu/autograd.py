@@ -154,7 +154,7 @@ def backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
             continue
         ctx = node._ctx
         if ctx is None or node._retain:
-            _accumulate(node, g)
+            _accumulate(node, g, owned=False)
         if ctx is None:
             continue
         if getattr(ctx, "saved", None) is _FREED:
@@ -167,22 +167,33 @@ def backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
         parents = ctx.parents
         if not retain_graph:  # drop saved arrays and parents: activations can be freed now
             ctx.saved, ctx.parents = _FREED, ()
+        handed_out = {id(g)}  # arrays a leaf may not keep: passed through, or given twice
         for p, gp, need in zip(parents, gs, ctx.needs_input_grad):
             if not need or gp is None:
                 continue
             gp = unbroadcast(gp, p.data.shape, type(ctx).__name__)
             if p._ctx is None:
-                _accumulate(p, gp)
+                _accumulate(p, gp, owned=id(gp) not in handed_out)
+                handed_out.add(id(gp))
             else:
                 prev = grads.get(id(p))
                 grads[id(p)] = gp if prev is None else prev + gp
 
 
-def _accumulate(t, g: np.ndarray) -> None:
-    """`t.grad += g`, creating the gradient tensor on first use (in t's dtype)."""
+def _accumulate(t, g: np.ndarray, owned: bool) -> None:
+    """`t.grad += g`, creating the gradient tensor on first use (in t's dtype and layout).
+
+    A fresh array that owns its memory and that nothing else was handed (`owned`, as a weight
+    gradient computed by a GEMM) becomes the gradient as is; anything else is copied, so that
+    `.grad` never shares memory with another gradient, a saved array or the caller's input.
+    """
     if g.dtype != t.data.dtype:
-        g = g.astype(t.data.dtype)
+        g, owned = g.astype(t.data.dtype), True
     if t.grad is None:
-        t.grad = Function._out_type(np.array(g, copy=True), dtype=g.dtype)
+        if not (owned and g.base is None):
+            copy = np.empty_like(t.data)  # the parameter's layout, which the optimizer loops over
+            copy[...] = g
+            g = copy
+        t.grad = Function._out_type._wrap(g)
     else:
         t.grad.data = np.asarray(t.grad.data + g)  # asarray: 0-d sums come back as scalars

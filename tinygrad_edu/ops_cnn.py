@@ -174,23 +174,23 @@ class Conv2d(Function):
         gy = kernels.to_batch_minor(grad.astype(xb.dtype, copy=False))  # (OC, OH, OW, N)
         gy = gy.reshape(gy.shape[0], -1)  # (OC, OH*OW*N), a view when grad is batch-minor
         need_x, need_w = self.needs_input_grad[:2]
-        gw = np.empty_like(wg) if need_w else None
+        gw = np.empty((wg.shape[0] * wg.shape[1], wg.shape[2] // (g.KH * g.KW), g.KH, g.KW),
+                      xb.dtype) if need_w else None
+        gw_groups = None if gw is None else gw.reshape(wg.shape)  # (G, OC/G, C/G*KH*KW) view
         gx = kernels.batch_minor((g.N, g.C, g.H, g.W), xb.dtype) if need_x else None
         if need_x:
             gx[...] = 0
         for band, (cols, rows) in enumerate(self._bands(xb.dtype)):
             if need_w:
                 col = self._columns(xb, rows)
-                for k, in_rows, out_rows in _group_slices(wg):  # gw (OC/G, C/G*KH*KW)
+                for k, in_rows, out_rows in _group_slices(wg):  # (OC/G, C/G*KH*KW)
                     if band == 0:
-                        np.matmul(gy[out_rows, cols], col[in_rows].T, out=gw[k])
+                        np.matmul(gy[out_rows, cols], col[in_rows].T, out=gw_groups[k])
                     else:
-                        gw[k] += gy[out_rows, cols] @ col[in_rows].T
+                        gw_groups[k] += gy[out_rows, cols] @ col[in_rows].T
             if need_x:
                 self._add_input_grad(gy[:, cols], wg, rows, gx)
         gb = gy.sum(axis=1) if self.has_bias and self.needs_input_grad[2] else None
-        if need_w:
-            gw = gw.reshape(wg.shape[0] * wg.shape[1], -1, g.KH, g.KW)
         return (gx, gw, gb) if self.has_bias else (gx, gw)
 
     def _add_input_grad(self, gy_band, wg, rows, gx) -> None:
