@@ -249,9 +249,11 @@ def _tune_config(cfg: SweepConfig, options: SweepOptions, scheduler: str):
                                reduction_factor=cfg.reduction_factor)
     else:
         chosen = FIFOScheduler()
+    # the generator limits the trials at once: Tune ignores max_concurrent_trials beside it
+    search = BasicVariantGenerator(random_state=cfg.sample_seed,
+                                   max_concurrent=options.max_concurrent or 0)
     return tune.TuneConfig(metric=cfg.metric, mode=cfg.mode, num_samples=cfg.num_samples,
-                           scheduler=chosen, max_concurrent_trials=options.max_concurrent,
-                           search_alg=BasicVariantGenerator(random_state=cfg.sample_seed),
+                           scheduler=chosen, search_alg=search,
                            trial_name_creator=trial_name, trial_dirname_creator=trial_name,
                            reuse_actors=True)
 

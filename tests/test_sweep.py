@@ -171,9 +171,12 @@ def local_ray():
 def test_a_four_trial_sweep_writes_the_table_and_the_hparams(local_ray, tmp_path):
     cfg = sweep_config(experiment="tests.test_sweep:checked_threads", epochs=2,
                        space={"lr": {"grid": [0.003, 0.01, 0.03, 0.1]}, "samples": 128})
-    result = sweep.run_sweep(cfg, str(tmp_path / "s"), sweep.SweepOptions(max_concurrent=2))
+    result = sweep.run_sweep(cfg, str(tmp_path / "s"), sweep.SweepOptions(max_concurrent=1))
     rows = result["rows"]
     assert [r["status"] for r in rows] == ["finished"] * 4, [r["error"] for r in rows]
+    pids = {json.loads(line)["pid"] for path in glob.glob(str(tmp_path / "s/tune/*/result.json"))
+            for line in Path(path).read_text().splitlines()}
+    assert len(pids) == 1  # one trial at a time (2 CPUs free): one worker, reused
     losses = [r["metrics"]["val_loss"] for r in rows]
     assert losses == sorted(losses) and {r["epochs"] for r in rows} == {2}
     with open(result["paths"]["csv"]) as f:
