@@ -135,6 +135,7 @@ class Conv2d(Function):
         OH, OW = _conv_out(H, PT + PB, KH, SH, DH), _conv_out(W, PL + PR, KW, SW, DW)
         self.geo = ConvGeometry(N, C, H, W, KH, KW, SH, SW, PT, PL, DH, DW, OH, OW)
         self.pointwise = (KH, KW, SH, SW, PT + PB + PL + PR) == (1, 1, 1, 1, 0)
+        self.weight_size = w.size
         self.has_bias = b is not None
 
         xb = kernels.to_batch_minor(x)  # (C, H, W, N): a view if x came from a conv or pool
@@ -151,10 +152,14 @@ class Conv2d(Function):
         return y.reshape(OC, OH, OW, N).transpose(3, 0, 1, 2)  # (N, OC, OH, OW) view
 
     def _bands(self, dtype):
-        """(columns of the output, output rows) of each band of rows that fits _BAND_BYTES."""
+        """(columns of the output, output rows) of each band of rows that fits _BAND_BYTES, or
+        the weights' size when larger: the GEMM streams those anyway, and splitting its columns
+        further would only make it re-read them (ResNet's last layers)."""
         g = self.geo
-        row_bytes = g.C * g.KH * g.KW * g.OW * g.N * np.dtype(dtype).itemsize
-        step = g.OH if self.pointwise else max(1, _BAND_BYTES // row_bytes)
+        itemsize = np.dtype(dtype).itemsize
+        row_bytes = g.C * g.KH * g.KW * g.OW * g.N * itemsize
+        budget = max(_BAND_BYTES, self.weight_size * itemsize)
+        step = g.OH if self.pointwise else max(1, budget // row_bytes)
         for oh0 in range(0, g.OH, step):
             oh1 = min(g.OH, oh0 + step)
             yield slice(oh0 * g.OW * g.N, oh1 * g.OW * g.N), (oh0, oh1)
