@@ -184,7 +184,17 @@ class ReLU(Function):
         return out
 
     def backward(self, grad):
-        return grad * (self.saved[0] > 0)
+        out = self.saved[0]
+        if grad.dtype.char not in "fd":  # _relu_backward has float32 and float64 loops
+            return grad * (out > 0)
+        return _relu_backward(grad, out)
+
+
+@numba.vectorize(["float32(float32, float32)", "float64(float64, float64)"], cache=True)
+def _relu_backward(grad, out):
+    """grad where the ReLU's output is positive, else 0: one pass, where grad * (out > 0) makes
+    a boolean array first (10% of a CNN2 step went to ReLU's backward)."""
+    return grad if out > 0 else 0
 
 
 class LeakyReLU(Function):
