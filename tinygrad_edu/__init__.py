@@ -6,6 +6,8 @@
 """
 import numpy as _np
 
+# Sub-packages after Tensor, which they all build on: tg.nn, tg.optim, tg.data, tg.train, ...
+from . import data, metrics, nn, optim, testing, train
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad
 from .random import get_rng, get_rng_state, manual_seed, set_rng_state
 from .serialization import load, save
@@ -38,8 +40,6 @@ from .tensor import (
                      zeros,
                      zeros_like,
 )
-# Sub-packages after Tensor, which they all build on: tg.nn, tg.optim, tg.data, tg.train, ...
-from . import data, metrics, nn, optim, testing, train  # noqa: E402, I001
 
 float32 = _np.dtype(_np.float32)
 float64 = _np.dtype(_np.float64)
