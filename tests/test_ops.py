@@ -216,6 +216,19 @@ def test_linear(shapes, layout):
                  torch_fn=lambda x, w, b: TF.linear(x, w, b))
 
 
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_cross_entropy_computes_in_float32_inside(label_smoothing):
+    """No float64 temporaries hidden behind the final cast (class-index targets)."""
+    from tinygrad_edu.ops import CrossEntropy
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    ce = CrossEntropy()
+    loss = ce.forward(x, target=np.array([0, 2, 1, 2]), label_smoothing=label_smoothing)
+    logp, q = ce.saved[:2]
+    assert loss.dtype == logp.dtype == q.dtype == np.float32
+    gx, _ = ce.backward(np.ones((), np.float32))
+    assert gx.dtype == np.float32
+
+
 # ---------------------------------------------------------------- reductions
 
 DIMS = [None, 0, -1, (0, 2)]

@@ -500,8 +500,9 @@ class CrossEntropy(Function):
             keep = t != ignore_index
             q = np.zeros_like(logp)
             q[np.nonzero(keep)[0], t[keep]] = 1
-            q = q * (1 - label_smoothing) + keep[:, None] * (label_smoothing / C)
-            count = keep.sum()
+            if label_smoothing:  # in x's dtype: a bool times a Python float would be float64
+                q = q * (1 - label_smoothing) + keep[:, None] * x.dtype.type(label_smoothing / C)
+            count = int(keep.sum())  # a Python int: dividing float32 by np.int64 gives float64
         else:
             q = np.moveaxis(target, 1, -1).reshape(-1, C).astype(x.dtype, copy=False)
             q = q * (1 - label_smoothing) + label_smoothing / C
