@@ -24,7 +24,7 @@ class LeNetConfig(CaltechConfig):
 
 
 SPECIFIED = LeNetConfig(model="lenet5", epochs=12, optimizer="adam", lr=1e-3, schedule="none")
-IMPROVED = dataclasses.replace(SPECIFIED, model="lenet5_improved", improved=True, epochs=15,
+IMPROVED = dataclasses.replace(SPECIFIED, model="lenet5_improved", improved=True, epochs=12,
                                optimizer="sgd", lr=0.05, weight_decay=5e-4, augment=True,
                                schedule="cosine")
 
