@@ -58,7 +58,7 @@ class Function:
     Gradients may come back with a broadcast shape: the engine sums them to each parent's shape.
     """
 
-    __slots__ = ("needs_input_grad", "parents", "saved")
+    __slots__ = ("needs_input_grad", "out_shape", "parents", "retained", "saved")
     _out_type: type = None  # the Tensor class; set by tensor.py, so this module never imports it
 
     def save_for_backward(self, *arrays) -> None:
@@ -83,8 +83,12 @@ class Function:
         if _grad_enabled:
             needs = tuple(t.requires_grad for t in tensors)
             if True in needs:
-                ctx.parents = tensors
+                # The graph links nodes, not tensors: an input made by another op is recorded as
+                # that op, so an intermediate array is freed as soon as nothing but the graph
+                # would hold it (PyTorch's rule); only what forward saved stays.
+                ctx.parents = tuple(t if t._ctx is None else t._ctx for t in tensors)
                 ctx.needs_input_grad = needs
+                ctx.out_shape = out.data.shape
                 out.requires_grad = True
                 out._ctx = ctx
                 return out
@@ -113,8 +117,8 @@ def unbroadcast(grad: np.ndarray, shape: tuple, op: str) -> np.ndarray:
     return grad
 
 
-def toposort(root) -> list:
-    """Tensors reachable from `root` through recorded Functions, parents before children.
+def toposort(root: Function) -> list:
+    """Function nodes reachable from `root`, parents before children (leaf tensors excluded).
 
     Iterative (an explicit stack), so chains of any length stay within Python's recursion limit.
     """
@@ -129,11 +133,9 @@ def toposort(root) -> list:
             continue
         visited.add(id(node))
         stack.append((node, True))
-        ctx = node._ctx
-        if ctx is not None:
-            for p in ctx.parents:
-                if p._ctx is not None and id(p) not in visited:
-                    stack.append((p, False))
+        for p in node.parents:
+            if isinstance(p, Function) and id(p) not in visited:
+                stack.append((p, False))
     return order
 
 
@@ -147,16 +149,16 @@ def backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
     Without `retain_graph`, each node's saved arrays and parents are released after use, as
     PyTorch does, so a kept output (say, a loss in a list) does not keep the activations alive.
     """
-    grads = {id(root): grad}
-    for node in reversed(toposort(root)):
-        g = grads.pop(id(node), None)
+    if root._ctx is None:  # a leaf: the seed is its gradient
+        _accumulate(root, grad, owned=False)
+        return
+    grads = {id(root._ctx): grad}  # gradient of each node's output, for this pass only
+    for ctx in reversed(toposort(root._ctx)):
+        g = grads.pop(id(ctx), None)
         if g is None:
             continue
-        ctx = node._ctx
-        if ctx is None or node._retain:
-            _accumulate(node, g, owned=False)
-        if ctx is None:
-            continue
+        if getattr(ctx, "retained", None) is not None:  # its tensor called retain_grad()
+            _accumulate(ctx.retained, g, owned=False)
         if getattr(ctx, "saved", None) is _FREED:
             raise RuntimeError(
                 f"{type(ctx).__name__}: trying to backward through the graph a second time; its "
@@ -166,18 +168,19 @@ def backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
             gs = (gs,)
         parents = ctx.parents
         if not retain_graph:  # drop saved arrays and parents: activations can be freed now
-            ctx.saved, ctx.parents = _FREED, ()
+            ctx.saved, ctx.parents, ctx.retained = _FREED, (), None
         handed_out = {id(g)}  # arrays a leaf may not keep: passed through, or given twice
         for p, gp, need in zip(parents, gs, ctx.needs_input_grad):
             if not need or gp is None:
                 continue
-            gp = unbroadcast(gp, p.data.shape, type(ctx).__name__)
-            if p._ctx is None:
-                _accumulate(p, gp, owned=id(gp) not in handed_out)
-                handed_out.add(id(gp))
-            else:
+            if isinstance(p, Function):
+                gp = unbroadcast(gp, p.out_shape, type(ctx).__name__)
                 prev = grads.get(id(p))
                 grads[id(p)] = gp if prev is None else prev + gp
+            else:
+                gp = unbroadcast(gp, p.data.shape, type(ctx).__name__)
+                _accumulate(p, gp, owned=id(gp) not in handed_out)
+                handed_out.add(id(gp))
 
 
 def _accumulate(t, g: np.ndarray, owned: bool) -> None:

@@ -173,6 +173,8 @@ class Tensor:
     def retain_grad(self) -> None:
         """Keep `.grad` on this non-leaf tensor after backward (e.g. for Grad-CAM)."""
         self._retain = True
+        if self._ctx is not None:  # the graph holds nodes: the node hands the gradient over
+            self._ctx.retained = self
 
     def detach(self) -> Tensor:
         return Tensor._wrap(self.data)
