@@ -95,29 +95,22 @@ def make_steps(name: str, batch: int, torch, which=IMPLEMENTATIONS) -> dict:
     if "torch" in which and torch is not None:
         twin = torch_twin(name, model)
         t_opt = torch.optim.SGD(twin.parameters(), lr=LR, momentum=MOMENTUM)
-        xt = torch.from_numpy(x)
-
-        def torch_step():
-            t_opt.zero_grad()
-            loss = torch_loss(twin(xt), y)
-            loss.backward()
-            t_opt.step()
-            return loss.item()
-
-        steps["torch"] = torch_step
+        steps["torch"] = training_step(twin, t_opt, torch_loss, torch.from_numpy(x), y)
     if "tinygrad_edu" in which:
         opt = optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
-        X = tg.Tensor(x)
-
-        def step():
-            opt.zero_grad()
-            loss = ours_loss(model(X), y)
-            loss.backward()
-            opt.step()
-            return loss.item()
-
-        steps["tinygrad_edu"] = step
+        steps["tinygrad_edu"] = training_step(model, opt, ours_loss, tg.Tensor(x), y)
     return steps
+
+
+def training_step(model, opt, loss_fn, x, y):
+    """One step of either framework (the same API): zero_grad, forward, loss, backward, update."""
+    def step() -> float:
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+    return step
 
 
 # ------------------------------------------------------------------ timing
