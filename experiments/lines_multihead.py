@@ -217,8 +217,11 @@ def grad_cam_figure(net: MultiHeadNet, data, count: int = 8) -> str:
     pictures = [p for name in HEADS for p in viz.overlay_maps(x, viz.grad_cam(net, x,
                                                                               output=name))]
     grid = viz.make_grid(pictures, nrow=count, scale=3)
-    return report.figure(grid, f"rows: {', '.join(HEADS)}; Grad-CAM at the last convolution for "
-                               f"each head's logit (the angle head: its predicted angle)")
+    evidence = ", ".join(f"{name} {values[1]}" for name, values in ATTRIBUTES.items()
+                         if len(values) == 2)
+    return report.figure(grid, f"rows: {', '.join(HEADS)}; Grad-CAM at the last convolution of "
+                               f"the logit of each one-unit head (evidence for {evidence}) and of "
+                               f"the predicted angle")
 
 
 def report_html(cfg: MultiHeadConfig, result: dict, net: MultiHeadNet, data) -> str:
