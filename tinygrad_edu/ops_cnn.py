@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import kernels
-from .autograd import Function
+from .autograd import Function, is_grad_enabled
 from .tensor import Tensor
 
 
@@ -75,6 +75,7 @@ def keep_freed_memory() -> bool:
 keep_freed_memory()
 _scratch = threading.local()
 _BAND_BYTES = 1 << 20  # im2col columns per GEMM: half of a 2 MB L2, so they stay in cache
+_KEEP_BYTES = 4 << 20  # a conv whose whole im2col is at most this keeps it for backward
 
 
 def _workspace(shape: tuple, dtype) -> np.ndarray:
@@ -137,6 +138,9 @@ class Conv2d(Function):
         self.pointwise = (KH, KW, SH, SW, PT + PB + PL + PR) == (1, 1, 1, 1, 0)
         self.weight_size = w.size
         self.has_bias = b is not None
+        col_bytes = C * KH * KW * OH * OW * N * x.dtype.itemsize
+        self.keep = not self.pointwise and col_bytes <= _KEEP_BYTES and is_grad_enabled()
+        self.col = None  # the whole im2col, when kept for backward
 
         xb = kernels.to_batch_minor(x)  # (C, H, W, N): a view if x came from a conv or pool
         wg = w.reshape(groups, OC // groups, Cg * KH * KW)  # (G, OC/G, C/G*KH*KW)
@@ -159,17 +163,23 @@ class Conv2d(Function):
         itemsize = np.dtype(dtype).itemsize
         row_bytes = g.C * g.KH * g.KW * g.OW * g.N * itemsize
         budget = max(_BAND_BYTES, self.weight_size * itemsize)
-        step = g.OH if self.pointwise else max(1, budget // row_bytes)
+        step = g.OH if self.pointwise or self.keep else max(1, budget // row_bytes)
         for oh0 in range(0, g.OH, step):
             oh1 = min(g.OH, oh0 + step)
             yield slice(oh0 * g.OW * g.N, oh1 * g.OW * g.N), (oh0, oh1)
 
     def _columns(self, xb, rows) -> np.ndarray:
-        """im2col of one band into the workspace; a 1x1, stride-1 conv reads x itself."""
+        """im2col of one band into the workspace; a 1x1, stride-1 conv reads x itself. A small
+        conv (<= 4 MB of columns, e.g. CNN3's at batch 32) builds them once, in one band, and
+        keeps them for the weight gradient: cheaper than rebuilding them in backward."""
         g = self.geo
         cols = slice(rows[0] * g.OW * g.N, rows[1] * g.OW * g.N)
         if self.pointwise:
             return xb.reshape(g.C, g.H * g.W * g.N)[:, cols]
+        if self.keep:
+            if self.col is None:
+                self.col = kernels.im2col(xb.transpose(3, 0, 1, 2), *g.window)
+            return self.col
         col = _workspace((g.C * g.KH * g.KW, cols.stop - cols.start), xb.dtype)
         return kernels.im2col(xb.transpose(3, 0, 1, 2), *g.window, rows=rows, out=col)
 
@@ -195,6 +205,7 @@ class Conv2d(Function):
                         gw_groups[k] += gy[out_rows, cols] @ col[in_rows].T
             if need_x:
                 self._add_input_grad(gy[:, cols], wg, rows, gx)
+        self.col = None
         gb = gy.sum(axis=1) if self.has_bias and self.needs_input_grad[2] else None
         return (gx, gw, gb) if self.has_bias else (gx, gw)
 
