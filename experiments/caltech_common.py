@@ -53,7 +53,10 @@ class CaltechConfig(Config):
     image_size: int = 64
     val_fraction: float = 0.1
     classes: int | None = None  # only the first N classes (alphabetical): quick runs and tests
-    augment: bool = False  # random crop (padding 4), horizontal flip, colour jitter
+    augment: bool = False  # random crop (padding), horizontal flip, colour jitter
+    crop_padding: int = 4  # --augment's random crop: zero padding on each side, in pixels
+    jitter: float = 0.3  # --augment's colour jitter strength (brightness, contrast, saturation)
+    dropout: float = 0.5  # the improved LeNet-5's dropout before each hidden FC layer
 
 
 def load_caltech(cfg: CaltechConfig) -> tuple[ImageFolder, ImageFolder]:
@@ -67,8 +70,8 @@ def load_caltech(cfg: CaltechConfig) -> tuple[ImageFolder, ImageFolder]:
         names = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in exclude)
         exclude += names[cfg.classes:]
     normalize = T.Normalize(MEAN, STD)
-    augment = [T.RandomCrop(cfg.image_size, padding=4), T.RandomHorizontalFlip(),
-               T.ColorJitter(0.3, 0.3, 0.3)] if cfg.augment else []
+    augment = [T.RandomCrop(cfg.image_size, padding=cfg.crop_padding), T.RandomHorizontalFlip(),
+               *([T.ColorJitter(*[cfg.jitter] * 3)] if cfg.jitter else [])] if cfg.augment else []
     common = {"size": cfg.image_size, "val_fraction": cfg.val_fraction, "exclude": exclude}
     try:
         train = ImageFolder(root, split="train", transform=T.Compose(
@@ -95,6 +98,8 @@ def model_kwargs(cfg: CaltechConfig, num_classes: int) -> dict:
     kwargs = {"num_classes": num_classes}
     if cfg.model.startswith("lenet5"):
         kwargs["image_size"] = cfg.image_size
+    if cfg.model == "lenet5_improved":
+        kwargs["dropout"] = cfg.dropout
     return kwargs
 
 
@@ -158,6 +163,13 @@ def metrics_top5(logits: np.ndarray, targets: np.ndarray) -> float:
     return float(np.mean((top == targets[:, None]).any(1)))
 
 
+def augmentation_text(cfg: CaltechConfig) -> str:
+    if not cfg.augment:
+        return "none"
+    jitter = f", colour jitter {cfg.jitter}" if cfg.jitter else ""
+    return f"random crop (padding {cfg.crop_padding}), horizontal flip{jitter}"
+
+
 def _report_html(cfg: CaltechConfig, summary: dict) -> str:
     h = summary["history"]
     facts = [["model", cfg.model], ["framework", cfg.framework],
@@ -165,7 +177,7 @@ def _report_html(cfg: CaltechConfig, summary: dict) -> str:
              ["train / val images", f"{summary['train_images']} / {summary['val_images']}"],
              ["epochs", cfg.epochs], ["batch size", cfg.batch_size],
              ["optimizer", f"{cfg.optimizer} lr={cfg.lr} weight_decay={cfg.weight_decay}"],
-             ["lr schedule", cfg.schedule], ["augmentation", cfg.augment],
+             ["lr schedule", cfg.schedule], ["augmentation", augmentation_text(cfg)],
              ["val accuracy", summary["val_accuracy"]],
              ["val top-5 accuracy", summary["val_top5_accuracy"]],
              ["val loss", summary["val_loss"]], ["seconds per epoch", summary["seconds_per_epoch"]],

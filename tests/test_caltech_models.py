@@ -212,3 +212,30 @@ def test_results_tables_and_targets(tmp_path):
     assert "| improved LeNet-5 (tinygrad_edu) val acc >= 71% | 0.7200 | met |" in text
     assert "within 1.5 points (epoch 2) | -2.00 points | not met |" in text
     assert (tmp_path / "caltech_results.md").exists()
+
+
+def test_augmentation_and_dropout_flags_reach_the_transforms_and_model(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from experiments.caltech_common import augmentation_text, load_caltech, model_kwargs
+    from experiments.caltech_lenet5 import IMPROVED
+    from tinygrad_edu.data import transforms as T
+
+    monkeypatch.setenv("TINYGRAD_EDU_DATA", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        (tmp_path / "img" / name).mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(rng.integers(0, 256, (20, 20, 3), np.uint8)).save(
+                tmp_path / "img" / name / f"{i}.png")
+    cfg = IMPROVED.__class__(**(IMPROVED.to_dict() | {"data_dir": str(tmp_path / "img"),
+                                                      "image_size": 16}))
+    kinds = [type(t) for t in load_caltech(cfg)[0].transform.transforms]
+    assert T.ColorJitter in kinds and T.RandomCrop in kinds
+    assert "colour jitter 0.1" in augmentation_text(cfg)
+    no_jitter = cfg.__class__(**(cfg.to_dict() | {"jitter": 0.0, "crop_padding": 2}))
+    train, _ = load_caltech(no_jitter)
+    assert T.ColorJitter not in [type(t) for t in train.transform.transforms]
+    assert train.transform.transforms[1].padding == 2
+    model = models.get_model(cfg.model, **model_kwargs(cfg, 2))
+    assert model.classifier.drop1.p == cfg.dropout == 0.3

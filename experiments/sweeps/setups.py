@@ -155,12 +155,14 @@ class LeNet5Params:
     specified network's); model 'lenet5_improved' adds batch norm, dropout and Xavier init."""
 
     model: str = LENET5_SPECIFIED.model
-    dropout: float = 0.5  # lenet5_improved only
+    dropout: float = LENET5_SPECIFIED.dropout  # lenet5_improved only
     optimizer: str = LENET5_SPECIFIED.optimizer
     lr: float = LENET5_SPECIFIED.lr
     weight_decay: float = LENET5_SPECIFIED.weight_decay
     schedule: str = LENET5_SPECIFIED.schedule  # lr per epoch: none, cosine or step
     augment: bool = LENET5_SPECIFIED.augment
+    crop_padding: int = LENET5_SPECIFIED.crop_padding  # augment's random crop
+    jitter: float = LENET5_SPECIFIED.jitter  # augment's colour jitter strength (0: none)
     batch_size: int = LENET5_SPECIFIED.batch_size
     image_size: int = LENET5_SPECIFIED.image_size
     classes: int | None = LENET5_SPECIFIED.classes  # the first N classes only: quick runs
@@ -173,15 +175,13 @@ def build_lenet5(p: LeNet5Params, epochs: int) -> TrialSetup:
     if p.model not in ("lenet5", "lenet5_improved"):
         raise UsageError(f"caltech_lenet5: model must be lenet5 or lenet5_improved, got "
                          f"{p.model!r}")
-    cfg = dataclasses.replace(LENET5_SPECIFIED, **{
-        k: v for k, v in dataclasses.asdict(p).items() if k != "dropout"},
-        epochs=epochs, improved=p.model == "lenet5_improved")
+    cfg = dataclasses.replace(LENET5_SPECIFIED, **dataclasses.asdict(p), epochs=epochs,
+                              improved=p.model == "lenet5_improved")
     train_set, val_set = load_caltech(cfg)
     tg.manual_seed(p.seed)
     train_loader = DataLoader(train_set, p.batch_size, shuffle=True, drop_last=True)
     n = len(train_set.classes)
-    kwargs = model_kwargs(cfg, n) | ({"dropout": p.dropout} if cfg.improved else {})
-    model = models.get_model(p.model, **kwargs)
+    model = models.get_model(p.model, **model_kwargs(cfg, n))
     optimizer = _scratch_optimizer(cfg, model.parameters())
     make_scheduler = scheduler_factory(cfg)
     return TrialSetup(model, optimizer, train_loader, DataLoader(val_set, 256),
