@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_edu.optim.kernels import adam_, fusable
 from tinygrad_edu.optim.optimizer import Optimizer, grad_with_decay
 from tinygrad_edu.tensor import Tensor
 
@@ -49,6 +50,15 @@ class Adam(Optimizer):
         beta1, beta2 = (float(b) for b in group["betas"])
         state["step"] += 1
         step = state["step"]
+        step_size = lr / (1 - beta1**step)
+        bias_correction2_sqrt = (1 - beta2**step) ** 0.5
+        arrays = (p.data, p.grad.data, state["exp_avg"], state["exp_avg_sq"])
+        if fusable(*arrays):  # one pass over the arrays (optim/kernels.py), same arithmetic
+            adam_(*arrays, state.get("max_exp_avg_sq", arrays[3]), lr, beta1, beta2, eps,
+                  weight_decay, bool(group["decoupled_weight_decay"]), bool(group["maximize"]),
+                  step_size, bias_correction2_sqrt, bool(group["amsgrad"]))
+            return
+        # the reference formulas, in numpy (about twelve passes over memory)
         if group["decoupled_weight_decay"]:
             if weight_decay != 0:
                 p.data *= 1 - lr * weight_decay
@@ -69,8 +79,6 @@ class Adam(Optimizer):
         second = exp_avg_sq
         if group["amsgrad"]:
             second = np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
-        step_size = lr / (1 - beta1**step)
-        bias_correction2_sqrt = (1 - beta2**step) ** 0.5
 
         # tmp = denominator sqrt(v) / sqrt(1 - beta2**t) + eps, then the step m / denominator
         np.sqrt(second, out=tmp)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from tinygrad_edu.optim.kernels import fusable, sgd_momentum_
 from tinygrad_edu.optim.optimizer import Optimizer, grad_with_decay
 from tinygrad_edu.tensor import Tensor
 
@@ -35,14 +36,19 @@ class SGD(Optimizer):
 
     def _update(self, p: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         lr, momentum = float(group["lr"]), float(group["momentum"])
-        grad = grad_with_decay(p, float(group["weight_decay"]), group["maximize"])
+        weight_decay, dampening = float(group["weight_decay"]), float(group["dampening"])
+        buf = state.get("momentum_buffer")
+        if buf is not None and fusable(p.data, p.grad.data, buf):  # one pass (optim/kernels.py)
+            sgd_momentum_(p.data, p.grad.data, buf, lr, momentum, dampening, weight_decay,
+                          bool(group["maximize"]), bool(group["nesterov"]))
+            return
+        # the reference formulas, also the first step and plain SGD (two passes)
+        grad = grad_with_decay(p, weight_decay, group["maximize"])
         if momentum != 0:
-            buf = state.get("momentum_buffer")
             if buf is None:
                 buf = state["momentum_buffer"] = grad.copy()
             else:
                 buf *= momentum
-                dampening = float(group["dampening"])
                 buf += grad if dampening == 0 else (1 - dampening) * grad
             grad = grad + momentum * buf if group["nesterov"] else buf
         p.data -= lr * grad

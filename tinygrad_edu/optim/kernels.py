@@ -1,0 +1,73 @@
+"""Fused optimizer updates (Numba): one pass over a parameter and its state, not one per term.
+
+A numpy Adam update makes about twelve passes over every array (each `*=`, `+=`, `sqrt`...);
+on weights that do not fit in cache each pass is a trip to memory: 25 ms per step for 4M
+float32 weights (the line network's), 4 ms fused. The loops do the same arithmetic in the same
+order as the numpy formulas in adam.py and sgd.py, which stay as the reference the tests
+compare them to (tests/test_optim.py) and as the path for arrays these loops do not take.
+
+`error_model="numpy"` makes division IEEE (inf/nan, no ZeroDivisionError check), which is
+what lets LLVM vectorise the loops: 30 ms -> 3 ms for Adam's.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+def fusable(*arrays: np.ndarray) -> bool:
+    """True when the fused loops can take these arrays: C-contiguous, one float dtype."""
+    dtype = arrays[0].dtype
+    return dtype.kind == "f" and all(a.dtype == dtype and a.flags.c_contiguous for a in arrays)
+
+
+def sgd_momentum_(p, grad, buf, lr: float, momentum: float, dampening: float,
+                  weight_decay: float, maximize: bool, nesterov: bool) -> None:
+    """In place, one SGD step with momentum on an existing buffer (sgd.SGD._update):
+    g = +-grad + weight_decay * p; buf = momentum * buf + (1 - dampening) * g;
+    p -= lr * (g + momentum * buf if nesterov else buf). Scalars in the arrays' dtype."""
+    scalars = np.array([-1.0 if maximize else 1.0, weight_decay, momentum, 1 - dampening, lr],
+                       p.dtype)
+    _sgd_momentum(p.reshape(-1), grad.reshape(-1), buf.reshape(-1), *scalars, dampening == 0,
+                  nesterov)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _sgd_momentum(p, grad, buf, sign, weight_decay, momentum, one_minus_dampening, lr,
+                  undamped, nesterov):
+    for i in range(p.size):
+        g = sign * grad[i]
+        if weight_decay != 0:
+            g = p[i] * weight_decay + g
+        b = buf[i] * momentum + (g if undamped else one_minus_dampening * g)
+        buf[i] = b
+        p[i] -= lr * (g + momentum * b if nesterov else b)
+
+
+def adam_(p, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr: float, beta1: float, beta2: float,
+          eps: float, weight_decay: float, decoupled: bool, maximize: bool, step_size: float,
+          bias_correction2_sqrt: float, amsgrad: bool) -> None:
+    """In place, one Adam/AdamW step (the formulas of adam.Adam._update); max_exp_avg_sq is
+    only read and written when amsgrad. The scalars are rounded to the arrays' dtype first, as
+    numpy does with Python floats, so float32 arrays are updated in float32 (and vectorised)."""
+    decay = 1 - lr * weight_decay if decoupled else 1.0
+    l2 = 0.0 if decoupled else weight_decay
+    scalars = np.array([-1.0 if maximize else 1.0, decay, l2, 1 - beta1, beta2, 1 - beta2,
+                        bias_correction2_sqrt, eps, step_size], p.dtype)
+    _adam(p.reshape(-1), grad.reshape(-1), exp_avg.reshape(-1), exp_avg_sq.reshape(-1),
+          max_exp_avg_sq.reshape(-1), *scalars, amsgrad)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _adam(p, grad, m, v, vmax, sign, decay, l2, one_minus_beta1, beta2, one_minus_beta2,
+          bias_correction2_sqrt, eps, step_size, amsgrad):
+    for i in range(p.size):
+        g = sign * grad[i]
+        if l2 != 0:
+            g = p[i] * l2 + g
+        mi = m[i] + (g - m[i]) * one_minus_beta1
+        vi = v[i] * beta2 + g * g * one_minus_beta2
+        m[i], v[i] = mi, vi
+        if amsgrad:
+            vi = vmax[i] = max(vmax[i], vi)
+        p[i] = p[i] * decay - mi / (np.sqrt(vi) / bias_correction2_sqrt + eps) * step_size
