@@ -56,7 +56,7 @@ class CaltechConfig(Config):
     augment: bool = False  # random crop (padding), horizontal flip, colour jitter
     crop_padding: int = 4  # --augment's random crop: zero padding on each side, in pixels
     jitter: float = 0.3  # --augment's colour jitter strength (brightness, contrast, saturation)
-    dropout: float = 0.5  # the improved LeNet-5's dropout before each hidden FC layer
+    dropout: float = 0.3  # the improved LeNet-5's dropout before each hidden FC layer
 
 
 def load_caltech(cfg: CaltechConfig) -> tuple[ImageFolder, ImageFolder]:

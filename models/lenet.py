@@ -73,7 +73,7 @@ class LeNet5Code:
     nn = nn
 
     def __init__(self, num_classes: int = 101, in_channels: int = 3, image_size: int = 64,
-                 improved: bool = False, dropout: float = 0.5):
+                 improved: bool = False, dropout: float = 0.3):
         super().__init__()
         check_lenet_config(type(self).__name__, image_size)
         self.config = {"in_channels": in_channels, "num_classes": num_classes,
