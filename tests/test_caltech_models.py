@@ -9,11 +9,11 @@ import pytest
 
 import models
 import tinygrad_edu as tg
+from experiments.caltech_common import DATA_DIR as CALTECH  # the repository's sibling shared/
 from models.resnet import BasicBlock
 from tinygrad_edu import nn
 from tinygrad_edu.viz import list_layers
 
-CALTECH = Path(__file__).resolve().parents[2] / "shared/data/caltech101/101_ObjectCategories"
 needs_caltech = pytest.mark.skipif(not CALTECH.is_dir(), reason=f"no Caltech-101 at {CALTECH}")
 
 

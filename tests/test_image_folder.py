@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 import tinygrad_edu as tg
+from experiments.caltech_common import DATA_DIR as CALTECH  # the repository's sibling shared/
 from tinygrad_edu.data import (
     ColorJitter,
     DataError,
@@ -19,8 +20,6 @@ from tinygrad_edu.data import (
 )
 from tinygrad_edu.data import image_folder as imf
 from tinygrad_edu.nn import functional as F
-
-CALTECH = Path(__file__).resolve().parents[2] / "shared/data/caltech101/101_ObjectCategories"
 
 
 def write_image(path: Path, size=(20, 30), mode="RGB", seed=0) -> np.ndarray:
