@@ -504,3 +504,55 @@ def test_gradcheck_perturbs_non_contiguous_inputs():
     x = Tensor(a.T, dtype=np.float64, requires_grad=True)  # astype keeps the F-order layout
     assert not x.data.flags.c_contiguous
     assert gradcheck(lambda t: (t * t).sum(), x)
+
+
+# ------------------------------------------------------------------ batch norm kernels
+def _batch_minor_copy(x: np.ndarray) -> np.ndarray:
+    out = kernels.batch_minor(x.shape, x.dtype)
+    out[...] = x
+    return out
+
+
+def _batch_norm_step(x: np.ndarray, w, b, upstream) -> list[np.ndarray]:
+    """Output, the three gradients and the running statistics of one training batch norm."""
+    from tinygrad_edu.nn import functional as F
+    X, W, B = (Tensor(a, dtype=a.dtype, requires_grad=True) for a in (x, w, b))
+    mean, var = np.zeros(x.shape[1], x.dtype), np.ones(x.shape[1], x.dtype)
+    y = F.batch_norm(X, mean, var, W, B, training=True)
+    (y * Tensor(upstream, dtype=x.dtype)).sum().backward()
+    return [y.data, X.grad.data, W.grad.data, B.grad.data, mean, var]
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+def test_batch_norm_kernels_equal_the_numpy_path_and_the_reference(dtype, tol, monkeypatch):
+    """A conv's batch-minor output takes the Numba loops; a C-contiguous copy the numpy ops:
+    same output, gradients and running statistics, and the output equals batch_norm_ref."""
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((4, 3, 5, 6)) * 3 + 2).astype(dtype)
+    w, b = rng.standard_normal(3).astype(dtype), rng.standard_normal(3).astype(dtype)
+    upstream = rng.standard_normal(x.shape).astype(dtype)
+    calls = []
+    forward = kernels.batch_norm_forward
+    monkeypatch.setattr(kernels, "batch_norm_forward", lambda *a: calls.append(1) or forward(*a))
+    fused = _batch_norm_step(_batch_minor_copy(x), w, b, upstream)
+    assert calls == [1]
+    numpy_path = _batch_norm_step(np.ascontiguousarray(x), w, b, upstream)
+    assert calls == [1]
+    for got, want in zip(fused, numpy_path):
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    np.testing.assert_allclose(fused[0], batch_norm_ref(x, w, b)[0], rtol=tol, atol=tol)
+
+
+def test_batch_norm_kernels_gradcheck_and_any_upstream_layout():
+    from tinygrad_edu.nn import functional as F
+    rng = np.random.default_rng(1)
+    x = _batch_minor_copy(rng.standard_normal((3, 2, 4, 5)))
+    X = Tensor(x, dtype=np.float64, requires_grad=True)
+    W, B = (Tensor(rng.standard_normal(2), dtype=np.float64, requires_grad=True) for _ in "wb")
+    assert gradcheck(lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), X, W, B)
+    up = rng.standard_normal(x.shape)  # a C-contiguous upstream gradient: copied, same result
+    y = F.batch_norm(X, None, None, W, B, training=True)
+    gx, gw, gb = y._ctx.backward(up)
+    gx2, gw2, gb2 = y._ctx.backward(_batch_minor_copy(up))
+    for got, want in ((gx, gx2), (gw, gw2), (gb, gb2)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

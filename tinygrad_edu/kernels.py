@@ -1,4 +1,5 @@
-"""Numba kernels for convolution and pooling: numpy arrays in, numpy arrays out, plain loops.
+"""Numba kernels for convolution, pooling and batch norm: numpy arrays in, numpy arrays out, plain
+loops.
 
 Notation (Chainer's `utils/conv.py`, DeZero's im2col):
     N batch, C channels, H, W input height/width, K kernel (KH, KW), S stride, P padding on the
@@ -287,3 +288,74 @@ def avg_pool2d_backward(gy, H, W, KH, KW, SH, SW, PH, PW, count_include_pad):
                         for iw in range(w0, w1):
                             gx[n, c, ih, iw] += g
     return gx
+
+
+# ------------------------------------------------------------------ batch norm (training)
+def channel_rows(x: np.ndarray) -> np.ndarray | None:
+    """(N, C, H, W) batch-minor x -> its (C, H*W*N) view, one contiguous row per channel (what
+    the batch-norm loops take); None for any other layout (ops.BatchNorm then uses numpy)."""
+    if x.ndim != 4:
+        return None
+    xb = x.transpose(1, 2, 3, 0)
+    return xb.reshape(xb.shape[0], -1) if xb.flags.c_contiguous else None
+
+
+def batch_norm_forward(x, weight, bias, eps: float):
+    """Batch-minor (N, C, H, W) x -> (y batch-minor, mean (C,), biased var (C,), inv_std (C,)):
+    y = (x - mean) * inv_std * weight + bias, in two reading passes and one writing pass."""
+    rows = channel_rows(x)
+    C = rows.shape[0]
+    y = batch_minor(x.shape, x.dtype)
+    mean, var, inv_std = (np.empty(C, x.dtype) for _ in range(3))
+    _batch_norm_forward(rows, weight, bias, eps, channel_rows(y), mean, var, inv_std)
+    return y, mean, var, inv_std
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "nsz"})
+def _batch_norm_forward(x, weight, bias, eps, y, mean, var, inv_std):
+    """Per channel row: float64 sums (reassociated so that they vectorise), then one pass."""
+    C, M = x.shape
+    for c in range(C):
+        row, total = x[c], 0.0
+        for i in range(M):
+            total += row[i]
+        mu = total / M
+        squares = 0.0
+        for i in range(M):
+            d = row[i] - mu
+            squares += d * d
+        r = 1.0 / np.sqrt(squares / M + eps)
+        mean[c], var[c], inv_std[c] = mu, squares / M, r
+        scale = weight[c] * r
+        shift = bias[c] - mu * scale
+        out = y[c]
+        for i in range(M):
+            out[i] = row[i] * scale + shift
+
+
+def batch_norm_backward(grad, x, mean, inv_std, weight):
+    """(gx batch-minor, gweight, gbias) of batch_norm_forward, recomputing x_hat from x; grad
+    in any layout (copied to batch-minor when it is not)."""
+    g = channel_rows(grad)
+    if g is None:
+        g = channel_rows(to_batch_minor(grad).transpose(3, 0, 1, 2))
+    gx = batch_minor(x.shape, x.dtype)
+    gw, gb = np.empty_like(weight), np.empty_like(weight)
+    _batch_norm_backward(g, channel_rows(x), mean, inv_std, weight, channel_rows(gx), gw, gb)
+    return gx, gw, gb
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "nsz"})
+def _batch_norm_backward(g, x, mean, inv_std, weight, gx, gw, gb):
+    """gx = weight * inv_std / M * (M * g - sum(g) - x_hat * sum(g * x_hat)), per channel."""
+    C, M = x.shape
+    for c in range(C):
+        mu, r = mean[c], inv_std[c]
+        sum_g, sum_gx = 0.0, 0.0
+        for i in range(M):
+            sum_g += g[c, i]
+            sum_gx += g[c, i] * ((x[c, i] - mu) * r)
+        gb[c], gw[c] = sum_g, sum_gx
+        k = weight[c] * r / M
+        for i in range(M):
+            gx[c, i] = k * (M * g[c, i] - sum_g - (x[c, i] - mu) * r * sum_gx)
