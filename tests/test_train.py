@@ -27,10 +27,10 @@ def blobs(n=N, seed=0):
     return x, y
 
 
-def loaders(shuffle=True):
+def loaders(shuffle=True, seed=None):
     x, y = blobs()
     xv, yv = blobs(128, seed=1)
-    return (DataLoader(TensorDataset(x, y), BATCH, shuffle=shuffle),
+    return (DataLoader(TensorDataset(x, y), BATCH, shuffle=shuffle, seed=seed),
             DataLoader(TensorDataset(xv, yv), 64))
 
 
@@ -73,9 +73,9 @@ def counting_loss(on_train_step):
     return loss_fn
 
 
-def reference_run(epochs=3):
+def reference_run(epochs=3, loader_seed=None):
     model, optimizer, scheduler = make_run()
-    train, val = loaders()
+    train, val = loaders(seed=loader_seed)
     history = fit(model, optimizer, train, val, epochs=epochs, scheduler=scheduler, seed=1,
                   progress=False)
     return weights(model), history
@@ -114,11 +114,13 @@ def test_resume_after_an_epoch_gives_exactly_the_uninterrupted_weights(tmp_path)
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * (1 + math.cos(math.pi * 3 / 4)))
 
 
-def test_ctrl_c_mid_epoch_saves_and_resume_is_exact(tmp_path):
-    expected, expected_history = reference_run(epochs=3)
+@pytest.mark.parametrize("loader_seed", [None, 7], ids=["global-rng", "loader-seed"])
+def test_ctrl_c_mid_epoch_saves_and_resume_is_exact(tmp_path, loader_seed):
+    """Also with DataLoader(seed=...), whose private generator the checkpoint must hold."""
+    expected, expected_history = reference_run(epochs=3, loader_seed=loader_seed)
     path = tmp_path / "ckpt.npz"
     model, optimizer, scheduler = make_run()
-    train, val = loaders()
+    train, val = loaders(seed=loader_seed)
 
     def press_ctrl_c(step, loss):
         if step == 12:  # epoch 2, batch 4: the batch finishes, then fit stops
@@ -132,7 +134,7 @@ def test_ctrl_c_mid_epoch_saves_and_resume_is_exact(tmp_path):
     assert_same_weights({k: v.data for k, v in saved["model"].items()}, weights(model))
 
     model, optimizer, scheduler = make_run(seed=42)
-    train, val = loaders()
+    train, val = loaders(seed=loader_seed)
     history = fit(model, optimizer, train, val, epochs=3, scheduler=scheduler,
                   checkpoint_path=path, resume=True, progress=False)
     assert_same_weights(weights(model), expected)

@@ -18,7 +18,8 @@ class DataLoader:
     """Batches of `dataset`: floating fields become float Tensors, integer fields int64 Tensors.
 
     `shuffle` draws a new order every epoch from `seed` (a private generator, so the sequence of
-    epochs is repeatable) or, when `seed` is None, from `tinygrad_edu.random.get_rng()`.
+    epochs is repeatable; `state_dict()` holds its state) or, when `seed` is None, from
+    `tinygrad_edu.random.get_rng()`.
     A `collate_fn` receives the list of samples and its result is yielded as it is.
 
         loader = DataLoader(train_set, batch_size=32, shuffle=True, seed=0)
@@ -45,6 +46,16 @@ class DataLoader:
         order = self._order(n)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             yield self._batch(order[start:start + self.batch_size])
+
+    def state_dict(self) -> dict:
+        """The private shuffle generator's state (empty without `seed`): `tg.train.fit` saves it
+        in its checkpoints, so that a resumed run shuffles as the uninterrupted one would."""
+        return {} if self._rng is None else {"rng": self._rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a `state_dict()`; a loader without `seed` has nothing to restore."""
+        if self._rng is not None and "rng" in state:
+            self._rng.bit_generator.state = state["rng"]
 
     def _order(self, n: int) -> np.ndarray:
         """This epoch's sample order."""
