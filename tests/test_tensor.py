@@ -276,3 +276,20 @@ def test_matmul_shape_errors_name_both_shapes():
 def test_shape_errors(call, message):
     with pytest.raises((RuntimeError, ValueError), match=message):
         call()
+
+
+@pytest.mark.parametrize("expr, dtype", [
+    (lambda i, f: i * 0.5, np.float32), (lambda i, f: 0.5 * i, np.float32),
+    (lambda i, f: i / 2, np.float32), (lambda i, f: 2 / i, np.float32),
+    (lambda i, f: i + 1, np.int64), (lambda i, f: 1 - i, np.int64),
+    (lambda i, f: i * f, np.float32), (lambda i, f: f - i, np.float32),
+    (lambda i, f: i ** 0.5, np.float32), (lambda i, f: f.double() * i, np.float64),
+], ids=["i*0.5", "0.5*i", "i/2", "2/i", "i+1", "1-i", "i*f", "f-i", "i**0.5", "f64*i"])
+def test_integer_and_float_operands_promote_like_torch(expr, dtype):
+    """An integer tensor meeting a float (number or tensor) gives the float's dtype, as in
+    PyTorch; numpy alone would give float64 for int64 with float32."""
+    i, f = tg.tensor([1, 2, 3]), tg.tensor([0.5, 1.0, 2.0])
+    assert expr(i, f).dtype == dtype
+    torch = pytest.importorskip("torch")
+    t = expr(torch.tensor([1, 2, 3]), torch.tensor([0.5, 1.0, 2.0]))
+    assert str(t.dtype) == f"torch.{np.dtype(dtype).name}"

@@ -255,34 +255,34 @@ class Tensor:
 
     # ------------------------------------------------------------ arithmetic
     def __add__(self, other):
-        return ops.Add.apply(self, _const(other, self))
+        return ops.Add.apply(*_operands(self, other))
 
     def __radd__(self, other):
-        return ops.Add.apply(_const(other, self), self)
+        return ops.Add.apply(*_operands(self, other, reverse=True))
 
     def __sub__(self, other):
-        return ops.Sub.apply(self, _const(other, self))
+        return ops.Sub.apply(*_operands(self, other))
 
     def __rsub__(self, other):
-        return ops.Sub.apply(_const(other, self), self)
+        return ops.Sub.apply(*_operands(self, other, reverse=True))
 
     def __mul__(self, other):
-        return ops.Mul.apply(self, _const(other, self))
+        return ops.Mul.apply(*_operands(self, other))
 
     def __rmul__(self, other):
-        return ops.Mul.apply(_const(other, self), self)
+        return ops.Mul.apply(*_operands(self, other, reverse=True))
 
     def __truediv__(self, other):
-        return ops.Div.apply(self, _const(other, self, floating=True))
+        return ops.Div.apply(*_operands(self, other, floating=True))
 
     def __rtruediv__(self, other):
-        return ops.Div.apply(_const(other, self, floating=True), self)
+        return ops.Div.apply(*_operands(self, other, floating=True, reverse=True))
 
     def __pow__(self, other):
-        return ops.Pow.apply(self, _const(other, self))
+        return ops.Pow.apply(*_operands(self, other))
 
     def __rpow__(self, other):
-        return ops.Pow.apply(_const(other, self), self)
+        return ops.Pow.apply(*_operands(self, other, reverse=True))
 
     def __neg__(self):
         return ops.Neg.apply(self)
@@ -437,10 +437,10 @@ class Tensor:
         return 1 / self
 
     def maximum(self, other):
-        return ops.Maximum.apply(self, _const(other, self))
+        return ops.Maximum.apply(*_operands(self, other))
 
     def minimum(self, other):
-        return ops.Minimum.apply(self, _const(other, self))
+        return ops.Minimum.apply(*_operands(self, other))
 
     def clip(self, min=None, max=None):
         if min is None and max is None:
@@ -676,6 +676,20 @@ def _const(value, like: Tensor, floating: bool = False) -> Tensor:
     if isinstance(value, np.ndarray):
         return Tensor._wrap(value)
     return Tensor._wrap(np.asarray(value, dtype=dtype))
+
+
+def _operands(a: Tensor, other, floating: bool = False, reverse: bool = False) -> tuple:
+    """(a, other) as Tensors, or (other, a) when reverse, promoted as PyTorch does: a number takes
+    a's dtype, and an integer (or bool) operand meeting a floating one takes its float dtype, so
+    `int_tensor * 0.5` is float32, not numpy's float64."""
+    b = _const(other, a, floating)
+    kind_a, kind_b = a.data.dtype.kind, b.data.dtype.kind
+    if kind_a != kind_b and "f" in (kind_a, kind_b):
+        if kind_a == "f":
+            b = b.to(a.data.dtype)
+        else:
+            a = a.to(b.data.dtype)
+    return (b, a) if reverse else (a, b)
 
 
 def _shape_arg(shape) -> tuple:
