@@ -123,7 +123,8 @@ class Conv2d(Function):
     (OC, OH, OW, N), returned as its (N, OC, OH, OW) view, so no transpose is ever copied.
     The columns are built band by band (a few output rows at a time) in a cache-sized
     workspace and consumed by the GEMM while still in cache; backward rebuilds them from the
-    saved x rather than keeping them, so a conv layer saves only its input, as in PyTorch.
+    saved x rather than keeping them, so a conv layer saves only its input, as in PyTorch;
+    except a small conv (<= 4 MB of columns), which keeps them: cheaper than building twice.
     """
 
     def forward(self, x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1):
