@@ -278,17 +278,26 @@ def f_table(scores: dict, names: list[str]) -> tuple[list, list]:
 
 # ---- the experiment --------------------------------------------------------------------------
 
+def schedule_fn(cfg: LinesConfig):
+    """The scheduler_fn of --schedule: cosine annealing to 0 over the run, or none."""
+    if cfg.schedule not in ("cosine", "none"):
+        raise UsageError(f"--schedule {cfg.schedule}: the line experiments take cosine or none")
+    return cosine_decay if cfg.schedule == "cosine" else None
+
+
 def run(cfg: LinesConfig) -> dict:
     """Train and test the specified CNN on cfg.dataset; return the summary."""
     check_config(cfg, DEFAULTS.model)
+    scheduler_fn = schedule_fn(cfg)
     data = load_data(cfg)
     tg.manual_seed(cfg.seed)
     model = SpecCNN(in_channels=data.in_channels, num_classes=len(data.class_names))
     with logged_run(cfg, cfg.name or f"{cfg.dataset}_spec_cnn") as logger:
-        result = train_classifier(cfg, data, model, logger)
+        result = train_classifier(cfg, data, model, logger, scheduler_fn)
         facts = [["data set", f"{cfg.dataset}: {len(data.train)} train / {len(data.test)} test"],
                  ["model", "SpecCNN " + str(model.config)], ["epochs", cfg.epochs],
-                 ["batch size", cfg.batch_size], ["optimizer", f"{cfg.optimizer} lr={cfg.lr}"]]
+                 ["batch size", cfg.batch_size], ["optimizer", f"{cfg.optimizer} lr={cfg.lr}"],
+                 ["learning-rate schedule", cfg.schedule]]
         finish_run(cfg, logger, result, f"The specified CNN on {cfg.dataset}", facts,
                    data.class_names, model)
     print(f"spec_cnn on {cfg.dataset}: test accuracy {result['test_accuracy']:.4f}, macro F1 "

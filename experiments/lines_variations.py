@@ -71,6 +71,7 @@ COLUMNS = ["variant", "change", "parameters", "test accuracy", "macro F1", "s / 
 class VariationsConfig(LinesConfig):
     per_class: int = 200
     epochs: int = 2
+    schedule: str = "none"  # each variant sets its own (lr_decay); --schedule is refused
     variants: str = ",".join(VARIANTS)
 
 
@@ -104,6 +105,9 @@ def run_variant(cfg: VariationsConfig, data, variant: Variant) -> dict:
 def run(cfg: VariationsConfig) -> dict:
     """Train every chosen variant; write and return the table."""
     check_config(cfg, "spec_cnn")
+    if cfg.schedule != "none":
+        raise UsageError("--schedule: each variant sets its learning-rate schedule (the lr_decay "
+                         "variant adds cosine decay); compare schedules with --variants")
     variants = chosen(cfg)
     data = load_data(cfg)
     sweep_dir = run_dir_for(dataclasses.replace(cfg, name="lines_variations"))

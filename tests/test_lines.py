@@ -452,7 +452,8 @@ def test_variations_table(tmp_path):
     (lines_specified.main, ["--framework", "torch"], "train with tinygrad_edu"),
     (lines_multihead.main, ["--dataset", "mnist"], "--dataset lines"),
     (lines_multihead.main, ["--loss-weights", "1,2"], "--loss-weights takes 4"),
-    (lines_multihead.main, ["--lr-decay", "step"], "--lr-decay must be one of cosine, none"),
+    (lines_multihead.main, ["--schedule", "step"], "--schedule step: the line experiments take"),
+    (lines_variations.main, ["--schedule", "cosine"], "--schedule: each variant sets"),
     (lines_variations.main, ["--variants", "bigger"], "--variants: unknown bigger"),
 ])
 def test_bad_input_is_one_sentence_and_exit_code_2(tmp_path, capsys, main, argv, message):
