@@ -11,6 +11,7 @@ PyTorch twins (same layer names, same code).
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -55,7 +56,7 @@ def framework_of(model):
         return ScratchFramework()
     if any(c.__module__.startswith("torch.nn") for c in type(model).__mro__):
         from .torch_twin import TorchFramework
-        return TorchFramework()
+        return TorchFramework(sys.modules["torch"])  # loaded by whoever built the model
     raise TypeError(f"viz: expected a tinygrad_edu.nn.Module or a torch.nn.Module, "
                     f"got {type(model).__name__}")
 

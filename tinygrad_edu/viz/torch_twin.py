@@ -3,8 +3,8 @@
 `framework_of(model)` hands a PyTorch model to `TorchFramework`, so `Trace` captures its layers
 with torch's own `register_forward_hook` and `retain_grad()`, and CAM, Grad-CAM, saliency,
 activations and filter visualisation run unchanged. A scratch model and its twin with the same
-weights give the same maps, which the tests check. torch is imported here only when a PyTorch
-model is used, so tinygrad_edu never needs it.
+weights give the same maps, which the tests check. tinygrad_edu never imports torch: this adapter
+is handed the torch module that the caller's model already belongs to.
 
     twin = models.to_torch(model)
     grad_cam(twin, x)            # == grad_cam(model, x) up to float32 rounding
@@ -19,9 +19,8 @@ class TorchFramework:
 
     name = "torch"
 
-    def __init__(self):
-        import torch
-        self.torch = torch
+    def __init__(self, torch):
+        self.torch = torch  # the module of the caller's model (from sys.modules), never imported
         self.conv2d, self.linear = torch.nn.Conv2d, torch.nn.Linear
 
     def tensor(self, array: np.ndarray, requires_grad: bool = False):
