@@ -164,6 +164,7 @@ def metrics_top5(logits: np.ndarray, targets: np.ndarray) -> float:
 
 
 def augmentation_text(cfg: CaltechConfig) -> str:
+    """The augmentation a run used, in words, for its report."""
     if not cfg.augment:
         return "none"
     jitter = f", colour jitter {cfg.jitter}" if cfg.jitter else ""

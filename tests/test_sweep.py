@@ -260,3 +260,17 @@ def test_killing_a_node_mid_sweep_resumes_its_trial_from_its_checkpoint(tmp_path
     saved = json.loads(Path(killed[0]["run_dir"], "metrics.json").read_text())
     epochs = [step for step, _ in saved["scalars"]["val/loss"]]
     assert epochs.count(1) == 1 and epochs[-1] == 6  # no restart from epoch 0
+
+
+def test_lines_trial_with_lr_decay_anneals_per_batch_to_zero(tmp_path):
+    """The `lines` experiment's lr_decay is the line experiments' cosine, stepped every batch."""
+    from experiments.sweeps.setups import EXPERIMENTS
+    setup = EXPERIMENTS["lines"].setup({"per_class": 2, "data_dir": str(tmp_path),
+                                        "lr_decay": True, "batch_size": 8}, epochs=2)
+    steps = 2 * len(setup.train_loader)
+    assert setup.scheduler.step_per_batch and setup.scheduler.T_max == steps
+    for _ in range(steps):
+        setup.scheduler.step()
+    assert setup.optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    assert EXPERIMENTS["lines"].setup({"per_class": 2, "data_dir": str(tmp_path)},
+                                      epochs=1).scheduler is None

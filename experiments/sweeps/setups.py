@@ -21,12 +21,11 @@ import models
 import tinygrad_edu as tg
 from tinygrad_edu import nn
 from tinygrad_edu.data import DataLoader, TensorDataset
-from tinygrad_edu.optim.lr_scheduler import CosineAnnealingLR
 
 from ..caltech_common import load_caltech, model_kwargs, one_hot_cross_entropy
 from ..caltech_lenet5 import SPECIFIED as LENET5_SPECIFIED
 from ..common import UsageError
-from ..lines_specified import KeepLastOutputs, LinesConfig, load_data
+from ..lines_specified import KeepLastOutputs, LinesConfig, cosine_decay, load_data
 from ..runner import _scratch_optimizer, scheduler_factory
 
 
@@ -139,10 +138,7 @@ def build_lines(p: LinesParams, epochs: int) -> TrialSetup:
                            dropout=p.dropout)
     optimizer = _scratch_optimizer(p, model.parameters())
     train_loader = DataLoader(data.train, p.batch_size, shuffle=True)
-    scheduler = None
-    if p.lr_decay:
-        scheduler = CosineAnnealingLR(optimizer, T_max=epochs * len(train_loader))
-        scheduler.step_per_batch = True  # tg.train.fit then steps it after every batch
+    scheduler = cosine_decay(optimizer, epochs * len(train_loader)) if p.lr_decay else None
     return TrialSetup(model, optimizer, train_loader, DataLoader(data.test, 1000),
                       scheduler=scheduler, metrics_fn=KeepLastOutputs(len(data.class_names)))
 
