@@ -654,6 +654,8 @@ class Tensor:
     def where(self, condition, other):
         return where(condition, self, other)
 
+    # ------------------------------------------------------------ PyTorch surface (issue 14)
+
 
 # ---------------------------------------------------------------- helpers used by methods
 
