@@ -3,12 +3,21 @@
     import tinygrad_edu as tg
     x = tg.randn(4, 3, requires_grad=True)
     (x ** 2).sum().backward()
+
+It is also PyTorch's face: `import torch` -> `import tinygrad_edu as torch` and `torchvision` ->
+`tinygrad_edu.vision` port a script (docs/porting.md). Names it lacks raise an AttributeError
+that says what to use instead.
 """
 import numpy as _np
 
 # Sub-packages after Tensor, which they all build on: tg.nn, tg.optim, tg.data, tg.train, ...
-from . import data, metrics, nn, optim, testing, train
+from . import data, metrics, nn, optim, testing, train, utils
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad
+from .device import accelerator, backends, cuda, device
+from .functions import *
+from .functions import randint, randperm
+from .generator import Generator
+from .missing import missing as _missing
 from .random import get_rng, get_rng_state, manual_seed, set_rng_state
 from .serialization import load, save
 from .tensor import (
@@ -29,10 +38,8 @@ from .tensor import (
                      ones_like,
                      rand,
                      rand_like,
-                     randint,
                      randn,
                      randn_like,
-                     randperm,
                      set_default_dtype,
                      stack,
                      tensor,
@@ -46,8 +53,17 @@ float64 = _np.dtype(_np.float64)
 float16 = _np.dtype(_np.float16)
 int32 = _np.dtype(_np.int32)
 int64 = _np.dtype(_np.int64)
+int16 = _np.dtype(_np.int16)
+int8 = _np.dtype(_np.int8)
 uint8 = _np.dtype(_np.uint8)
 bool_ = _np.dtype(_np.bool_)
-float, double, long = float32, float64, int64
+float, double, long, half = float32, float64, int64, float16
+bool = bool_
+FloatTensor, LongTensor = Tensor, Tensor  # isinstance checks and casts: x.type(torch.FloatTensor)
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """A PyTorch name tinygrad_edu lacks: an AttributeError that says what to do instead."""
+    raise _missing(__name__, name)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..random import get_rng
+from ..generator import Generator, rng_of
+from ..tensor import Tensor
 from .transforms import can_batch, split_static
 
 
@@ -30,10 +31,16 @@ class Dataset:
         return default_collate([self[int(i)] for i in indices])
 
 
-def default_collate(samples: Sequence) -> tuple[np.ndarray, ...] | np.ndarray:
-    """[(x0, y0), (x1, y1), ...] -> (stack of x, stack of y); single values -> one stacked array."""
-    if isinstance(samples[0], (tuple, list)):
-        return tuple(np.stack([np.asarray(v) for v in field]) for field in zip(*samples))
+def default_collate(samples: Sequence):
+    """[(x0, y0), (x1, y1), ...] -> (stack of x, stack of y); single values (arrays, Tensors,
+    numbers) -> one stacked array; dicts field by field; strings -> a list of strings."""
+    first = samples[0]
+    if isinstance(first, Mapping):
+        return {key: default_collate([s[key] for s in samples]) for key in first}
+    if isinstance(first, (tuple, list)):
+        return tuple(default_collate(field) for field in zip(*samples))
+    if isinstance(first, str):
+        return list(samples)
     return np.stack([np.asarray(s) for s in samples])
 
 
@@ -46,20 +53,25 @@ class TensorDataset(Dataset):
     def __init__(self, *tensors):
         if not tensors:
             raise ValueError("TensorDataset: give at least one array")
-        self.tensors = tuple(np.asarray(t) for t in tensors)   # Tensors give their .data
-        lengths = [len(t) for t in self.tensors]
+        self.arrays = tuple(np.asarray(t) for t in tensors)   # Tensors give their .data
+        lengths = [len(t) for t in self.arrays]
         if len(set(lengths)) != 1:
             raise ValueError(f"TensorDataset: all arrays need the same first dimension, got "
-                             f"shapes {[t.shape for t in self.tensors]}")
+                             f"shapes {[t.shape for t in self.arrays]}")
+
+    @property
+    def tensors(self) -> tuple:
+        """The data as Tensors sharing memory with the arrays, like torch's `.tensors`."""
+        return tuple(Tensor._wrap(a) for a in self.arrays)
 
     def __getitem__(self, index: int) -> tuple:
-        return tuple(t[index] for t in self.tensors)
+        return tuple(t[index] for t in self.arrays)
 
     def __len__(self) -> int:
-        return len(self.tensors[0])
+        return len(self.arrays[0])
 
     def get_batch(self, indices: np.ndarray) -> tuple[np.ndarray, ...]:
-        return tuple(t[indices] for t in self.tensors)
+        return tuple(t[indices] for t in self.arrays)
 
 
 class ArrayDataset(Dataset):
@@ -103,6 +115,24 @@ class ArrayDataset(Dataset):
         return x, y
 
 
+class ConcatDataset(Dataset):
+    """The samples of several datasets one after the other."""
+
+    def __init__(self, datasets: Sequence):
+        self.datasets = list(datasets)
+        self.cumulative_sizes = np.cumsum([len(d) for d in self.datasets]).tolist()
+
+    def __getitem__(self, index: int):
+        if index < 0:
+            index += len(self)
+        part = int(np.searchsorted(self.cumulative_sizes, index, side="right"))
+        start = self.cumulative_sizes[part - 1] if part else 0
+        return self.datasets[part][index - start]
+
+    def __len__(self) -> int:
+        return self.cumulative_sizes[-1] if self.cumulative_sizes else 0
+
+
 class Subset(Dataset):
     """The samples of `dataset` at `indices`, in that order."""
 
@@ -123,17 +153,19 @@ class Subset(Dataset):
         return inner(self.indices[indices])
 
 
-def random_split(dataset, lengths: Sequence[int | float], seed: int | None = None) -> list[Subset]:
+def random_split(dataset, lengths: Sequence[int | float], generator: Generator | None = None,
+                 seed: int | None = None) -> list[Subset]:
     """Split into non-overlapping random Subsets of the given sizes, like `torch.utils.data`'s.
 
     `lengths` are counts summing to len(dataset), or fractions summing to 1 (the remainder of
-    rounding down goes one by one to the first parts). `seed` None uses the global generator.
+    rounding down goes one by one to the first parts). The order is drawn from `seed`, else
+    from `generator`, else from the global generator.
 
-        train, val = random_split(ds, [0.9, 0.1], seed=0)
+        train, val = random_split(ds, [0.9, 0.1], generator=tg.Generator().manual_seed(0))
     """
     n = len(dataset)
     counts = _split_counts(n, lengths)
-    rng = np.random.default_rng(seed) if seed is not None else get_rng()
+    rng = np.random.default_rng(seed) if seed is not None else rng_of(generator)
     order = rng.permutation(n)
     bounds = np.cumsum([0] + counts)
     return [Subset(dataset, order[a:b]) for a, b in itertools.pairwise(bounds)]

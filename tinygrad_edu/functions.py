@@ -1,0 +1,590 @@
+"""PyTorch's module-level functions (`torch.exp(x)`, `torch.max(x, 1)`, `torch.mm`...) and the
+composite ops behind the Tensor methods of the PyTorch surface (flip, roll, topk, sort, norm...).
+
+Each is either a call of the Tensor method of the same name or a composition of engine ops, so
+gradients flow through all of them. `tg.exp(x)` is `x.exp()`, as `torch.exp(x)` is `x.exp()`.
+
+    tg.max(logits, 1).indices        # like torch.max(logits, 1)[1]
+    tg.einsum("bij,bjk->bik", a, b)
+"""
+from __future__ import annotations
+
+import math
+import string
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import ops_extra
+from .generator import Generator, rng_of
+from .tensor import Tensor, ValuesIndices, _axes, _const, cat, where
+
+__all__ = [
+    "abs",
+    "add",
+    "all",
+    "allclose",
+    "amax",
+    "amin",
+    "any",
+    "argmax",
+    "argmin",
+    "argsort",
+    "as_tensor",
+    "bernoulli",
+    "bincount",
+    "bmm",
+    "ceil",
+    "chunk",
+    "clamp",
+    "clip",
+    "concat",
+    "cos",
+    "count_nonzero",
+    "cumsum",
+    "div",
+    "dot",
+    "einsum",
+    "equal",
+    "exp",
+    "expm1",
+    "flatten",
+    "flip",
+    "floor",
+    "gather",
+    "index_select",
+    "is_tensor",
+    "isfinite",
+    "isnan",
+    "lerp",
+    "log",
+    "log1p",
+    "log_softmax",
+    "logsumexp",
+    "masked_fill",
+    "masked_select",
+    "matmul",
+    "max",
+    "mean",
+    "min",
+    "mm",
+    "mul",
+    "multinomial",
+    "narrow",
+    "neg",
+    "nonzero",
+    "norm",
+    "normal",
+    "numel",
+    "outer",
+    "permute",
+    "pow",
+    "prod",
+    "randint",
+    "randperm",
+    "reciprocal",
+    "relu",
+    "reshape",
+    "roll",
+    "round",
+    "rsqrt",
+    "scatter",
+    "scatter_add",
+    "sigmoid",
+    "sign",
+    "sin",
+    "softmax",
+    "sort",
+    "split",
+    "sqrt",
+    "square",
+    "squeeze",
+    "std",
+    "sub",
+    "sum",
+    "tanh",
+    "topk",
+    "transpose",
+    "tril",
+    "triu",
+    "trunc",
+    "unbind",
+    "unsqueeze",
+    "var",
+]
+
+
+def is_tensor(obj) -> bool:
+    """True for a tinygrad_edu Tensor (and Parameter), like `torch.is_tensor`."""
+    return isinstance(obj, Tensor)
+
+
+def numel(x: Tensor) -> int:
+    return x.numel()
+
+
+def as_tensor(data, dtype=None) -> Tensor:
+    """A Tensor sharing memory with `data` when it already is one (or a numpy array of `dtype`)."""
+    if isinstance(data, Tensor):
+        return data if dtype is None else data.to(dtype)
+    if isinstance(data, np.ndarray) and (dtype is None or np.dtype(dtype) == data.dtype):
+        return Tensor._wrap(data)
+    return Tensor(data, dtype=dtype)
+
+
+# ---------------------------------------------------------------- elementwise
+
+
+def _method(name: str, doc: str):
+    """A module-level function that calls the Tensor method `name` (torch.exp(x) is x.exp())."""
+    def call(x: Tensor, *args, **kwargs):
+        return getattr(x, name)(*args, **kwargs)
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = doc
+    return call
+
+
+exp = _method("exp", "e ** x, elementwise.")
+log = _method("log", "Natural logarithm, elementwise.")
+sqrt = _method("sqrt", "Square root, elementwise.")
+rsqrt = _method("rsqrt", "1 / sqrt(x), elementwise.")
+abs = _method("abs", "|x|, elementwise.")
+sigmoid = _method("sigmoid", "1 / (1 + exp(-x)), elementwise.")
+tanh = _method("tanh", "Hyperbolic tangent, elementwise.")
+relu = _method("relu", "max(x, 0), elementwise.")
+square = _method("square", "x * x, elementwise.")
+sign = _method("sign", "-1, 0 or 1 by the sign of x (no gradient).")
+neg = _method("neg", "-x.")
+reciprocal = _method("reciprocal", "1 / x.")
+softmax = _method("softmax", "softmax along `dim`.")
+log_softmax = _method("log_softmax", "log of softmax along `dim`, computed stably.")
+clamp = _method("clamp", "Clip to [min, max]; either bound may be None.")
+clip = clamp
+isnan = _method("isnan", "True where x is NaN.")
+isfinite = _method("isfinite", "True where x is finite.")
+logsumexp = _method("logsumexp", "log(sum(exp(x), dim)), computed stably.")
+
+
+def log1p(x: Tensor) -> Tensor:
+    """log(1 + x), exact for small x."""
+    return ops_extra.Log1p.apply(x)
+
+
+def expm1(x: Tensor) -> Tensor:
+    """exp(x) - 1, exact for small x."""
+    return ops_extra.Expm1.apply(x)
+
+
+def sin(x: Tensor) -> Tensor:
+    return ops_extra.Sin.apply(x)
+
+
+def cos(x: Tensor) -> Tensor:
+    return ops_extra.Cos.apply(x)
+
+
+def _no_grad_round(fn):
+    def call(x: Tensor) -> Tensor:
+        return Tensor._wrap(fn(x.data))
+    call.__name__ = fn.__name__
+    call.__doc__ = f"np.{fn.__name__} elementwise; its gradient is zero, as in torch."
+    return call
+
+
+floor, ceil, round, trunc = (
+    _no_grad_round(np.floor), _no_grad_round(np.ceil), _no_grad_round(np.round),
+    _no_grad_round(np.trunc))
+
+
+def add(x, y, alpha: float = 1.0) -> Tensor:
+    return _const(x, y).add(y, alpha=alpha)
+
+
+def sub(x, y) -> Tensor:
+    return _const(x, y) - y
+
+
+def mul(x, y) -> Tensor:
+    return _const(x, y) * y
+
+
+def div(x, y) -> Tensor:
+    return _const(x, y) / y
+
+
+def pow(x, exponent) -> Tensor:
+    return _const(x, exponent) ** exponent if isinstance(exponent, Tensor) else x ** exponent
+
+
+def lerp(start: Tensor, end: Tensor, weight) -> Tensor:
+    """start + weight * (end - start)."""
+    return start + (end - start) * weight
+
+
+# ---------------------------------------------------------------- reductions
+
+
+def sum(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    return x.sum(dim, keepdim)
+
+
+def mean(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    return x.mean(dim, keepdim)
+
+
+def var(x: Tensor, dim=None, keepdim: bool = False, correction: int = 1, unbiased=None):
+    return x.var(dim, keepdim, correction, unbiased)
+
+
+def std(x: Tensor, dim=None, keepdim: bool = False, correction: int = 1, unbiased=None):
+    return x.std(dim, keepdim, correction, unbiased)
+
+
+def max(x: Tensor, dim=None, keepdim: bool = False):
+    """`torch.max(x)`, `torch.max(x, dim)` -> (values, indices), or `torch.max(x, other)`."""
+    if isinstance(dim, Tensor):
+        return x.maximum(dim)
+    return x.max(dim, keepdim)
+
+
+def min(x: Tensor, dim=None, keepdim: bool = False):
+    """`torch.min(x)`, `torch.min(x, dim)` -> (values, indices), or `torch.min(x, other)`."""
+    if isinstance(dim, Tensor):
+        return x.minimum(dim)
+    return x.min(dim, keepdim)
+
+
+def amax(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    return x.amax(dim, keepdim)
+
+
+def amin(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    return x.amin(dim, keepdim)
+
+
+def argmax(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    return x.argmax(dim, keepdim)
+
+
+def argmin(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    return x.argmin(dim, keepdim)
+
+
+def prod(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    """Product of all elements, or along `dim`."""
+    axis = None if dim is None else dim % x.ndim
+    return ops_extra.Prod.apply(x, axis=axis, keepdims=keepdim and axis is not None)
+
+
+def cumsum(x: Tensor, dim: int) -> Tensor:
+    """Running sum along `dim`."""
+    return ops_extra.Cumsum.apply(x, axis=dim % x.ndim)
+
+
+def any(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    return Tensor._wrap(np.asarray(x.data.any(axis=dim, keepdims=keepdim)))
+
+
+def all(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    return Tensor._wrap(np.asarray(x.data.all(axis=dim, keepdims=keepdim)))
+
+
+def count_nonzero(x: Tensor, dim=None) -> Tensor:
+    return Tensor._wrap(np.asarray(np.count_nonzero(x.data, axis=dim), np.int64))
+
+
+def norm(x: Tensor, p="fro", dim=None, keepdim: bool = False) -> Tensor:
+    """Vector p-norm (2 by default; 'fro' is 2 over all elements), inf / -inf for max / min |x|,
+    like `torch.norm` and `Tensor.norm`."""
+    if p == "fro" or p is None:
+        p = 2
+    if p == 2:  # sqrt(sum x^2); at a zero norm the gradient is 0, as in torch
+        squared = (x * x).sum(dim, keepdim)
+        positive = squared.data > 0
+        return where(positive, where(positive, squared, 1.0).sqrt(), 0.0)
+    if p == math.inf:
+        return x.abs().amax(dim, keepdim)
+    if p == -math.inf:
+        return x.abs().amin(dim, keepdim)
+    if p == 0:
+        return Tensor._wrap(np.asarray((x.data != 0).sum(axis=_axes(dim, x.ndim),
+                                                         keepdims=keepdim), x.dtype))
+    if p == 1:
+        return x.abs().sum(dim, keepdim)
+    return (x.abs() ** p).sum(dim, keepdim) ** (1.0 / p)
+
+
+# ---------------------------------------------------------------- linear algebra
+
+
+def matmul(x: Tensor, y: Tensor) -> Tensor:
+    return x.matmul(y)
+
+
+def mm(x: Tensor, y: Tensor) -> Tensor:
+    """Product of two matrices (2-D only, like torch.mm)."""
+    if x.ndim != 2 or y.ndim != 2:
+        raise RuntimeError(f"mm: expected two matrices, got shapes {x.shape} and {y.shape}; "
+                           f"use matmul for other shapes")
+    return x.matmul(y)
+
+
+def bmm(x: Tensor, y: Tensor) -> Tensor:
+    """Batched product of (B, N, M) and (B, M, P) (3-D only, like torch.bmm)."""
+    if x.ndim != 3 or y.ndim != 3 or x.shape[0] != y.shape[0]:
+        raise RuntimeError(f"bmm: expected (B, N, M) and (B, M, P), got shapes {x.shape} and "
+                           f"{y.shape}")
+    return x.matmul(y)
+
+
+def dot(x: Tensor, y: Tensor) -> Tensor:
+    if x.ndim != 1 or y.ndim != 1:
+        raise RuntimeError(f"dot: expected two 1-D tensors, got shapes {x.shape} and {y.shape}")
+    return x.matmul(y)
+
+
+def outer(x: Tensor, y: Tensor) -> Tensor:
+    return x.reshape(-1, 1) * y.reshape(1, -1)
+
+
+def einsum(equation: str, *operands) -> Tensor:
+    """Einstein summation, like `torch.einsum("ij,jk->ik", a, b)` (operands may be one list).
+
+    Each label appears at most once per operand, and "..." is not supported.
+    """
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    equation = equation.replace(" ", "")
+    if "..." in equation:
+        raise NotImplementedError("einsum: '...' is not supported by tinygrad_edu; write the "
+                                  "dimensions out with letters")
+    inputs, arrow, output = equation.partition("->")
+    inputs = inputs.split(",")
+    if not arrow:  # implicit output: the labels seen once, in alphabetical order
+        counts = "".join(inputs)
+        output = "".join(sorted(c for c in set(counts) if counts.count(c) == 1))
+    if len(inputs) != len(operands):
+        raise RuntimeError(f"einsum: {equation!r} names {len(inputs)} operands, got "
+                           f"{len(operands)}")
+    for labels, t in zip(inputs, operands):
+        if len(set(labels)) != len(labels) or not set(labels) <= set(string.ascii_letters):
+            raise NotImplementedError(f"einsum: operand labels {labels!r}: each letter may "
+                                      f"appear once per operand in tinygrad_edu")
+        if len(labels) != t.ndim:
+            raise RuntimeError(f"einsum: {labels!r} has {len(labels)} labels for an operand of "
+                               f"shape {t.shape}")
+    return ops_extra.Einsum.apply(*operands, inputs=tuple(inputs), output=output)
+
+
+def tril(x: Tensor, diagonal: int = 0) -> Tensor:
+    """The lower triangle of the last two dims (the rest zeroed)."""
+    keep = np.tril(np.ones(x.shape[-2:], bool), diagonal)
+    return where(keep, x, 0.0 if x.dtype.kind == "f" else 0)
+
+
+def triu(x: Tensor, diagonal: int = 0) -> Tensor:
+    keep = np.triu(np.ones(x.shape[-2:], bool), diagonal)
+    return where(keep, x, 0.0 if x.dtype.kind == "f" else 0)
+
+
+# ---------------------------------------------------------------- shape and indexing
+
+
+def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    return x.flatten(start_dim, end_dim)
+
+
+def reshape(x: Tensor, shape) -> Tensor:
+    return x.reshape(shape)
+
+
+def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
+    return x.transpose(dim0, dim1)
+
+
+def permute(x: Tensor, dims) -> Tensor:
+    return x.permute(dims)
+
+
+def squeeze(x: Tensor, dim=None) -> Tensor:
+    return x.squeeze(dim)
+
+
+def unsqueeze(x: Tensor, dim: int) -> Tensor:
+    return x.unsqueeze(dim)
+
+
+def chunk(x: Tensor, chunks: int, dim: int = 0):
+    return x.chunk(chunks, dim)
+
+
+def split(x: Tensor, split_size, dim: int = 0):
+    return x.split(split_size, dim)
+
+
+def unbind(x: Tensor, dim: int = 0) -> tuple:
+    """The slices along `dim`, each without that dim."""
+    return tuple(t.squeeze(dim) for t in x.split(1, dim))
+
+
+def narrow(x: Tensor, dim: int, start: int, length: int) -> Tensor:
+    index = [slice(None)] * x.ndim
+    index[dim] = slice(start, start + length)
+    return x[tuple(index)]
+
+
+def concat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    return cat(tensors, dim)
+
+
+def flip(x: Tensor, dims) -> Tensor:
+    """Reverse the order of elements along `dims` (a copy, as in torch)."""
+    dims = {d % x.ndim for d in ((dims,) if isinstance(dims, int) else dims)}
+    return x[tuple(slice(None, None, -1) if d in dims else slice(None) for d in range(x.ndim))]
+
+
+def roll(x: Tensor, shifts, dims=None) -> Tensor:
+    """Shift elements along `dims` cyclically; without dims, over the flattened tensor."""
+    if dims is None:
+        return roll(x.flatten(), shifts, 0).reshape(x.shape)
+    shifts = (shifts,) if isinstance(shifts, int) else tuple(shifts)
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    for shift, dim in zip(shifts, dims):
+        n = x.shape[dim]
+        order = (np.arange(n) - shift) % n
+        x = index_select(x, dim, order)
+    return x
+
+
+def index_select(x: Tensor, dim: int, index) -> Tensor:
+    """The entries of `index` (1-D) along `dim`."""
+    idx = np.asarray(index.data if isinstance(index, Tensor) else index, np.int64)
+    if idx.ndim != 1:
+        raise IndexError(f"index_select: index must be 1-D, got shape {idx.shape}")
+    dim = dim % x.ndim
+    return x[(slice(None),) * dim + (idx,)]
+
+
+def masked_fill(x: Tensor, mask, value) -> Tensor:
+    """x with `value` where `mask` (broadcast to x) is True; no gradient flows to those places."""
+    m = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
+    if m.dtype != np.bool_:
+        raise RuntimeError(f"masked_fill: expected a bool mask, got dtype {m.dtype}")
+    value = value.item() if isinstance(value, Tensor) else value
+    return where(np.broadcast_to(m, x.shape), Tensor._wrap(np.asarray(value, x.dtype)), x)
+
+
+def masked_select(x: Tensor, mask) -> Tensor:
+    m = np.broadcast_to(np.asarray(mask.data if isinstance(mask, Tensor) else mask, bool),
+                        x.shape)
+    return x[np.nonzero(m)]
+
+
+def gather(x: Tensor, dim: int, index) -> Tensor:
+    return x.gather(dim, index)
+
+
+def scatter(x: Tensor, dim: int, index, src=None, value=None, reduce: str | None = None):
+    """x with src[i][j] (or `value`) written at index[i][j] along `dim`, out of place."""
+    if reduce not in (None, "add"):
+        raise NotImplementedError(f"scatter: reduce={reduce!r} is not supported; use 'add' or "
+                                  f"None")
+    if src is None:
+        src = value
+    idx = np.asarray(index.data if isinstance(index, Tensor) else index, np.int64)
+    if not isinstance(src, Tensor):
+        src = Tensor._wrap(np.full(idx.shape, src, x.dtype))
+    return ops_extra.Scatter.apply(x, src, index=idx, axis=dim % x.ndim, add=reduce == "add")
+
+
+def scatter_add(x: Tensor, dim: int, index, src: Tensor) -> Tensor:
+    return scatter(x, dim, index, src, reduce="add")
+
+
+def nonzero(x: Tensor, as_tuple: bool = False):
+    """(n, ndim) int64 indices of the non-zero elements, or one index tensor per dim."""
+    found = np.nonzero(x.data)
+    if as_tuple:
+        return tuple(Tensor._wrap(i.astype(np.int64)) for i in found)
+    return Tensor._wrap(np.stack(found, axis=1).astype(np.int64))
+
+
+def argsort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
+    """Indices that sort x along `dim` (stable, so ties keep their order)."""
+    data = -x.data if descending and x.dtype.kind != "b" else x.data
+    order = np.argsort(data, axis=dim, kind="stable")
+    if descending and x.dtype.kind == "b":
+        order = np.flip(np.argsort(x.data, axis=dim, kind="stable"), dim)
+    return Tensor._wrap(order.astype(np.int64))
+
+
+def sort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = False):
+    """(values, indices) sorted along `dim`; gradients flow to the values' places."""
+    indices = argsort(x, dim, descending)
+    return ValuesIndices(x.gather(dim % x.ndim, indices), indices)
+
+
+def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
+    """(values, indices) of the k largest (or smallest) entries along `dim`, largest first."""
+    if not 0 <= k <= x.shape[dim]:
+        raise RuntimeError(f"topk: k={k} is out of range for dim {dim} of shape {x.shape}")
+    indices = argsort(x, dim, descending=largest)
+    dim = dim % x.ndim
+    indices = Tensor._wrap(np.take(indices.data, range(k), axis=dim))
+    return ValuesIndices(x.gather(dim, indices), indices)
+
+
+def bincount(x: Tensor, weights=None, minlength: int = 0) -> Tensor:
+    w = None if weights is None else np.asarray(getattr(weights, "data", weights))
+    return Tensor._wrap(np.bincount(x.data, w, minlength))
+
+
+def equal(x: Tensor, y: Tensor) -> bool:
+    return x.shape == y.shape and bool((x.data == y.data).all())
+
+
+def allclose(x: Tensor, y, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
+    return x.allclose(y, rtol, atol)
+
+
+# ---------------------------------------------------------------- random, with torch's overloads
+
+
+def randint(*args, size=None, generator: Generator | None = None, dtype=np.int64,
+            requires_grad: bool = False) -> Tensor:
+    """`randint(high, size)` or `randint(low, high, size)`: integers in [low, high)."""
+    if size is None:
+        *bounds, size = args
+    else:
+        bounds = list(args)
+    low, high = (0, bounds[0]) if len(bounds) == 1 else bounds
+    size = (size,) if isinstance(size, int) else tuple(size)
+    return Tensor._wrap(rng_of(generator).integers(low, high, size).astype(dtype))
+
+
+def randperm(n: int, generator: Generator | None = None, dtype=np.int64) -> Tensor:
+    """A random permutation of 0..n-1."""
+    return Tensor._wrap(rng_of(generator).permutation(n).astype(dtype))
+
+
+def multinomial(probs: Tensor, num_samples: int, replacement: bool = False,
+                generator: Generator | None = None) -> Tensor:
+    """Class indices drawn with the given (unnormalised) weights; rows are independent."""
+    rng = rng_of(generator)
+    p = np.atleast_2d(probs.data.astype(np.float64))
+    rows = [rng.choice(p.shape[1], num_samples, replace=replacement, p=row / row.sum())
+            for row in p]
+    out = np.asarray(rows, np.int64)
+    return Tensor._wrap(out if probs.ndim == 2 else out[0])
+
+
+def bernoulli(probs: Tensor, generator: Generator | None = None) -> Tensor:
+    return Tensor._wrap((rng_of(generator).random(probs.shape) < probs.data).astype(probs.dtype))
+
+
+def normal(mean, std, size=None, generator: Generator | None = None) -> Tensor:
+    """Draws from N(mean, std): tensors broadcast, or numbers with a `size`."""
+    m, s = np.asarray(getattr(mean, "data", mean)), np.asarray(getattr(std, "data", std))
+    shape = tuple(size) if size is not None else np.broadcast_shapes(m.shape, s.shape)
+    dtype = next((t.dtype for t in (mean, std) if isinstance(t, Tensor)), np.float32)
+    return Tensor._wrap((m + s * rng_of(generator).standard_normal(shape)).astype(dtype))
