@@ -1,16 +1,29 @@
-"""Self-contained HTML reports: SVG line charts, embedded PNG figures and tables, no plotting library."""
+"""Self-contained reports of a run: HTML pages with the figures embedded, and the same figures
+as one PDF. Every chart is a matplotlib figure from `tinygrad_edu.viz` (curves inline as SVG, so
+they stay sharp and their text searchable; pictures as PNG data URIs), so report.html shows what
+TensorBoard and the notebooks show.
+
+    sections = [("Summary", table_html(["", ""], facts)),
+                ("Learning curves", figure(viz.plot_learning_curves(history), "per epoch"))]
+    write_text_atomic("report.html", page("MNIST cnn3", sections))
+    write_pdf("report.pdf", "MNIST cnn3", facts, [("per epoch", viz.plot_learning_curves(h))])
+"""
 from __future__ import annotations
 
 import base64
 import html
 import io
 import os
+import tempfile
 from collections.abc import Mapping, Sequence
 
+import matplotlib
 import numpy as np
+from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.figure import Figure
 from PIL import Image
 
-PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+from tinygrad_edu import viz
 
 STYLE = """
 body { font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; margin: 2em auto;
@@ -21,62 +34,34 @@ th, td { border: 1px solid #ccc; padding: 4px 10px; text-align: right; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 .row { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
 figure { margin: 0; } figcaption { font-size: 0.9em; color: #555; text-align: center; }
-img { image-rendering: pixelated; max-width: 100%; }
+img, svg { max-width: 100%; height: auto; }
 """
 
 
-def png_data_uri(image: np.ndarray) -> str:
-    """An (H, W, 3) uint8 image as a data URI, so the report is one file."""
-    buf = io.BytesIO()
-    Image.fromarray(np.asarray(image, np.uint8)).save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+def png_data_uri(image) -> str:
+    """A Figure, or an (H, W, 3) uint8 image, as a PNG data URI, so the report is one file."""
+    if isinstance(image, Figure):
+        data = viz.to_png(image)
+    else:
+        buf = io.BytesIO()
+        Image.fromarray(np.asarray(image, np.uint8)).save(buf, format="PNG")
+        data = buf.getvalue()
+    return "data:image/png;base64," + base64.b64encode(data).decode()
+
+
+def svg_markup(fig: Figure) -> str:
+    """`fig` as inline SVG markup, its text kept as text (searchable, selectable)."""
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        fig.savefig(buf, format="svg", facecolor="white")
+    text = buf.getvalue()
+    return text[text.index("<svg"):]  # without the XML prolog and doctype
 
 
 def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], title: str, xlabel: str,
-               width: int = 520, height: int = 300) -> str:
-    """An SVG chart of named (x, y) series with axes, ticks and a legend."""
-    left, right, top, bottom = 60, 20, 30, 45
-    points = [p for s in series.values() for p in s]
-    if not points:
-        return f"<p>{html.escape(title)}: no data</p>"
-    xs, ys = np.array([p[0] for p in points], float), np.array([p[1] for p in points], float)
-    x0, x1 = xs.min(), xs.max() if xs.max() > xs.min() else xs.min() + 1
-    y0, y1 = ys.min(), ys.max() if ys.max() > ys.min() else ys.min() + 1
-    pad = (y1 - y0) * 0.05
-    y0, y1 = y0 - pad, y1 + pad
-
-    def sx(x):
-        return left + (x - x0) / (x1 - x0) * (width - left - right)
-
-    def sy(y):
-        return top + (y1 - y) / (y1 - y0) * (height - top - bottom)
-
-    parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'font-size="11" font-family="sans-serif">'),
-             (f'<text x="{width / 2}" y="16" text-anchor="middle" font-size="13">'
-             f'{html.escape(title)}</text>'),
-             (f'<rect x="{left}" y="{top}" width="{width - left - right}" '
-             f'height="{height - top - bottom}" fill="none" stroke="#999"/>')]
-    for t in np.linspace(y0, y1, 5):
-        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(t):.1f}" y2="{sy(t):.1f}" '
-                     f'stroke="#eee"/><text x="{left - 4}" y="{sy(t) + 4:.1f}" '
-                     f'text-anchor="end">{t:.4g}</text>')
-    for t in np.linspace(x0, x1, 6):
-        parts.append(f'<text x="{sx(t):.1f}" y="{height - bottom + 15}" '
-                     f'text-anchor="middle">{t:.4g}</text>')
-    parts.append(f'<text x="{width / 2}" y="{height - 8}" text-anchor="middle">'
-                 f'{html.escape(xlabel)}</text>')
-    for i, (name, s) in enumerate(series.items()):
-        color = PALETTE[i % len(PALETTE)]
-        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in s)
-        parts.append(f'<polyline points="{path}" fill="none" stroke="{color}" '
-                     f'stroke-width="1.6"/>')
-        ly = top + 14 + 14 * i
-        parts.append(f'<line x1="{width - right - 150}" x2="{width - right - 130}" y1="{ly - 4}" '
-                     f'y2="{ly - 4}" stroke="{color}" stroke-width="2"/><text '
-                     f'x="{width - right - 126}" y="{ly}">{html.escape(name)}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+               ylabel: str = "") -> str:
+    """A chart of named (x, y) series (`viz.plot_lines`) as inline SVG."""
+    return svg_markup(viz.plot_lines(series, title, xlabel, ylabel))
 
 
 def table_html(header: Sequence[str], rows: Sequence[Sequence]) -> str:
@@ -99,7 +84,8 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def figure(image: np.ndarray, caption: str) -> str:
+def figure(image, caption: str) -> str:
+    """A captioned figure: a matplotlib Figure or an (H, W, 3) uint8 image, embedded as PNG."""
     return (f'<figure><img src="{png_data_uri(image)}" alt="{html.escape(caption)}">'
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
@@ -117,3 +103,42 @@ def write_text_atomic(path: str, text: str) -> None:
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+# ---- PDF -------------------------------------------------------------------------------------
+
+def _summary_page(title: str, facts: Sequence[Sequence]) -> Figure:
+    """An A4 page: the title and the (name, value) facts of the run as a table."""
+    fig = viz.new_figure(8.27, 11.69)
+    ax = fig.add_subplot()
+    ax.axis("off")
+    ax.set_title(title, fontsize=16, loc="left")
+    if facts:
+        table = ax.table(cellText=[[str(k), _fmt(v)] for k, v in facts], loc="upper left",
+                         colWidths=[0.45, 0.45], cellLoc="left")
+        table.auto_set_font_size(False)
+        table.set_fontsize(10)
+        table.scale(1.0, 1.4)
+    return fig
+
+
+def write_pdf(path: str, title: str, facts: Sequence[Sequence],
+              figures: Sequence[tuple[str, Figure]]) -> None:
+    """Write a run as one PDF (matplotlib's PdfPages): a first page with `title` and the
+    `facts` table ([name, value] rows, as in report.html's Summary), then one page per
+    (caption, Figure), the caption added under the figure (as its `supxlabel`). Written
+    atomically: a failed run leaves no half-written PDF."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".pdf.tmp")
+    os.close(fd)
+    try:
+        with PdfPages(tmp, metadata={"Title": title}) as pdf:
+            pdf.savefig(_summary_page(title, facts))
+            for caption, fig in figures:
+                fig.supxlabel(caption, fontsize=10, color="#555")
+                pdf.savefig(fig, facecolor="white")
+        os.replace(tmp, path)
+    except BaseException:
+        os.remove(tmp)
+        raise

@@ -1,4 +1,4 @@
-"""Logger writes runs that read back (event files and metrics.json); image helpers it draws with."""
+"""Logger writes runs that read back (event files and metrics.json)."""
 import json
 import os
 import re
@@ -7,10 +7,9 @@ import sys
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from tinygrad_edu.logging import Logger, read_events
-from tinygrad_edu.viz.images import blues, heatmap_image, jet, make_grid, overlay, save_png, to_rgb
+from tinygrad_edu.viz.images import heatmap_image
 
 CLASSES = ["zero", "one", "two"]
 
@@ -130,75 +129,3 @@ def test_read_events_stops_at_truncated_tail_and_rejects_corruption(tmp_path):
         read_events(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="no events.out.tfevents"):
         read_events(str(tmp_path / "missing"))
-
-
-# ---- viz.images: the pictures the logger writes --------------------------------------------
-
-def test_to_rgb_accepts_hw_chw_hwc_and_scales_floats():
-    gray = np.linspace(0, 1, 12).reshape(3, 4)
-    rgb = to_rgb(gray)
-    assert rgb.shape == (3, 4, 3) and rgb.dtype == np.uint8
-    assert rgb[0, 0].tolist() == [0, 0, 0] and rgb[-1, -1].tolist() == [255, 255, 255]
-    np.testing.assert_array_equal(to_rgb(gray[None]), rgb)  # (1, H, W)
-    chw = np.random.default_rng(0).random((3, 4, 5))
-    np.testing.assert_array_equal(to_rgb(chw), to_rgb(chw.transpose(1, 2, 0)))
-    np.testing.assert_array_equal(to_rgb(gray * 10 - 3, normalize=True), rgb)
-    with pytest.raises(ValueError, match="expected an image of shape"):
-        to_rgb(np.zeros((4, 5, 2)))
-
-
-def test_jet_and_blues_colour_maps():
-    np.testing.assert_array_equal(jet([0.0, 0.5, 1.0, 2.0]),
-                                  [[0, 0, 128], [132, 255, 123], [128, 0, 0], [128, 0, 0]])
-    assert jet(np.zeros((2, 3))).shape == (2, 3, 3)
-    assert blues(0.0).sum() > blues(1.0).sum()  # light for low values, dark for high
-    with pytest.raises(ValueError, match="NaN or inf"):
-        jet([0.2, np.nan])
-
-
-def test_overlay_blends_and_resizes_the_heat_map():
-    image = np.full((8, 8), 0.5)
-    heat = np.ones((2, 2))
-    np.testing.assert_array_equal(overlay(image, heat, alpha=0.0), to_rgb(image))
-    np.testing.assert_array_equal(overlay(image, heat, alpha=1.0), jet(np.ones((8, 8))))
-    assert overlay(image, heat, alpha=0.5)[0, 0].tolist() == [128, 64, 64]
-
-
-def test_make_grid_layout_and_captions():
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (5, 1, 6, 7), dtype=np.uint8)
-    grid = make_grid(images, nrow=3, padding=2)
-    assert grid.shape == (2 + 2 * (6 + 2), 2 + 3 * (7 + 2), 3)
-    np.testing.assert_array_equal(grid[10:16, 11:18, 0], images[4, 0])  # row 1, column 1
-    assert grid[:2].max() == 0  # padding
-    captioned = make_grid(images, nrow=3, captions=[f"p {i}" for i in range(5)])
-    assert captioned.shape[0] > grid.shape[0] and captioned.shape[1] > grid.shape[1]
-    assert (captioned == 255).all(axis=2).any()  # white caption text on black
-    with pytest.raises(ValueError, match="2 captions for 5 images"):
-        make_grid(images, captions=["a", "b"])
-    with pytest.raises(ValueError, match="same size"):
-        make_grid([np.zeros((4, 4)), np.zeros((5, 4))])
-
-
-def test_heatmap_image_draws_cells_values_and_labels():
-    cm = np.eye(10) * 0.9 + 0.01
-    img = heatmap_image(cm, labels=[f"class{i}" for i in range(10)], title="cm", vmin=0, vmax=1)
-    assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
-    assert img.shape[0] > 10 * 24 and img.shape[1] > 10 * 24
-    colours = {tuple(c) for c in img.reshape(-1, 3)}
-    assert tuple(blues(0.91)) in colours and tuple(blues(0.01)) in colours
-    other = heatmap_image(cm.T[::-1], labels=[f"class{i}" for i in range(10)], title="cm",
-                          vmin=0, vmax=1)
-    assert img.shape == other.shape and not np.array_equal(img, other)
-    counts = heatmap_image(np.array([[3, 1], [0, 4]]), fmt="d")
-    assert counts.shape[2] == 3 and len({tuple(c) for c in counts.reshape(-1, 3)}) > 10
-    with pytest.raises(ValueError, match="3 labels for a 2x2 matrix"):
-        heatmap_image(np.eye(2), labels=CLASSES)
-
-
-def test_save_png_round_trips_and_leaves_no_temporary_file(tmp_path):
-    image = np.random.default_rng(0).integers(0, 256, (5, 6, 3), dtype=np.uint8)
-    path = tmp_path / "sub" / "x.png"
-    save_png(path, image)
-    np.testing.assert_array_equal(np.asarray(Image.open(path)), image)
-    assert os.listdir(tmp_path / "sub") == ["x.png"]

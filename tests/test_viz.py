@@ -214,7 +214,7 @@ def test_first_layer_weights_as_images():
     model = cnn2()
     w = viz.conv_weights(model)
     np.testing.assert_array_equal(w, model.features.conv1.weight.data)
-    grid = viz.weight_grid(w, scale=2)
+    grid = viz.weight_grid(w, title="conv1")
     assert grid.ndim == 3 and grid.shape[2] == 3
     with pytest.raises(VizError, match="conv layers"):
         viz.conv_weights(model, "classifier.fc")
@@ -327,3 +327,209 @@ def test_cli_shows_torch_runs_and_pt_files_through_the_twin(tmp_path, checkpoint
     figures = run_cli(digit_png, "--compare", checkpoint, run_dir, "--method", "cam",
                       "--out", tmp_path)
     assert figures["compare_cam"].shape[1] > 3 * 112
+
+
+# ---- viz.images: arrays, colour maps, grids --------------------------------------------------
+
+def test_to_rgb_accepts_hw_chw_hwc_and_scales_floats():
+    gray = np.linspace(0, 1, 12).reshape(3, 4)
+    rgb = viz.to_rgb(gray)
+    assert rgb.shape == (3, 4, 3) and rgb.dtype == np.uint8
+    assert rgb[0, 0].tolist() == [0, 0, 0] and rgb[-1, -1].tolist() == [255, 255, 255]
+    np.testing.assert_array_equal(viz.to_rgb(gray[None]), rgb)  # (1, H, W)
+    chw = np.random.default_rng(0).random((3, 4, 5))
+    np.testing.assert_array_equal(viz.to_rgb(chw), viz.to_rgb(chw.transpose(1, 2, 0)))
+    np.testing.assert_array_equal(viz.to_rgb(gray * 10 - 3, normalize=True), rgb)
+    with pytest.raises(ValueError, match="expected an image of shape"):
+        viz.to_rgb(np.zeros((4, 5, 2)))
+
+
+def test_colour_maps_are_matplotlibs_and_refuse_nan():
+    from matplotlib import colormaps
+    x = np.array([0.0, 0.3, 1.0, 2.0])
+    expected = colormaps["jet"](np.clip(x, 0, 1), bytes=True)[:, :3]
+    np.testing.assert_array_equal(viz.jet(x), expected)
+    assert viz.colormap(0.0, "Blues").sum() > viz.colormap(1.0, "Blues").sum()  # light to dark
+    with pytest.raises(ValueError, match="NaN or inf"):
+        viz.jet([0.2, np.nan])
+
+
+def test_overlay_blends_and_resizes_the_heat_map():
+    image = np.full((8, 8), 0.5)
+    heat = np.ones((2, 2))
+    np.testing.assert_array_equal(viz.overlay(image, heat, alpha=0.0), viz.to_rgb(image))
+    np.testing.assert_array_equal(viz.overlay(image, heat, alpha=1.0), viz.jet(np.ones((8, 8))))
+
+
+def test_make_grid_tiles_arrays_and_draws_captions_with_matplotlib():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (5, 1, 6, 7), dtype=np.uint8)
+    grid = viz.make_grid(images, nrow=3, padding=2)
+    assert grid.shape == (2 + 2 * (6 + 2), 2 + 3 * (7 + 2), 3)
+    np.testing.assert_array_equal(grid[10:16, 11:18, 0], images[4, 0])  # row 1, column 1
+    assert grid[:2].max() == 0  # padding
+    captioned = viz.make_grid(images, nrow=3, captions=[f"p {i}" for i in range(5)])
+    assert captioned.shape[0] > grid.shape[0] and captioned.shape[1] > grid.shape[1]
+    with pytest.raises(ValueError, match="2 captions for 5 images"):
+        viz.make_grid(images, captions=["a", "b"])
+    with pytest.raises(ValueError, match="same size"):
+        viz.make_grid([np.zeros((4, 4)), np.zeros((5, 4))])
+
+
+def test_save_png_round_trips_and_leaves_no_temporary_file(tmp_path):
+    import os
+    image = np.random.default_rng(0).integers(0, 256, (5, 6, 3), dtype=np.uint8)
+    path = tmp_path / "sub" / "x.png"
+    viz.save_png(path, image)
+    np.testing.assert_array_equal(np.asarray(Image.open(path)), image)
+    assert os.listdir(tmp_path / "sub") == ["x.png"]
+
+
+# ---- figures of a run (matplotlib) -----------------------------------------------------------
+
+def history_of(epochs: int) -> dict:
+    e = np.arange(1, epochs + 1)
+    return {"train_loss": list(1 / e), "val_loss": list(1.2 / e), "train_acc": list(1 - 0.5 / e),
+            "val_acc": list(1 - 0.6 / e)}
+
+
+def text_of(fig) -> list[str]:
+    return [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text")) if t.get_text()]
+
+
+@pytest.mark.parametrize("epochs", [1, 3, 30])
+def test_learning_curves_have_titled_axes_integer_epochs_markers_and_an_outside_legend(epochs):
+    fig = viz.plot_learning_curves(history_of(epochs), title="cnn3")
+    loss, acc = fig.axes
+    assert (loss.get_xlabel(), loss.get_ylabel(), acc.get_ylabel()) == ("epoch", "loss",
+                                                                        "accuracy")
+    for ax in (loss, acc):
+        assert [line.get_marker() for line in ax.get_lines()] == ["o", "o"]
+        lo, hi = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+        assert lo < 1 and hi > epochs  # a single point is inside the axes, not on its edge
+        fig.canvas.draw()
+        legend, frame = ax.get_legend().get_window_extent(), ax.get_window_extent()
+        assert legend.x0 >= frame.x1  # the legend is beside the data, never over it
+    assert [t.get_text() for t in loss.get_legend().get_texts()] == ["train", "validation"]
+
+
+def test_confusion_matrix_of_ten_classes_is_annotated_and_of_96_has_every_tick():
+    cm = np.full((10, 10), 0.01) + np.eye(10) * 0.9
+    fig = viz.plot_confusion_matrix(cm, [str(d) for d in range(10)], title="test")
+    ax = fig.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("predicted class",
+                                                                  "true class", "test")
+    assert sum(t.get_text() == "0.91" for t in ax.texts) == 10 and len(ax.texts) == 100
+    assert len(fig.axes) == 2  # the colour bar
+    names = [f"class_{i:02d}" for i in range(96)]
+    big = viz.plot_confusion_matrix(np.eye(96), names)
+    ax = big.axes[0]
+    assert not ax.texts and [t.get_text() for t in ax.get_yticklabels()] == names
+    assert len(big.axes) == 2 and "square-root" in big.axes[1].get_ylabel()
+    image = viz.to_array(big)
+    assert image.shape[0] >= 96 * 12  # at least 12 pixels a class
+    with pytest.raises(ValueError, match="3 labels for a 2x2 matrix"):
+        viz.heatmap_image(np.eye(2), labels=["a", "b", "c"])
+
+
+def test_topk_captions_give_prediction_probability_and_truth_and_mark_the_wrong_ones():
+    images = np.random.default_rng(0).random((3, 2, 1, 8, 8))
+    probs = np.array([[0.9, 0.8], [0.7, 0.6], [0.5, 0.4]])
+    truth = np.array([[0, 0], [1, 2], [2, 2]])
+    fig = viz.plot_topk(images, probs, ["zero", "one", "two"], truth)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0] == "pred zero  p=0.900\ntrue zero"
+    assert titles[3] == "pred one  p=0.600\ntrue two  WRONG"
+    colours = [ax.title.get_color() for ax in fig.axes]
+    assert colours.count("red") == 1 and colours[3] == "red"
+    with pytest.raises(ValueError, match=r"expected images \(C, k, ...\)"):
+        viz.plot_topk(images, probs[:2], ["zero", "one", "two"])
+
+
+def test_f_score_bars_show_each_class_and_the_macro_average():
+    from tinygrad_edu import metrics
+    pred, target = np.array([0, 1, 1, 2, 2, 2]), np.array([0, 1, 2, 2, 2, 1])
+    scores = metrics.precision_recall_f1(pred, target, 3)
+    ax = viz.plot_f_scores(scores, ["a", "b", "c"]).axes[0]
+    assert len(ax.patches) == 9  # precision, recall, F1 for 3 classes
+    np.testing.assert_allclose([p.get_height() for p in ax.patches[6:]], scores["f1"])
+    assert f"macro F1 {scores['macro']['f1']:.3f}" in [t.get_text()
+                                                       for t in ax.get_legend().get_texts()]
+
+
+def test_activation_tiles_are_numbered_and_as_large_for_4x4_maps_as_for_28x28():
+    small = viz.plot_activations(np.random.default_rng(0).random((16, 4, 4)), title="conv2")
+    large = viz.plot_activations(np.random.default_rng(0).random((16, 28, 28)), title="conv1")
+    assert [ax.get_title() for ax in small.axes[:3]] == ["ch 0", "ch 1", "ch 2"]
+    for fig in (small, large):
+        fig.canvas.draw()
+    assert small.axes[0].get_window_extent().width == pytest.approx(
+        large.axes[0].get_window_extent().width, rel=0.05)
+    assert small.axes[0].get_window_extent().width > 80  # pixels at 100 dpi
+
+
+def test_cam_figures_overlay_each_map_with_captions_and_a_colour_bar():
+    x, maps = digits(3), np.random.default_rng(0).random((3, 7, 7))
+    fig = viz.plot_cam(x, maps, captions=["7", "2", "1"], title="Grad-CAM")
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["7", "2", "1"]
+    assert all(len(ax.images) == 2 for ax in fig.axes[:3])  # the input, the map over it
+    cmp = viz.plot_cam_comparison(x, {"CAM": maps, "Grad-CAM": maps}, captions=["a", "b", "c"])
+    assert [ax.get_title() for ax in cmp.axes[:9:3]] == ["a", "CAM", "Grad-CAM"]
+    with pytest.raises(ValueError, match="2 maps for 3 images"):
+        viz.plot_cam(x, maps[:2])
+
+
+def test_figures_become_arrays_pngs_and_pdfs(tmp_path):
+    import os
+    fig = viz.plot_lines({"a": [(1, 0.5), (2, 0.25)]}, "loss of each trial", ylabel="loss")
+    image = viz.to_array(fig)
+    assert image.shape == (360, 640, 3) and image.dtype == np.uint8
+    assert image.min() < 100 and image.max() == 255  # ink on white
+    viz.save_figure(fig, tmp_path / "a.pdf")
+    viz.save_figure(fig, tmp_path / "a.png")
+    assert sorted(os.listdir(tmp_path)) == ["a.pdf", "a.png"]
+    assert (tmp_path / "a.pdf").read_bytes()[:4] == b"%PDF"
+    png = np.asarray(Image.open(tmp_path / "a.png"))[:, :, :3]
+    assert png.shape == image.shape and np.abs(png.astype(int) - image).mean() < 0.1
+
+
+def test_logger_writes_the_figures_to_tensorboard(tmp_path):
+    from tinygrad_edu.logging import Logger, read_events
+    with Logger(logdir=str(tmp_path)) as log:
+        log.figure("curves", viz.plot_learning_curves(history_of(2)), step=2)
+        log.topk_grid("top", np.zeros((2, 1, 4, 4)), np.ones((2, 1)), ["a", "b"], 2,
+                      true_labels=[[0], [0]])
+    ev = read_events(str(tmp_path))
+    [(_, curves)] = ev.images["curves"]
+    assert curves.shape == (380, 1100, 3)
+    assert ev.images["top"][0][1].shape[2] == 3
+
+
+# ---- filter visualisation from a blank image -------------------------------------------------
+
+@pytest.mark.parametrize("name", ["spec_cnn", "lines_multihead", "cnn3"])
+def test_filters_from_a_blank_image_show_a_pattern_on_every_conv_layer(name):
+    tg.manual_seed(0)
+    model = models.get_model(name, **({"hidden": 16} if name != "cnn3" else {}))
+    shape = (3, 28, 28) if name == "lines_multihead" else (1, 28, 28)
+    for layer in viz.conv_layer_names(model):
+        images, history = viz.visualize_filters(model, layer, channels=[0, 1, 2],
+                                                input_shape=shape, steps=20)
+        assert (history[:, -1] > history[:, 0] + 1e-3).all(), (layer, history[:, [0, -1]])
+        for image in images:  # not a flat block: a pattern in the middle, grey at the corners
+            assert np.ptp(image) > 0.1, layer
+            assert np.abs(image[:, :3, :3]).max() < 0.5 * np.abs(image).max(), layer
+
+
+def test_the_mean_objective_of_a_first_conv_layer_paints_a_flat_block():
+    """The negative control: why the default objective is the centre unit."""
+    tg.manual_seed(0)
+    model = models.get_model("spec_cnn", hidden=16)
+    images, _ = viz.visualize_filters(model, "features.conv1", channels=[0], steps=20,
+                                      objective="mean", blur_every=0, tv=0)
+    centre = images[0, 0, 8:20, 8:20]
+    assert np.ptp(centre) < 0.05 * np.abs(centre).max()
+    with pytest.raises(VizError, match="objective must be one of"):
+        viz.visualize_filters(model, objective="max")

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from tinygrad_edu.viz.images import heatmap_image, make_grid, to_rgb
+from tinygrad_edu.viz.images import heatmap_image, to_rgb
 
 
 def _array(x) -> np.ndarray:
@@ -174,23 +174,22 @@ class Logger:
                                       fmt=".2f", vmin=0.0, vmax=1.0), step)
 
     def topk_grid(self, tag: str, images, probs, class_names: Sequence[str], step: int,
-                  scale: int = 2) -> None:
-        """Log the top-k images of each class, one row per class, captioned with probabilities.
+                  true_labels=None) -> None:
+        """Log the top-k images of each class (``viz.plot_topk``): one row per class, captioned
+        with the predicted class, its probability and, given ``true_labels`` (C, k), the truth.
 
         ``images``: (C, k, ...) one row of k images per class (e.g. ``x[idx]`` with ``idx`` from
         ``metrics.topk_per_class``); ``probs``: (C, k). Each image is min-max normalised.
         """
-        images, probs = _array(images), _array(probs)
-        if probs.ndim != 2 or images.shape[:2] != probs.shape or len(class_names) != len(probs):
-            raise ValueError(f"Logger.topk_grid('{tag}'): expected images (C, k, ...) and probs "
-                             f"(C, k) with C = {len(class_names)} classes, got images "
-                             f"{images.shape} and probs {probs.shape}")
-        num_classes, k = probs.shape
-        captions = [f"{class_names[c]}: {probs[c, i]:.3f}"
-                    for c in range(num_classes) for i in range(k)]
-        flat = images.reshape((num_classes * k,) + images.shape[2:])  # (C*k, ...)
-        self.image(tag, make_grid(flat, nrow=k, captions=captions, normalize=True, scale=scale),
-                   step)
+        from tinygrad_edu.viz.figures import plot_topk
+
+        self.figure(tag, plot_topk(_array(images), _array(probs), class_names, true_labels), step)
+
+    def figure(self, tag: str, figure, step: int) -> None:
+        """Log a matplotlib Figure (e.g. from ``tinygrad_edu.viz.plot_*``) as an image."""
+        from tinygrad_edu.viz.plotting import to_array
+
+        self.image(tag, to_array(figure), step)
 
     def text(self, tag: str, text: str, step: int = 0) -> None:
         """Log a string (shown in TensorBoard's TEXT tab, Markdown allowed)."""

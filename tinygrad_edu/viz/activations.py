@@ -19,7 +19,6 @@ import numpy as np
 from .. import autograd
 from ..nn import Conv2d, Linear, Module
 from ..tensor import Tensor
-from .images import make_grid
 
 
 class VizError(ValueError):
@@ -315,20 +314,3 @@ def layer_activations(model, x, layer: str | None = None) -> np.ndarray:
     """The output (N, C, H, W) of `layer` (default: the last Conv2d) for images `x`."""
     layer = layer or default_layer(model)
     return feature_layer_output(Trace(model, x, grad=False), layer, "layer_activations")
-
-
-def activation_grid(activations, nrow: int = 8, scale: int = 3, per_channel: bool = True,
-                    eps: float = 1e-8) -> np.ndarray:
-    """Every channel of one image's activations (C, H, W) as a grid: (H', W', 3) uint8.
-
-    `per_channel` scales each channel to its own [min, max] (shows every channel's pattern);
-    otherwise one scale for the layer (shows which channels fire most).
-    """
-    a = np.asarray(activations, np.float64)
-    if a.ndim != 3:
-        raise VizError(f"activation_grid: expected one image's activations (C, H, W), "
-                       f"got shape {a.shape}; index the batch first, e.g. acts[0]")
-    axes = (1, 2) if per_channel else (0, 1, 2)
-    lo, hi = a.min(axes, keepdims=True), a.max(axes, keepdims=True)
-    tiles = (a - lo) / (hi - lo + eps)  # a constant channel -> zeros, never NaN
-    return make_grid(tiles[:, None], nrow=nrow, scale=scale, pad_value=255)

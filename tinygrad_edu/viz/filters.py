@@ -1,12 +1,18 @@
 """What does a filter respond to? Gradient ascent on the input, and the raw first-layer weights.
 
-`visualize_filters` starts from a blank or noisy image and climbs the gradient of one channel's
-mean activation (Erhan et al. 2009), with the regularisers of Yosinski et al. 2015 that keep the
-image natural instead of high-frequency noise: L2 decay, random jitter, periodic Gaussian blur
-and total variation. All channels are optimised together, one image per channel in a batch.
+`visualize_filters` starts from a blank (grey: zero in the network's normalised input space)
+or noisy image and climbs the gradient of one channel's activation (Erhan et al. 2009), with the
+regularisers of Yosinski et al. 2015 that keep the image natural instead of high-frequency
+noise: gradient normalisation, L2 decay, random jitter, periodic Gaussian blur and total
+variation. All channels are optimised together, one image per channel in a batch.
+
+The objective is, by default, the channel's activation at the centre of the feature map
+("center"): the mean over all positions ("mean") is a linear function of the image for a first
+conv layer, so its ascent from a blank image only paints a flat block of the kernel's sign; the
+centre unit draws the pattern its receptive field responds to, on every conv layer.
 
     images, history = visualize_filters(model, "features.conv2", input_shape=(1, 28, 28))
-    save_png("conv2.png", filter_grid(images))
+    fig = plot_filters(images, title="conv2")
 """
 from __future__ import annotations
 
@@ -23,7 +29,8 @@ from .activations import (
     feature_layer_output,
     framework_of,
 )
-from .images import make_grid
+from .pictures import plot_filters, plot_weights
+from .plotting import to_array
 
 
 def _gaussian_kernel(sigma: float) -> np.ndarray:
@@ -57,16 +64,26 @@ def total_variation_grad(x: np.ndarray) -> np.ndarray:
     return g
 
 
-def channel_objective(model, x: np.ndarray, layer: str,
-                      channels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mean activation of channel channels[k] in image k, its gradient w.r.t. the images)."""
+OBJECTIVES = ("center", "mean")
+
+
+def channel_objective(model, x: np.ndarray, layer: str, channels: np.ndarray,
+                      objective: str = "center") -> tuple[np.ndarray, np.ndarray]:
+    """(activation of channel channels[k] in image k, its gradient w.r.t. the images): at the
+    centre of the feature map, or its mean over all positions."""
     trace = Trace(model, x, retain=[layer])
     acts = feature_layer_output(trace, layer, "visualize_filters")  # (K, C, h, w)
     k = np.arange(len(channels))
     seed = np.zeros_like(acts)
-    seed[k, channels] = 1.0 / (acts.shape[2] * acts.shape[3])  # d mean(A[k, c_k]) / dA
+    if objective == "center":
+        i, j = acts.shape[2] // 2, acts.shape[3] // 2
+        seed[k, channels, i, j] = 1.0  # d A[k, c_k, i, j] / dA
+        value = acts[k, channels, i, j]
+    else:
+        seed[k, channels] = 1.0 / (acts.shape[2] * acts.shape[3])  # d mean(A[k, c_k]) / dA
+        value = acts[k, channels].mean((1, 2))
     trace.backward(seed, layer=layer)
-    return acts[k, channels].mean((1, 2)), trace.input_grad()
+    return value, trace.input_grad()
 
 
 def _start_images(start: str, shape: tuple, noise: float) -> np.ndarray:
@@ -79,14 +96,16 @@ def _start_images(start: str, shape: tuple, noise: float) -> np.ndarray:
 
 def visualize_filters(model, layer: str | None = None, channels: Sequence[int] | None = None,
                       input_shape: Sequence[int] = (1, 28, 28), steps: int = 100,
-                      lr: float = 0.1, start: str = "noise", noise: float = 0.1,
+                      lr: float = 0.1, start: str = "blank", noise: float = 0.1,
+                      objective: str = "center",
                       l2: float = 1e-3, jitter: int | None = None, blur_every: int = 4,
                       blur_sigma: float = 0.5, tv: float = 0.02,
                       value_range: tuple[float, float] | None = None,
                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Images (K, C, H, W) that maximise each chosen channel's mean activation at `layer`.
+    """Images (K, C, H, W) that maximise each chosen channel's activation at `layer`.
 
-    Each step moves by `lr` times the gradient scaled to unit mean magnitude (so `lr` is in input
+    `start`: "blank" (a grey image) or "noise" (std `noise`); `objective`: "center" or "mean"
+    (see the module's docstring). Each step moves by `lr` times the gradient scaled to unit mean magnitude (so `lr` is in input
     units), computed on a copy jittered by up to `jitter` pixels; then decays by `l2`, blurs every
     `blur_every` steps, subtracts `tv` times the total-variation gradient and clips to
     `value_range`. Returns the images and the activation history (K, steps + 1).
@@ -95,6 +114,9 @@ def visualize_filters(model, layer: str | None = None, channels: Sequence[int] |
     activations with noisier images (total variation `tv` then does the smoothing).
     """
     layer = layer or default_layer(model)
+    if objective not in OBJECTIVES:
+        raise VizError(f"visualize_filters: objective must be one of {OBJECTIVES}, got "
+                       f"{objective!r}")
     jitter = max(1, max(input_shape[-2:]) // 32) if jitter is None else jitter
     probe = Trace(model, np.zeros((1, *input_shape), np.float32), grad=False)
     count = feature_layer_output(probe, layer, "visualize_filters").shape[1]
@@ -107,7 +129,8 @@ def visualize_filters(model, layer: str | None = None, channels: Sequence[int] |
     history = []
     for step in range(steps):
         shift = tuple(rng.integers(-jitter, jitter + 1, size=2)) if jitter else (0, 0)
-        act, g = channel_objective(model, np.roll(x, shift, axis=(2, 3)), layer, channels)
+        act, g = channel_objective(model, np.roll(x, shift, axis=(2, 3)), layer, channels,
+                                   objective)
         history.append(act)
         g = np.roll(g, (-shift[0], -shift[1]), axis=(2, 3))
         g = g / (np.abs(g).mean((1, 2, 3), keepdims=True) + 1e-8)  # unit mean step per image
@@ -119,13 +142,13 @@ def visualize_filters(model, layer: str | None = None, channels: Sequence[int] |
         if value_range is not None:
             x = np.clip(x, *value_range)
         x = x.astype(np.float32)
-    history.append(channel_objective(model, x, layer, channels)[0])
+    history.append(channel_objective(model, x, layer, channels, objective)[0])
     return x, np.stack(history, 1)  # (K, C, H, W), (K, steps + 1)
 
 
-def filter_grid(images, nrow: int = 8, scale: int = 3) -> np.ndarray:
-    """Images from `visualize_filters` (K, C, H, W), each scaled to its own range, as one grid."""
-    return make_grid(np.asarray(images), nrow=nrow, scale=scale, normalize=True, pad_value=255)
+def filter_grid(images, nrow: int = 8, title: str = "") -> np.ndarray:
+    """`plot_filters` of images from `visualize_filters` as an (H, W, 3) uint8 array."""
+    return to_array(plot_filters(images, title, nrow))
 
 
 def conv_weights(model, layer: str | None = None) -> np.ndarray:
@@ -140,17 +163,6 @@ def conv_weights(model, layer: str | None = None) -> np.ndarray:
     return framework_of(model).numpy(dict(model.named_modules())[layer].weight)
 
 
-def weight_grid(weights, scale: int = 8) -> np.ndarray:
-    """Conv weights (OC, IC, KH, KW) as images, each filter scaled to its own range.
-
-    1 or 3 input channels: one grayscale or RGB tile per filter; otherwise one row per filter
-    with a tile per input channel.
-    """
-    w = np.asarray(weights, np.float64)
-    if w.ndim != 4:
-        raise VizError(f"weight_grid: expected conv weights (OC, IC, KH, KW), got {w.shape}")
-    oc, ic = w.shape[:2]
-    if ic in (1, 3):
-        return make_grid(w, nrow=8, scale=scale, normalize=True, pad_value=255)
-    tiles = w.reshape(oc * ic, 1, *w.shape[2:])  # (OC, IC, KH, KW) -> (OC*IC, 1, KH, KW)
-    return make_grid(tiles, nrow=ic, scale=scale, normalize=True, pad_value=255)
+def weight_grid(weights, title: str = "") -> np.ndarray:
+    """`plot_weights` of conv weights (OC, IC, KH, KW) as an (H, W, 3) uint8 array."""
+    return to_array(plot_weights(weights, title))

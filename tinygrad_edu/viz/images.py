@@ -1,21 +1,20 @@
-"""Image helpers on numpy arrays: uint8 conversion, colour maps, overlays, grids, heat maps, PNG.
+"""Image helpers on numpy arrays: uint8 conversion, colour maps, overlays, grids, PNG files.
 
 Everything returns (H, W, 3) uint8 RGB arrays, the format TensorBoard and PNG files want. Images
 may be HW (grayscale), CHW or HWC with 1 or 3 channels, uint8 in [0, 255] or float in [0, 1].
-Text is drawn with Pillow's default font, so no font files or matplotlib are needed.
+Colour maps are matplotlib's; captioned grids and heat maps are matplotlib figures
+(`viz.plot_images`, `viz.plot_confusion_matrix`) rendered to arrays. matplotlib is imported
+only by the functions that draw, so `import tinygrad_edu` stays fast.
 """
 from __future__ import annotations
 
-import functools
 import math
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont, features
-
-Colormap = Callable[[np.ndarray], np.ndarray]
+from PIL import Image
 
 
 def _array(x) -> np.ndarray:
@@ -60,31 +59,24 @@ def to_rgb(image, normalize: bool = False) -> np.ndarray:
 
 # ---- colour maps: values in [0, 1] -> (..., 3) uint8 ------------------------------------------
 
-def _colormap(x, positions: Sequence[float], colors: Sequence[Sequence[float]]) -> np.ndarray:
-    """Piecewise-linear colour map through ``colors`` (RGB in [0, 1]) placed at ``positions``."""
+def colormap(x, name: str) -> np.ndarray:
+    """matplotlib's colour map `name` on values clipped to [0, 1]: (...) -> (..., 3) uint8.
+
+    NaN or inf raise: a heat map with them hides a division by zero.
+    """
+    from matplotlib import colormaps
+
     x = _array(x).astype(np.float64)
     if not np.all(np.isfinite(x)):
         raise ValueError("colour map: input has NaN or inf values; a colour map needs finite "
                          "values in [0, 1] (check the heat map for a division by zero)")
-    x = np.clip(x, 0.0, 1.0)
-    colors = np.asarray(colors, dtype=np.float64)  # (stops, 3)
-    rgb = np.stack([np.interp(x, positions, colors[:, i]) for i in range(3)], axis=-1)
-    return np.round(rgb * 255).astype(np.uint8)  # (..., 3)
+    rgba = np.asarray(colormaps[name](np.clip(x, 0.0, 1.0), bytes=True))  # (..., 4) uint8
+    return np.ascontiguousarray(rgba[..., :3])
 
 
 def jet(x) -> np.ndarray:
-    """The 'jet' colour map (dark blue -> cyan -> yellow -> dark red): (...) -> (..., 3) uint8.
-
-    Values are clipped to [0, 1]; NaN or inf raise.
-    """
-    return _colormap(x, (0.0, 0.11, 0.34, 0.65, 0.89, 1.0),
-                     ((0, 0, 0.5), (0, 0, 1), (0, 1, 1), (1, 1, 0), (1, 0, 0), (0.5, 0, 0)))
-
-
-def blues(x) -> np.ndarray:
-    """A white -> dark blue colour map for heat maps with printed values: (...) -> (..., 3)."""
-    return _colormap(x, (0.0, 0.5, 1.0),
-                     ((0.97, 0.98, 1.0), (0.42, 0.68, 0.84), (0.03, 0.19, 0.42)))
+    """The 'jet' colour map (dark blue -> cyan -> yellow -> dark red): (...) -> (..., 3) uint8."""
+    return colormap(x, "jet")
 
 
 def overlay(image, heat, alpha: float = 0.5) -> np.ndarray:
@@ -103,39 +95,6 @@ def overlay(image, heat, alpha: float = 0.5) -> np.ndarray:
         heat = np.asarray(Image.fromarray(heat).resize((w, h), Image.Resampling.BILINEAR))
     blended = (1 - alpha) * rgb + alpha * jet(heat)
     return np.round(blended).astype(np.uint8)
-
-
-# ---- text -----------------------------------------------------------------------------------
-
-@functools.lru_cache(maxsize=1)
-def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    """Pillow's built-in font: 12 px if Pillow has FreeType (size 10 hides spaces), else bitmap."""
-    return ImageFont.load_default(size=12) if features.check("freetype2") else ImageFont.load_default()
-
-
-def _text_size(text: str) -> tuple[int, int]:
-    """(width, height) of ``text`` in the default font."""
-    left, top, right, bottom = _font().getbbox(text)
-    return right - left, bottom - top
-
-
-def _draw_text(draw: ImageDraw.ImageDraw, center: tuple[float, float], text: str,
-               fill: tuple[int, int, int]) -> None:
-    """Draw ``text`` centred on ``center``."""
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=_font())
-    xy = (center[0] - (left + right) / 2, center[1] - (top + bottom) / 2)
-    draw.text(xy, text, font=_font(), fill=fill)
-
-
-def _draw_vertical_text(img: Image.Image, center: tuple[float, float], text: str,
-                        fill: tuple[int, int, int]) -> None:
-    """Draw ``text`` rotated 90 degrees (reading bottom to top) centred on ``center``."""
-    w, h = _text_size(text)
-    mask = Image.new("L", (w + 4, h + 4))
-    _draw_text(ImageDraw.Draw(mask), ((w + 4) / 2, (h + 4) / 2), text, fill=255)
-    mask = mask.rotate(90, expand=True)
-    xy = (round(center[0] - mask.width / 2), round(center[1] - mask.height / 2))
-    img.paste(Image.new("RGB", mask.size, fill), xy, mask)
 
 
 # ---- grids and heat maps --------------------------------------------------------------------
@@ -160,107 +119,55 @@ def make_grid(images, nrow: int = 8, padding: int = 2, captions: Sequence[str] |
               normalize: bool = False, scale: int = 1, pad_value: int = 0) -> np.ndarray:
     """Tile images into one (H, W, 3) uint8 picture, ``nrow`` images per row, like torchvision's.
 
-    ``captions`` (one string per image) are drawn below each image; ``normalize`` min-max scales
-    each image on its own; ``scale`` enlarges images by an integer factor (nearest neighbour).
+    ``normalize`` min-max scales each image on its own; ``scale`` enlarges images by an integer
+    factor (nearest neighbour). With ``captions`` (one string per image) the grid is drawn by
+    matplotlib (`viz.plot_images`, a caption above each image) and rendered to an array.
     >>> make_grid(np.random.rand(16, 1, 28, 28), nrow=4).shape
     (122, 122, 3)
     """
     tiles = _as_image_list(images, normalize)
-    if captions is not None and len(captions) != len(tiles):
-        raise ValueError(f"make_grid: got {len(captions)} captions for {len(tiles)} images")
+    if captions is not None:
+        if len(captions) != len(tiles):
+            raise ValueError(f"make_grid: got {len(captions)} captions for {len(tiles)} images")
+        from .pictures import plot_images
+        from .plotting import to_array
+        return to_array(plot_images(tiles, captions, ncols=nrow, normalize=False))
     if scale != 1:
         tiles = [t.repeat(scale, axis=0).repeat(scale, axis=1) for t in tiles]
     h, w = tiles[0].shape[:2]
-    caption_h = 0 if captions is None else max(_text_size(c)[1] for c in captions) + 4
-    cell_w = w if captions is None else max(w, max(_text_size(c)[0] for c in captions) + 2)
     cols = min(nrow, len(tiles))
     rows = math.ceil(len(tiles) / cols)
-    grid = Image.new("RGB", (padding + cols * (cell_w + padding),
-                             padding + rows * (h + caption_h + padding)), (pad_value,) * 3)
-    draw = ImageDraw.Draw(grid)
-    text_fill = (255, 255, 255) if pad_value < 128 else (0, 0, 0)
+    grid = np.full((padding + rows * (h + padding), padding + cols * (w + padding), 3), pad_value,
+                   np.uint8)
     for i, tile in enumerate(tiles):
-        x = padding + (i % cols) * (cell_w + padding)
-        y = padding + (i // cols) * (h + caption_h + padding)
-        grid.paste(Image.fromarray(tile), (x + (cell_w - w) // 2, y))
-        if captions is not None:
-            _draw_text(draw, (x + cell_w / 2, y + h + caption_h / 2), captions[i], text_fill)
-    return np.asarray(grid)
-
-
-def _format(value: float, fmt: str) -> str:
-    """Format one cell value; integer formats ('d') accept float counts."""
-    return format(round(value) if fmt.endswith("d") else value, fmt)
+        y, x = padding + (i // cols) * (h + padding), padding + (i % cols) * (w + padding)
+        grid[y:y + h, x:x + w] = tile
+    return grid
 
 
 def heatmap_image(matrix, labels: Sequence[str] | None = None, title: str = "",
                   fmt: str = ".2f", xlabel: str = "predicted", ylabel: str = "true",
-                  cmap: Colormap = blues, vmin: float | None = None,
+                  cmap: str = "Blues", vmin: float | None = None,
                   vmax: float | None = None) -> np.ndarray:
-    """Render a 2-D matrix as an annotated heat map: (H, W, 3) uint8, value printed in each cell.
+    """A confusion matrix drawn by `viz.plot_confusion_matrix`, as an (H, W, 3) uint8 array.
 
-    Made for confusion matrices: rows are labelled ``ylabel`` ("true"), columns ``xlabel``
-    ("predicted"). ``labels`` name both the rows and the columns (default: indices). Colours span
-    [vmin, vmax], by default the matrix's own range.
+    Rows are labelled ``ylabel`` ("true"), columns ``xlabel`` ("predicted"); ``labels`` name
+    both (default: indices). Colours span [vmin, vmax], by default the matrix's own range.
     >>> heatmap_image(cm_probs, labels=class_names, title="test", vmin=0, vmax=1)
     """
+    from .figures import plot_confusion_matrix
+    from .plotting import to_array
+
     m = _array(matrix).astype(np.float64)
     if m.ndim != 2:
         raise ValueError(f"heatmap_image: expected a 2-D matrix, got shape {m.shape}")
-    rows, cols = m.shape
-    if labels is None:
-        row_labels, col_labels = [str(i) for i in range(rows)], [str(j) for j in range(cols)]
-    elif len(labels) == rows == cols:
-        row_labels = col_labels = [str(s) for s in labels]
-    else:
-        raise ValueError(f"heatmap_image: {len(labels)} labels for a {rows}x{cols} matrix; "
-                         f"labels name both axes, so the matrix must be square with one per row")
-    vmin = m.min() if vmin is None else vmin
-    vmax = m.max() if vmax is None else vmax
-    colors = cmap((m - vmin) / (vmax - vmin) if vmax > vmin else np.zeros_like(m))  # (R, C, 3)
-    texts = [[_format(v, fmt) for v in row] for row in m]
-
-    # Layout: sizes of the parts, then their positions.
-    pad = 6
-    text_h = _text_size("0123456789Ag")[1]
-    cell = max(24, text_h + 2 * pad, max(_text_size(t)[0] for r in texts for t in r) + 2 * pad)
-    row_label_w = max(_text_size(s)[0] for s in row_labels)
-    col_label_len = max(_text_size(s)[0] for s in col_labels)
-    vertical_cols = col_label_len > cell - 4
-    col_label_h = col_label_len if vertical_cols else text_h
-    grid_x = pad + text_h + pad + row_label_w + pad
-    grid_y = pad + (text_h + pad if title else 0)
-    width = max(grid_x + cols * cell + pad, _text_size(title)[0] + 2 * pad)
-    height = grid_y + rows * cell + pad + col_label_h + pad + text_h + pad
-
-    img = Image.new("RGB", (width, height), (255, 255, 255))
-    draw = ImageDraw.Draw(img)
-    black = (0, 0, 0)
-    if title:  # centred over the grid, but kept inside the image
-        half = _text_size(title)[0] / 2 + pad
-        center_x = min(max(grid_x + cols * cell / 2, half), width - half)
-        _draw_text(draw, (center_x, pad + text_h / 2), title, black)
-    for i in range(rows):
-        for j in range(cols):
-            x, y = grid_x + j * cell, grid_y + i * cell
-            rgb = tuple(int(c) for c in colors[i, j])
-            draw.rectangle((x, y, x + cell - 1, y + cell - 1), fill=rgb)
-            luminance = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
-            ink = black if luminance > 140 else (255, 255, 255)
-            _draw_text(draw, (x + cell / 2, y + cell / 2), texts[i][j], ink)
-    for i, s in enumerate(row_labels):
-        x = grid_x - pad - _text_size(s)[0] / 2
-        _draw_text(draw, (x, grid_y + (i + 0.5) * cell), s, black)
-    labels_y = grid_y + rows * cell + pad + col_label_h / 2
-    for j, s in enumerate(col_labels):
-        center = (grid_x + (j + 0.5) * cell, labels_y)
-        if vertical_cols:
-            _draw_vertical_text(img, center, s, black)
-        else:
-            _draw_text(draw, center, s, black)
-    _draw_text(draw, (grid_x + cols * cell / 2, height - pad - text_h / 2), xlabel, black)
-    _draw_vertical_text(img, (pad + text_h / 2, grid_y + rows * cell / 2), ylabel, black)
-    return np.asarray(img)
+    if labels is not None and not len(labels) == m.shape[0] == m.shape[1]:
+        raise ValueError(f"heatmap_image: {len(labels)} labels for a {m.shape[0]}x{m.shape[1]} "
+                         f"matrix; labels name both axes, so the matrix must be square with one "
+                         f"per row")
+    return to_array(plot_confusion_matrix(m, labels, title, fmt, xlabel, ylabel, cmap,
+                                          m.min() if vmin is None else vmin,
+                                          m.max() if vmax is None else vmax))
 
 
 def save_png(path: str | os.PathLike, image) -> None:
