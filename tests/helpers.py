@@ -54,7 +54,7 @@ def check_op(shapes: Sequence[tuple], tg_fn: Callable, np_fn: Callable | None = 
     if np_fn is not None:
         expected = np.asarray(np_fn(*arrays))
         assert out.shape == expected.shape, f"shape {out.shape}, numpy gives {expected.shape}"
-        np.testing.assert_allclose(out.numpy(), expected, atol=atol, rtol=rtol,
+        np.testing.assert_allclose(out.detach().numpy(), expected, atol=atol, rtol=rtol,
                                    err_msg="forward differs from numpy")
     if grad and finite_differences:  # C-order copies: gradcheck perturbs through a flat view
         assert gradcheck(tg_fn, *[Tensor(np.ascontiguousarray(a), dtype=np.float64,
@@ -69,7 +69,7 @@ def _check_torch(xs, arrays, out, torch_fn, grad: bool, rng: np.random.Generator
     ts = [torch.tensor(a, dtype=torch.float64, requires_grad=grad) for a in arrays]
     out_t = torch_fn(*ts)
     assert tuple(out_t.shape) == out.shape, f"shape {out.shape}, torch gives {tuple(out_t.shape)}"
-    np.testing.assert_allclose(out.numpy(), out_t.detach().numpy(), atol=TORCH_ATOL,
+    np.testing.assert_allclose(out.detach().numpy(), out_t.detach().numpy(), atol=TORCH_ATOL,
                                rtol=TORCH_RTOL, err_msg="forward differs from torch")
     if not grad:
         return
@@ -77,8 +77,8 @@ def _check_torch(xs, arrays, out, torch_fn, grad: bool, rng: np.random.Generator
     out.backward(upstream)
     out_t.backward(torch.from_numpy(upstream))
     for i, (x, t) in enumerate(zip(xs, ts)):
-        expected = np.zeros(x.shape) if t.grad is None else t.grad.numpy()
-        ours = np.zeros(x.shape) if x.grad is None else x.grad.numpy()
+        expected = np.zeros(x.shape) if t.grad is None else t.grad.detach().numpy()
+        ours = np.zeros(x.shape) if x.grad is None else x.grad.detach().numpy()
         assert ours.shape == x.shape and ours.dtype == np.float64, (
             f"input {i}: gradient {ours.shape} {ours.dtype} for an input {x.shape} float64")
         np.testing.assert_allclose(ours, expected, atol=TORCH_ATOL, rtol=TORCH_RTOL,

@@ -21,7 +21,7 @@ def leaf(*values, dtype=tg.float64):
 def test_backward_on_scalar_seeds_with_one():
     x = leaf(1.0, 2.0, 3.0)
     (x * x).sum().backward()
-    np.testing.assert_array_equal(x.grad.numpy(), [2, 4, 6])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [2, 4, 6])
 
 
 @pytest.mark.parametrize("kind", ["tensor", "ndarray", "list"])
@@ -30,7 +30,7 @@ def test_backward_with_explicit_gradient(kind):
     g = {"tensor": tg.tensor([1.0, -1.0, 0.5]), "ndarray": np.array([1.0, -1.0, 0.5]),
          "list": [1.0, -1.0, 0.5]}[kind]
     (x * x).backward(g)
-    np.testing.assert_array_equal(x.grad.numpy(), [2, -4, 3])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [2, -4, 3])
 
 
 def test_backward_on_non_scalar_without_gradient_raises():
@@ -53,7 +53,7 @@ def test_backward_without_graph_raises():
 def test_backward_on_a_leaf():
     x = leaf(1.0, 2.0)
     x.backward(np.array([3.0, 4.0]))
-    np.testing.assert_array_equal(x.grad.numpy(), [3, 4])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [3, 4])
 
 
 # ---------------------------------------------------------------- graph shapes
@@ -65,7 +65,7 @@ def test_chain_of_ten_thousand_ops():
     for _ in range(10_000):
         y = y * 1.0001
     y.sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), [1.0001 ** 10_000], rtol=1e-10)
+    np.testing.assert_allclose(x.grad.detach().numpy(), [1.0001 ** 10_000], rtol=1e-10)
 
 
 def test_diamond_accumulates_both_paths():
@@ -73,14 +73,14 @@ def test_diamond_accumulates_both_paths():
     a = x * 3
     y = (a * a + a.exp()).sum()  # a feeds two consumers
     y.backward()
-    a_ = 3 * x.numpy()
-    np.testing.assert_allclose(x.grad.numpy(), 3 * (2 * a_ + np.exp(a_)))
+    a_ = 3 * x.detach().numpy()
+    np.testing.assert_allclose(x.grad.detach().numpy(), 3 * (2 * a_ + np.exp(a_)))
 
 
 def test_reused_input_in_one_op():
     x = leaf(3.0)
     (x * x + x).sum().backward()
-    np.testing.assert_array_equal(x.grad.numpy(), [7.0])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [7.0])
 
 
 def test_deep_diamonds_are_linear_not_exponential():
@@ -98,7 +98,7 @@ def test_shared_subgraph_feeds_two_roots():
     h = x * x
     (h * 3).sum().backward(retain_graph=True)
     (h + 1).sum().backward()
-    np.testing.assert_array_equal(x.grad.numpy(), [4 * 3 + 4])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [4 * 3 + 4])
 
 
 @pytest.mark.parametrize("shape_x, shape_y", [((3, 1), (4,)), ((), (2, 3)), ((1, 3), (2, 1, 3)),
@@ -110,10 +110,10 @@ def test_unbroadcasting_sums_to_the_input_shape(shape_x, shape_y):
     g = rng.standard_normal(np.broadcast_shapes(shape_x, shape_y))
     (x * y).backward(g)
     assert x.grad.shape == shape_x and y.grad.shape == shape_y
-    full_x = np.broadcast_to(x.numpy(), g.shape)
-    full_y = np.broadcast_to(y.numpy(), g.shape)
-    np.testing.assert_allclose(x.grad.numpy(), _sum_to(g * full_y, shape_x))
-    np.testing.assert_allclose(y.grad.numpy(), _sum_to(g * full_x, shape_y))
+    full_x = np.broadcast_to(x.detach().numpy(), g.shape)
+    full_y = np.broadcast_to(y.detach().numpy(), g.shape)
+    np.testing.assert_allclose(x.grad.detach().numpy(), _sum_to(g * full_y, shape_x))
+    np.testing.assert_allclose(y.grad.detach().numpy(), _sum_to(g * full_x, shape_y))
 
 
 def _sum_to(g, shape):
@@ -157,7 +157,7 @@ def test_retain_graph_allows_a_second_backward_and_accumulates():
     y = (x * x).sum()
     y.backward(retain_graph=True)
     y.backward()
-    np.testing.assert_array_equal(x.grad.numpy(), [4, 8])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [4, 8])
 
 
 def test_graph_is_freed_after_backward():
@@ -188,7 +188,7 @@ def test_retain_graph_keeps_the_graph():
     gc.collect()
     assert data_ref() is not None
     loss.backward()
-    np.testing.assert_allclose(x.grad.numpy(), 4 * np.exp(2 * x.numpy()), rtol=1e-5)
+    np.testing.assert_allclose(x.grad.detach().numpy(), 4 * np.exp(2 * x.detach().numpy()), rtol=1e-5)
 
 
 def test_graph_does_not_keep_arrays_no_op_saved():
@@ -202,7 +202,7 @@ def test_graph_does_not_keep_arrays_no_op_saved():
     gc.collect()
     assert h_data() is None
     y.sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), 2 * np.exp(2 * x.numpy()), rtol=1e-5)
+    np.testing.assert_allclose(x.grad.detach().numpy(), 2 * np.exp(2 * x.detach().numpy()), rtol=1e-5)
 
 
 def test_retain_grad_on_non_leaf():
@@ -211,8 +211,8 @@ def test_retain_grad_on_non_leaf():
     h.retain_grad()
     other = x + 1
     (h * h + other).sum().backward()
-    np.testing.assert_array_equal(h.grad.numpy(), 2 * h.numpy())
-    np.testing.assert_array_equal(x.grad.numpy(), 3 * 2 * h.numpy() + 1)
+    np.testing.assert_array_equal(h.grad.detach().numpy(), 2 * h.detach().numpy())
+    np.testing.assert_array_equal(x.grad.detach().numpy(), 3 * 2 * h.detach().numpy() + 1)
     assert other.grad is None  # non-leaves keep no gradient unless asked
 
 
@@ -224,13 +224,13 @@ def test_gradients_accumulate_until_zeroed():
     grad = x.grad
     (x * 3).sum().backward()
     assert x.grad is grad  # same Tensor object: optimizers may hold it
-    np.testing.assert_array_equal(x.grad.numpy(), [6, 6])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [6, 6])
     x.grad.zero_()
     (x * 3).sum().backward()
-    np.testing.assert_array_equal(x.grad.numpy(), [3, 3])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [3, 3])
     x.grad = None  # zero_grad(set_to_none=True), PyTorch's default
     (x * 5).sum().backward()
-    np.testing.assert_array_equal(x.grad.numpy(), [5, 5])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [5, 5])
 
 
 def test_gradients_never_alias_each_other_or_the_seed():
@@ -238,7 +238,7 @@ def test_gradients_never_alias_each_other_or_the_seed():
     seed = np.ones(2)
     (x + y).backward(seed)  # Add passes the same array to both parents
     x.grad.zero_()
-    np.testing.assert_array_equal(y.grad.numpy(), [1, 1])
+    np.testing.assert_array_equal(y.grad.detach().numpy(), [1, 1])
     np.testing.assert_array_equal(seed, [1, 1])
 
 
@@ -252,10 +252,10 @@ def test_leaf_gradients_own_their_memory():
     (a.reshape(2, 2).T + tg.nn.functional.linear(x, w) + w[:, :2]).backward(seed)
     for grad in (a.grad.data, w.grad.data):
         assert not np.shares_memory(grad, seed) and grad.flags.owndata
-    np.testing.assert_array_equal(a.grad.numpy(), seed.T.reshape(-1))
+    np.testing.assert_array_equal(a.grad.detach().numpy(), seed.T.reshape(-1))
     expected = seed.T @ x.data
     expected[:, :2] += seed
-    np.testing.assert_array_equal(w.grad.numpy(), expected)
+    np.testing.assert_array_equal(w.grad.detach().numpy(), expected)
 
 
 def test_zero_dim_gradients_support_in_place_ops():
@@ -302,7 +302,7 @@ def test_detach_cuts_the_graph():
     d = y.detach()
     assert not d.requires_grad and d.is_leaf
     (y * d).sum().backward()  # d is a constant here
-    np.testing.assert_array_equal(x.grad.numpy(), 2 * d.numpy())
+    np.testing.assert_array_equal(x.grad.detach().numpy(), 2 * d.detach().numpy())
 
 
 def test_no_grad_context_manager():
@@ -344,7 +344,7 @@ def test_needs_input_grad_is_passed_to_backward():
     x, c = leaf(1.0), tg.tensor([2.0], dtype=tg.float64)
     Record.apply(x, c).sum().backward()
     assert seen == [(True, False)]
-    np.testing.assert_array_equal(x.grad.numpy(), [1.0])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [1.0])
 
 
 # ---------------------------------------------------------------- the oracle can fail

@@ -92,7 +92,7 @@ def test_twins_agree_in_eval_mode(torch, name):
     x = images(2, 32 if name == "resnet18" else 64)
     got = model(tg.Tensor(x)).data
     with torch.no_grad():
-        want = twin(torch.from_numpy(x)).numpy()
+        want = twin(torch.from_numpy(x)).detach().numpy()
     assert np.allclose(got, want, rtol=1e-4, atol=1e-5)
     back = models.from_torch(twin)
     assert type(back) is type(model) and back.config == model.config
@@ -114,11 +114,11 @@ def test_twins_agree_on_training_gradients(torch, name):
     assert np.isclose(loss.item(), t_loss.item(), rtol=1e-8)
     grads = dict(twin.named_parameters())
     for pname, p in model.named_parameters():
-        want = grads[pname].grad.numpy()
+        want = grads[pname].grad.detach().numpy()
         assert np.allclose(p.grad.data, want, rtol=1e-6, atol=1e-8 * np.abs(want).max()), pname
     if name == "resnet18":  # running statistics were updated the same way
         bn = model.features.layer2[0].bn1
-        assert np.allclose(bn.running_var.data, twin.features.layer2[0].bn1.running_var.numpy(),
+        assert np.allclose(bn.running_var.data, twin.features.layer2[0].bn1.running_var.detach().numpy(),
                            rtol=1e-8)
 
 

@@ -343,7 +343,7 @@ def test_real_mnist_if_present():
                                   [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])
     assert abs(train.data.mean() / 255 - 0.1307) < 1e-4             # the usual Normalize mean
     x, y = next(iter(DataLoader(Subset(test, range(100)), batch_size=100)))
-    assert x.shape == (100, 28, 28) and y.numpy()[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+    assert x.shape == (100, 28, 28) and y.detach().numpy()[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
 
 
 def test_real_fashion_mnist_if_present():
@@ -420,17 +420,17 @@ class NoItems(TensorDataset):
 
 
 def epoch_labels(loader):
-    return np.concatenate([y.numpy() for _, y in loader])
+    return np.concatenate([y.detach().numpy() for _, y in loader])
 
 
 def test_loader_batches_cover_the_epoch_with_torch_dtypes():
     x, y = np.random.default_rng(0).random((10, 3)), np.arange(10, dtype=np.uint8)
     loader = DataLoader(NoItems(x, y), batch_size=4)
     batches = list(loader)
-    assert len(loader) == 3 and [len(b[1].numpy()) for b in batches] == [4, 4, 2]
+    assert len(loader) == 3 and [len(b[1].detach().numpy()) for b in batches] == [4, 4, 2]
     xb, yb = batches[0]
     assert isinstance(xb, Tensor) and xb.dtype == np.float32 and yb.dtype == np.int64
-    np.testing.assert_allclose(xb.numpy(), x[:4].astype(np.float32))
+    np.testing.assert_allclose(xb.detach().numpy(), x[:4].astype(np.float32))
     np.testing.assert_array_equal(epoch_labels(loader), y)
     dropped = DataLoader(NoItems(x, y), batch_size=4, drop_last=True)
     assert len(dropped) == 2 and len(epoch_labels(dropped)) == 8
@@ -458,8 +458,8 @@ def test_loader_fast_and_slow_paths_agree():
     fast = DataLoader(Subset(NoItems(x, y), subset_idx), batch_size=5, shuffle=True, seed=4)
     slow = DataLoader(Subset(ItemsOnly(x, y), subset_idx), batch_size=5, shuffle=True, seed=4)
     for (fx, fy), (sx, sy) in zip(fast, slow, strict=True):
-        np.testing.assert_array_equal(fx.numpy(), sx.numpy())
-        np.testing.assert_array_equal(fy.numpy(), sy.numpy())
+        np.testing.assert_array_equal(fx.detach().numpy(), sx.detach().numpy())
+        np.testing.assert_array_equal(fy.detach().numpy(), sy.detach().numpy())
         assert sy.dtype == np.int64
 
 

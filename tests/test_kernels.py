@@ -444,7 +444,7 @@ def test_conv2d_parity_with_torch(opts):
     yt.backward(torch.tensor(gy))
     np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=0, atol=1e-8)
     for mine, ref in zip(ours, theirs):
-        np.testing.assert_allclose(mine.grad.data, ref.grad.numpy(), rtol=0, atol=1e-8)
+        np.testing.assert_allclose(mine.grad.data, ref.grad.detach().numpy(), rtol=0, atol=1e-8)
 
 
 @pytest.mark.parametrize("opts", [
@@ -465,8 +465,8 @@ def test_max_pool2d_parity_with_torch(opts, ties):
     y.backward(gy)
     yt.backward(torch.tensor(gy))
     np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=0, atol=1e-8)
-    np.testing.assert_array_equal(indices.data, indices_t.numpy())
-    np.testing.assert_allclose(X.grad.data, xt.grad.numpy(), rtol=0, atol=1e-8)
+    np.testing.assert_array_equal(indices.data, indices_t.detach().numpy())
+    np.testing.assert_allclose(X.grad.data, xt.grad.detach().numpy(), rtol=0, atol=1e-8)
 
 
 @pytest.mark.parametrize("opts", [
@@ -485,7 +485,7 @@ def test_avg_pool2d_parity_with_torch(opts):
     y.backward(gy)
     yt.backward(torch.tensor(gy))
     np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=0, atol=1e-8)
-    np.testing.assert_allclose(X.grad.data, xt.grad.numpy(), rtol=0, atol=1e-8)
+    np.testing.assert_allclose(X.grad.data, xt.grad.detach().numpy(), rtol=0, atol=1e-8)
 
 
 def test_batch_norm_ref_parity_with_torch():
@@ -495,7 +495,7 @@ def test_batch_norm_ref_parity_with_torch():
     y, _, _ = batch_norm_ref(x, w, b)
     yt = torch.nn.functional.batch_norm(torch.tensor(x), None, None, torch.tensor(w),
                                         torch.tensor(b), training=True)
-    np.testing.assert_allclose(y, yt.numpy(), rtol=0, atol=1e-8)
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=0, atol=1e-8)
 
 
 def test_gradcheck_perturbs_non_contiguous_inputs():

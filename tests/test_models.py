@@ -51,7 +51,7 @@ def test_output_and_feature_shapes(name):
 def test_mlp_accepts_flat_input():
     model = MLP3()
     x = images(3)
-    assert np.array_equal(model(tg.Tensor(x.reshape(3, 784))).numpy(), model(tg.Tensor(x)).numpy())
+    assert np.array_equal(model(tg.Tensor(x.reshape(3, 784))).detach().numpy(), model(tg.Tensor(x)).detach().numpy())
 
 
 def test_layer_names_are_stable():
@@ -109,9 +109,9 @@ def test_round_trip_preserves_outputs(torch, name):
     x = images(4)
     twin = models.to_torch(model)
     back = models.from_torch(twin)
-    expected = model(tg.Tensor(x)).numpy()
+    expected = model(tg.Tensor(x)).detach().numpy()
     np.testing.assert_allclose(twin(torch.from_numpy(x)).detach().numpy(), expected, atol=1e-5)
-    assert np.array_equal(back(tg.Tensor(x)).numpy(), expected)
+    assert np.array_equal(back(tg.Tensor(x)).detach().numpy(), expected)
     assert type(back) is type(model) and back.config == model.config
 
 
@@ -120,7 +120,7 @@ def test_from_torch_takes_torch_initialised_weights(torch):
     model = models.from_torch(twin)
     assert model.classifier.fc.weight.dtype == np.float64 and not model.training
     x = images(3, dtype=np.float64)
-    np.testing.assert_allclose(model(tg.Tensor(x, dtype=np.float64)).numpy(),
+    np.testing.assert_allclose(model(tg.Tensor(x, dtype=np.float64)).detach().numpy(),
                                twin(torch.from_numpy(x)).detach().numpy(), atol=1e-12)
 
 
@@ -148,14 +148,14 @@ def loss_and_grads(model, x: np.ndarray, y: np.ndarray) -> tuple[float, dict]:
     model.zero_grad()
     loss = F.cross_entropy(model(tg.Tensor(x, dtype=x.dtype)), y)
     loss.backward()
-    return loss.item(), {n: p.grad.numpy() for n, p in model.named_parameters()}
+    return loss.item(), {n: p.grad.detach().numpy() for n, p in model.named_parameters()}
 
 
 def torch_loss_and_grads(torch, twin, x: np.ndarray, y: np.ndarray) -> tuple[float, dict]:
     twin.zero_grad()
     loss = torch.nn.functional.cross_entropy(twin(torch.from_numpy(x)), torch.from_numpy(y))
     loss.backward()
-    return loss.item(), {n: p.grad.numpy() for n, p in twin.named_parameters()}
+    return loss.item(), {n: p.grad.detach().numpy() for n, p in twin.named_parameters()}
 
 
 def parity_gaps(torch, model, twin, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:

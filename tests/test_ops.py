@@ -85,7 +85,7 @@ def test_pow_zero_exponent_has_zero_gradient_at_zero():
              finite_differences=False)
     x = tg.tensor([0.0, 1.5, -2.0], requires_grad=True)
     (x ** 0).sum().backward()
-    np.testing.assert_array_equal(x.grad.numpy(), 0)
+    np.testing.assert_array_equal(x.grad.detach().numpy(), 0)
 
 
 def test_maximum_ties_split_the_gradient():
@@ -95,8 +95,8 @@ def test_maximum_ties_split_the_gradient():
     check_op([], lambda x, y: x.maximum(y) * 2, arrays=[a, b], finite_differences=False)
     x, y = tg.tensor(a, requires_grad=True), tg.tensor(b, requires_grad=True)
     x.maximum(y).sum().backward()
-    np.testing.assert_array_equal(x.grad.numpy(), [0.5, 1, 0.5])
-    np.testing.assert_array_equal(y.grad.numpy(), [0.5, 0, 0.5])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [0.5, 1, 0.5])
+    np.testing.assert_array_equal(y.grad.detach().numpy(), [0.5, 0, 0.5])
 
 
 def test_where():
@@ -146,7 +146,7 @@ def test_clip_passes_the_gradient_at_its_bounds():
              finite_differences=False)
     x = tg.tensor(a, requires_grad=True)
     x.clip(-0.5, 0.7).sum().backward()
-    np.testing.assert_array_equal(x.grad.numpy(), [0, 1, 1, 1, 0])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [0, 1, 1, 1, 0])
 
 
 @pytest.mark.parametrize("name", ["exp", "sigmoid", "gelu", "clip"])
@@ -164,7 +164,7 @@ def test_unary_large_inputs_stay_finite(name):
         check_op([], fn, None, torch_fn, arrays=[big], finite_differences=False)
         x = tg.tensor(big, requires_grad=True)
         fn(x).sum().backward()
-    assert np.isfinite(x.grad.numpy()).all()
+    assert np.isfinite(x.grad.detach().numpy()).all()
 
 
 # ---------------------------------------------------------------- matmul
@@ -286,12 +286,12 @@ def test_max_ties_share_the_gradient_like_torch():
     check_op([], lambda x: x.amin(0), arrays=[a], finite_differences=False)
     x = tg.tensor(a, requires_grad=True)
     x.max().backward()
-    np.testing.assert_array_equal(x.grad.numpy(), [[0, 0.5, 0.5], [0, 0, 0]])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [[0, 0.5, 0.5], [0, 0, 0]])
     x.grad = None
     values, indices = x.max(1)
     values.sum().backward()
-    np.testing.assert_array_equal(indices.numpy(), [1, 0])
-    np.testing.assert_array_equal(x.grad.numpy(), [[0, 1, 0], [1, 0, 0]])
+    np.testing.assert_array_equal(indices.detach().numpy(), [1, 0])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [[0, 1, 0], [1, 0, 0]])
 
 
 @FEW
@@ -310,11 +310,11 @@ def test_argmax_argmin_have_no_gradient(name, dim):
     data = np.random.default_rng(0).standard_normal((3, 4))
     x = tg.tensor(data, requires_grad=True)
     out = getattr(x, name)(dim)
-    np.testing.assert_array_equal(out.numpy(), getattr(np, name)(data, axis=dim))
+    np.testing.assert_array_equal(out.detach().numpy(), getattr(np, name)(data, axis=dim))
     assert out.dtype == np.int64 and not out.requires_grad
     if dim is not None:
         kept = getattr(x, name)(dim, keepdim=True)
-        np.testing.assert_array_equal(kept.numpy(), getattr(np, name)(data, dim, keepdims=True))
+        np.testing.assert_array_equal(kept.detach().numpy(), getattr(np, name)(data, dim, keepdims=True))
 
 
 # ---------------------------------------------------------------- movement
@@ -391,9 +391,9 @@ def test_getitem(name):
 
 def test_getitem_with_index_tensors():
     idx = tg.tensor([2, 0, 2])
-    check_op([(3, 4)], lambda x: x[idx], lambda x: x[[2, 0, 2]], lambda x: x[idx.numpy()])
+    check_op([(3, 4)], lambda x: x[idx], lambda x: x[[2, 0, 2]], lambda x: x[idx.detach().numpy()])
     mask = tg.tensor([True, False, True])
-    check_op([(3, 4)], lambda x: x[mask], lambda x: x[[0, 2]], lambda x: x[mask.numpy()])
+    check_op([(3, 4)], lambda x: x[mask], lambda x: x[[0, 2]], lambda x: x[mask.detach().numpy()])
 
 
 @pytest.mark.parametrize("pad, value", [((1, 2), 0.0), ((1, 0, 2, 1), 1.5),
@@ -439,10 +439,10 @@ def test_casts_keep_the_graph_only_for_floats():
     assert y.dtype == np.float64 and y.requires_grad
     y.sum().backward()
     assert x.grad.dtype == np.float32
-    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 3.0])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [2.0, 3.0])
     for cast in (x.long(), x.int(), x.bool(), x.to(tg.int64)):
         assert not cast.requires_grad
-    np.testing.assert_array_equal(x.long().numpy(), [1, -2])  # truncation, like torch
+    np.testing.assert_array_equal(x.long().detach().numpy(), [1, -2])  # truncation, like torch
     assert x.to(tg.float32) is x
 
 
@@ -468,7 +468,7 @@ def test_softmax_stable_for_huge_logits(name):
                  arrays=[logits], finite_differences=False)
         x = tg.tensor(logits, requires_grad=True)
         (getattr(x, name)(1) * tg.tensor([[1.0, 2.0, 3.0, 4.0]] * 2)).sum().backward()
-    assert np.isfinite(x.grad.numpy()).all()
+    assert np.isfinite(x.grad.detach().numpy()).all()
 
 
 def test_logsumexp():
@@ -567,7 +567,7 @@ def test_binary_cross_entropy_at_zero_and_one():
                  arrays=[p], finite_differences=False)
     x = tg.tensor(p, requires_grad=True)
     F.binary_cross_entropy(x, y, reduction="none").sum().backward()
-    assert np.isfinite(x.grad.numpy()).all()
+    assert np.isfinite(x.grad.detach().numpy()).all()
 
 
 def test_binary_cross_entropy_rejects_logits():
@@ -624,12 +624,12 @@ def test_dropout_train_is_seeded_scaled_and_masks_the_gradient():
     tg.manual_seed(0)
     y = F.dropout(x, 0.3)
     tg.manual_seed(0)
-    np.testing.assert_array_equal(F.dropout(x, 0.3).numpy(), y.numpy())  # same seed, same mask
-    assert set(np.unique(y.numpy())) <= {0.0, np.float32(1 / 0.7)}
-    assert abs((y.numpy() == 0).mean() - 0.3) < 0.02
+    np.testing.assert_array_equal(F.dropout(x, 0.3).detach().numpy(), y.detach().numpy())  # same seed, same mask
+    assert set(np.unique(y.detach().numpy())) <= {0.0, np.float32(1 / 0.7)}
+    assert abs((y.detach().numpy() == 0).mean() - 0.3) < 0.02
     w = tg.randn(100, 50)
     (y * w).sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), y.numpy() * w.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(x.grad.detach().numpy(), y.detach().numpy() * w.detach().numpy(), rtol=1e-6)
 
 
 def test_dropout_gradcheck():
@@ -643,7 +643,7 @@ def test_dropout_eval_and_edge_probabilities():
     x = tg.randn(4, 5, requires_grad=True)
     assert F.dropout(x, 0.5, training=False) is x
     assert x.dropout(0.0) is x
-    np.testing.assert_array_equal(F.dropout(x, 1.0).numpy(), 0)
+    np.testing.assert_array_equal(F.dropout(x, 1.0).detach().numpy(), 0)
     with pytest.raises(ValueError, match="dropout.*1.5"):
         F.dropout(x, 1.5)
 

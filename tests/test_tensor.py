@@ -30,8 +30,8 @@ def test_tensor_copies_from_numpy_shares():
     arr = np.zeros(3, np.float32)
     copied, shared = tg.tensor(arr), tg.from_numpy(arr)
     arr[0] = 1
-    assert copied.numpy()[0] == 0 and shared.numpy()[0] == 1
-    assert tg.tensor(copied).numpy() is not copied.numpy()
+    assert copied.detach().numpy()[0] == 0 and shared.detach().numpy()[0] == 1
+    assert tg.tensor(copied).detach().numpy() is not copied.detach().numpy()
     assert tg.tensor([1, 2], dtype=tg.float64).dtype == np.float64
 
 
@@ -45,19 +45,19 @@ def test_shape_creators(make):
 
 
 def test_creation_values():
-    np.testing.assert_array_equal(tg.zeros(2, 2).numpy(), 0)
-    np.testing.assert_array_equal(tg.ones(3).numpy(), 1)
-    np.testing.assert_array_equal(tg.eye(2).numpy(), np.eye(2))
+    np.testing.assert_array_equal(tg.zeros(2, 2).detach().numpy(), 0)
+    np.testing.assert_array_equal(tg.ones(3).detach().numpy(), 1)
+    np.testing.assert_array_equal(tg.eye(2).detach().numpy(), np.eye(2))
     assert tg.eye(2, 3).shape == (2, 3)
-    np.testing.assert_array_equal(tg.arange(4).numpy(), [0, 1, 2, 3])
-    np.testing.assert_array_equal(tg.arange(1, 7, 2).numpy(), [1, 3, 5])
-    np.testing.assert_allclose(tg.linspace(0, 1, 5).numpy(), [0, 0.25, 0.5, 0.75, 1])
+    np.testing.assert_array_equal(tg.arange(4).detach().numpy(), [0, 1, 2, 3])
+    np.testing.assert_array_equal(tg.arange(1, 7, 2).detach().numpy(), [1, 3, 5])
+    np.testing.assert_allclose(tg.linspace(0, 1, 5).detach().numpy(), [0, 0.25, 0.5, 0.75, 1])
     assert tg.arange(3).dtype == np.int64 and tg.arange(0, 1, 0.25).dtype == np.float32
-    r = tg.rand(1000).numpy()
+    r = tg.rand(1000).detach().numpy()
     assert r.min() >= 0 and r.max() < 1
-    assert abs(tg.randn(10_000).numpy().std() - 1) < 0.05
+    assert abs(tg.randn(10_000).detach().numpy().std() - 1) < 0.05
     i = tg.randint(2, 5, (1000,))
-    assert i.dtype == np.int64 and set(np.unique(i.numpy())) == {2, 3, 4}
+    assert i.dtype == np.int64 and set(np.unique(i.detach().numpy())) == {2, 3, 4}
     assert sorted(tg.randperm(6).tolist()) == list(range(6))
 
 
@@ -67,7 +67,7 @@ def test_full_takes_its_dtype_from_the_fill_value():
     assert tg.full((2,), 3).dtype == np.int64
     assert tg.full((2,), True).dtype == np.bool_
     assert tg.full(2, 3, dtype=tg.float64).dtype == np.float64
-    np.testing.assert_array_equal(tg.full((2,), 7).numpy(), [7, 7])
+    np.testing.assert_array_equal(tg.full((2,), 7).detach().numpy(), [7, 7])
 
 
 def test_like_creators_keep_shape_and_dtype():
@@ -76,7 +76,7 @@ def test_like_creators_keep_shape_and_dtype():
         t = make(base)
         assert t.shape == (2, 3) and t.dtype == np.float64
     assert tg.zeros_like(tg.arange(3)).dtype == np.int64
-    np.testing.assert_array_equal(tg.full_like(base, 2.0).numpy(), 2)
+    np.testing.assert_array_equal(tg.full_like(base, 2.0).detach().numpy(), 2)
     assert tg.ones_like(base, dtype=tg.float32).dtype == np.float32
 
 
@@ -96,10 +96,10 @@ def test_set_default_dtype_rejects_integers():
 
 def test_manual_seed_reproduces_every_random_source():
     def draw():
-        return np.concatenate([tg.randn(3).numpy(), tg.rand(3).numpy(),
-                               tg.randint(0, 100, (3,)).numpy(), tg.randperm(5).numpy(),
-                               tg.nn.functional.dropout(tg.ones(8), 0.5).numpy(),
-                               tg.zeros(3).uniform_().numpy(), tg.zeros(3).normal_().numpy()])
+        return np.concatenate([tg.randn(3).detach().numpy(), tg.rand(3).detach().numpy(),
+                               tg.randint(0, 100, (3,)).detach().numpy(), tg.randperm(5).detach().numpy(),
+                               tg.nn.functional.dropout(tg.ones(8), 0.5).detach().numpy(),
+                               tg.zeros(3).uniform_().detach().numpy(), tg.zeros(3).normal_().detach().numpy()])
     tg.manual_seed(123)
     first = draw()
     tg.manual_seed(123)
@@ -111,10 +111,10 @@ def test_manual_seed_reproduces_every_random_source():
 def test_rng_state_round_trip():
     tg.manual_seed(0)
     state = tg.get_rng_state()
-    a = tg.randn(4).numpy()
+    a = tg.randn(4).detach().numpy()
     tg.randn(10)
     tg.set_rng_state(state)
-    np.testing.assert_array_equal(tg.randn(4).numpy(), a)
+    np.testing.assert_array_equal(tg.randn(4).detach().numpy(), a)
 
 
 # ---------------------------------------------------------------- properties and conversion
@@ -132,10 +132,10 @@ def test_properties():
 
 def test_conversions():
     x = tg.tensor([[1.5, -2.0]])
-    assert isinstance(x.numpy(), np.ndarray) and x.tolist() == [[1.5, -2.0]]
+    assert isinstance(x.detach().numpy(), np.ndarray) and x.tolist() == [[1.5, -2.0]]
     assert tg.tensor([3.5]).item() == 3.5 and float(tg.tensor(2.5)) == 2.5
     assert int(tg.tensor(4)) == 4 and bool(tg.tensor(True))
-    assert np.asarray(x) is x.numpy()
+    assert np.asarray(x) is x.detach().numpy()
     with pytest.raises(ValueError, match=r"item: only one-element tensors.*\(1, 2\)"):
         x.item()
 
@@ -147,16 +147,16 @@ def test_cast_methods(method, dtype):
     x = tg.tensor([0.0, 1.7, -2.2])
     out = getattr(x, method)()
     assert out.dtype == dtype
-    np.testing.assert_array_equal(out.numpy(), x.numpy().astype(dtype))
+    np.testing.assert_array_equal(out.detach().numpy(), x.detach().numpy().astype(dtype))
     assert x.to(dtype).dtype == dtype and x.type(dtype).dtype == dtype
 
 
 def test_zero_dim_results_are_arrays():
     """Regression: ops on 0-d tensors stored numpy scalars, so in-place methods raised."""
     s = tg.tensor(3.0) * 2
-    assert isinstance(s.numpy(), np.ndarray)
+    assert isinstance(s.detach().numpy(), np.ndarray)
     for t in (s, tg.tensor([1.0, 2.0])[0], tg.tensor([1.0, 2.0]).argmax(0), -tg.tensor(1.0)):
-        assert isinstance(t.numpy(), np.ndarray), type(t.numpy())
+        assert isinstance(t.detach().numpy(), np.ndarray), type(t.detach().numpy())
     s.fill_(5.0)
     assert s.item() == 5.0
 
@@ -164,30 +164,30 @@ def test_zero_dim_results_are_arrays():
 def test_in_place_methods_do_not_build_a_graph():
     x = tg.zeros(2, 3)
     x.fill_(2.0).add_(tg.ones(2, 3), alpha=0.5).mul_(2)
-    np.testing.assert_array_equal(x.numpy(), 5)
+    np.testing.assert_array_equal(x.detach().numpy(), 5)
     x.copy_(np.arange(6).reshape(2, 3))
     x[0, 1] = 10
     x[1] = tg.tensor([7.0, 8.0, 9.0])
-    np.testing.assert_array_equal(x.numpy(), [[0, 10, 2], [7, 8, 9]])
+    np.testing.assert_array_equal(x.detach().numpy(), [[0, 10, 2], [7, 8, 9]])
     x.zero_()
-    assert not x.numpy().any() and x.grad_fn is None
+    assert not x.detach().numpy().any() and x.grad_fn is None
 
 
 def test_clone_is_a_copy_in_the_graph():
     x = tg.tensor([1.0, 2.0], requires_grad=True)
     y = x.clone()
-    assert y.numpy() is not x.numpy()
+    assert y.data is not x.data
     y.data[0] = 9
-    assert x.numpy()[0] == 1
+    assert x.detach().numpy()[0] == 1
     (y * 3).sum().backward()
-    np.testing.assert_array_equal(x.grad.numpy(), [3, 3])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [3, 3])
 
 
 def test_numpy_operands_on_either_side():
     x = tg.tensor([1.0, 2.0])
     for out in (np.ones(2) + x, x + np.ones(2), np.float32(2) * x, x * np.float64(2)):
         assert isinstance(out, Tensor)
-    np.testing.assert_array_equal((np.ones(2) - x).numpy(), [0, -1])
+    np.testing.assert_array_equal((np.ones(2) - x).detach().numpy(), [0, -1])
 
 
 # ---------------------------------------------------------------- comparisons and logic
@@ -209,26 +209,26 @@ def test_comparisons_are_boolean_and_gradient_free(op):
     for other, ref in ((y, b), (2.0, 2.0)):
         out = py_op(x, other)
         assert out.dtype == np.bool_ and not out.requires_grad and out.grad_fn is None
-        np.testing.assert_array_equal(out.numpy(), np_op(a, ref))
-    np.testing.assert_array_equal(getattr(x, method)(y).numpy(), np_op(a, b))
+        np.testing.assert_array_equal(out.detach().numpy(), np_op(a, ref))
+    np.testing.assert_array_equal(getattr(x, method)(y).detach().numpy(), np_op(a, b))
 
 
 def test_logical_ops():
     p = tg.tensor([True, True, False, False])
     q = tg.tensor([True, False, True, False])
-    np.testing.assert_array_equal((p & q).numpy(), [1, 0, 0, 0])
-    np.testing.assert_array_equal((p | q).numpy(), [1, 1, 1, 0])
-    np.testing.assert_array_equal((p ^ q).numpy(), [0, 1, 1, 0])
-    np.testing.assert_array_equal((~p).numpy(), [0, 0, 1, 1])
-    np.testing.assert_array_equal(p.logical_not().numpy(), [0, 0, 1, 1])
-    np.testing.assert_array_equal(p.logical_and(q).numpy(), (p & q).numpy())
-    np.testing.assert_array_equal(p.logical_or(q).numpy(), (p | q).numpy())
-    np.testing.assert_array_equal(p.logical_xor(q).numpy(), (p ^ q).numpy())
+    np.testing.assert_array_equal((p & q).detach().numpy(), [1, 0, 0, 0])
+    np.testing.assert_array_equal((p | q).detach().numpy(), [1, 1, 1, 0])
+    np.testing.assert_array_equal((p ^ q).detach().numpy(), [0, 1, 1, 0])
+    np.testing.assert_array_equal((~p).detach().numpy(), [0, 0, 1, 1])
+    np.testing.assert_array_equal(p.logical_not().detach().numpy(), [0, 0, 1, 1])
+    np.testing.assert_array_equal(p.logical_and(q).detach().numpy(), (p & q).detach().numpy())
+    np.testing.assert_array_equal(p.logical_or(q).detach().numpy(), (p | q).detach().numpy())
+    np.testing.assert_array_equal(p.logical_xor(q).detach().numpy(), (p ^ q).detach().numpy())
     assert (p | q).dtype == np.bool_
     assert bool(p.any()) and not bool(p.all())
     x = tg.tensor([1.0, np.nan, np.inf])
-    np.testing.assert_array_equal(x.isnan().numpy(), [0, 1, 0])
-    np.testing.assert_array_equal(x.isfinite().numpy(), [1, 0, 0])
+    np.testing.assert_array_equal(x.isnan().detach().numpy(), [0, 1, 0])
+    np.testing.assert_array_equal(x.isfinite().detach().numpy(), [1, 0, 0])
     assert tg.tensor([1.0, 2.0]).allclose(np.array([1.0, 2.0 + 1e-9]))
 
 

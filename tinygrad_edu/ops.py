@@ -426,6 +426,71 @@ class GetItem(Function):
         return gx
 
 
+class IndexPut(Function):
+    """`x[index] = value`, written into x's own array (only `__setitem__` and the other
+    in-place ops use it, through inplace.apply): overwritten entries get no gradient, and the
+    value gets the gradient of the entries it was written to."""
+
+    def forward(self, x, value, index=None):
+        try:
+            x[index] = value
+        except (ValueError, IndexError) as e:
+            raise RuntimeError(f"setitem: shape mismatch: value of shape {value.shape} cannot be "
+                               f"broadcast to the indexed part of a tensor of shape {x.shape} "
+                               f"({e})") from None
+        self.index, self.value_shape = index, value.shape
+        return x
+
+    def backward(self, grad):
+        gx = gv = None
+        if self.needs_input_grad[0]:
+            gx = grad.copy()
+            gx[self.index] = 0
+        if self.needs_input_grad[1]:
+            gv = _lead_ones(grad[self.index], self.value_shape)
+        return gx, gv
+
+    def backward_graph(self, grad):
+        keep = np.ones(grad.shape, grad.dtype)
+        keep[self.index] = 0
+        gx = grad * Function._out_type._wrap(keep) if self.needs_input_grad[0] else None
+        gv = _lead_ones(grad[self.index], self.value_shape) if self.needs_input_grad[1] else None
+        return gx, gv
+
+
+def _lead_ones(g, shape: tuple):
+    """g with leading 1-dims added where the value had more dims than what it was written to."""
+    extra = len(shape) - g.ndim
+    return g.reshape((1,) * extra + tuple(g.shape)) if extra > 0 else g
+
+
+class CopyView(Function):
+    """A write through a view, recorded on the view's base (PyTorch's CopySlices): the base's
+    new value is the old one with the view's region replaced by `value`. `view` maps an array to
+    the region's (writable) view of it; `view_fn` does the same on Tensors."""
+
+    def forward(self, base, value, view=None, view_fn=None):
+        view(base)[...] = value
+        self.view, self.view_fn = view, view_fn
+        return base
+
+    def backward(self, grad):
+        gb = gv = None
+        if self.needs_input_grad[0]:
+            gb = grad.copy()
+            self.view(gb)[...] = 0
+        if self.needs_input_grad[1]:
+            gv = self.view(grad)
+        return gb, gv
+
+    def backward_graph(self, grad):
+        keep = np.ones(grad.shape, grad.dtype)
+        self.view(keep)[...] = 0
+        gb = grad * Function._out_type._wrap(keep) if self.needs_input_grad[0] else None
+        gv = self.view_fn(grad) if self.needs_input_grad[1] else None
+        return gb, gv
+
+
 class Pad(Function):
     """Constant padding; `width` is numpy's ((before, after), ...) per axis."""
 

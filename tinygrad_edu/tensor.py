@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import autograd, ops
+from . import autograd, inplace, ops
 from .autograd import Function
 from .random import get_rng
 
@@ -52,14 +52,16 @@ class Tensor:
         (x * x).sum().backward();  x.grad  # tensor([2., 4.])
     """
 
-    __slots__ = ("__weakref__", "_ctx", "_retain", "data", "grad", "requires_grad")
+    __slots__ = ("__weakref__", "_ctx", "_hooks", "_retain", "_vc", "_view", "data", "grad",
+                 "requires_grad")
     __array_priority__ = 1000  # numpy defers `ndarray op Tensor` to Tensor's reflected ops
 
     def __init__(self, data, dtype=None, requires_grad: bool = False):
         self.data = _as_array(data.data if isinstance(data, Tensor) else data, dtype)
         self.grad: Tensor | None = None
-        self._ctx = None
+        self._ctx = self._view = self._hooks = None
         self._retain = False
+        self._vc = autograd.Version()
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -71,6 +73,16 @@ class Tensor:
         if type(arr) is not np.ndarray:  # numpy returns scalars for 0-d results; keep arrays
             arr = np.asarray(arr)
         t.data, t.grad, t._ctx, t._retain, t.requires_grad = arr, None, None, False, False
+        t._view = t._hooks = None
+        t._vc = autograd.Version()
+        return t
+
+    @classmethod
+    def _from_node(cls, arr: np.ndarray, node: Function) -> Tensor:
+        """A tensor standing for the output of graph node `node` (double backward's view of a
+        saved value): gradients that reach it flow into the node."""
+        t = Tensor._wrap(arr)
+        t._ctx, t.requires_grad = node, True
         return t
 
     # ------------------------------------------------------------ properties
@@ -91,12 +103,31 @@ class Tensor:
         return self.permute(*reversed(range(self.ndim)))
 
     @property
+    def mT(self) -> Tensor:
+        return self.transpose(-2, -1)
+
+    @property
     def is_leaf(self) -> bool:
+        self._sync_view()
         return self._ctx is None
 
     @property
     def grad_fn(self):
+        self._sync_view()
         return self._ctx
+
+    @property
+    def _version(self) -> int:
+        """How many in-place ops changed this tensor's memory (shared with its views)."""
+        return self._vc.value
+
+    @property
+    def _base(self) -> Tensor | None:
+        """The tensor this one is a view of, as `torch.Tensor._base`."""
+        return None if self._view is None else self._view[0]
+
+    def _is_view(self) -> bool:
+        return self._view is not None
 
     def size(self, dim: int | None = None):
         return self.shape if dim is None else self.shape[dim]
@@ -147,11 +178,21 @@ class Tensor:
             raise RuntimeError(f"requires_grad: only floating point tensors can require "
                                f"gradients, got a tensor of dtype {self.data.dtype}; convert it "
                                f"first with .float()")
+        if not requires_grad and self._ctx is not None:
+            raise RuntimeError("requires_grad_(False): you can only change requires_grad flags "
+                               "of leaf variables; use .detach() for a tensor without a graph")
         self.requires_grad = requires_grad
         return self
 
-    def backward(self, gradient=None, retain_graph: bool = False) -> None:
-        """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad."""
+    def backward(self, gradient=None, retain_graph: bool | None = None,
+                 create_graph: bool = False, inputs=None) -> None:
+        """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad.
+
+        create_graph=True records the backward pass itself, so `.grad` can be differentiated
+        again (Hessian-vector products, gradient penalties); `inputs` limits the accumulation
+        to those tensors, as in torch.
+        """
+        self._sync_view()
         if not self.requires_grad:
             raise RuntimeError("backward: this tensor does not require grad and has no grad_fn "
                                "(was it computed under no_grad(), or from tensors without "
@@ -168,22 +209,70 @@ class Tensor:
             if grad.shape != self.shape:
                 raise RuntimeError(f"backward: gradient has shape {grad.shape}, "
                                    f"expected the output's shape {self.shape}")
-        autograd.backward(self, grad, retain_graph)
+        retain = create_graph if retain_graph is None else retain_graph
+        seed = grad
+        if create_graph:
+            seed = gradient if isinstance(gradient, Tensor) else Tensor._wrap(grad)
+        if inputs is None:
+            autograd.run_backward([self], [seed], retain, create_graph)
+            return
+        inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+        found = autograd.grad(self, inputs, seed, retain, create_graph, allow_unused=True)
+        for t, g in zip(inputs, found):
+            if g is not None:
+                t.grad = g if t.grad is None else t.grad + g
 
     def retain_grad(self) -> None:
         """Keep `.grad` on this non-leaf tensor after backward (e.g. for Grad-CAM)."""
+        self._sync_view()
         self._retain = True
         if self._ctx is not None:  # the graph holds nodes: the node hands the gradient over
             self._ctx.retained = self
 
+    @property
+    def retains_grad(self) -> bool:
+        return self._ctx is not None and self._retain
+
+    def register_hook(self, hook) -> autograd.RemovableHandle:
+        """`hook(grad) -> Tensor | None` runs when this tensor's gradient is computed, before it
+        is accumulated or passed on; a returned tensor replaces the gradient. Returns a handle
+        whose `remove()` unregisters it (like `torch.Tensor.register_hook`)."""
+        self._sync_view()
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: cannot register a hook on a tensor that doesn't "
+                               "require gradient")
+        if self._ctx is None:
+            self._hooks, handle = autograd.add_hook(self._hooks, hook)
+        else:
+            self._ctx.hooks, handle = autograd.add_hook(self._ctx.hooks, hook)
+        return handle
+
     def detach(self) -> Tensor:
-        return Tensor._wrap(self.data)
+        """The same memory without a graph; it shares the version counter, so an in-place write
+        to either is seen by backward's checks (as in torch)."""
+        t = Tensor._wrap(self.data)
+        t._vc = self._vc
+        return t
+
+    def detach_(self) -> Tensor:
+        if self._view is not None:
+            raise RuntimeError("detach_: can't detach views in-place; use detach() instead")
+        self._ctx, self.requires_grad = None, False
+        return self
 
     def clone(self) -> Tensor:
         return ops_reshape(self, self.shape, copy=True)
 
+    def _sync_view(self) -> None:
+        inplace.sync_view(self)
+
     # ------------------------------------------------------------ conversion
-    def numpy(self) -> np.ndarray:
+    def numpy(self, force: bool = False) -> np.ndarray:
+        """The array itself (shared memory, like torch); refused while the tensor requires grad,
+        so that a write to it cannot bypass autograd: use `.detach().numpy()`."""
+        if self.requires_grad and not force:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
+                               "tensor.detach().numpy() instead.")
         return self.data
 
     def item(self):
@@ -221,37 +310,161 @@ class Tensor:
     def bool(self) -> Tensor:
         return self.to(np.bool_)
 
-    # ------------------------------------------------------------ in-place (no graph)
-    def zero_(self) -> Tensor:
-        self.data[...] = 0
-        return self
+    # ------------------------------------------------------------ in-place ops (recorded)
+    def _inplace(self, op: str, compute) -> Tensor:
+        return inplace.apply(self, op, compute)
 
-    def fill_(self, value) -> Tensor:
-        self.data[...] = value
-        return self
-
-    def copy_(self, src) -> Tensor:
-        self.data[...] = src.data if isinstance(src, Tensor) else src
-        return self
-
-    def uniform_(self, a: float = 0.0, b: float = 1.0) -> Tensor:
-        self.data[...] = get_rng().uniform(a, b, self.shape)
-        return self
-
-    def normal_(self, mean: float = 0.0, std: float = 1.0) -> Tensor:
-        self.data[...] = get_rng().normal(mean, std, self.shape)
-        return self
-
-    def add_(self, other, alpha: float = 1.0) -> Tensor:
-        self.data += alpha * (other.data if isinstance(other, Tensor) else other)
-        return self
-
-    def mul_(self, other) -> Tensor:
-        self.data *= other.data if isinstance(other, Tensor) else other
-        return self
+    def _setitem(self, index, value, op: str) -> Tensor:
+        """`self[index] = value` through autograd (value broadcast and cast to self's dtype)."""
+        index = _index(index)
+        if isinstance(value, Tensor):
+            v = value.to(self.data.dtype)
+        else:
+            try:
+                v = Tensor._wrap(np.asarray(value, dtype=self.data.dtype))
+            except (TypeError, ValueError):
+                raise TypeError(f"{op}: can't assign a {type(value).__name__} to a tensor of "
+                                f"dtype {self.data.dtype}") from None
+        return self._inplace(op, lambda s: ops.IndexPut.apply(s, v, index=index))
 
     def __setitem__(self, index, value) -> None:
-        self.data[_index(index)] = value.data if isinstance(value, Tensor) else value
+        self._setitem(index, value, "__setitem__")
+
+    def zero_(self) -> Tensor:
+        return self._setitem(Ellipsis, 0, "zero_")
+
+    def fill_(self, value) -> Tensor:
+        if isinstance(value, Tensor) and value.ndim:
+            raise RuntimeError(f"fill_: only supports 0-dimension value tensor but got tensor "
+                               f"with {value.ndim} dimensions")
+        return self._setitem(Ellipsis, value, "fill_")
+
+    def copy_(self, src) -> Tensor:
+        """Copy src's values (broadcast, cast) into self; the gradient flows to src."""
+        src = src if isinstance(src, Tensor) else Tensor(src)
+        try:
+            np.broadcast_shapes(src.shape, self.shape)
+        except ValueError:
+            raise RuntimeError(f"copy_: the size of src {list(src.shape)} must be broadcastable "
+                               f"to {list(self.shape)}") from None
+        return self._setitem(Ellipsis, src, "copy_")
+
+    def masked_fill_(self, mask, value) -> Tensor:
+        """Write `value` where `mask` (a bool tensor broadcast to self's shape) is True."""
+        m = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
+        if m.dtype != np.bool_:
+            raise RuntimeError(f"masked_fill_: expected a bool mask, got dtype {m.dtype}")
+        if isinstance(value, Tensor) and value.ndim:
+            raise RuntimeError(f"masked_fill_: only supports a 0-dimensional value tensor, but "
+                               f"got one with {value.ndim} dimension(s)")
+        try:
+            m = np.broadcast_to(m, self.shape)
+        except ValueError:
+            raise RuntimeError(f"masked_fill_: the mask of shape {list(m.shape)} must be "
+                               f"broadcastable to {list(self.shape)}") from None
+        return self._setitem(m, value, "masked_fill_")
+
+    def masked_fill(self, mask, value) -> Tensor:
+        return self.clone().masked_fill_(mask, value)
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0) -> Tensor:
+        return self._setitem(Ellipsis, get_rng().uniform(a, b, self.shape), "uniform_")
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0) -> Tensor:
+        return self._setitem(Ellipsis, get_rng().normal(mean, std, self.shape), "normal_")
+
+    def add_(self, other, alpha: float = 1.0) -> Tensor:
+        other = other if alpha == 1 else other * alpha
+        return self._inplace("add_", lambda s: s + other)
+
+    def sub_(self, other, alpha: float = 1.0) -> Tensor:
+        other = other if alpha == 1 else other * alpha
+        return self._inplace("sub_", lambda s: s - other)
+
+    def mul_(self, other) -> Tensor:
+        return self._inplace("mul_", lambda s: s * other)
+
+    def div_(self, other) -> Tensor:
+        return self._inplace("div_", lambda s: s / other)
+
+    def pow_(self, exponent) -> Tensor:
+        return self._inplace("pow_", lambda s: s ** exponent)
+
+    def addcmul_(self, tensor1, tensor2, value: float = 1.0) -> Tensor:
+        step = tensor1 * tensor2 * value
+        return self._inplace("addcmul_", lambda s: s + step)
+
+    def addcdiv_(self, tensor1, tensor2, value: float = 1.0) -> Tensor:
+        step = tensor1 / tensor2 * value
+        return self._inplace("addcdiv_", lambda s: s + step)
+
+    def lerp_(self, end, weight) -> Tensor:
+        return self._inplace("lerp_", lambda s: s + (end - s) * weight)
+
+    def clamp_(self, min=None, max=None) -> Tensor:
+        return self._inplace("clamp_", lambda s: s.clamp(min, max))
+
+    clip_ = clamp_
+
+    def clamp_min_(self, min) -> Tensor:
+        return self._inplace("clamp_min_", lambda s: s.clamp(min, None))
+
+    def clamp_max_(self, max) -> Tensor:
+        return self._inplace("clamp_max_", lambda s: s.clamp(None, max))
+
+    def neg_(self) -> Tensor:
+        return self._inplace("neg_", lambda s: -s)
+
+    def exp_(self) -> Tensor:
+        return self._inplace("exp_", lambda s: s.exp())
+
+    def log_(self) -> Tensor:
+        return self._inplace("log_", lambda s: s.log())
+
+    def sqrt_(self) -> Tensor:
+        return self._inplace("sqrt_", lambda s: s.sqrt())
+
+    def rsqrt_(self) -> Tensor:
+        return self._inplace("rsqrt_", lambda s: s.rsqrt())
+
+    def abs_(self) -> Tensor:
+        return self._inplace("abs_", lambda s: s.abs())
+
+    def square_(self) -> Tensor:
+        return self._inplace("square_", lambda s: s.square())
+
+    def reciprocal_(self) -> Tensor:
+        return self._inplace("reciprocal_", lambda s: s.reciprocal())
+
+    def sign_(self) -> Tensor:
+        return self._inplace("sign_", lambda s: s.sign())
+
+    def relu_(self) -> Tensor:
+        return self._inplace("relu_", lambda s: s.relu())
+
+    def leaky_relu_(self, negative_slope: float = 0.01) -> Tensor:
+        return self._inplace("leaky_relu_", lambda s: s.leaky_relu(negative_slope))
+
+    def sigmoid_(self) -> Tensor:
+        return self._inplace("sigmoid_", lambda s: s.sigmoid())
+
+    def tanh_(self) -> Tensor:
+        return self._inplace("tanh_", lambda s: s.tanh())
+
+    def __iadd__(self, other):
+        return self.add_(other)
+
+    def __isub__(self, other):
+        return self.sub_(other)
+
+    def __imul__(self, other):
+        return self.mul_(other)
+
+    def __itruediv__(self, other):
+        return self.div_(other)
+
+    def __ipow__(self, other):
+        return self.pow_(other)
 
     # ------------------------------------------------------------ arithmetic
     def __add__(self, other):
@@ -533,12 +746,27 @@ class Tensor:
         if -1 not in shape and math.prod(shape) != self.data.size:
             raise RuntimeError(f"reshape: shape {tuple(shape)} is invalid for a tensor of "
                                f"{self.data.size} elements (shape {self.shape})")
-        return ops.Reshape.apply(self, shape=shape)
+        out = ops.Reshape.apply(self, shape=shape)
+        if inplace.same_memory(out.data, self.data):  # numpy copies only when it must, as torch
+            inplace.as_view(out, self, lambda t, s=out.shape: t.reshape(s))
+        return out
 
-    view = reshape
+    def view(self, *shape):
+        """The same memory with another shape; refused (as in torch) when the strides do not
+        allow it without a copy, e.g. `x.T.view(-1)`: use reshape there."""
+        shape = _shape_arg(shape)
+        try:
+            np.reshape(self.data, shape, copy=False)
+        except ValueError:
+            if _reshapes(self.data, shape):  # the size fits: only the strides refuse
+                raise RuntimeError(f"view: view size is not compatible with input tensor's size "
+                                   f"and stride (at least one dimension spans across two "
+                                   f"contiguous subspaces): shape {self.shape} to "
+                                   f"{tuple(shape)}. Use .reshape(...) instead.") from None
+        return self.reshape(shape)
 
     def view_as(self, other: Tensor):
-        return self.reshape(other.shape)
+        return self.view(other.shape)
 
     def reshape_as(self, other: Tensor):
         return self.reshape(other.shape)
@@ -559,7 +787,8 @@ class Tensor:
         if sorted(order) != list(range(self.ndim)):
             raise RuntimeError(f"permute: {order} is not a permutation of the {self.ndim} dims "
                                f"of a tensor of shape {self.shape}")
-        return ops.Permute.apply(self, order=order)
+        out = ops.Permute.apply(self, order=order)
+        return inplace.as_view(out, self, lambda t: t.permute(order))
 
     def transpose(self, dim0: int = 0, dim1: int = 1):
         order = list(range(self.ndim))
@@ -591,7 +820,8 @@ class Tensor:
         if not ok:
             raise RuntimeError(f"expand: cannot expand shape {self.shape} to {shape}; only "
                                f"dims of size 1 can grow")
-        return ops.Expand.apply(self, shape=shape)
+        out = ops.Expand.apply(self, shape=shape)
+        return inplace.as_view(out, self, lambda t: t.expand(shape))
 
     def expand_as(self, other: Tensor):
         return self.expand(other.shape)
@@ -604,9 +834,29 @@ class Tensor:
         return x.reshape(inter).expand(big).reshape(tuple(r * n for r, n in zip(sizes, x.shape)))
 
     def __getitem__(self, index):
+        """Basic indexing (ints, slices, None, ...) returns a view, advanced indexing (int or
+        bool arrays) a copy, as in torch."""
         index = _index(index)
         advanced = _is_advanced(index)
-        return ops.GetItem.apply(self, index=index, advanced=advanced)
+        out = ops.GetItem.apply(self, index=index, advanced=advanced)
+        if advanced:
+            return out
+        return inplace.as_view(out, self, lambda t: t[index])
+
+    def narrow(self, dim: int, start: int, length: int):
+        """A view of `length` entries of `dim` from `start`, like `torch.narrow`."""
+        dim = dim % self.ndim
+        start = start % self.shape[dim] if start < 0 else start
+        if start + length > self.shape[dim] or length < 0:
+            raise RuntimeError(f"narrow: start ({start}) + length ({length}) exceeds dimension "
+                               f"size ({self.shape[dim]})")
+        return self[(slice(None),) * dim + (slice(start, start + length),)]
+
+    def select(self, dim: int, index: int):
+        return self[(slice(None),) * (dim % self.ndim) + (index,)]
+
+    def unbind(self, dim: int = 0):
+        return tuple(self.select(dim, i) for i in range(self.shape[dim]))
 
     def gather(self, dim: int, index: Tensor):
         """out[i][j] = self[i][index[i][j]] along `dim`, like `torch.gather`."""
@@ -710,6 +960,14 @@ def _index(index):
     if isinstance(index, list):
         return np.asarray(index)
     return index
+
+
+def _reshapes(arr: np.ndarray, shape) -> bool:
+    try:
+        np.reshape(arr, shape)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_advanced(index) -> bool:
