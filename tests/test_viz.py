@@ -321,7 +321,7 @@ def test_cli_shows_torch_runs_and_pt_files_through_the_twin(tmp_path, checkpoint
     assert visualize.load_model(str(pt), "cnn2_gap").label == "cnn2_gap torch"
     with pytest.raises(visualize.UsageError, match="does not fit model 'cnn2'"):
         visualize.load_model(str(pt), "cnn2")
-    x = visualize.image_file(digit_png, (1, 28, 28)).x
+    x = visualize.image_file(digit_png, scratch).x
     np.testing.assert_allclose(viz.grad_cam(scratch.model, x), viz.grad_cam(twin.model, x),
                                rtol=1e-4, atol=1e-8)
     figures = run_cli(digit_png, "--compare", checkpoint, run_dir, "--method", "cam",
@@ -349,7 +349,7 @@ def test_colour_maps_are_matplotlibs_and_refuse_nan():
     x = np.array([0.0, 0.3, 1.0, 2.0])
     expected = colormaps["jet"](np.clip(x, 0, 1), bytes=True)[:, :3]
     np.testing.assert_array_equal(viz.jet(x), expected)
-    assert viz.colormap(0.0, "Blues").sum() > viz.colormap(1.0, "Blues").sum()  # light to dark
+    assert viz.blues(0.0).sum() > viz.blues(1.0).sum()  # light to dark
     with pytest.raises(ValueError, match="NaN or inf"):
         viz.jet([0.2, np.nan])
 

@@ -44,7 +44,7 @@ from .figures import (
 )
 from .filters import conv_weights, filter_grid, visualize_filters, weight_grid
 from .graph import graph
-from .images import colormap, heatmap_image, jet, make_grid, overlay, save_png, to_rgb, to_uint8
+from .images import blues, colormap, heatmap_image, jet, make_grid, overlay, save_png, to_rgb, to_uint8
 from .live import LiveCurves
 from .pictures import (
     activation_grid,
@@ -63,6 +63,7 @@ __all__ = [
     "Trace",
     "VizError",
     "activation_grid",
+    "blues",
     "cam",
     "colormap",
     "conv_layer_names",

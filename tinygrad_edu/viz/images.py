@@ -79,6 +79,11 @@ def jet(x) -> np.ndarray:
     return colormap(x, "jet")
 
 
+def blues(x) -> np.ndarray:
+    """matplotlib's 'Blues' (white -> dark blue), for confusion matrices: (...) -> (..., 3)."""
+    return colormap(x, "Blues")
+
+
 def overlay(image, heat, alpha: float = 0.5) -> np.ndarray:
     """Blend ``jet(heat)`` over an image, e.g. a CAM over its input: returns (H, W, 3) uint8.
 
