@@ -44,7 +44,17 @@ from .figures import (
 )
 from .filters import conv_weights, filter_grid, visualize_filters, weight_grid
 from .graph import graph
-from .images import blues, colormap, heatmap_image, jet, make_grid, overlay, save_png, to_rgb, to_uint8
+from .images import (
+    blues,
+    colormap,
+    heatmap_image,
+    jet,
+    make_grid,
+    overlay,
+    save_png,
+    to_rgb,
+    to_uint8,
+)
 from .live import LiveCurves
 from .pictures import (
     activation_grid,
