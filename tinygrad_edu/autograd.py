@@ -274,7 +274,6 @@ class Function:
     def backward_graph(self, grad):
         """Double backward is not written for this op: the gradient it returns is correct, but
         differentiating it again raises (see `NotTwiceDifferentiable`)."""
-        return None
 
     # -------------------------------------------- hooks on the node, like torch's Node
     def register_prehook(self, fn) -> RemovableHandle:
@@ -377,14 +376,25 @@ def toposort(roots) -> list:
 _FREED = "graph freed"
 
 
-def backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
-    """Reverse-mode pass from `root`: accumulate d(root)/d(leaf) into every leaf's `.grad`.
-
-    Gradients of intermediate tensors live in a dict for the pass only (unless `retain_grad()`).
-    Without `retain_graph`, each node's saved arrays and parents are released after use, as
-    PyTorch does, so a kept output (say, a loss in a list) does not keep the activations alive.
-    """
-    run_backward([root], [grad], retain_graph, create_graph=False)
+def backward(tensors, grad_tensors=None, retain_graph: bool | None = None,
+             create_graph: bool = False, inputs=None) -> None:
+    """Accumulate the gradients of several outputs into the leaves' `.grad` in one pass, like
+    `torch.autograd.backward` (`t.backward()` is the one-output case)."""
+    T = Function._out_type
+    tensors = [tensors] if isinstance(tensors, T) else list(tensors)
+    if grad_tensors is None or isinstance(grad_tensors, (T, np.ndarray)):
+        grad_tensors = [grad_tensors] * len(tensors)
+    seeds = [_seed(t, g, create_graph) for t, g in zip(tensors, grad_tensors)]
+    retain = create_graph if retain_graph is None else retain_graph
+    if inputs is None:
+        run_backward(tensors, seeds, retain, create_graph)
+        return
+    inputs = [inputs] if isinstance(inputs, T) else list(inputs)
+    found = grad(tensors, inputs, [s if isinstance(s, T) else T._wrap(s) for s in seeds], retain,
+                 create_graph, allow_unused=True)
+    for t, g in zip(inputs, found):
+        if g is not None:
+            t.grad = g if t.grad is None else t.grad + g
 
 
 def run_backward(roots: list, grads: list, retain_graph: bool, create_graph: bool,
@@ -432,9 +442,8 @@ def _node_step(ctx, g, retain_graph, create_graph, capture, leaf_grads, node_gra
     name = type(ctx).__name__
     if ctx.hooks:  # tensor hooks of the node's output (Tensor.register_hook on a non-leaf)
         g = _run_tensor_hooks(ctx.hooks, g, create_graph)
-    if ctx.retained is not None:  # its tensor called retain_grad()
-        if capture is None:
-            _accumulate_retained(ctx.retained, g, create_graph)
+    if ctx.retained is not None and capture is None:  # its tensor called retain_grad()
+        _accumulate_retained(ctx.retained, g, create_graph)
     if capture is not None and id(ctx) in capture:
         capture[id(ctx)].append(g)
     if getattr(ctx, "saved", None) is _FREED:

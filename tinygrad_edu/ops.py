@@ -35,7 +35,10 @@ class Sub(Function):
 
 class Mul(Function):
     def forward(self, x, y):
-        self.save_for_backward(x, y)
+        # each input only where the other's gradient needs it, as torch: `y * 2` saves no y,
+        # so writing to y in place afterwards stays allowed
+        need_x, need_y = self.needs_input_grad
+        self.save_for_backward(x if need_y else None, y if need_x else None)
         return x * y
 
     def backward(self, grad):
@@ -47,7 +50,7 @@ class Mul(Function):
 
 class Div(Function):
     def forward(self, x, y):
-        self.save_for_backward(x, y)
+        self.save_for_backward(x if self.needs_input_grad[1] else None, y)
         return x / y
 
     def backward(self, grad):
@@ -60,7 +63,7 @@ class Div(Function):
 class Pow(Function):
     def forward(self, x, y):
         out = x ** y
-        self.save_for_backward(x, y, out)
+        self.save_for_backward(x, y, out if self.needs_input_grad[1] else None)
         return out
 
     def backward(self, grad):
@@ -276,22 +279,25 @@ class MatMul(Function):
     """`x @ y` with numpy's rules: batched, broadcasting, and the 1-D cases."""
 
     def forward(self, x, y):
-        self.save_for_backward(x, y)
+        need_x, need_y = self.needs_input_grad
+        self.save_for_backward(x if need_y else None, y if need_x else None)
+        self.ndims = (x.ndim, y.ndim)
         return x @ y
 
     def backward(self, grad):
         x, y = self.saved
-        x2 = x[None, :] if x.ndim == 1 else x  # (..., M, K)
-        y2 = y[:, None] if y.ndim == 1 else y  # (..., K, P)
-        g = grad[..., None] if y.ndim == 1 else grad  # y's P first: 1-D @ 1-D gives a 0-d grad
-        g = g[..., None, :] if x.ndim == 1 else g  # (..., M, P)
+        x_ndim, y_ndim = self.ndims
+        g = grad[..., None] if y_ndim == 1 else grad  # y's P first: 1-D @ 1-D gives a 0-d grad
+        g = g[..., None, :] if x_ndim == 1 else g  # (..., M, P)
         gx = gy = None
         if self.needs_input_grad[0]:
+            y2 = y[:, None] if y_ndim == 1 else y  # (..., K, P)
             gx = g @ np.swapaxes(y2, -1, -2)  # (..., M, K)
-            gx = gx[..., 0, :] if x.ndim == 1 else gx
+            gx = gx[..., 0, :] if x_ndim == 1 else gx
         if self.needs_input_grad[1]:
+            x2 = x[None, :] if x_ndim == 1 else x  # (..., M, K)
             gy = np.swapaxes(x2, -1, -2) @ g  # (..., K, P)
-            gy = gy[..., 0] if y.ndim == 1 else gy
+            gy = gy[..., 0] if y_ndim == 1 else gy
         return gx, gy
 
 
@@ -305,14 +311,17 @@ class Linear(Function):
         y = x2 @ w.T  # (M, out)
         if b is not None:
             y += b
-        self.save_for_backward(x2, w, x.shape)
+        need_x, need_w = self.needs_input_grad[:2]
+        self.save_for_backward(x if need_w else None, w if need_x else None)  # as torch's addmm
+        self.shapes = (x.shape, w.shape)
         return y.reshape(x.shape[:-1] + w.shape[:1])
 
     def backward(self, grad):
-        x2, w, shape = self.saved
-        g = grad.reshape(-1, w.shape[0])  # (M, out)
-        gx = (g @ w).reshape(shape) if self.needs_input_grad[0] else None  # (M, in)
-        gw = g.T @ x2 if self.needs_input_grad[1] else None  # (out, in)
+        x, w = self.saved
+        x_shape, w_shape = self.shapes
+        g = grad.reshape(-1, w_shape[0])  # (M, out)
+        gx = (g @ w).reshape(x_shape) if self.needs_input_grad[0] else None  # (M, in)
+        gw = g.T @ x.reshape(-1, x_shape[-1]) if self.needs_input_grad[1] else None  # (out, in)
         if len(self.needs_input_grad) == 2:
             return gx, gw
         return gx, gw, g.sum(axis=0) if self.needs_input_grad[2] else None

@@ -32,9 +32,32 @@ def _as_array(data, dtype) -> np.ndarray:
     if dtype is not None:
         return np.asarray(data, dtype=np.dtype(dtype))
     arr = np.asarray(data)
+    if arr.dtype.kind not in "biuf":
+        _refuse_dtype(arr)
     if arr.dtype.kind == "f" and arr.dtype != _default_dtype:
         arr = arr.astype(_default_dtype)
     return arr
+
+
+def check_float_input(layer: str, x: Tensor, weight: Tensor) -> None:
+    """A layer with floating weights refuses an integer or bool input, naming itself and both
+    dtypes (torch refuses too; numpy would silently compute in the input's dtype)."""
+    if x.data.dtype.kind != "f" and weight.data.dtype.kind == "f":
+        raise TypeError(f"{layer}: input of dtype {x.data.dtype} but weights of dtype "
+                        f"{weight.data.dtype}; convert the input first, e.g. x.float()")
+
+
+def _refuse_dtype(arr: np.ndarray) -> None:
+    """torch's refusals of data that is not numbers: strings, None and other objects."""
+    kind = arr.dtype.kind
+    if kind in "USa":
+        raise TypeError("tensor: invalid data type 'str': a tensor holds numbers or bools only")
+    if kind == "c":
+        raise TypeError("tensor: complex numbers are not supported by tinygrad_edu")
+    items = arr.reshape(-1).tolist() if kind == "O" else []
+    bad = next((v for v in items if not isinstance(v, (bool, int, float, np.generic))), None)
+    raise RuntimeError(f"tensor: could not infer dtype of {type(bad).__name__} (a tensor holds "
+                       f"numbers or bools only)")
 
 
 def _axes(dim, ndim: int):
@@ -209,18 +232,8 @@ class Tensor:
             if grad.shape != self.shape:
                 raise RuntimeError(f"backward: gradient has shape {grad.shape}, "
                                    f"expected the output's shape {self.shape}")
-        retain = create_graph if retain_graph is None else retain_graph
-        seed = grad
-        if create_graph:
-            seed = gradient if isinstance(gradient, Tensor) else Tensor._wrap(grad)
-        if inputs is None:
-            autograd.run_backward([self], [seed], retain, create_graph)
-            return
-        inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
-        found = autograd.grad(self, inputs, seed, retain, create_graph, allow_unused=True)
-        for t, g in zip(inputs, found):
-            if g is not None:
-                t.grad = g if t.grad is None else t.grad + g
+        seed = gradient if create_graph and isinstance(gradient, Tensor) else grad
+        autograd.backward(self, seed, retain_graph, create_graph, inputs)
 
     def retain_grad(self) -> None:
         """Keep `.grad` on this non-leaf tensor after backward (e.g. for Grad-CAM)."""
@@ -530,6 +543,10 @@ class Tensor:
         a, b = self.shape, other.shape
         if not a or not b:
             raise RuntimeError(f"matmul: both arguments need at least 1 dimension, got {a} and {b}")
+        if (self.data.dtype.kind == "f") != (other.data.dtype.kind == "f"):
+            raise TypeError(f"matmul: expected both operands to have the same dtype, got "
+                            f"{self.data.dtype} and {other.data.dtype}; convert one with "
+                            f".float() or .to(...)")
         k_a, k_b = a[-1], (b[0] if len(b) == 1 else b[-2])
         if k_a != k_b:
             raise RuntimeError(f"matmul: shapes {a} and {b} cannot be multiplied "
@@ -545,6 +562,8 @@ class Tensor:
 
     # ------------------------------------------------------------ comparisons (no gradient)
     def _compare(self, other, fn) -> Tensor:
+        if not isinstance(other, (Tensor, np.ndarray, np.generic, int, float, bool, list, tuple)):
+            return NotImplemented  # let the other side answer (pytest.approx, ...)
         return Tensor._wrap(np.asarray(fn(self.data, other.data if isinstance(other, Tensor)
                                           else other)))
 
