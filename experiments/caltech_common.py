@@ -3,7 +3,6 @@ framework (the runner's backends and lr schedules), per-epoch curves, metrics.js
 and report.html. `caltech_lenet5` and `caltech_resnet18` are thin over it."""
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -19,16 +18,18 @@ from tinygrad_edu.data import transforms as T
 from tinygrad_edu.nn import functional as F
 
 from . import report
-from .common import Config, UsageError
+from .common import Config
+from .errors import UsageError
+from .run_record import Preprocessing, RunRecord
 from .runner import (
-    _ScratchRun,
-    _softmax,
-    _TorchRun,
+    backend_for,
     check_model_and_framework,
     curves,
+    hparams,
     logged_run,
-    run_dir_for,
+    save_checkpoint,
     scheduler_factory,
+    softmax,
     subset,
 )
 
@@ -113,15 +114,24 @@ def run(cfg: CaltechConfig) -> dict:
     val_loader = DataLoader(val_set, 256)
     n = len(train_set.classes)
     model = models.get_model(cfg.model, **model_kwargs(cfg, n))
-    backend_cls = _TorchRun if cfg.framework == "torch" else _ScratchRun
-    backend = backend_cls(cfg, model, one_hot_cross_entropy(n, cfg.framework),
+    backend = backend_for(cfg, model, one_hot_cross_entropy(n, cfg.framework),
                           scheduler_factory(cfg))
-    name = cfg.name or f"caltech_{cfg.model}-{cfg.framework}"
-    return logged_run(cfg, run_dir_for(dataclasses.replace(cfg, name=name)), lambda logger:
-                      _train_and_report(cfg, backend, train_loader, val_loader, train_set, logger))
+    record = RunRecord(experiment=experiment_name(cfg), model_name=cfg.model,
+                       model_config=model.config, framework=cfg.framework, dataset="caltech101",
+                       preprocessing=Preprocessing(mean=MEAN, std=STD, size=cfg.image_size,
+                                                   channels=3, dark_background=False),
+                       class_names=list(train_set.classes), config=cfg.to_dict())
+    return logged_run(cfg, record, f"caltech_{cfg.model}-{cfg.framework}", lambda logger:
+                      _train_and_report(cfg, backend, record, train_loader, val_loader,
+                                        train_set, logger))
 
 
-def _train_and_report(cfg, backend, train_loader, val_loader, train_set, logger) -> dict:
+def experiment_name(cfg: CaltechConfig) -> str:
+    """The module that trains cfg.model: caltech_lenet5 or caltech_resnet18."""
+    return "caltech_resnet18" if cfg.model == "resnet18" else "caltech_lenet5"
+
+
+def _train_and_report(cfg, backend, record, train_loader, val_loader, train_set, logger) -> dict:
     t0 = time.perf_counter()
     history = backend.fit(train_loader, val_loader, logger)
     wall = time.perf_counter() - t0
@@ -140,12 +150,8 @@ def _train_and_report(cfg, backend, train_loader, val_loader, train_set, logger)
         "ms_per_iter": float(np.median(history["ms_per_iter"])), "history": history,
         "val_accuracy_per_class": dict(zip(train_set.classes, map(float, per_class))),
     }
-    logger.hparams({k: v for k, v in cfg.to_dict().items() if v is not None},
-                   {"hparam/val_accuracy": acc, "hparam/val_loss": loss})
-    state = backend.state_dict() | {"classes": list(train_set.classes),
-                                    "model_kwargs": model_kwargs(cfg, n),
-                                    "mean": list(MEAN), "std": list(STD)}
-    tg.save(state, os.path.join(logger.logdir, "checkpoint.npz"))
+    logger.hparams(hparams(cfg), {"hparam/val_accuracy": acc, "hparam/val_loss": loss})
+    save_checkpoint(backend.state_dict(), record, logger.logdir)
     logger.summary.update(summary)
     logger.summary["status"] = "finished"
     logger.flush()
@@ -159,7 +165,7 @@ def _train_and_report(cfg, backend, train_loader, val_loader, train_set, logger)
 
 def metrics_top5(logits: np.ndarray, targets: np.ndarray) -> float:
     """The fraction of images whose class is among the 5 highest scores."""
-    top = np.argsort(-_softmax(logits), axis=1)[:, :5]
+    top = np.argsort(-softmax(logits), axis=1)[:, :5]
     return float(np.mean((top == targets[:, None]).any(1)))
 
 

@@ -15,7 +15,8 @@ import sys
 from dataclasses import dataclass
 
 from .caltech_common import CaltechConfig, run
-from .common import exit_on_usage_error, parse_config
+from .common import parse_config
+from .errors import exit_on_usage_error
 
 
 @dataclass
@@ -38,8 +39,8 @@ def main(argv=None) -> dict:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--improved", action=argparse.BooleanOptionalAction, default=False)
     defaults = IMPROVED if pre.parse_known_args(argv)[0].improved else SPECIFIED
-    cfg = parse_config(defaults, argv, description=__doc__.splitlines()[0])
-    return exit_on_usage_error(lambda: run(cfg))
+    return exit_on_usage_error(lambda: run(parse_config(
+        defaults, argv, description=__doc__.splitlines()[0])), argv)
 
 
 if __name__ == "__main__":

@@ -9,15 +9,16 @@ first. The run directory (runs/caltech_resnet18-<framework>-<time>/) holds Tenso
 metrics.json, checkpoint.npz and report.html.
 """
 from .caltech_common import CaltechConfig, run
-from .common import exit_on_usage_error, parse_config
+from .common import parse_config
+from .errors import exit_on_usage_error
 
 DEFAULTS = CaltechConfig(model="resnet18", epochs=4, optimizer="sgd", lr=0.05, weight_decay=5e-4,
                          augment=True, schedule="cosine")
 
 
 def main(argv=None) -> dict:
-    cfg = parse_config(DEFAULTS, argv, description=__doc__.splitlines()[0])
-    return exit_on_usage_error(lambda: run(cfg))
+    return exit_on_usage_error(lambda: run(parse_config(
+        DEFAULTS, argv, description=__doc__.splitlines()[0])), argv)
 
 
 if __name__ == "__main__":

@@ -27,18 +27,19 @@ from tinygrad_edu.data.lines import ATTRIBUTES
 from tinygrad_edu.logging import Logger
 
 from . import report
-from .common import UsageError, exit_on_usage_error
+from .common import parse_config
+from .errors import UsageError, exit_on_usage_error
 from .lines_specified import (
     LinesConfig,
     check_config,
     fit_timed,
-    hparams,
     load_data,
-    logged_run,
-    parse_lines_config,
+    record_for,
     schedule_fn,
     timing,
 )
+from .run_record import RunRecord
+from .runner import hparams, logged_run, save_checkpoint
 
 ALL = "all"  # the aggregated accuracy: every head right
 
@@ -124,13 +125,17 @@ def run(cfg: MultiHeadConfig) -> dict:
     data = load_data(cfg, target_type="attributes")
     tg.manual_seed(cfg.seed)
     net = MultiHeadNet()
-    with logged_run(cfg, cfg.name or "lines_multihead") as logger:
+    heads = {name: [str(v) for v in values] for name, values in ATTRIBUTES.items()}
+    record = record_for(cfg, "lines_multihead", "lines_multihead", net, data, heads)
+
+    def body(logger: Logger) -> dict:
         result = train(cfg, data, net, weights, logger, scheduler_fn)
-        finish(cfg, logger, result, net, data)
-    accuracies = ", ".join(f"{h} {result['test_accuracy'][h]:.4f}" for h in result["test_accuracy"])
-    print(f"lines_multihead: test accuracy {accuracies}; {result['wall_seconds']:.1f} s; run in "
-          f"{logger.logdir}")
-    return {k: v for k, v in result.items() if k != "scores"} | {"run_dir": logger.logdir}
+        finish(cfg, logger, result, net, data, record)
+        accuracies = ", ".join(f"{h} {a:.4f}" for h, a in result["test_accuracy"].items())
+        print(f"lines_multihead: test accuracy {accuracies}; {result['wall_seconds']:.1f} s; "
+              f"run in {logger.logdir}")
+        return {k: v for k, v in result.items() if k != "scores"} | {"run_dir": logger.logdir}
+    return logged_run(cfg, record, "lines_multihead", body)
 
 
 def train(cfg: MultiHeadConfig, data, net: MultiHeadNet, weights, logger: Logger,
@@ -149,7 +154,8 @@ def train(cfg: MultiHeadConfig, data, net: MultiHeadNet, weights, logger: Logger
             **timing(history, wall)}
 
 
-def finish(cfg: MultiHeadConfig, logger: Logger, result: dict, net: MultiHeadNet, data) -> None:
+def finish(cfg: MultiHeadConfig, logger: Logger, result: dict, net: MultiHeadNet, data,
+           record: RunRecord) -> None:
     """Log the per-head test results and hparams, save the weights, write report.html."""
     scores, step = result["scores"], cfg.epochs
     for name, values in ATTRIBUTES.items():
@@ -162,8 +168,7 @@ def finish(cfg: MultiHeadConfig, logger: Logger, result: dict, net: MultiHeadNet
     logger.hparams(hparams(cfg), {f"hparam/accuracy_{h}": a
                                   for h, a in result["test_accuracy"].items()}
                    | {"hparam/wall_seconds": result["wall_seconds"]})
-    tg.save({"model": net.state_dict(), "config": net.config},
-            os.path.join(logger.logdir, "checkpoint.npz"))
+    save_checkpoint(net.state_dict(), record, logger.logdir)
     logger.summary.update({k: v for k, v in result.items() if k != "scores"}, status="finished",
                           confusion_matrices={h: scores[h]["confusion"].tolist() for h in HEADS})
     logger.flush()
@@ -248,8 +253,8 @@ DEFAULTS = MultiHeadConfig(epochs=3)
 
 
 def main(argv=None) -> dict:
-    cfg = parse_lines_config(DEFAULTS, argv, description=__doc__.splitlines()[0])
-    return exit_on_usage_error(lambda: run(cfg))
+    return exit_on_usage_error(lambda: run(parse_config(
+        DEFAULTS, argv, description=__doc__.splitlines()[0])), argv)
 
 
 if __name__ == "__main__":

@@ -11,13 +11,10 @@ checkpoint.npz and report.html. lines_variations and lines_multihead build on th
 """
 from __future__ import annotations
 
-import argparse
-import contextlib
-import dataclasses
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -32,8 +29,22 @@ from tinygrad_edu.optim.lr_scheduler import CosineAnnealingLR
 from tinygrad_edu.viz.images import blues, heatmap_image
 
 from . import report
-from .common import Config, UsageError, exit_on_usage_error, parse_config
-from .runner import MNIST_MEAN, MNIST_STD, _scratch_optimizer, curves, run_dir_for
+from .common import Config, parse_config
+from .errors import UsageError, exit_on_usage_error
+from .run_record import Preprocessing, RunRecord
+from .runner import (
+    MNIST_MEAN,
+    MNIST_STD,
+    ScratchRun,
+    class_names,
+    curves,
+    f_table,
+    hparams,
+    logged_run,
+    preprocessing,
+    save_checkpoint,
+    subset,
+)
 
 DATASETS = ("lines", "mnist")
 TRAIN_FRACTION = 0.6  # the rest, 40%, is the test set
@@ -43,26 +54,11 @@ TRAIN_FRACTION = 0.6  # the rest, 40%, is the test set
 class LinesConfig(Config):
     """Config plus the data set and, for the line dataset, the images per class."""
 
+    CHOICES: ClassVar[dict] = {"dataset": DATASETS}
     model: str = "spec_cnn"
     dataset: str = "lines"
     per_class: int = 1000
     batch_size: int = 64
-
-
-def parse_lines_config(defaults: LinesConfig, argv=None, description: str = "") -> LinesConfig:
-    """The shared flags of experiments.common, plus one flag for each field that the type of
-    `defaults` (LinesConfig or a subclass) adds to Config: --dataset, --per-class, ..."""
-    shared = {f.name for f in dataclasses.fields(Config)}
-    added = [f.name for f in dataclasses.fields(defaults) if f.name not in shared]
-    own = argparse.ArgumentParser(add_help=False)
-    for name in added:
-        default = getattr(defaults, name)
-        own.add_argument("--" + name.replace("_", "-"), type=type(default), default=default)
-    extra, rest = own.parse_known_args(argv)
-    description += " Also: " + ", ".join(f"--{n.replace('_', '-')} (default "
-                                         f"{getattr(defaults, n)!r})" for n in added) + "."
-    cfg = parse_config(Config(**{n: getattr(defaults, n) for n in shared}), rest, description)
-    return type(defaults)(**cfg.to_dict(), **vars(extra))
 
 
 def check_config(cfg: LinesConfig, model: str) -> None:
@@ -74,11 +70,9 @@ def check_config(cfg: LinesConfig, model: str) -> None:
     if cfg.framework != "tinygrad_edu":
         raise UsageError("the line experiments train with tinygrad_edu; the PyTorch twins are "
                          "compared with it in tests/test_lines.py")
-    if cfg.subset is not None:
-        raise UsageError("--subset does not apply here; use --per-class to train on fewer "
-                         "line images")
-    if cfg.per_class < 1:
-        raise UsageError(f"--per-class must be at least 1, got {cfg.per_class}")
+    if cfg.subset is not None and cfg.dataset == "lines":
+        raise UsageError("--subset does not apply to the line dataset; use --per-class to "
+                         "train on fewer images")
     if cfg.data_dir is not None and os.path.isfile(cfg.data_dir):
         raise UsageError(f"--data-dir {cfg.data_dir} is a file; pass a directory")
 
@@ -91,23 +85,32 @@ class Data:
 
     train: object  # Subset
     test: object  # Subset
-    in_channels: int
     class_names: list[str]
+    preprocessing: Preprocessing  # how an image in [0, 1] becomes the network's input
+
+    @property
+    def in_channels(self) -> int:
+        return self.preprocessing.channels
+
+
+LINES_INPUT = Preprocessing(mean=(0.0,), std=(1.0,), size=28, channels=3, dark_background=True)
 
 
 def load_data(cfg: LinesConfig, target_type: str = "class") -> Data:
-    """The data set of cfg.dataset split 60/40 by cfg.seed; problems become UsageErrors."""
+    """The data set of cfg.dataset split 60/40 by cfg.seed (MNIST: the first --subset images
+    of a seeded permutation, if given); problems become UsageErrors."""
     try:
         if cfg.dataset == "mnist":
-            dataset, channels, names = _mnist_all(cfg.data_dir), 1, [str(d) for d in range(10)]
+            dataset = subset(_mnist_all(cfg.data_dir), cfg.subset, cfg.seed)
+            names, prep = class_names("mnist"), preprocessing("mnist")
         else:
             dataset = LineDataset(cfg.data_dir, per_class=cfg.per_class, target_type=target_type,
                                   transform=T.ToTensor())
-            channels, names = 3, list(LineDataset.classes)
+            names, prep = list(LineDataset.classes), LINES_INPUT
     except DataError as e:
         raise UsageError(str(e)) from None
     train, test = random_split(dataset, [TRAIN_FRACTION, 1 - TRAIN_FRACTION], seed=cfg.seed)
-    return Data(train, test, channels, names)
+    return Data(train, test, names, prep)
 
 
 def _mnist_all(data_dir: str | None) -> ArrayDataset:
@@ -117,6 +120,15 @@ def _mnist_all(data_dir: str | None) -> ArrayDataset:
     labels = np.concatenate([p.targets for p in parts])
     return ArrayDataset(images, labels, T.Compose([T.ToTensor(),
                                                    T.Normalize((MNIST_MEAN,), (MNIST_STD,))]))
+
+
+def record_for(cfg: LinesConfig, experiment: str, model_name: str, model, data: Data,
+               heads: dict | None = None) -> RunRecord:
+    """The run.json of a line-experiment run."""
+    return RunRecord(experiment=experiment, model_name=model_name, model_config=model.config,
+                     framework=cfg.framework, dataset=cfg.dataset,
+                     preprocessing=data.preprocessing, class_names=data.class_names,
+                     config=cfg.to_dict(), heads=heads or {})
 
 
 # ---- training --------------------------------------------------------------------------------
@@ -135,39 +147,20 @@ class KeepLastOutputs:
         return {"f1_macro": scores["macro"]["f1"]}
 
 
-@contextlib.contextmanager
-def logged_run(cfg: LinesConfig, name: str) -> Iterator[Logger]:
-    """The Logger of a new run directory <logdir>/<name>-<time>: its summary says "running",
-    then "failed" if the block raises; it is closed after the block."""
-    logger = Logger(logdir=run_dir_for(dataclasses.replace(cfg, name=name)))
-    logger.summary.update(status="running", config=cfg.to_dict())
-    logger.flush()
-    try:
-        yield logger
-    except BaseException:
-        logger.summary["status"] = "failed"
-        raise
-    finally:
-        logger.close()
-
-
 def fit_timed(cfg: LinesConfig, data: Data, model, logger: Logger, metrics_fn, loss_fn=None,
               scheduler_fn=None) -> tuple[dict, float]:
     """tg.train.fit on data.train, validated on data.test after every epoch, with the optimizer
     of cfg and the schedule scheduler_fn(optimizer, total steps); returns the history and the
-    wall time."""
+    wall time. With cfg.resume it continues the run's last.npz."""
     tg.manual_seed(cfg.seed)
-    optimizer = _scratch_optimizer(cfg, model.parameters())
     train_loader = DataLoader(data.train, cfg.batch_size, shuffle=True)  # tg.manual_seed above
     test_loader = DataLoader(data.test, 1000)
-    scheduler = (scheduler_fn(optimizer, cfg.epochs * len(train_loader))
-                 if scheduler_fn is not None else None)
+    total = cfg.epochs * len(train_loader)
+    backend = ScratchRun(cfg, model, loss_fn, metrics_fn=metrics_fn, make_scheduler=(
+        None if scheduler_fn is None else lambda optimizer: scheduler_fn(optimizer, total)))
     start = time.perf_counter()
-    history = tg.train.fit(model, optimizer, train_loader, test_loader, epochs=cfg.epochs,
-                           loss_fn=loss_fn, scheduler=scheduler, logdir=logger,
-                           metrics_fn=metrics_fn, progress=cfg.progress,
-                           checkpoint_path=os.path.join(logger.logdir, "last.npz"))
-    return history.as_dict(), time.perf_counter() - start
+    history = backend.fit(train_loader, test_loader, logger)
+    return history, time.perf_counter() - start
 
 
 def cosine_decay(optimizer, total_steps: int) -> CosineAnnealingLR:
@@ -199,18 +192,17 @@ def train_classifier(cfg: LinesConfig, data: Data, model, logger: Logger,
 
 
 def finish_run(cfg: LinesConfig, logger: Logger, result: dict, title: str, facts: list,
-               names: list[str], model) -> None:
+               record: RunRecord, model) -> None:
     """Log the test results (confusion matrix, F-scores, hparams), save the weights and write
     metrics.json and report.html."""
-    cm, scores = result["confusion_matrix"], result["scores"]
+    cm, scores, names = result["confusion_matrix"], result["scores"], record.class_names
     logger.image("test/confusion_matrix", confusion_image(cm, names), cfg.epochs)
     logger.scalar("test/f1_macro", result["macro_f1"], cfg.epochs)
     logger.text("test/f_scores", report.table_markdown(*f_table(scores, names)), cfg.epochs)
     logger.hparams(hparams(cfg), {"hparam/test_accuracy": result["test_accuracy"],
                                   "hparam/macro_f1": result["macro_f1"],
                                   "hparam/wall_seconds": result["wall_seconds"]})
-    tg.save({"model": model.state_dict(), "config": model.config},
-            os.path.join(logger.logdir, "checkpoint.npz"))
+    save_checkpoint(model.state_dict(), record, logger.logdir)
     kept = {k: v for k, v in result.items() if k not in ("confusion_matrix", "scores")}
     logger.summary.update(kept, status="finished", confusion_matrix=cm.tolist(),
                           f1_per_class=[float(v) for v in scores["f1"]])
@@ -224,11 +216,6 @@ def finish_run(cfg: LinesConfig, logger: Logger, result: dict, title: str, facts
     ]
     report.write_text_atomic(os.path.join(logger.logdir, "report.html"),
                              report.page(title, sections))
-
-
-def hparams(cfg: LinesConfig) -> dict:
-    return {k: v for k, v in cfg.to_dict().items()
-            if v is not None and k not in ("progress", "logdir", "data_dir", "name")}
 
 
 def summary_facts(result: dict) -> list[list]:
@@ -266,16 +253,6 @@ def confused_pairs(cm: np.ndarray, names: list[str], k: int = 10) -> tuple[list,
     return ["true class", "predicted as", "fraction of the true class"], rows
 
 
-def f_table(scores: dict, names: list[str]) -> tuple[list, list]:
-    header = ["class", "precision", "recall", "F1", "support"]
-    rows = [[names[c], float(scores["precision"][c]), float(scores["recall"][c]),
-             float(scores["f1"][c]), int(scores["support"][c])] for c in range(len(names))]
-    for avg in ("macro", "weighted"):
-        a = scores[avg]
-        rows.append([avg, float(a["precision"]), float(a["recall"]), float(a["f1"]), ""])
-    return header, rows
-
-
 # ---- the experiment --------------------------------------------------------------------------
 
 def schedule_fn(cfg: LinesConfig):
@@ -292,26 +269,30 @@ def run(cfg: LinesConfig) -> dict:
     data = load_data(cfg)
     tg.manual_seed(cfg.seed)
     model = SpecCNN(in_channels=data.in_channels, num_classes=len(data.class_names))
-    with logged_run(cfg, cfg.name or f"{cfg.dataset}_spec_cnn") as logger:
+    record = record_for(cfg, "lines_specified", "spec_cnn", model, data)
+
+    def body(logger: Logger) -> dict:
         result = train_classifier(cfg, data, model, logger, scheduler_fn)
         facts = [["data set", f"{cfg.dataset}: {len(data.train)} train / {len(data.test)} test"],
                  ["model", "SpecCNN " + str(model.config)], ["epochs", cfg.epochs],
                  ["batch size", cfg.batch_size], ["optimizer", f"{cfg.optimizer} lr={cfg.lr}"],
                  ["learning-rate schedule", cfg.schedule]]
-        finish_run(cfg, logger, result, f"The specified CNN on {cfg.dataset}", facts,
-                   data.class_names, model)
-    print(f"spec_cnn on {cfg.dataset}: test accuracy {result['test_accuracy']:.4f}, macro F1 "
-          f"{result['macro_f1']:.4f}, {result['wall_seconds']:.1f} s; run in {logger.logdir}")
-    return {k: v for k, v in result.items() if k not in ("confusion_matrix", "scores")} | {
-        "run_dir": logger.logdir}
+        finish_run(cfg, logger, result, f"The specified CNN on {cfg.dataset}", facts, record,
+                   model)
+        print(f"spec_cnn on {cfg.dataset}: test accuracy {result['test_accuracy']:.4f}, macro "
+              f"F1 {result['macro_f1']:.4f}, {result['wall_seconds']:.1f} s; run in "
+              f"{logger.logdir}")
+        return {k: v for k, v in result.items() if k not in ("confusion_matrix", "scores")} | {
+            "run_dir": logger.logdir}
+    return logged_run(cfg, record, f"{cfg.dataset}_spec_cnn", body)
 
 
 DEFAULTS = LinesConfig(epochs=3)
 
 
 def main(argv=None) -> dict:
-    cfg = parse_lines_config(DEFAULTS, argv, description=__doc__.splitlines()[0])
-    return exit_on_usage_error(lambda: run(cfg))
+    return exit_on_usage_error(lambda: run(parse_config(
+        DEFAULTS, argv, description=__doc__.splitlines()[0])), argv)
 
 
 if __name__ == "__main__":

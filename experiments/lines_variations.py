@@ -19,21 +19,22 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 
+import tinygrad_edu as tg
 from models.lines import SpecCNN
 
 from . import report
-from .common import UsageError, exit_on_usage_error
+from .common import parse_config
+from .errors import UsageError, exit_on_usage_error
 from .lines_specified import (
     LinesConfig,
     check_config,
     cosine_decay,
     finish_run,
     load_data,
-    logged_run,
-    parse_lines_config,
+    record_for,
     train_classifier,
 )
-from .runner import run_dir_for
+from .runner import logged_run, run_dir_for
 
 
 @dataclass(frozen=True)
@@ -85,37 +86,47 @@ def chosen(cfg: VariationsConfig) -> list[Variant]:
 
 
 def run_variant(cfg: VariationsConfig, data, variant: Variant) -> dict:
-    """Train and test one variant in its own run directory; return its table row values."""
+    """Train and test one variant in its own run directory; return its table row values.
+    Seeded before the model is built, so a variant gives the same numbers every time."""
     vcfg = dataclasses.replace(cfg, weight_decay=cfg.weight_decay + variant.weight_decay)
+    tg.manual_seed(cfg.seed)
     model = SpecCNN(in_channels=data.in_channels, num_classes=len(data.class_names),
                     **variant.model)
-    with logged_run(vcfg, variant.name) as logger:
+    record = record_for(vcfg, "lines_variations", "spec_cnn", model, data)
+
+    def body(logger) -> dict:
         logger.summary["variant"] = dataclasses.asdict(variant)
         result = train_classifier(vcfg, data, model, logger,
                                   cosine_decay if variant.lr_decay else None)
         facts = [["variant", f"{variant.name}: {variant.change}"],
+                 ["data set", f"{cfg.dataset}: {len(data.train)} train / {len(data.test)} test"],
                  ["model", "SpecCNN " + str(model.config)], ["epochs", cfg.epochs],
                  ["learning-rate decay", "cosine" if variant.lr_decay else "none"],
                  ["L2 weight decay", vcfg.weight_decay]]
         finish_run(vcfg, logger, result, f"Variant {variant.name} of the specified CNN", facts,
-                   data.class_names, model)
-    return result | {"run_dir": logger.logdir}
+                   record, model)
+        return result | {"run_dir": logger.logdir}
+    return logged_run(vcfg, record, variant.name, body)
 
 
 def run(cfg: VariationsConfig) -> dict:
     """Train every chosen variant; write and return the table."""
     check_config(cfg, "spec_cnn")
+    if cfg.resume:
+        raise UsageError("lines_variations trains each variant as its own run; --resume one "
+                         "of them with python -m experiments.lines_specified is not the same "
+                         "run: start the variations again")
     if cfg.schedule != "none":
         raise UsageError("--schedule: each variant sets its learning-rate schedule (the lr_decay "
                          "variant adds cosine decay); compare schedules with --variants")
     variants = chosen(cfg)
     data = load_data(cfg)
-    sweep_dir = run_dir_for(dataclasses.replace(cfg, name="lines_variations"))
+    sweep_dir = run_dir_for(cfg, "lines_variations")
     os.makedirs(sweep_dir)
     rows, results, table = [], {}, ""
     for variant in variants:
         print(f"--- {variant.name}: {variant.change}")
-        r = run_variant(dataclasses.replace(cfg, logdir=sweep_dir), data, variant)
+        r = run_variant(dataclasses.replace(cfg, logdir=sweep_dir, name=None), data, variant)
         results[variant.name] = {k: r[k] for k in ("test_accuracy", "macro_f1", "parameters",
                                                    "seconds_per_epoch", "wall_seconds",
                                                    "run_dir")}
@@ -128,8 +139,10 @@ def run(cfg: VariationsConfig) -> dict:
 
 def write_table(cfg: VariationsConfig, data, rows: list, sweep_dir: str) -> str:
     """variations.md in the sweep directory; returns its text."""
-    text = (f"## Variations tried\n\nThe specified CNN and its variants on the line dataset: "
-            f"{cfg.per_class} images per class, {len(data.train)} to train, {len(data.test)} "
+    what = (f"the line dataset: {cfg.per_class} images per class" if cfg.dataset == "lines"
+            else f"{cfg.dataset}")
+    text = (f"## Variations tried\n\nThe specified CNN and its variants on {what}: "
+            f"{len(data.train)} to train, {len(data.test)} "
             f"to test (60/40), {cfg.epochs} epochs, batch {cfg.batch_size}, {cfg.optimizer} "
             f"lr {cfg.lr}, seed {cfg.seed}.\n\n" + report.table_markdown(COLUMNS, rows) + "\n")
     report.write_text_atomic(os.path.join(sweep_dir, "variations.md"), text)
@@ -140,8 +153,8 @@ DEFAULTS = VariationsConfig()
 
 
 def main(argv=None) -> dict:
-    cfg = parse_lines_config(DEFAULTS, argv, description=__doc__.splitlines()[0])
-    return exit_on_usage_error(lambda: run(cfg))
+    return exit_on_usage_error(lambda: run(parse_config(
+        DEFAULTS, argv, description=__doc__.splitlines()[0])), argv)
 
 
 if __name__ == "__main__":

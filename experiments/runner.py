@@ -1,37 +1,75 @@
-"""The shared MNIST experiment: data, model, training in either framework, evaluation, figures,
-TensorBoard, metrics.json, checkpoint and report.html. The `mnist_*` scripts are thin over it."""
+"""The shared MNIST / Fashion-MNIST experiment: data, model, training in either framework,
+evaluation, figures, TensorBoard, metrics.json, run.json, checkpoint and report.html. The
+`mnist_*` scripts are thin over it."""
 from __future__ import annotations
 
 import os
 import shutil
 import time
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 import models
 import tinygrad_edu as tg
 from tinygrad_edu import metrics
-from tinygrad_edu.data import MNIST, DataError, DataLoader, Subset
+from tinygrad_edu.data import DataError, DataLoader, Subset
 from tinygrad_edu.data import transforms as T
+from tinygrad_edu.data.mnist import DATASETS
 from tinygrad_edu.logging import Logger
 from tinygrad_edu.viz.images import heatmap_image, make_grid
 
 from . import report
-from .common import Config, UsageError, exit_on_usage_error, parse_config
+from .common import Config, parse_config
+from .errors import RunInterrupted, UsageError, exit_on_usage_error
+from .run_record import (
+    CHECKPOINT,
+    LAST,
+    Preprocessing,
+    RunRecord,
+    checkpoint_payload,
+    write_record,
+)
 
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+# per-dataset pixel mean and std of the training images (the usual published values)
+NORMALISATION = {"mnist": (0.1307, 0.3081), "fashion-mnist": (0.2860, 0.3530)}
+MNIST_MEAN, MNIST_STD = NORMALISATION["mnist"]
 CLASS_NAMES = [str(d) for d in range(10)]
 
 
-def load_mnist(cfg: Config) -> tuple[MNIST, MNIST]:
-    """Train and test splits, normalised; a missing or corrupt data set is a UsageError."""
-    transform = T.Compose([T.ToTensor(), T.Normalize((MNIST_MEAN,), (MNIST_STD,))])
+@dataclass
+class MNISTConfig(Config):
+    """Config plus the data set: MNIST's digits or Fashion-MNIST's clothes (same format)."""
+
+    CHOICES: ClassVar[dict] = {"dataset": tuple(NORMALISATION)}
+    dataset: str = "mnist"
+
+
+def class_names(dataset: str) -> list[str]:
+    """The digits '0'..'9' for MNIST, the clothing names for Fashion-MNIST."""
+    if dataset == "mnist":
+        return list(CLASS_NAMES)
+    return list(DATASETS[dataset].classes)
+
+
+def preprocessing(dataset: str) -> Preprocessing:
+    mean, std = NORMALISATION[dataset]
+    return Preprocessing(mean=(mean,), std=(std,), size=28, channels=1, dark_background=True)
+
+
+def load_mnist(cfg: MNISTConfig) -> tuple:
+    """Train and test splits of cfg.dataset, normalised; a missing, corrupt or wrong data set
+    is a UsageError."""
+    mean, std = NORMALISATION[cfg.dataset]
+    transform = T.Compose([T.ToTensor(), T.Normalize((mean,), (std,))])
     if cfg.data_dir is not None and not os.path.isdir(cfg.data_dir):
         raise UsageError(f"--data-dir {cfg.data_dir} is not a directory; point it at the folder "
-                         f"holding the MNIST files, or leave it out to download them")
+                         f"holding the {cfg.dataset} files, or leave it out to download them")
+    dataset = DATASETS[cfg.dataset]
     try:
-        train = MNIST(cfg.data_dir, train=True, transform=transform)
-        test = MNIST(cfg.data_dir, train=False, transform=transform)
+        train = dataset(cfg.data_dir, train=True, transform=transform)
+        test = dataset(cfg.data_dir, train=False, transform=transform)
     except DataError as e:
         raise UsageError(str(e)) from None
     return train, test
@@ -56,8 +94,9 @@ def subset(dataset, n: int | None, seed: int):
     return Subset(dataset, np.random.default_rng(seed).permutation(len(dataset))[:n])
 
 
-def run_dir_for(cfg: Config) -> str:
-    name = cfg.name or f"mnist_{cfg.model}-{cfg.framework}"
+def run_dir_for(cfg: Config, default_name: str) -> str:
+    """A new <logdir>/<name>-<time> (name: cfg.name or default_name), made unique."""
+    name = cfg.name or default_name
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = os.path.join(cfg.logdir, f"{name}-{stamp}")
     suffix = 1
@@ -73,7 +112,7 @@ def check_model_and_framework(cfg: Config) -> None:
         raise UsageError(f"unknown model {cfg.model!r}; choose one of {', '.join(models.MODELS)}")
 
 
-def run(cfg: Config) -> dict:
+def run(cfg: MNISTConfig) -> dict:
     """Train and evaluate one network; return the run's summary (also in metrics.json)."""
     check_model_and_framework(cfg)
     train_set, test_set = load_mnist(cfg)
@@ -81,18 +120,38 @@ def run(cfg: Config) -> dict:
     tg.manual_seed(cfg.seed)
     train_loader = DataLoader(train_set, cfg.batch_size, shuffle=True)  # tg.manual_seed above
     test_loader = DataLoader(test_set, 1000)
-    return logged_run(cfg, run_dir_for(cfg), lambda logger: _train_and_report(
-        cfg, train_loader, test_loader, test_set, logger))
+    backend = backend_for(cfg, make_scheduler=scheduler_factory(cfg))
+    names = class_names(cfg.dataset)
+    record = RunRecord(experiment=f"mnist_{cfg.model}", model_name=cfg.model,
+                       model_config=backend.model.config, framework=cfg.framework,
+                       dataset=cfg.dataset, preprocessing=preprocessing(cfg.dataset),
+                       class_names=names, config=cfg.to_dict())
+    default_name = f"mnist_{cfg.model}-{cfg.framework}" if cfg.dataset == "mnist" else \
+        f"{cfg.dataset}_{cfg.model}-{cfg.framework}"
+    return logged_run(cfg, record, default_name, lambda logger: _train_and_report(
+        cfg, backend, record, train_loader, test_loader, test_set, logger))
 
 
-def logged_run(cfg: Config, run_dir: str, body) -> dict:
-    """body(logger) with a Logger on run_dir whose metrics.json says running, then finished
-    (body sets it) or failed; the logger is closed either way."""
+def logged_run(cfg: Config, record: RunRecord, default_name: str, body) -> dict:
+    """body(logger) with a Logger on the run directory (cfg.resume's, else a new one named
+    cfg.name or default_name), whose run.json describes the run and whose metrics.json says
+    running, then finished (body sets it), interrupted (Ctrl-C or SIGTERM: the resume command
+    is printed) or failed; the logger is closed either way."""
+    run_dir = cfg.resume or run_dir_for(cfg, default_name)
+    if cfg.resume:
+        remove_stray_temporaries(run_dir)
     logger = Logger(logdir=run_dir)
+    write_record(run_dir, record)
     logger.summary.update(status="running", config=cfg.to_dict())
+    if getattr(cfg, "overridden", None):
+        logger.summary.setdefault("overrides", []).append(cfg.overridden)
     logger.flush()
     try:
         result = body(logger)
+    except KeyboardInterrupt:
+        logger.summary["status"] = "interrupted"
+        logger.close()
+        raise RunInterrupted(os.path.join(run_dir, LAST), record.experiment, run_dir) from None
     except BaseException:
         logger.summary["status"] = "failed"
         logger.close()
@@ -101,46 +160,63 @@ def logged_run(cfg: Config, run_dir: str, body) -> dict:
     return result
 
 
-def _train_and_report(cfg, train_loader, test_loader, test_set, logger) -> dict:
-    run_cls = _TorchRun if cfg.framework == "torch" else _ScratchRun
-    backend = run_cls(cfg, make_scheduler=scheduler_factory(cfg))
+def remove_stray_temporaries(run_dir: str) -> None:
+    """Delete the temporary files of a save that a kill interrupted (.name.XXXX.tmp)."""
+    for name in os.listdir(run_dir):
+        if name.startswith(".") and name.endswith(".tmp"):
+            os.remove(os.path.join(run_dir, name))
+
+
+def _train_and_report(cfg, backend, record, train_loader, test_loader, test_set, logger) -> dict:
     t0 = time.perf_counter()
     history = backend.fit(train_loader, test_loader, logger)
     wall = time.perf_counter() - t0
     loss, acc, logits, targets = backend.evaluate(test_loader)
-    probs = _softmax(logits)
+    probs = softmax(logits)
     pred = probs.argmax(1)
+    names = record.class_names
     cm = metrics.confusion_matrix(pred, targets, 10, normalize="true")
     scores = metrics.precision_recall_f1(pred, targets, 10)
     top_idx, top_p = metrics.topk_per_class(probs, k=3)
     images = test_set.data[top_idx]  # (10, 3, 28, 28) uint8
     step = cfg.epochs
-    logger.confusion_matrix("test/confusion_matrix", cm, CLASS_NAMES, step)
-    logger.topk_grid("test/top3_per_class", images, top_p, CLASS_NAMES, step)
+    logger.confusion_matrix("test/confusion_matrix", cm, names, step)
+    logger.topk_grid("test/top3_per_class", images, top_p, names, step)
     for c in range(10):
         logger.scalar(f"test/f1/class_{c}", scores["f1"][c], step)
     logger.scalar("test/f1_macro", scores["macro"]["f1"], step)
-    logger.text("test/f_scores", report.table_markdown(*_f_table(scores)), step)
+    logger.text("test/f_scores", report.table_markdown(*f_table(scores, names)), step)
     summary = {
-        "model": cfg.model, "framework": cfg.framework, "epochs": cfg.epochs,
-        "parameters": backend.num_parameters(), "test_loss": loss, "test_accuracy": acc,
-        "macro_f1": float(scores["macro"]["f1"]), "wall_seconds": wall,
+        "model": cfg.model, "framework": cfg.framework, "dataset": cfg.dataset,
+        "epochs": cfg.epochs, "parameters": backend.num_parameters(), "test_loss": loss,
+        "test_accuracy": acc, "macro_f1": float(scores["macro"]["f1"]), "wall_seconds": wall,
         "seconds_per_epoch": float(np.mean(history["epoch_time"])),
         "ms_per_iter": float(np.median(history["ms_per_iter"])),
         "history": history, "confusion_matrix": cm.tolist(),
         "f1_per_class": [float(v) for v in scores["f1"]],
     }
-    logger.hparams({k: v for k, v in cfg.to_dict().items() if v is not None},
-                   {"hparam/test_accuracy": acc, "hparam/test_loss": loss})
-    tg.save(backend.state_dict(), os.path.join(logger.logdir, "checkpoint.npz"))
+    logger.hparams(hparams(cfg), {"hparam/test_accuracy": acc, "hparam/test_loss": loss})
+    save_checkpoint(backend.state_dict(), record, logger.logdir)
     logger.summary.update(summary)
     logger.summary["status"] = "finished"
     logger.flush()
-    html = _report_html(cfg, summary, cm, images, top_p, scores)
+    html = _report_html(cfg, summary, cm, images, top_p, scores, names)
     report.write_text_atomic(os.path.join(logger.logdir, "report.html"), html)
-    print(f"{cfg.model} ({cfg.framework}): test accuracy {acc:.4f}, loss {loss:.4f}, "
-          f"macro F1 {summary['macro_f1']:.4f}, {wall:.1f} s; run in {logger.logdir}")
+    print(f"{cfg.model} on {cfg.dataset} ({cfg.framework}): test accuracy {acc:.4f}, loss "
+          f"{loss:.4f}, macro F1 {summary['macro_f1']:.4f}, {wall:.1f} s; run in {logger.logdir}")
     return summary | {"run_dir": logger.logdir}
+
+
+def hparams(cfg: Config) -> dict:
+    """The flags worth comparing runs by (TensorBoard's HPARAMS tab)."""
+    return {k: v for k, v in cfg.to_dict().items()
+            if v is not None and k not in ("progress", "logdir", "data_dir", "name", "resume",
+                                           "override")}
+
+
+def save_checkpoint(state: dict, record: RunRecord, run_dir: str) -> None:
+    """checkpoint.npz: the weights and the model that holds them (the one payload)."""
+    tg.save(checkpoint_payload(state, record), os.path.join(run_dir, CHECKPOINT))
 
 
 def scheduler_factory(cfg: Config):
@@ -160,15 +236,17 @@ def scheduler_factory(cfg: Config):
     return make
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (N, C) logits."""
     e = np.exp(logits - logits.max(1, keepdims=True))
     return e / e.sum(1, keepdims=True)
 
 
-def _f_table(scores: dict) -> tuple[list, list]:
+def f_table(scores: dict, names: list[str]) -> tuple[list, list]:
+    """Precision, recall, F1 and support per class, then the macro and weighted averages."""
     header = ["class", "precision", "recall", "F1", "support"]
-    rows = [[CLASS_NAMES[c], float(scores["precision"][c]), float(scores["recall"][c]),
-             float(scores["f1"][c]), int(scores["support"][c])] for c in range(10)]
+    rows = [[names[c], float(scores["precision"][c]), float(scores["recall"][c]),
+             float(scores["f1"][c]), int(scores["support"][c])] for c in range(len(names))]
     for avg in ("macro", "weighted"):
         a = scores[avg]
         rows.append([avg, float(a["precision"]), float(a["recall"]), float(a["f1"]), ""])
@@ -186,18 +264,19 @@ def curves(history: dict) -> str:
     return f"<div class='row'>{''.join(out)}</div>"
 
 
-def _report_html(cfg, summary, cm, images, top_p, scores) -> str:
-    cm_img = heatmap_image(cm, labels=CLASS_NAMES, title="confusion matrix (row = true class)",
+def _report_html(cfg, summary, cm, images, top_p, scores, names) -> str:
+    cm_img = heatmap_image(cm, labels=names, title="confusion matrix (row = true class)",
                            fmt=".2f", vmin=0.0, vmax=1.0)
-    captions = [f"{c}: {top_p[c, i]:.3f}" for c in range(10) for i in range(3)]
+    captions = [f"{names[c]}: {top_p[c, i]:.3f}" for c in range(10) for i in range(3)]
     grid = make_grid(images.reshape(30, 28, 28), nrow=3, captions=captions, normalize=True,
                      scale=2)
-    facts = [["model", cfg.model], ["framework", cfg.framework],
+    facts = [["data set", cfg.dataset], ["model", cfg.model], ["framework", cfg.framework],
              ["parameters", summary["parameters"]], ["epochs", cfg.epochs],
              ["batch size", cfg.batch_size], ["optimizer", f"{cfg.optimizer} lr={cfg.lr}"],
              ["test accuracy", summary["test_accuracy"]], ["test loss", summary["test_loss"]],
              ["macro F1", summary["macro_f1"]], ["seconds per epoch", summary["seconds_per_epoch"]],
              ["ms per iteration", summary["ms_per_iter"]], ["wall time (s)", summary["wall_seconds"]]]
+    title = "MNIST" if cfg.dataset == "mnist" else "Fashion-MNIST"
     sections = [
         ("Summary", report.table_html(["", ""], facts)),
         ("Learning curves (validation = the 10k test set)", curves(summary["history"])),
@@ -205,52 +284,68 @@ def _report_html(cfg, summary, cm, images, top_p, scores) -> str:
          "<div class='row'>" + report.figure(cm_img, "probabilities, rows sum to 1")
          + report.figure(grid, "the 3 images with the highest probability of each class")
          + "</div>"),
-        ("F-scores", report.table_html(*_f_table(scores))),
+        ("F-scores", report.table_html(*f_table(scores, names))),
     ]
-    return report.page(f"MNIST {cfg.model} ({cfg.framework})", sections)
+    return report.page(f"{title} {cfg.model} ({cfg.framework})", sections)
 
 
-class _ScratchRun:
+# ---- the two training loops --------------------------------------------------------------------
+
+class ScratchRun:
     """Training with tinygrad_edu's own trainer. `model` defaults to get_model(cfg.model),
-    `loss_fn` to cross-entropy; make_scheduler(optimizer) builds an optional lr scheduler."""
+    `loss_fn` to cross-entropy; make_scheduler(optimizer) builds an optional lr scheduler.
+    With cfg.resume, fit continues from the run's last.npz."""
 
-    def __init__(self, cfg: Config, model=None, loss_fn=None, make_scheduler=None):
+    def __init__(self, cfg: Config, model=None, loss_fn=None, make_scheduler=None,
+                 metrics_fn=None):
         self.cfg = cfg
         self.model = model if model is not None else models.get_model(cfg.model)
-        self.optimizer = _scratch_optimizer(cfg, self.model.parameters())
+        self.optimizer = make_optimizer(cfg, self.model.parameters())
         self.scheduler = make_scheduler(self.optimizer) if make_scheduler else None
-        self.loss_fn = loss_fn
+        self.loss_fn, self.metrics_fn = loss_fn, metrics_fn
 
     def fit(self, train_loader, val_loader, logger) -> dict:
+        last = os.path.join(logger.logdir, LAST)
+        if self.cfg.resume and not os.path.isfile(last):
+            raise UsageError(f"--resume {self.cfg.resume}: the run has no {LAST} to continue "
+                             f"from (it stopped before its first checkpoint); start it again")
         history = tg.train.fit(self.model, self.optimizer, train_loader, val_loader,
                                epochs=self.cfg.epochs, logdir=logger, progress=self.cfg.progress,
-                               checkpoint_path=os.path.join(logger.logdir, "last.npz"),
-                               loss_fn=self.loss_fn, scheduler=self.scheduler)
+                               checkpoint_path=last, resume=bool(self.cfg.resume),
+                               loss_fn=self.loss_fn, scheduler=self.scheduler,
+                               metrics_fn=self.metrics_fn)
         return history.as_dict()
 
     def evaluate(self, loader):
-        return tg.train.evaluate(self.model, loader)
+        return tg.train.evaluate(self.model, loader, self.loss_fn)
 
     def num_parameters(self) -> int:
         return self.model.num_parameters()
 
     def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "model_name": self.cfg.model}
+        return self.model.state_dict()
 
 
-def _scratch_optimizer(cfg: Config, params):
+def make_optimizer(cfg: Config, params):
+    """cfg.optimizer over `params` with cfg.lr and cfg.weight_decay (SGD with momentum 0.9)."""
     opt = {"adam": tg.optim.Adam, "sgd": tg.optim.SGD, "adamw": tg.optim.AdamW,
            "rmsprop": tg.optim.RMSprop}[cfg.optimizer]
     kwargs = {"momentum": 0.9} if cfg.optimizer == "sgd" else {}
     return opt(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **kwargs)
 
 
-class _TorchRun:
+class TorchRun:
     """Training of the PyTorch twin, started from the same initial weights as the scratch run
-    (`model`, default get_model(cfg.model)); loss_fn and make_scheduler as in _ScratchRun."""
+    (`model`, default get_model(cfg.model)); loss_fn and make_scheduler as in ScratchRun."""
 
-    def __init__(self, cfg: Config, model=None, loss_fn=None, make_scheduler=None):
+    def __init__(self, cfg: Config, model=None, loss_fn=None, make_scheduler=None,
+                 metrics_fn=None):
         from . import torch_backend
+        if cfg.resume:
+            raise UsageError("--resume continues tinygrad_edu runs; a --framework torch run "
+                             "keeps no resumable checkpoint: start it again")
+        if metrics_fn is not None:
+            raise UsageError("this experiment trains with tinygrad_edu only")
         self.cfg, self.tb = cfg, torch_backend
         self.model = models.to_torch(model if model is not None else models.get_model(cfg.model))
         self.optimizer = torch_backend.make_optimizer(cfg.optimizer, self.model.parameters(),
@@ -270,7 +365,13 @@ class _TorchRun:
         return sum(p.numel() for p in self.model.parameters())
 
     def state_dict(self) -> dict:
-        return {"model": self.tb.state_dict_numpy(self.model), "model_name": self.cfg.model}
+        return self.tb.state_dict_numpy(self.model)
+
+
+def backend_for(cfg: Config, model=None, loss_fn=None, make_scheduler=None, metrics_fn=None):
+    """The training loop of cfg.framework: ScratchRun or TorchRun."""
+    cls = TorchRun if cfg.framework == "torch" else ScratchRun
+    return cls(cfg, model, loss_fn, make_scheduler, metrics_fn)
 
 
 def remove_unfinished(run_dir: str) -> None:
@@ -282,6 +383,6 @@ def remove_unfinished(run_dir: str) -> None:
 def script_main(model: str):
     """The `main(argv=None)` of an `experiments.mnist_<model>` script: flags -> Config -> run."""
     def main(argv=None) -> dict:
-        cfg = parse_config(Config(model=model), argv, description=f"Train {model} on MNIST.")
-        return exit_on_usage_error(lambda: run(cfg))
+        return exit_on_usage_error(lambda: run(parse_config(
+            MNISTConfig(model=model), argv, description=f"Train {model} on MNIST.")), argv)
     return main

@@ -243,7 +243,7 @@ def test_multihead_outputs_loss_and_predictions():
         "length": (6, 1), "width": (6, 1), "colour": (6, 1), "angle": (6, 12)}
     losses = head_losses(out, y)
     for k, name in enumerate(["length", "width", "colour"]):  # BCE written out
-        p = 1 / (1 + np.exp(-out[name].numpy()[:, 0]))
+        p = 1 / (1 + np.exp(-out[name].detach().numpy()[:, 0]))
         expected = -np.mean(y[:, k] * np.log(p) + (1 - y[:, k]) * np.log(1 - p))
         assert losses[name].item() == pytest.approx(expected, rel=1e-10)
     total = multihead_loss(out, y, weights=(1, 2, 0, 0.5)).item()
@@ -317,7 +317,7 @@ def _loss_and_grads(model, x, y, kind: str):
     out = model(tg.Tensor(x, dtype=x.dtype))
     loss = multihead_loss(out, y) if kind == "multi" else tg.nn.functional.cross_entropy(out, y)
     loss.backward()
-    return loss.item(), {n: p.grad.numpy() for n, p in model.named_parameters()}
+    return loss.item(), {n: p.grad.detach().numpy() for n, p in model.named_parameters()}
 
 
 def _torch_loss_and_grads(torch, twin, x, y, kind: str):
@@ -327,7 +327,7 @@ def _torch_loss_and_grads(torch, twin, x, y, kind: str):
     loss = (torch_multihead_loss(out, y) if kind == "multi"
             else torch.nn.functional.cross_entropy(out, torch.from_numpy(y)))
     loss.backward()
-    return loss.item(), {n: p.grad.numpy() for n, p in twin.named_parameters()}
+    return loss.item(), {n: p.grad.detach().numpy() for n, p in twin.named_parameters()}
 
 
 def _gaps(torch, model, twin, kind: str) -> tuple[float, float]:
@@ -352,7 +352,7 @@ def test_twin_has_the_same_layers_and_outputs(torch, kind):
     if kind == "spec":
         ours, theirs = {"logits": ours}, {"logits": theirs}
     for name in ours:
-        np.testing.assert_allclose(ours[name].numpy(), theirs[name].detach().numpy(), atol=1e-12)
+        np.testing.assert_allclose(ours[name].detach().numpy(), theirs[name].detach().numpy(), atol=1e-12)
 
 
 @pytest.mark.parametrize("kind", ["spec", "multi"])
@@ -447,8 +447,8 @@ def test_variations_table(tmp_path):
 
 
 @pytest.mark.parametrize("main, argv, message", [
-    (lines_specified.main, ["--per-class", "0"], "--per-class must be at least 1"),
-    (lines_specified.main, ["--dataset", "cifar"], "--dataset must be one of lines, mnist"),
+    (lines_specified.main, ["--per-class", "0"], "--per-class must be a positive number"),
+    (lines_specified.main, ["--dataset", "cifar"], "invalid choice: 'cifar'"),
     (lines_specified.main, ["--framework", "torch"], "train with tinygrad_edu"),
     (lines_multihead.main, ["--dataset", "mnist"], "--dataset lines"),
     (lines_multihead.main, ["--loss-weights", "1,2"], "--loss-weights takes 4"),
@@ -465,9 +465,15 @@ def test_bad_input_is_one_sentence_and_exit_code_2(tmp_path, capsys, main, argv,
 
 
 def test_a_run_that_raises_is_marked_failed(tmp_path):
+    from experiments.runner import logged_run
     cfg = lines_specified.LinesConfig(logdir=str(tmp_path))
-    with pytest.raises(RuntimeError, match="stop"), \
-            lines_specified.logged_run(cfg, "broken") as logger:
+    data = lines_specified.Data([], [], ["a"], lines_specified.LINES_INPUT)
+    record = lines_specified.record_for(cfg, "lines_specified", "spec_cnn", SpecCNN(), data)
+
+    def body(logger):
         raise RuntimeError("stop")
-    saved = json.loads(Path(logger.logdir, "metrics.json").read_text())["summary"]
+    with pytest.raises(RuntimeError, match="stop"):
+        logged_run(cfg, record, "broken", body)
+    (run_dir,) = tmp_path.iterdir()
+    saved = json.loads((run_dir / "metrics.json").read_text())["summary"]
     assert saved["status"] == "failed" and saved["config"]["per_class"] == 1000

@@ -18,8 +18,9 @@ middle of an epoch. For that, the shuffle must come from tinygrad_edu's generato
 (`DataLoader(seed=None)`, restored from the checkpoint) or from a loader with
 `set_epoch(epoch)` or `state_dict()` / `load_state_dict()`, which `fit` calls.
 
-Ctrl-C: the first one lets the current batch finish, saves a checkpoint, flushes the logs and
-re-raises KeyboardInterrupt; a second one interrupts at once.
+Ctrl-C or SIGTERM: the first one lets the current batch finish, saves a checkpoint, flushes the
+logs and raises KeyboardInterrupt; a second one interrupts at once. Checkpoints are created
+readable like any other file (0644 under the usual umask).
 """
 from __future__ import annotations
 
@@ -423,6 +424,7 @@ class _Run:
             "last_loss": list(self.last_loss),
         }
         save(state, self.checkpoint_path)
+        make_readable(self.checkpoint_path)
         self.saved_epoch = self.epoch + self.batch / max(_length(self.train_loader) or 1, 1)
 
     def restore(self, path: str | None) -> None:
@@ -459,6 +461,14 @@ class _Run:
         self.saved_epoch = self.epoch + self.batch / max(_length(self.train_loader) or 1, 1)
 
 
+def make_readable(path: str) -> None:
+    """Give a file written through a private temporary (mode 0600) the mode a plain open()
+    would have: 0666 minus the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def _length(loader) -> int | None:
     try:
         return len(loader)
@@ -475,14 +485,17 @@ def _first_nonfinite(model: Module) -> str | None:
 
 
 class _InterruptAtBatchEnd:
-    """Turn the first Ctrl-C into a request checked between batches, so that the checkpoint
-    written for it holds whole steps; a second Ctrl-C raises KeyboardInterrupt at once."""
+    """Turn the first Ctrl-C (SIGINT) or SIGTERM into a request checked between batches, so
+    that the checkpoint written for it holds whole steps; a second one raises
+    KeyboardInterrupt at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __enter__(self):
         self.requested = False
         self.installed = threading.current_thread() is threading.main_thread()
         if self.installed:
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
 
     def _handle(self, signum, frame) -> None:
@@ -492,6 +505,7 @@ class _InterruptAtBatchEnd:
 
     def __exit__(self, *exc):
         if self.installed:
-            previous = self.previous if self.previous is not None else signal.default_int_handler
-            signal.signal(signal.SIGINT, previous)
+            for s, previous in self.previous.items():
+                fallback = signal.default_int_handler if s == signal.SIGINT else signal.SIG_DFL
+                signal.signal(s, previous if previous is not None else fallback)
         return False

@@ -26,7 +26,7 @@ from ..caltech_common import load_caltech, model_kwargs, one_hot_cross_entropy
 from ..caltech_lenet5 import SPECIFIED as LENET5_SPECIFIED
 from ..common import UsageError
 from ..lines_specified import KeepLastOutputs, LinesConfig, cosine_decay, load_data
-from ..runner import _scratch_optimizer, scheduler_factory
+from ..runner import make_optimizer, scheduler_factory
 
 
 @dataclass
@@ -100,7 +100,7 @@ def build_synthetic(p: SyntheticParams, epochs: int) -> TrialSetup:
     tg.manual_seed(p.seed)
     model = nn.Sequential(nn.Linear(p.features, p.hidden), nn.ReLU(),
                           nn.Linear(p.hidden, p.classes))
-    return TrialSetup(model, _scratch_optimizer(p, model.parameters()),
+    return TrialSetup(model, make_optimizer(p, model.parameters()),
                       DataLoader(train, p.batch_size, shuffle=True), DataLoader(val, 256))
 
 
@@ -136,7 +136,7 @@ def build_lines(p: LinesParams, epochs: int) -> TrialSetup:
                            channels=tuple(p.channels), kernel_size=p.kernel_size,
                            padding=p.padding, downsample=p.downsample, hidden=p.hidden,
                            dropout=p.dropout)
-    optimizer = _scratch_optimizer(p, model.parameters())
+    optimizer = make_optimizer(p, model.parameters())
     train_loader = DataLoader(data.train, p.batch_size, shuffle=True)
     scheduler = cosine_decay(optimizer, epochs * len(train_loader)) if p.lr_decay else None
     return TrialSetup(model, optimizer, train_loader, DataLoader(data.test, 1000),
@@ -178,7 +178,7 @@ def build_lenet5(p: LeNet5Params, epochs: int) -> TrialSetup:
     train_loader = DataLoader(train_set, p.batch_size, shuffle=True, drop_last=True)
     n = len(train_set.classes)
     model = models.get_model(p.model, **model_kwargs(cfg, n))
-    optimizer = _scratch_optimizer(cfg, model.parameters())
+    optimizer = make_optimizer(cfg, model.parameters())
     make_scheduler = scheduler_factory(cfg)
     return TrialSetup(model, optimizer, train_loader, DataLoader(val_set, 256),
                       loss_fn=one_hot_cross_entropy(n, "tinygrad_edu"),
