@@ -14,7 +14,7 @@ import numpy as np
 
 from . import kernels
 from .autograd import Function, is_grad_enabled
-from .tensor import Tensor
+from .tensor import Tensor, check_float_input
 
 
 def _pair(value, name: str, op: str) -> tuple[int, int]:
@@ -303,6 +303,7 @@ def _check_conv2d(x, weight, bias, stride, padding, dilation, groups) -> None:
     if weight.ndim != 4:
         raise RuntimeError(f"conv2d: expected weight (out_channels, in_channels/groups, kH, kW), "
                            f"got {weight.shape}")
+    check_float_input("conv2d", x, weight)
     C, H, W = x.shape[1:]
     OC, Cg, KH, KW = weight.shape
     if groups < 1 or C % groups or OC % groups:

@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from ..device import device as _device
-from ..tensor import Tensor, get_default_dtype
+from ..tensor import Tensor, check_float_input, get_default_dtype
 from . import functional as F
 from . import init
 from .module import Module, Parameter
@@ -49,6 +49,7 @@ class Linear(Module):
         if x.shape[-1:] != (self.in_features,):
             raise RuntimeError(f"Linear({self.in_features}->{self.out_features}): expected input "
                                f"(..., {self.in_features}), got {x.shape}")
+        check_float_input(f"Linear({self.in_features}->{self.out_features})", x, self.weight)
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
@@ -85,6 +86,7 @@ class Conv2d(Module):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise RuntimeError(f"Conv2d({self.in_channels}->{self.out_channels}): expected input "
                                f"(N, {self.in_channels}, H, W), got {x.shape}")
+        check_float_input(f"Conv2d({self.in_channels}->{self.out_channels})", x, self.weight)
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
                         self.groups)
 
@@ -170,6 +172,9 @@ class _BatchNorm(Module):
             dims = " or ".join(f"{n}-D" for n in self.expected_ndim)
             raise RuntimeError(f"{name}({self.num_features}): expected a {dims} input with "
                                f"{self.num_features} channels in dim 1, got {x.shape}")
+        if self.training and x.data.size // x.shape[1] <= 1:
+            raise ValueError(f"{name}: expected more than 1 value per channel when training, got "
+                             f"input size {list(x.shape)}")
         tracked = self.running_mean is not None
         if self.training and tracked:
             self.num_batches_tracked.data += 1
@@ -244,8 +249,17 @@ class Identity(Module):
 
 
 class ReLU(Module):
+    """max(x, 0); `inplace=True` writes the result into x (recorded by autograd, as in torch)."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
     def forward(self, x: Tensor) -> Tensor:
-        return x.relu()
+        return x.relu_() if self.inplace else x.relu()
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
 
 
 class LeakyReLU(Module):
