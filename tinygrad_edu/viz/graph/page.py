@@ -21,7 +21,7 @@ button { font: inherit; padding: 3px 12px; }
 .hint { color: #6b7280; margin-left: 12px; }
 main { display: flex; align-items: flex-start; }
 #graph { flex: 1 1 60%; overflow: auto; padding: 8px; }
-#graph svg { max-width: 100%; height: auto; }
+#graph svg, #inside svg { max-width: 100%; height: auto; }
 aside { flex: 0 0 40%; max-width: 40%; padding: 8px 12px; position: sticky; top: 44px;
         max-height: calc(100vh - 52px); overflow: auto; border-left: 1px solid #d1d5db; }
 h3 { margin: 6px 0; font-size: 14px; } h4 { margin: 10px 0 4px; font-size: 13px; }
@@ -44,7 +44,7 @@ SCRIPT = r"""
 const D = JSON.parse(document.getElementById('graph-data').textContent);
 let step = -1, insideBox = null;
 const $ = id => document.getElementById(id);
-const fmt = v => typeof v === 'number' ? v.toPrecision(7) : String(v);
+const fmt = v => typeof v === 'number' ? String(Number(v.toPrecision(7))) : String(v);
 const shape = s => '(' + s.join(', ') + ')';
 function statsHtml(s, title) {
   if (!s) return '<div class="stats">none (not needed)</div>';

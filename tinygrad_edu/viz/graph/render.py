@@ -1,6 +1,9 @@
 """Drawing a Graph with Graphviz: node labels, module clusters, folded boxes, SVG output."""
 from __future__ import annotations
 
+import os
+import re
+
 import graphviz
 
 from .modules import box_of, depth, parent
@@ -17,8 +20,8 @@ TRACE_CHARS = 48
 def op_label(n: OpNode, grad: Stats | None) -> str:
     """'h = Mul', the source line, the output's shape and, after backward, its gradient."""
     lines = [f"{n.name} = {n.op}" if n.name else n.op]
-    if n.trace:
-        lines.append(_short(n.trace))
+    if n.trace and not str(n.trace).startswith('File "<'):  # not '<frozen runpy>' and such
+        lines.append(short_trace(n.trace))
     lines.append(shape_text(n.out_shape))
     if grad is not None:
         lines.append(f"grad norm {grad.norm:.3g}")
@@ -139,6 +142,8 @@ def _title(path: str, classes: dict) -> str:
     return f"{path.rpartition('.')[2] or 'model'} ({cls})" if cls else path.rpartition(".")[2]
 
 
-def _short(text: str) -> str:
-    text = " ".join(str(text).split())
+def short_trace(trace: str) -> str:
+    """'mlp.py:37 return self.fc(x)' from anomaly mode's 'File ".../mlp.py", line 37, in ...'."""
+    m = re.match(r'File "(.*)", line (\d+), in .*?\n\s*(.*)', str(trace), re.DOTALL)
+    text = f"{os.path.basename(m[1])}:{m[2]} {m[3].strip()}" if m else " ".join(str(trace).split())
     return text if len(text) <= TRACE_CHARS else text[:TRACE_CHARS - 3] + "..."
