@@ -54,7 +54,9 @@ def parse_config(defaults: Config, argv=None, description: str = "") -> Config:
     Bad values are UsageErrors."""
     cls = type(defaults)
     parser = _parser(cls, defaults, description)
-    cfg = cls(**vars(parser.parse_args(argv)))
+    values = vars(parser.parse_args(argv))
+    values.pop("debug", None)  # read by errors.exit_on_usage_error
+    cfg = cls(**values)
     if cfg.resume is not None:
         given = _parser(cls, defaults, description, argparse.SUPPRESS).parse_args(argv)
         cfg = _resumed(cls, cfg.resume, vars(given), cfg.override)

@@ -140,8 +140,12 @@ def logged_run(cfg: Config, record: RunRecord, default_name: str, body) -> dict:
     run_dir = cfg.resume or run_dir_for(cfg, default_name)
     if cfg.resume:
         remove_stray_temporaries(run_dir)
-    logger = Logger(logdir=run_dir)
-    write_record(run_dir, record)
+    try:
+        logger = Logger(logdir=run_dir)
+        write_record(run_dir, record)
+    except OSError as e:
+        raise UsageError(f"cannot write the run directory {run_dir} ({e.strerror or e}); pass "
+                         f"a --logdir you can write to") from None
     logger.summary.update(status="running", config=cfg.to_dict())
     if getattr(cfg, "overridden", None):
         logger.summary.setdefault("overrides", []).append(cfg.overridden)

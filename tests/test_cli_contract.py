@@ -1,0 +1,167 @@
+"""What every experiment CLI promises: bad values, divergence, an unwritable run directory and a
+full disk are one line on stderr and exit code 2 (--debug shows the traceback); Ctrl-C and
+SIGTERM save a checkpoint and print the resume command; --resume continues mid-epoch to the
+uninterrupted weights and refuses a changed flag unless --override."""
+import errno
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+import tinygrad_edu as tg
+import tinygrad_edu.train
+from experiments import (
+    caltech_lenet5,
+    caltech_resnet18,
+    lines_multihead,
+    lines_specified,
+    lines_variations,
+    mnist_cnn3,
+    mnist_mlp3,
+)
+from experiments.errors import UsageError
+
+MAINS = {"mnist_cnn3": mnist_cnn3.main, "mnist_mlp3": mnist_mlp3.main,
+         "lines_specified": lines_specified.main, "lines_multihead": lines_multihead.main,
+         "lines_variations": lines_variations.main, "caltech_lenet5": caltech_lenet5.main,
+         "caltech_resnet18": caltech_resnet18.main}
+BAD = [("--epochs", "0"), ("--epochs", "-3"), ("--batch-size", "0"), ("--lr", "-1"),
+       ("--lr", "nan"), ("--lr", "inf"), ("--subset", "0"), ("--epochs", "two")]
+
+
+def tiny_lines(tmp_path, *extra) -> list[str]:
+    return ["--per-class", "4", "--epochs", "2", "--batch-size", "32", "--no-progress",
+            "--logdir", str(tmp_path / "runs"), "--data-dir", str(tmp_path / "data"), *extra]
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("flag, value", BAD)
+@pytest.mark.parametrize("name", MAINS)
+def test_bad_values_are_one_sentence_and_exit_code_2(name, flag, value, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        MAINS[name]([flag, value, "--logdir", str(tmp_path)])
+    assert e.value.code == 2
+    assert one_line_error(capsys).startswith(f"error: {flag}" if value != "two" else "error: ")
+    assert not os.listdir(tmp_path)  # nothing was started
+
+
+def test_debug_shows_the_traceback(tmp_path, monkeypatch):
+    with pytest.raises(UsageError, match="--epochs must be a positive number"):
+        lines_specified.main(["--epochs", "0", "--debug", "--logdir", str(tmp_path)])
+    monkeypatch.setenv("TINYGRAD_EDU_DEBUG", "1")
+    with pytest.raises(UsageError):
+        lines_specified.main(["--lr", "-1", "--logdir", str(tmp_path)])
+
+
+def test_divergence_is_one_sentence_naming_the_last_good_checkpoint(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        lines_specified.main(tiny_lines(tmp_path, "--lr", "1e30", "--schedule", "none"))
+    err = one_line_error(capsys)
+    assert e.value.code == 2 and "training diverged" in err and "lower learning rate" in err
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    summary = json.loads((run_dir / "metrics.json").read_text())["summary"]
+    assert summary["status"] == "failed" and not np.isnan(summary.get("test_accuracy", 0.0))
+
+
+def test_unwritable_logdir_is_one_sentence(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit) as e:
+        lines_specified.main(tiny_lines(tmp_path)[:-4] + ["--logdir", str(blocker / "runs")])
+    assert e.value.code == 2 and str(blocker) in one_line_error(capsys)
+
+
+def test_full_disk_keeps_the_previous_checkpoint(tmp_path, capsys, monkeypatch):
+    real_save, calls = tinygrad_edu.train.save, []
+
+    def save_until_full(state, path):
+        calls.append(path)
+        if len(calls) > 1:  # the first epoch's checkpoint is written, the second is not
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real_save(state, path)
+    monkeypatch.setattr(tinygrad_edu.train, "save", save_until_full)
+    with pytest.raises(SystemExit) as e:
+        lines_specified.main(tiny_lines(tmp_path))
+    err = one_line_error(capsys)
+    assert e.value.code == 2 and "the disk is full" in err and "last.npz" in err
+    assert tg.load(calls[0])["epoch"] == 1
+
+
+def interrupt_at(monkeypatch, step: int, signum=signal.SIGINT) -> None:
+    """Send `signum` to this process during training step `step` (1-based)."""
+    original = tinygrad_edu.train._Run._train_step
+
+    def train_step(run, x, y):
+        if run.step + 1 == step:
+            os.kill(os.getpid(), signum)
+        return original(run, x, y)
+    monkeypatch.setattr(tinygrad_edu.train._Run, "_train_step", train_step)
+
+
+def final_weights(run_dir) -> dict:
+    return {k: v.data for k, v in tg.load(os.path.join(run_dir, "checkpoint.npz"))["model"].items()}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_mid_epoch_then_resume_gives_the_uninterrupted_weights(tmp_path, capsys,
+                                                                         monkeypatch, signum):
+    expected = final_weights(lines_specified.main(tiny_lines(tmp_path / "a"))["run_dir"])
+    capsys.readouterr()
+    with monkeypatch.context() as m:
+        interrupt_at(m, 15, signum)  # 384 images, 230 to train: 8 batches an epoch, epoch 2
+        with pytest.raises(SystemExit) as e:
+            lines_specified.main(tiny_lines(tmp_path / "b"))
+    assert e.value.code == 130
+    err = capsys.readouterr().err.strip()
+    (run_dir,) = (tmp_path / "b" / "runs").iterdir()
+    assert err == (f"interrupted; the checkpoint is {run_dir}/last.npz: continue with python -m "
+                   f"experiments.lines_specified --resume {run_dir}")
+    assert json.loads((run_dir / "metrics.json").read_text())["summary"]["status"] == \
+        "interrupted"
+    assert oct(os.stat(run_dir / "last.npz").st_mode & 0o777) == oct(0o666 & ~current_umask())
+
+    (run_dir / ".last.npz.abc.tmp").write_bytes(b"half a save")  # a kill during the save
+    out = lines_specified.main(["--resume", str(run_dir), "--no-progress"])
+    assert out["run_dir"] == str(run_dir) and not (run_dir / ".last.npz.abc.tmp").exists()
+    got = final_weights(run_dir)
+    assert got.keys() == expected.keys()
+    for k in expected:
+        np.testing.assert_array_equal(got[k], expected[k], err_msg=k)
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    assert saved["summary"]["status"] == "finished"
+    epochs = [step for step, _ in saved["scalars"]["train/loss"]]
+    assert epochs == [1, 2]  # no epoch listed twice
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_resume_refuses_a_changed_flag_unless_override(tmp_path, capsys):
+    run_dir = lines_specified.main(tiny_lines(tmp_path, "--epochs", "1"))["run_dir"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        lines_specified.main(["--resume", run_dir, "--lr", "0.01"])
+    err = one_line_error(capsys)
+    assert e.value.code == 2 and "--lr 0.01 differs from the run's 0.001" in err
+    out = lines_specified.main(["--resume", run_dir, "--epochs", "2", "--override",
+                                "--no-progress"])
+    assert len(out["history"]["train_loss"]) == 2  # one more epoch, after the first
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        summary = json.load(f)["summary"]
+    assert summary["overrides"] == [{"epochs": [1, 2]}] and summary["config"]["epochs"] == 2
+
+
+def test_resume_of_a_directory_that_is_not_a_run(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        lines_specified.main(["--resume", str(tmp_path)])
+    assert e.value.code == 2 and "holds no run.json" in one_line_error(capsys)
