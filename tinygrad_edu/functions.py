@@ -153,7 +153,6 @@ sigmoid = _method("sigmoid", "1 / (1 + exp(-x)), elementwise.")
 tanh = _method("tanh", "Hyperbolic tangent, elementwise.")
 relu = _method("relu", "max(x, 0), elementwise.")
 square = _method("square", "x * x, elementwise.")
-sign = _method("sign", "-1, 0 or 1 by the sign of x (no gradient).")
 neg = _method("neg", "-x.")
 reciprocal = _method("reciprocal", "1 / x.")
 softmax = _method("softmax", "softmax along `dim`.")
@@ -183,17 +182,17 @@ def cos(x: Tensor) -> Tensor:
     return ops_extra.Cos.apply(x)
 
 
-def _no_grad_round(fn):
+def _piecewise(fn):
     def call(x: Tensor) -> Tensor:
-        return Tensor._wrap(fn(x.data))
+        return ops_extra.Piecewise.apply(x, fn=fn)
     call.__name__ = fn.__name__
     call.__doc__ = f"np.{fn.__name__} elementwise; its gradient is zero, as in torch."
     return call
 
 
-floor, ceil, round, trunc = (
-    _no_grad_round(np.floor), _no_grad_round(np.ceil), _no_grad_round(np.round),
-    _no_grad_round(np.trunc))
+floor, ceil, round, trunc = _piecewise(np.floor), _piecewise(np.ceil), _piecewise(np.round), \
+    _piecewise(np.trunc)
+sign = _piecewise(np.sign)
 
 
 def add(x, y, alpha: float = 1.0) -> Tensor:

@@ -79,7 +79,8 @@ class ArrayDataset(Dataset):
 
     `data` (N, ...) and `targets` (N,) are kept as given. Deterministic transforms at the front
     of `transform` (ToTensor, Normalize) are applied to the whole array once; random ones run on
-    each access, vectorised over the batch in `get_batch`.
+    each access, vectorised over the batch in `get_batch`. Assigning `data`, `transform` or
+    `target_transform` later (`train_set.transform = augment`, as torch scripts do) takes effect.
     """
 
     def __init__(self, data: np.ndarray, targets: np.ndarray, transform: Callable | None = None,
@@ -87,31 +88,76 @@ class ArrayDataset(Dataset):
         if len(data) != len(targets):
             raise ValueError(f"{type(self).__name__}: {len(data)} images but {len(targets)} "
                              "targets")
-        self.data, self.targets = np.asarray(data), np.asarray(targets)
-        self.transform, self.target_transform = transform, target_transform
-        static, self._dynamic = split_static(transform)
-        self._inputs = _in_chunks(static, self.data) if static is not None else self.data
-        self._fast = can_batch(self._dynamic) and can_batch(target_transform)
+        self._arrays = [np.asarray(data), np.asarray(targets)]
+        self._transforms = [transform, target_transform]
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """Apply the deterministic front of the transform to all the data, once."""
+        static, self._dynamic = split_static(self._transforms[0])
+        data = self._arrays[0]
+        self._inputs = _in_chunks(static, data) if static is not None and len(data) else data
+        self._fast = can_batch(self._dynamic) and can_batch(self._transforms[1])
+
+    def split_transform(self) -> tuple[np.ndarray, Callable | None, bool]:
+        """(the inputs after the deterministic front of the transform, the rest of the transform,
+        whether there was such a front): what __getitem__ and get_batch start from."""
+        return self._inputs, self._dynamic, self._inputs is not self._arrays[0]
+
+    @property
+    def data(self) -> np.ndarray:
+        return self._arrays[0]
+
+    @data.setter
+    def data(self, value) -> None:
+        self._arrays[0] = np.asarray(value)
+        self._prepare()
+
+    @property
+    def targets(self) -> np.ndarray:
+        return self._arrays[1]
+
+    @targets.setter
+    def targets(self, value) -> None:
+        self._arrays[1] = np.asarray(value)
+
+    @property
+    def transform(self) -> Callable | None:
+        return self._transforms[0]
+
+    @transform.setter
+    def transform(self, value: Callable | None) -> None:
+        self._transforms[0] = value
+        self._prepare()
+
+    @property
+    def target_transform(self) -> Callable | None:
+        return self._transforms[1]
+
+    @target_transform.setter
+    def target_transform(self, value: Callable | None) -> None:
+        self._transforms[1] = value
+        self._prepare()
 
     def __getitem__(self, index: int) -> tuple:
-        x, y = self._inputs[index], self.targets[index].item()
+        x, y = self._inputs[index], self._arrays[1][index].item()
         if self._dynamic is not None:
             x = self._dynamic(x)
-        if self.target_transform is not None:
-            y = self.target_transform(y)
+        if self._transforms[1] is not None:
+            y = self._transforms[1](y)
         return x, y
 
     def __len__(self) -> int:
-        return len(self.data)
+        return len(self._arrays[0])
 
     def get_batch(self, indices: np.ndarray) -> tuple[np.ndarray, ...]:
         if not self._fast:
             return super().get_batch(indices)
-        x, y = self._inputs[indices], self.targets[indices]
+        x, y = self._inputs[indices], self._arrays[1][indices]
         if self._dynamic is not None:
             x = self._dynamic.batch(x)
-        if self.target_transform is not None:
-            y = self.target_transform.batch(y)
+        if self._transforms[1] is not None:
+            y = self._transforms[1].batch(y)
         return x, y
 
 

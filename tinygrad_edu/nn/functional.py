@@ -336,8 +336,9 @@ def relu6(x: Tensor) -> Tensor:
 
 
 def hardsigmoid(x: Tensor) -> Tensor:
-    """relu6(x + 3) / 6."""
-    return (x + 3).clamp(0.0, 6.0) / 6
+    """relu6(x + 3) / 6; its gradient is 1/6 strictly inside (-3, 3) and 0 elsewhere, as torch's."""
+    inside = (x.data > -3) & (x.data < 3)
+    return where(inside, (x + 3) / 6, Tensor._wrap((x.data >= 3).astype(x.dtype)))
 
 
 def hardswish(x: Tensor) -> Tensor:

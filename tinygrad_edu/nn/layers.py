@@ -25,7 +25,8 @@ def _empty(*shape, device=None, dtype=None) -> Parameter:
     """A zero Parameter of `shape` (filled by reset_parameters); `device` may only be the CPU."""
     if device is not None:
         _device(device)
-    return Parameter(np.zeros(shape, get_default_dtype() if dtype is None else dtype))
+    dtype = get_default_dtype() if dtype is None else np.dtype(dtype)
+    return Parameter(np.zeros(shape, dtype), dtype=dtype)
 
 
 class Linear(Module):

@@ -1,0 +1,388 @@
+"""The PyTorch surface of issue 14, name by name: module-level functions, functionals and layers
+against PyTorch (float64, forward and backward with a random upstream gradient, through
+tests/helpers.check_op), devices, and the AttributeError hints for names we lack.
+
+Each case is one line: `make(L)` builds the function from a library L, which is `tinygrad_edu`
+or `torch` (same names: that is the point), so the same line runs on both.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import tinygrad_edu as tg
+from tests.helpers import check_op
+
+torch = pytest.importorskip("torch")
+
+
+def F(L):
+    return L.nn.functional
+
+
+# (id, input shapes, make(L) -> function of the inputs, options for check_op)
+FUNCTIONS = [
+    ("exp", [(3, 4)], lambda L: L.exp, {}),
+    ("log", [(3, 4)], lambda L: L.log, {"low": 0.1}),
+    ("log1p", [(3, 4)], lambda L: L.log1p, {"low": -0.5}),
+    ("expm1", [(3, 4)], lambda L: L.expm1, {}),
+    ("sqrt", [(3, 4)], lambda L: L.sqrt, {"low": 0.1}),
+    ("rsqrt", [(3, 4)], lambda L: L.rsqrt, {"low": 0.1}),
+    ("abs", [(3, 4)], lambda L: L.abs, {}),
+    ("sin", [(3, 4)], lambda L: L.sin, {}),
+    ("cos", [(3, 4)], lambda L: L.cos, {}),
+    ("sigmoid", [(3, 4)], lambda L: L.sigmoid, {}),
+    ("tanh", [(3, 4)], lambda L: L.tanh, {}),
+    ("relu", [(3, 4)], lambda L: L.relu, {}),
+    ("square", [(3, 4)], lambda L: L.square, {}),
+    ("neg", [(3, 4)], lambda L: L.neg, {}),
+    ("reciprocal", [(3, 4)], lambda L: L.reciprocal, {"low": 0.5}),
+    ("floor", [(3, 4)], lambda L: L.floor, {"finite_differences": False}),
+    ("ceil", [(3, 4)], lambda L: L.ceil, {"finite_differences": False}),
+    ("round", [(3, 4)], lambda L: L.round, {"finite_differences": False}),
+    ("trunc", [(3, 4)], lambda L: L.trunc, {"finite_differences": False}),
+    ("sign", [(3, 4)], lambda L: L.sign, {"finite_differences": False}),
+    ("clamp", [(3, 4)], lambda L: lambda x: L.clamp(x, -1, 0.5), {}),
+    ("clip", [(3, 4)], lambda L: lambda x: L.clip(x, min=-1), {}),
+    ("softmax", [(3, 4)], lambda L: lambda x: L.softmax(x, 1), {}),
+    ("log_softmax", [(3, 4)], lambda L: lambda x: L.log_softmax(x, dim=0), {}),
+    ("logsumexp", [(3, 4)], lambda L: lambda x: L.logsumexp(x, 1), {}),
+    ("add", [(3, 4), (4,)], lambda L: lambda x, y: L.add(x, y, alpha=2), {}),
+    ("sub", [(3, 4), (4,)], lambda L: L.sub, {}),
+    ("mul", [(3, 4), (3, 1)], lambda L: L.mul, {}),
+    ("div", [(3, 4), (4,)], lambda L: L.div, {"low": 0.5}),
+    ("pow", [(3, 4)], lambda L: lambda x: L.pow(x, 3), {}),
+    ("lerp", [(3, 4), (3, 4)], lambda L: lambda x, y: L.lerp(x, y, 0.3), {}),
+    ("sum", [(3, 4)], lambda L: lambda x: L.sum(x, 1), {}),
+    ("sum_all", [(3, 4)], lambda L: L.sum, {}),
+    ("mean", [(3, 4)], lambda L: lambda x: L.mean(x, 0, keepdim=True), {}),
+    ("var", [(3, 4)], lambda L: lambda x: L.var(x, 1), {}),
+    ("std", [(3, 4)], lambda L: lambda x: L.std(x), {}),
+    ("max_dim", [(3, 4)], lambda L: lambda x: L.max(x, 1).values, {}),
+    ("max_dim_indices", [(3, 4)], lambda L: lambda x: L.max(x, 1)[1] * 1.0 + x.sum() * 0, {}),
+    ("max_all", [(3, 4)], lambda L: L.max, {}),
+    ("max_binary", [(3, 4), (3, 4)], lambda L: L.max, {}),
+    ("min_dim", [(3, 4)], lambda L: lambda x: L.min(x, 0)[0], {}),
+    ("amax", [(3, 4)], lambda L: lambda x: L.amax(x, 1), {}),
+    ("amin", [(3, 4)], lambda L: lambda x: L.amin(x, 0), {}),
+    ("argmax", [(3, 4)], lambda L: lambda x: L.argmax(x, 1) + x.sum() * 0, {}),
+    ("argmin", [(3, 4)], lambda L: lambda x: L.argmin(x) + x.sum() * 0, {}),
+    ("prod", [(3, 4)], lambda L: lambda x: L.prod(x, 1), {}),
+    ("prod_all", [(2, 3)], lambda L: L.prod, {}),
+    ("cumsum", [(3, 4)], lambda L: lambda x: L.cumsum(x, 1), {}),
+    ("norm", [(3, 4)], lambda L: L.norm, {}),
+    ("norm_dim", [(3, 4)], lambda L: lambda x: L.norm(x, dim=1), {}),
+    ("norm_p1", [(3, 4)], lambda L: lambda x: L.norm(x, p=1, dim=0), {}),
+    ("norm_p3", [(3, 4)], lambda L: lambda x: L.norm(x, p=3), {}),
+    ("norm_inf", [(3, 4)], lambda L: lambda x: L.norm(x, p=math.inf, dim=1), {}),
+    ("matmul", [(2, 3, 4), (4, 5)], lambda L: L.matmul, {}),
+    ("mm", [(3, 4), (4, 5)], lambda L: L.mm, {}),
+    ("bmm", [(2, 3, 4), (2, 4, 5)], lambda L: L.bmm, {}),
+    ("dot", [(4,), (4,)], lambda L: L.dot, {}),
+    ("outer", [(3,), (4,)], lambda L: L.outer, {}),
+    ("einsum_mm", [(3, 4), (4, 5)], lambda L: lambda x, y: L.einsum("ij,jk->ik", x, y), {}),
+    ("einsum_batch", [(2, 3, 4), (2, 4, 5)],
+     lambda L: lambda x, y: L.einsum("bij,bjk->bik", x, y), {}),
+    ("einsum_sum_out", [(3, 4)], lambda L: lambda x: L.einsum("ij->i", x), {}),
+    ("einsum_outer", [(3,), (4,)], lambda L: lambda x, y: L.einsum("i,j", x, y), {}),
+    ("tril", [(4, 4)], lambda L: lambda x: L.tril(x, -1), {}),
+    ("triu", [(4, 4)], lambda L: L.triu, {}),
+    ("flatten", [(2, 3, 4)], lambda L: lambda x: L.flatten(x, 1), {}),
+    ("reshape", [(2, 3, 4)], lambda L: lambda x: L.reshape(x, (4, 6)), {}),
+    ("transpose", [(2, 3, 4)], lambda L: lambda x: L.transpose(x, 0, 2), {}),
+    ("permute", [(2, 3, 4)], lambda L: lambda x: L.permute(x, (2, 0, 1)), {}),
+    ("squeeze", [(2, 1, 4)], lambda L: lambda x: L.squeeze(x, 1), {}),
+    ("unsqueeze", [(2, 4)], lambda L: lambda x: L.unsqueeze(x, 1), {}),
+    ("chunk", [(6, 4)], lambda L: lambda x: L.chunk(x, 3)[1], {}),
+    ("split", [(6, 4)], lambda L: lambda x: L.split(x, [2, 4])[1], {}),
+    ("unbind", [(3, 4)], lambda L: lambda x: L.unbind(x, 1)[2], {}),
+    ("narrow", [(5, 4)], lambda L: lambda x: L.narrow(x, 0, 1, 3), {}),
+    ("cat", [(2, 4), (3, 4)], lambda L: lambda x, y: L.cat([x, y]), {}),
+    ("concat", [(2, 4), (2, 3)], lambda L: lambda x, y: L.concat([x, y], dim=1), {}),
+    ("stack", [(2, 4), (2, 4)], lambda L: lambda x, y: L.stack([x, y], 1), {}),
+    ("flip", [(3, 4)], lambda L: lambda x: L.flip(x, [0, 1]), {}),
+    ("roll", [(3, 4)], lambda L: lambda x: L.roll(x, 1, 1), {}),
+    ("roll_flat", [(3, 4)], lambda L: lambda x: L.roll(x, -5), {}),
+    ("roll_two", [(3, 4)], lambda L: lambda x: L.roll(x, (1, 2), (0, 1)), {}),
+    ("index_select", [(4, 3)], lambda L: lambda x: L.index_select(x, 0, L.tensor([3, 0, 3])), {}),
+    ("masked_fill", [(3, 4)], lambda L: lambda x: L.masked_fill(x, x > 0.5, -1.0), {}),
+    ("masked_select", [(3, 4)], lambda L: lambda x: L.masked_select(x, x > 0), {}),
+    ("where", [(3, 4), (3, 4)], lambda L: lambda x, y: L.where(x > 0, x, y), {}),
+    ("gather", [(3, 4)], lambda L: lambda x: L.gather(x, 1, L.tensor([[0, 0], [1, 3], [2, 1]])),
+     {}),
+    ("scatter", [(3, 4), (2, 4)],
+     lambda L: lambda x, s: L.scatter(x, 0, L.tensor([[0, 1, 2, 0], [2, 0, 1, 1]]), s), {}),
+    ("scatter_add", [(3, 4), (2, 4)],
+     lambda L: lambda x, s: L.scatter_add(x, 0, L.tensor([[0, 1, 2, 0], [0, 0, 1, 1]]), s), {}),
+    ("sort", [(3, 4)], lambda L: lambda x: L.sort(x, 1).values, {}),
+    ("sort_descending", [(3, 4)], lambda L: lambda x: L.sort(x, 0, descending=True)[0], {}),
+    ("argsort", [(3, 4)], lambda L: lambda x: L.argsort(x, 1) + x.sum() * 0, {}),
+    ("topk", [(3, 5)], lambda L: lambda x: L.topk(x, 2).values, {}),
+    ("topk_smallest", [(3, 5)], lambda L: lambda x: L.topk(x, 2, dim=0, largest=False)[0], {}),
+    ("topk_indices", [(3, 5)], lambda L: lambda x: L.topk(x, 3)[1] + x.sum() * 0, {}),
+    ("any", [(3, 4)], lambda L: lambda x: L.any(x > 1.5, 1) + x.sum() * 0, {}),
+    ("all", [(3, 4)], lambda L: lambda x: L.all(x > -1.5, 0) + x.sum() * 0, {}),
+    ("nonzero", [(3, 4)], lambda L: lambda x: L.nonzero(x > 0) + x.sum() * 0, {}),
+    ("count_nonzero", [(3, 4)], lambda L: lambda x: L.count_nonzero(x > 0, 1) + x.sum() * 0, {}),
+]
+
+
+@pytest.mark.parametrize("shapes, make, options", [c[1:] for c in FUNCTIONS],
+                         ids=[c[0] for c in FUNCTIONS])
+def test_function_matches_torch(shapes, make, options):
+    check_op(shapes, make(tg), torch_fn=make(torch), **{"finite_differences": True, **options})
+
+
+FUNCTIONALS = [
+    ("silu", [(3, 4)], lambda L: F(L).silu, {}),
+    ("mish", [(3, 4)], lambda L: F(L).mish, {}),
+    ("elu", [(3, 4)], lambda L: lambda x: F(L).elu(x, 0.7), {}),
+    ("selu", [(3, 4)], lambda L: F(L).selu, {}),
+    ("celu", [(3, 4)], lambda L: lambda x: F(L).celu(x, 1.5), {}),
+    ("hardtanh", [(3, 4)], lambda L: lambda x: F(L).hardtanh(x, -0.5, 0.5), {}),
+    ("relu6", [(3, 4)], lambda L: lambda x: F(L).relu6(x * 4), {}),
+    ("logsigmoid", [(3, 4)], lambda L: lambda x: F(L).logsigmoid(x * 10), {}),
+    ("softsign", [(3, 4)], lambda L: F(L).softsign, {}),
+    ("softplus", [(3, 4)], lambda L: lambda x: F(L).softplus(x, beta=2), {}),
+    ("glu", [(3, 4)], lambda L: F(L).glu, {}),
+    ("prelu", [(2, 3, 4), (3,)], lambda L: F(L).prelu, {}),
+    ("normalize", [(3, 4)], lambda L: F(L).normalize, {}),
+    ("cosine_similarity", [(3, 4), (3, 4)], lambda L: F(L).cosine_similarity, {}),
+    ("dropout_eval", [(3, 4)], lambda L: lambda x: F(L).dropout2d(x[None, None], 0.5, False), {}),
+    ("nll_loss", [(5, 3)],
+     lambda L: lambda x: F(L).nll_loss(x, L.tensor([0, 2, 1, 2, 0])), {}),
+    ("nll_loss_weight", [(5, 3)], lambda L: lambda x: F(L).nll_loss(
+        x, L.tensor([0, 2, 1, 2, 0]), weight=L.tensor([1.0, 2.0, 0.5], dtype=L.float64)), {}),
+    ("nll_loss_ignore", [(5, 3)], lambda L: lambda x: F(L).nll_loss(
+        x, L.tensor([0, -100, 1, 2, -100]), reduction="sum"), {}),
+    ("nll_loss_2d", [(2, 3, 2, 2)], lambda L: lambda x: F(L).nll_loss(
+        x, L.tensor([[[0, 1], [2, 2]], [[1, 1], [0, 2]]])), {}),
+    ("bce", [(3, 4), (3, 4)], lambda L: lambda x, y: F(L).binary_cross_entropy(
+        x.sigmoid(), (y > 0).double()), {}),
+    ("bce_weight", [(3, 4), (4,)], lambda L: lambda x, w: F(L).binary_cross_entropy(
+        x.sigmoid(), (x > 0).double(), weight=w.detach().abs()),
+     {"finite_differences": False}),
+    ("bce_logits", [(3, 4), (3, 4)], lambda L: lambda x, y: F(L).binary_cross_entropy_with_logits(
+        x, (y > 0).double(), reduction="sum"), {}),
+    ("bce_logits_pos_weight", [(3, 4), (4,)], lambda L: lambda x, p: (
+        F(L).binary_cross_entropy_with_logits(x, (x > 0.3).double(),
+                                              pos_weight=p.detach().abs())),
+     {"finite_differences": False}),
+    ("mse_loss", [(3, 4), (3, 4)], lambda L: F(L).mse_loss, {}),
+    ("l1_loss", [(3, 4), (3, 4)], lambda L: lambda x, y: F(L).l1_loss(x, y, reduction="sum"), {}),
+    ("smooth_l1_loss", [(3, 4), (3, 4)], lambda L: lambda x, y: F(L).smooth_l1_loss(
+        x, y, beta=0.5), {}),
+    ("huber_loss", [(3, 4), (3, 4)], lambda L: lambda x, y: F(L).huber_loss(x, y, delta=0.7), {}),
+    ("kl_div", [(3, 4), (3, 4)], lambda L: lambda x, y: F(L).kl_div(
+        x.log_softmax(1), y.softmax(1), reduction="batchmean"), {}),
+    ("kl_div_log_target", [(3, 4), (3, 4)], lambda L: lambda x, y: F(L).kl_div(
+        x.log_softmax(1), y.log_softmax(1), reduction="sum", log_target=True), {}),
+    ("cross_entropy", [(4, 3)], lambda L: lambda x: F(L).cross_entropy(
+        x, L.tensor([0, 2, 1, 1])), {}),
+    ("one_hot", [(3,)], lambda L: lambda x: F(L).one_hot(L.tensor([0, 2, 1]), 4) + x.sum() * 0,
+     {}),
+    ("conv1d", [(2, 3, 9), (4, 3, 3), (4,)], lambda L: lambda x, w, b: F(L).conv1d(
+        x, w, b, stride=2, padding=1), {}),
+    ("conv1d_dilation", [(2, 4, 9), (4, 2, 3)], lambda L: lambda x, w: F(L).conv1d(
+        x, w, dilation=2, groups=2), {}),
+    ("conv_transpose2d", [(2, 3, 4, 5), (3, 2, 3, 3), (2,)], lambda L: lambda x, w, b: (
+        F(L).conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1)), {}),
+    ("conv_transpose2d_plain", [(1, 2, 3, 3), (2, 3, 2, 2)], lambda L: F(L).conv_transpose2d, {}),
+    ("conv_transpose2d_dilation", [(1, 2, 4, 4), (2, 1, 3, 3)], lambda L: lambda x, w: (
+        F(L).conv_transpose2d(x, w, stride=(1, 2), padding=(2, 1), dilation=2)), {}),
+    ("embedding", [(5, 3)], lambda L: lambda w: F(L).embedding(L.tensor([[0, 4], [4, 2]]), w),
+     {}),
+    ("embedding_padding", [(5, 3)], lambda L: lambda w: F(L).embedding(
+        L.tensor([[0, 4], [1, 2]]), w, padding_idx=1), {"finite_differences": False}),
+    ("group_norm", [(2, 6, 3, 3), (6,), (6,)], lambda L: lambda x, w, b: F(L).group_norm(
+        x, 3, w, b), {}),
+    ("interpolate_nearest", [(1, 2, 3, 4)], lambda L: lambda x: F(L).interpolate(
+        x, scale_factor=2), {}),
+    ("interpolate_nearest_size", [(1, 2, 5, 4)], lambda L: lambda x: F(L).interpolate(
+        x, size=(3, 7)), {}),
+    ("interpolate_bilinear", [(1, 2, 3, 4)], lambda L: lambda x: F(L).interpolate(
+        x, size=(5, 7), mode="bilinear"), {}),
+    ("interpolate_bilinear_corners", [(1, 2, 3, 4)], lambda L: lambda x: F(L).interpolate(
+        x, scale_factor=2, mode="bilinear", align_corners=True), {}),
+    ("interpolate_bilinear_down", [(1, 1, 6, 8)], lambda L: lambda x: F(L).interpolate(
+        x, size=(4, 3), mode="bilinear"), {}),
+    ("interpolate_linear", [(2, 3, 5)], lambda L: lambda x: F(L).interpolate(
+        x, scale_factor=1.5, mode="linear"), {}),
+]
+
+
+@pytest.mark.parametrize("shapes, make, options", [c[1:] for c in FUNCTIONALS],
+                         ids=[c[0] for c in FUNCTIONALS])
+def test_functional_matches_torch(shapes, make, options):
+    check_op(shapes, make(tg), torch_fn=make(torch), **{"finite_differences": True, **options})
+
+
+@pytest.mark.parametrize("name", ["hardsigmoid", "hardswish"])
+def test_hard_activations_match_torch(name):
+    """torch computes these two in float64 with a float32 constant 1/6: equal to 1e-7 only."""
+    x = np.linspace(-4, 4, 41)
+    upstream = np.random.default_rng(0).standard_normal(41)
+    ours = tg.tensor(x, dtype=tg.float64, requires_grad=True)
+    theirs = torch.tensor(x, requires_grad=True)
+    out, out_t = getattr(F(tg), name)(ours), getattr(F(torch), name)(theirs)
+    out.backward(upstream)
+    out_t.backward(torch.from_numpy(upstream))
+    np.testing.assert_allclose(out.data, out_t.detach().numpy(), rtol=1e-7, atol=1e-12)
+    np.testing.assert_allclose(ours.grad.data, theirs.grad.numpy(), rtol=1e-7, atol=1e-12)
+
+
+def test_nll_loss_refuses_out_of_range_targets():
+    with pytest.raises(IndexError, match="out of range for 3 classes"):
+        tg.nn.functional.nll_loss(tg.zeros(2, 3), tg.tensor([0, 3]))
+
+
+def test_einsum_refuses_what_it_does_not_do():
+    x = tg.zeros(3, 3)
+    with pytest.raises(NotImplementedError, match="'...' is not supported"):
+        tg.einsum("...i->...", x)
+    with pytest.raises(NotImplementedError, match="once per operand"):
+        tg.einsum("ii->", x)
+
+
+def test_random_functions_take_torch_overloads_and_generators():
+    g = tg.Generator().manual_seed(3)
+    a = tg.randint(10, (4,), generator=g)
+    b = tg.randint(0, 10, (4,), generator=tg.Generator().manual_seed(3))
+    assert a.shape == (4,) and a.dtype == np.int64 and a.tolist() == b.tolist()
+    p = tg.randperm(6, generator=tg.Generator().manual_seed(1))
+    assert sorted(p.tolist()) == list(range(6))
+    assert tg.randint(3, 5, size=(2, 2)).data.min() >= 3
+    draws = tg.multinomial(tg.tensor([0.0, 1.0, 0.0]), 4, replacement=True)
+    assert draws.tolist() == [1, 1, 1, 1]
+    assert tg.bernoulli(tg.ones(3)).tolist() == [1.0, 1.0, 1.0]
+    assert tg.normal(0.0, 1.0, size=(2, 3)).shape == (2, 3)
+
+
+def test_is_tensor_and_as_tensor():
+    x = tg.zeros(2)
+    assert tg.is_tensor(x) and not tg.is_tensor(np.zeros(2))
+    assert tg.as_tensor(x) is x
+    arr = np.zeros(3, np.float32)
+    assert tg.as_tensor(arr).data is arr
+    assert tg.numel(tg.zeros(2, 3)) == 6
+    assert tg.equal(tg.tensor([1, 2]), tg.tensor([1, 2]))
+    assert tg.allclose(tg.tensor([1.0]), tg.tensor([1.0 + 1e-9]))
+
+
+# ---------------------------------------------------------------- layers, same weights
+
+
+def _copy_weights(ours, theirs) -> None:
+    """Load our module's parameters and buffers into the torch twin (names match)."""
+    state = {k: torch.from_numpy(np.array(v.data)) for k, v in ours.state_dict().items()}
+    theirs.load_state_dict(state)
+
+
+LAYERS = [
+    ("Conv1d", lambda L: L.nn.Conv1d(3, 4, 3, stride=2, padding=1), (2, 3, 8)),
+    ("ConvTranspose2d", lambda L: L.nn.ConvTranspose2d(3, 2, 4, stride=2, padding=1), (2, 3, 4, 4)),
+    ("GroupNorm", lambda L: L.nn.GroupNorm(2, 4), (2, 4, 3, 3)),
+    ("Upsample", lambda L: L.nn.Upsample(scale_factor=2, mode="bilinear"), (1, 2, 3, 3)),
+    ("Unflatten", lambda L: L.nn.Unflatten(1, (2, 3)), (4, 6)),
+    ("Identity", lambda L: L.nn.Identity(54, unused=1), (2, 3)),
+    ("Dropout2d_eval", lambda L: L.nn.Dropout2d(0.3).eval(), (2, 3, 4, 4)),
+    ("SiLU", lambda L: L.nn.SiLU(), (3, 4)),
+    ("Mish", lambda L: L.nn.Mish(), (3, 4)),
+    ("ELU", lambda L: L.nn.ELU(0.5), (3, 4)),
+    ("CELU", lambda L: L.nn.CELU(0.5), (3, 4)),
+    ("SELU", lambda L: L.nn.SELU(), (3, 4)),
+    ("ReLU6", lambda L: L.nn.ReLU6(), (3, 4)),
+    ("Hardtanh", lambda L: L.nn.Hardtanh(-0.3, 0.4), (3, 4)),
+    ("Hardsigmoid", lambda L: L.nn.Hardsigmoid(), (3, 4)),
+    ("Hardswish", lambda L: L.nn.Hardswish(), (3, 4)),
+    ("LogSigmoid", lambda L: L.nn.LogSigmoid(), (3, 4)),
+    ("Softsign", lambda L: L.nn.Softsign(), (3, 4)),
+    ("Softplus", lambda L: L.nn.Softplus(beta=3), (3, 4)),
+    ("GLU", lambda L: L.nn.GLU(), (3, 4)),
+    ("PReLU", lambda L: L.nn.PReLU(3), (2, 3, 4)),
+]
+
+
+@pytest.mark.parametrize("make, shape", [c[1:] for c in LAYERS], ids=[c[0] for c in LAYERS])
+def test_layer_matches_torch(make, shape):
+    ours = make(tg).double()
+    theirs = make(torch).double()
+    _copy_weights(ours, theirs)
+    check_op([shape], ours, torch_fn=theirs, finite_differences=False)
+    for (name, p), q in zip(ours.named_parameters(), theirs.parameters()):
+        np.testing.assert_allclose(p.grad.data, q.grad.numpy(), atol=1e-8, err_msg=name)
+
+
+def test_embedding_matches_torch_and_pads():
+    ours, theirs = tg.nn.Embedding(6, 3, padding_idx=2), torch.nn.Embedding(6, 3, padding_idx=2)
+    assert np.all(ours.weight.data[2] == 0)
+    _copy_weights(ours, theirs)
+    idx = [[0, 2, 5], [2, 2, 1]]
+    upstream = np.random.default_rng(0).standard_normal((2, 3, 3)).astype(np.float32)
+    out, out_t = ours(tg.tensor(idx)), theirs(torch.tensor(idx))
+    np.testing.assert_allclose(out.data, out_t.detach().numpy())
+    out.backward(upstream)
+    out_t.backward(torch.from_numpy(upstream))
+    np.testing.assert_allclose(ours.weight.grad.data, theirs.weight.grad.numpy(), atol=1e-6)
+    assert np.all(ours.weight.grad.data[2] == 0)
+    frozen = tg.nn.Embedding.from_pretrained(tg.ones(4, 2))
+    assert not frozen.weight.requires_grad and frozen(tg.tensor([3])).tolist() == [[1.0, 1.0]]
+
+
+def test_new_layers_default_init_has_torch_scale():
+    """Bounds of torch's default init: kaiming_uniform(a=sqrt(5)) over fan_in of weight.shape[1:]."""
+    conv_t = tg.nn.ConvTranspose2d(8, 4, 3)
+    bound = 1 / math.sqrt(4 * 3 * 3)
+    assert np.abs(conv_t.weight.data).max() <= bound and np.abs(conv_t.bias.data).max() <= bound
+    assert conv_t(tg.zeros(1, 8, 5, 5)).shape == (1, 4, 7, 7)
+    assert tg.nn.Conv1d(2, 5, 3)(tg.zeros(1, 2, 10)).shape == (1, 5, 8)
+
+
+def test_dropout2d_zeroes_whole_channels():
+    tg.manual_seed(0)
+    out = tg.nn.Dropout2d(0.5)(tg.ones(8, 16, 3, 3)).data
+    per_channel = out.reshape(8, 16, 9)
+    assert set(np.unique(per_channel)) <= {0.0, 2.0}
+    assert np.all(per_channel.min(2) == per_channel.max(2))    # one value per channel
+    assert 0.2 < (per_channel[..., 0] == 0).mean() < 0.8
+
+
+def test_layers_take_device_and_dtype():
+    layer = tg.nn.Linear(2, 3, device="cpu", dtype=tg.float64)
+    assert layer.weight.dtype == np.float64
+    assert tg.nn.Conv2d(1, 2, 3, device=tg.device("cpu")).weight.shape == (2, 1, 3, 3)
+    with pytest.raises(RuntimeError, match="runs on the CPU"):
+        tg.nn.Linear(2, 3, device="cuda")
+
+
+# ---------------------------------------------------------------- devices and missing names
+
+
+def test_devices_are_honest():
+    assert tg.device("cpu") == "cpu" and tg.device("cpu:0") == tg.device("cpu")
+    assert repr(tg.device("cpu")) == "device(type='cpu')" and str(tg.device("cpu")) == "cpu"
+    assert not tg.cuda.is_available() and tg.cuda.device_count() == 0
+    assert not tg.accelerator.is_available() and tg.accelerator.current_accelerator() is None
+    assert not tg.backends.mps.is_available()
+    with pytest.raises(RuntimeError, match=r"runs on the CPU; drop the .to\('cuda'\)"):
+        tg.device("cuda")
+    with pytest.raises(RuntimeError, match="runs on the CPU"):
+        tg.Generator(device="mps")
+
+
+@pytest.mark.parametrize("module, name, words", [
+    (tg, "compile", "tinygrad_edu has no torch.compile; remove it"),
+    (tg, "jit", "torch.jit; remove the scripting"),
+    (tg, "frobnicate", "has no attribute 'frobnicate'"),
+])
+def test_missing_names_say_what_to_do(module, name, words):
+    with pytest.raises(AttributeError, match=words.replace("(", r"\(").replace(".", r"\.")):
+        getattr(module, name)
+
+
+def test_missing_torchvision_names_say_what_to_do():
+    import tinygrad_edu.vision as torchvision
+    with pytest.raises(AttributeError, match="use the networks in models/"):
+        torchvision.models  # noqa: B018
