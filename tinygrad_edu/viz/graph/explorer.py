@@ -34,6 +34,11 @@ class Graph:
         """Statistics of the gradient that reached op `key` in the last backward pass."""
         return next((s.incoming for s in reversed(self.steps) if s.node == key), None)
 
+    def sent_gradients(self) -> dict:
+        """(op key, input index) -> Stats of the gradient the op sent to that input."""
+        return {(s.node, i): g for s in self.steps for i, g in enumerate(s.outgoing)
+                if g is not None}
+
     def shape(self, key: str) -> tuple:
         """The shape of node `key`'s tensor (an op's output)."""
         n = self.nodes[key]

@@ -14,16 +14,17 @@ from .render import svg, to_dot
 from .rules import rule
 
 CSS = """
-body { font: 13px/1.4 "DejaVu Sans", Helvetica, Arial, sans-serif; margin: 0; color: #111827; }
-header { position: sticky; top: 0; background: #fff; padding: 8px 12px; z-index: 2;
-         border-bottom: 1px solid #d1d5db; }
+html, body { height: 100%; }
+body { overflow: hidden; font: 13px/1.4 "DejaVu Sans", Helvetica, Arial, sans-serif; margin: 0; color: #111827; }
+header { height: 29px; padding: 8px 12px 0; border-bottom: 1px solid #d1d5db; }
 button { font: inherit; padding: 3px 12px; }
 .hint { color: #6b7280; margin-left: 12px; }
-main { display: flex; align-items: flex-start; }
+main { display: flex; height: calc(100vh - 46px); }
 #graph { flex: 1 1 60%; overflow: auto; padding: 8px; }
-#graph svg, #inside svg { max-width: 100%; height: auto; }
-aside { flex: 0 0 40%; max-width: 40%; padding: 8px 12px; position: sticky; top: 44px;
-        max-height: calc(100vh - 52px); overflow: auto; border-left: 1px solid #d1d5db; }
+#inside svg { max-width: 100%; max-height: 60vh; height: auto; }
+#inside.large svg { max-width: none; max-height: none; }
+aside { flex: 0 0 40%; max-width: 40%; padding: 8px 12px; overflow: auto;
+        border-left: 1px solid #d1d5db; }
 h3 { margin: 6px 0; font-size: 14px; } h4 { margin: 10px 0 4px; font-size: 13px; }
 .rule { font-family: "DejaVu Sans Mono", monospace; background: #fef3c7; padding: 4px 6px; }
 .stats { margin: 2px 0 8px 8px; } .values { font-family: "DejaVu Sans Mono", monospace;
@@ -57,9 +58,11 @@ function statsHtml(s, title) {
     + ` <span class="hist">${bars}</span><div class="values">values${more}: `
     + s.values.map(fmt).join(' ') + '</div></div>';
 }
-function nodeTitle(k) {
+function nodeTitle(k, where) {  // where: add the module of an op, to tell apart two BatchNorms
   const n = D.nodes[k];
-  return n.kind === 'op' ? (n.name ? `${n.name} = ${n.op}` : n.op) : n.name;
+  if (n.kind !== 'op') return n.name;
+  const title = n.name ? `${n.name} = ${n.op}` : n.op;
+  return where && n.module ? `${title} (${n.module})` : title;
 }
 function elements(k) {  // the node in the graph (or its folded box), and in the inside view
   const box = D.nodes[k] && D.nodes[k].box;
@@ -81,7 +84,9 @@ function clearMarks() {
 }
 function showInside(box) {
   insideBox = box;
-  $('inside').innerHTML = box ? `<h4>inside ${box}</h4>` + D.inner[box] : '';
+  $('inside').innerHTML = box ? `<h4>inside ${box} <button id="enlarge">enlarge</button></h4>`
+    + D.inner[box] : '';
+  if (box) $('enlarge').addEventListener('click', () => $('inside').classList.toggle('large'));
   bindClicks($('inside'));
 }
 function render() {
@@ -107,7 +112,7 @@ function render() {
   h += `<h4>local rule</h4><div class="rule" id="rule">${n.rule}</div>`;
   if (n.saved.length) h += '<h4>saved for backward</h4>' + n.saved.map(([k, v]) => statsHtml(v, k)).join('');
   h += '<h4>outgoing gradients</h4><div id="outgoing">' + n.inputs.map((k, i) =>
-    `<div class="out" data-to="${k}">to <b>${nodeTitle(k)}</b>${statsHtml(s.outgoing[i])}</div>`).join('') + '</div>';
+    `<div class="out" data-to="${k}">to <b>${nodeTitle(k, true)}</b>${statsHtml(s.outgoing[i])}</div>`).join('') + '</div>';
   if (s.accumulated.length) h += '<h4>accumulated into leaves</h4><div id="accumulated">'
     + s.accumulated.map(([k, c, t]) => `<div class="leaf" data-leaf="${k}"><b>${nodeTitle(k)}</b>.grad`
       + ` += <div class="contribution">${statsHtml(c)}</div>${nodeTitle(k)}.grad is now`
@@ -150,7 +155,7 @@ TEMPLATE = """<!doctype html>
 <body><header><button id="prev">&#9664; prev</button> <button id="next">next &#9654;</button>
 <span id="counter"></span><span class="hint">arrow keys step through backward; click a node for
 its statistics, a folded box to look inside</span></header>
-<main><div id="graph">{svg}</div><aside><section id="step"></section><section id="inside">
+<main><div id="graph">{svg}</div><aside><section id="inside"></section><section id="step">
 </section><section id="details"></section></aside></main>
 <script type="application/json" id="graph-data">{data}</script>
 <script>{script}</script></body></html>

@@ -17,11 +17,13 @@ COLOURS = {"parameter": "#dbeafe", "input": "#e5e7eb", "constant": "#f3f4f6",
 TRACE_CHARS = 48
 
 
-def op_label(n: OpNode, grad: Stats | None) -> str:
-    """'h = Mul', the source line, the output's shape and, after backward, its gradient."""
+def op_label(n: OpNode, grad: Stats | None, before: str | None) -> str:
+    """'h = Mul', the source line (where it differs from `before`, the line of the op's first
+    input: the ops of one model's forward all share a line), the output's shape and, after
+    backward, its gradient."""
     lines = [f"{n.name} = {n.op}" if n.name else n.op]
-    if n.trace and not str(n.trace).startswith('File "<'):  # not '<frozen runpy>' and such
-        lines.append(short_trace(n.trace))
+    if n.trace and n.trace != before and not str(n.trace).startswith('File "<'):
+        lines.append(short_trace(n.trace))  # (no '<frozen runpy>' and such)
     lines.append(shape_text(n.out_shape))
     if grad is not None:
         lines.append(f"grad norm {grad.norm:.3g}")
@@ -61,13 +63,14 @@ def to_dot(graph, folded: set, only: str | None = None) -> graphviz.Digraph:
     clusters = {}  # module path -> list of (name, attrs) to draw in it
     for n in nodes:
         if place[n.key] is None:
-            clusters.setdefault(n.module, []).append(_node_attrs(graph, n))
+            clusters.setdefault(_cluster(n.module, graph.classes, only), []).append(
+                _node_attrs(graph, n))
     for path in sorted({p for p in place.values() if p is not None}):
         inner = [n for n in nodes if place[n.key] == path]
         clusters.setdefault(parent(path), []).append(
             ("m_" + path, {"label": box_label(path, graph.classes, inner), "shape": "box3d",
                            "fillcolor": COLOURS["box"], "id": "m_" + path}))
-    _draw_clusters(dot, clusters, graph.classes if graph.modules else None)
+    _draw_clusters(dot, clusters, graph.classes if graph.modules else None, only or "")
     _draw_edges(dot, graph, nodes, place)
     return dot
 
@@ -82,7 +85,9 @@ def svg(dot: graphviz.Digraph) -> str:
 
 def _node_attrs(graph, n) -> tuple:
     if isinstance(n, OpNode):
-        return n.key, {"label": op_label(n, graph.gradient(n.key)), "shape": "box",
+        first = graph.nodes[n.inputs[0]] if n.inputs else None
+        before = first.trace if isinstance(first, OpNode) else None
+        return n.key, {"label": op_label(n, graph.gradient(n.key), before), "shape": "box",
                        "style": "rounded,filled", "fillcolor": COLOURS["op"], "id": n.key}
     attrs = {"label": tensor_label(n), "shape": "box", "fillcolor": COLOURS[n.kind], "id": n.key}
     if n.kind == "cut":
@@ -90,8 +95,18 @@ def _node_attrs(graph, n) -> tuple:
     return n.key, attrs
 
 
-def _draw_clusters(dot, clusters: dict, classes: dict | None) -> None:
-    """Nested subgraphs, one per module (none when `classes` is None: modules=False)."""
+def _cluster(module: str, classes: dict, only: str | None) -> str:
+    """The cluster a node is drawn in: its module, except that the inside view of a folded
+    module draws the nodes of a layer without sub-modules (a Conv2d) in its parent's, to stay
+    compact."""
+    if only is None or module == only or any(k.startswith(module + ".") for k in classes):
+        return module
+    return parent(module)
+
+
+def _draw_clusters(dot, clusters: dict, classes: dict | None, top: str) -> None:
+    """Nested subgraphs, one per module below `top` (none when `classes` is None:
+    modules=False)."""
     if classes is None:
         for items in clusters.values():
             for name, attrs in items:
@@ -99,11 +114,11 @@ def _draw_clusters(dot, clusters: dict, classes: dict | None) -> None:
         return
     paths = set(clusters)
     for p in list(paths):  # every ancestor gets a cluster, so that nesting is complete
-        while p:
+        while p != top and p:
             p = parent(p)
             paths.add(p)
     children = {}
-    for p in paths - {""}:
+    for p in paths - {top}:
         children.setdefault(parent(p), []).append(p)
 
     def fill(g, path):
@@ -114,15 +129,17 @@ def _draw_clusters(dot, clusters: dict, classes: dict | None) -> None:
                 sub.attr(label=_title(child, classes), style="rounded,filled",
                          fillcolor="#f8fafc" if depth(child) % 2 else "#eef2f7", color="#94a3b8")
                 fill(sub, child)
-    fill(dot, "")
+    fill(dot, top)
 
 
 def _draw_edges(dot, graph, nodes: list, place: dict) -> None:
-    """One edge per (input, consumer) pair of drawn nodes, labelled with the input's shape;
-    edges inside a folded box are hidden, edges into or out of it drawn once."""
+    """One edge per (input, consumer) pair of drawn nodes, labelled with the input's shape and,
+    after backward, the norm of the gradient sent back along it; edges inside a folded box are
+    hidden, edges into or out of it drawn once (with the shape only)."""
+    sent = graph.sent_gradients()
     drawn = set()
     for n in nodes:
-        for src in n.inputs:
+        for i, src in enumerate(n.inputs):
             if src not in place:
                 continue
             a = "m_" + place[src] if place[src] else src
@@ -130,7 +147,11 @@ def _draw_edges(dot, graph, nodes: list, place: dict) -> None:
             if a == b or (a, b) in drawn:
                 continue
             drawn.add((a, b))
-            dot.edge(a, b, label=shape_text(graph.shape(src)), id=f"e_{a}_{b}")
+            label = shape_text(graph.shape(src))
+            grad = sent.get((n.key, i))
+            if grad is not None and a == src and b == n.key:
+                label += f"\ngrad {grad.norm:.3g}"
+            dot.edge(a, b, label=label, id=f"e_{a}_{b}")
 
 
 def _inside(module: str, path: str) -> bool:

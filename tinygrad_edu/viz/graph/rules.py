@@ -60,7 +60,7 @@ SAVED_NAMES = {
     "Minimum": ("x", "y"), "Where": ("cond",), "Exp": ("out",), "Log": ("x",), "Sqrt": ("out",),
     "Abs": ("x",), "Clip": ("x", "lo", "hi"), "ReLU": ("out",), "LeakyReLU": ("x", "slope"),
     "Sigmoid": ("out",), "Tanh": ("out",), "GELU": ("x",), "MatMul": ("x", "y"),
-    "Softmax": ("out",), "LogSoftmax": ("out",), "Dropout": ("mask",),
+    "Softmax": ("out",), "LogSoftmax": ("out",), "Dropout": ("mask",), "Linear": ("x", "W"),
 }
 
 
