@@ -23,6 +23,11 @@ def check_allowed(t, op: str) -> None:
     if not autograd.is_grad_enabled():
         return
     base = t if t._view is None else t._view[0]
+    if t._view is not None and t._view[3] and t.requires_grad:
+        raise RuntimeError(f"{op}: this tensor is one of the views returned by {t._view[3]}, "
+                           f"which returns several views of one tensor: torch does not allow "
+                           f"them to be modified in-place. Replace the in-place op with an "
+                           f"out-of-place one, or clone() the piece first")
     if base._ctx is None and base.requires_grad:
         what = "a leaf Variable" if base is t else "a view of a leaf Variable"
         raise RuntimeError(f"{op}: {what} that requires grad is being used in an in-place "
@@ -54,9 +59,9 @@ def apply(t, op: str, compute):
         out = ops.IndexPut.apply(t, out.to(t.dtype), index=Ellipsis)
     node = out._ctx
     if node is not None:
-        _copy_saved_aliases(created, t.data)
+        _copy_saved_aliases(created, node, t.data)
     if node is not None and t._view is not None:
-        base, view_fn, _ = t._view
+        base, view_fn = t._view[0], t._view[1]
         merged = ops.CopyView.apply(base, out, view=numpy_view(view_fn), view_fn=view_fn)
         base._ctx, base.requires_grad = merged._ctx, True
     elif out.data is not t.data:
@@ -84,9 +89,11 @@ def _check_result(t, out, op: str) -> None:
                            f"type {t.dtype}")
 
 
-def _copy_saved_aliases(nodes: list, arr: np.ndarray) -> None:
+def _copy_saved_aliases(nodes: list, top: Function, arr: np.ndarray) -> None:
     """Nodes made by this in-place op that saved (a view of) the memory about to be overwritten
-    keep a copy of the old value instead, so their own op's write does not corrupt them."""
+    keep a copy of the old value instead, so the op's own write does not corrupt them (torch
+    saves the original self of `y.mul_(o)` the same way). Except where the op's other operand IS
+    that memory (`y.mul_(y)`): torch keeps that one by reference, so backward refuses."""
     root = arr if arr.base is None else arr.base
     for node in nodes:
         saved = getattr(node, "saved", None)
@@ -94,6 +101,8 @@ def _copy_saved_aliases(nodes: list, arr: np.ndarray) -> None:
             continue
         hit = {j for j, a in enumerate(saved)
                if type(a) is np.ndarray and (a if a.base is None else a.base) is root}
+        if node is top:
+            hit -= {j for j, i in node.sources if i > 0 and i < len(node.parents)}
         if hit:
             node.saved = tuple(a.copy() if j in hit else a for j, a in enumerate(saved))
             node.versions = tuple(v for v in node.versions if v[0] not in hit)
@@ -128,9 +137,17 @@ def as_view(out, of, view_fn):
 
         def full(b):
             return view_fn(parent(b))
-    out._view = (base, full, of._vc.value)
+    out._view = [base, full, of._vc.value, None]  # base, view_fn, version seen, multi-view op
     out._vc = of._vc
     return out
+
+
+def mark_multi(views: tuple, op: str) -> tuple:
+    """The pieces of split / chunk / unbind: torch refuses in-place writes to them."""
+    for v in views:
+        if v._view is not None:
+            v._view[3] = op
+    return views
 
 
 def sync_view(t) -> None:
@@ -139,13 +156,13 @@ def sync_view(t) -> None:
     v = t._view
     if v is None or v[2] == t._vc.value:
         return
-    base, view_fn, _ = v
+    base, view_fn = v[0], v[1]
     if base.requires_grad:
         if not autograd.is_grad_enabled():
             return  # rebuilt the next time it is used with grad on
         fresh = view_fn(base)
         t._ctx, t.requires_grad = fresh._ctx, True
-    t._view = (base, view_fn, t._vc.value)
+    v[2] = t._vc.value
 
 
 def numpy_view(view_fn):

@@ -443,11 +443,11 @@ class Tensor:
     def abs_(self) -> Tensor:
         return self._inplace("abs_", lambda s: s.abs())
 
-    def square_(self) -> Tensor:
-        return self._inplace("square_", lambda s: s.square())
+    def square_(self) -> Tensor:  # as s ** 2: s * s would pass self as the other operand too
+        return self._inplace("square_", lambda s: s ** 2)
 
     def reciprocal_(self) -> Tensor:
-        return self._inplace("reciprocal_", lambda s: s.reciprocal())
+        return self._inplace("reciprocal_", lambda s: s ** -1)
 
     def sign_(self) -> Tensor:
         return self._inplace("sign_", lambda s: s.sign())
@@ -875,7 +875,8 @@ class Tensor:
         return self[(slice(None),) * (dim % self.ndim) + (index,)]
 
     def unbind(self, dim: int = 0):
-        return tuple(self.select(dim, i) for i in range(self.shape[dim]))
+        return inplace.mark_multi(tuple(self.select(dim, i) for i in range(self.shape[dim])),
+                                  "unbind")
 
     def gather(self, dim: int, index: Tensor):
         """out[i][j] = self[i][index[i][j]] along `dim`, like `torch.gather`."""
@@ -910,7 +911,7 @@ class Tensor:
             index[dim] = slice(start, start + size)
             out.append(self[tuple(index)])
             start += size
-        return tuple(out)
+        return inplace.mark_multi(tuple(out), "split")
 
     def chunk(self, chunks: int, dim: int = 0):
         return self.split(math.ceil(self.shape[dim] / chunks), dim)

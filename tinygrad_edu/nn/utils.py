@@ -21,7 +21,7 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float,
     grads = [p.grad.data for p in params if p.grad is not None]
     norm_type = float(norm_type)
     if not grads:
-        return Tensor(0.0)
+        return Tensor._wrap(np.zeros((), np.float32))
     dtype = grads[0].dtype
     if math.isinf(norm_type):
         total = max(float(np.abs(g).max()) if g.size else 0.0 for g in grads)
@@ -36,4 +36,4 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float,
     if coef < 1:  # torch multiplies by min(coef, 1): gradients under the limit stay as they are
         for g in grads:
             g *= dtype.type(coef)
-    return Tensor(np.asarray(total, dtype))
+    return Tensor._wrap(np.asarray(total, dtype))
