@@ -8,6 +8,7 @@ import io
 import os
 import tarfile
 import urllib.error
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -298,6 +299,54 @@ def test_mnist_images_and_labels_must_agree(tmp_path):
     write_tiny(tmp_path, arrays)
     with pytest.raises(DataError, match="11 labels"):
         MNIST(root=tmp_path, download=False)
+
+
+def test_mnist_labels_outside_0_to_9_are_an_error_at_load(tmp_path):
+    arrays = tiny_arrays()
+    arrays[NAMES[1]][3] = 10
+    write_tiny(tmp_path, arrays)
+    with pytest.raises(DataError, match=r"holds labels 0\.\.10; expected 0\.\.9"):
+        MNIST(root=tmp_path, download=False)
+
+
+def test_a_directory_where_a_data_file_should_be_is_named(tmp_path):
+    write_tiny(tmp_path, tiny_arrays())
+    (tmp_path / NAMES[1]).unlink()
+    (tmp_path / NAMES[1]).mkdir()
+    with pytest.raises(DataError, match=f"{tmp_path / NAMES[1]} is a directory"):
+        MNIST(root=tmp_path)
+
+
+def test_a_folder_of_another_data_set_is_an_error_never_a_download(tmp_path, tiny, monkeypatch):
+    """Fashion-MNIST's files where MNIST's are looked for: refused by the labels' MD5."""
+    from tinygrad_edu.data import mnist as mnist_module
+    arrays, raw, resources = tiny
+
+    class TinyFashion(FashionMNIST):
+        pass
+    TinyFashion.resources, TinyFashion.cli_name = resources, "tiny-fashion"
+    monkeypatch.setitem(mnist_module.DATASETS, "tiny-fashion", TinyFashion)
+    calls = []
+    monkeypatch.setattr(dl, "http_get", fake_mirror(raw, calls))
+    write_tiny(tmp_path, arrays, gz=True)  # Debian's layout: the .gz files, no sub-folder
+    with pytest.raises(DataError, match="holds TinyFashion, not MNIST.*--dataset tiny-fashion"):
+        MNIST(root=tmp_path)
+    assert len(TinyFashion(root=tmp_path, train=False, download=False)) == 6  # its own folder
+    (tmp_path / "raw").mkdir()
+    for name in NAMES:  # torchvision's raw/ of a single data set: MNIST's files are missing
+        (tmp_path / f"{name}.gz").rename(tmp_path / "raw" / f"{name}.gz")
+    with pytest.raises(DataError, match="holds TinyFashion"):
+        MNIST(root=tmp_path)
+    assert calls == []
+
+
+def test_real_fashion_mnist_folder_is_not_mnist():
+    debian = Path("/usr/share/datasets/fashion-mnist")
+    if not debian.is_dir():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    with pytest.raises(DataError, match="holds FashionMNIST, not MNIST"):
+        MNIST(debian, train=False)
+    assert len(FashionMNIST(debian, train=False, download=False)) == 10000
 
 
 def test_data_root_lookup_order(tmp_path, monkeypatch):

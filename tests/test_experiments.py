@@ -89,3 +89,23 @@ def test_torch_framework_without_torch(tmp_path, capsys, monkeypatch):
     code, err = _exit_code(mnist_mlp3.main, ["--framework", "torch", "--logdir", str(tmp_path)],
                            capsys)
     assert code == 2 and "pip install torch==2.13.0" in err
+
+
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")  # apt-get install dataset-fashion-mnist
+
+
+@pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="Debian's dataset-fashion-mnist is not "
+                    "installed (apt-get install dataset-fashion-mnist)")
+def test_fashion_mnist_trains_on_fashion_mnist(tmp_path, capsys):
+    from tinygrad_edu.data import FashionMNIST
+    summary = mnist_mlp3.main(SMALL + ["--dataset", "fashion-mnist", "--data-dir",
+                                       str(FASHION_DIR), "--logdir", str(tmp_path)])
+    run = json.loads(Path(summary["run_dir"], "run.json").read_text())
+    assert run["dataset"] == "fashion-mnist" and run["class_names"] == list(FashionMNIST.classes)
+    assert run["preprocessing"]["mean"] == [0.286] and os.path.basename(
+        summary["run_dir"]).startswith("fashion-mnist_mlp3-tinygrad_edu-")
+    assert summary["test_accuracy"] > 0.6  # clothes: an MLP on 2000 images, one epoch
+    assert "Fashion-MNIST mlp3" in Path(summary["run_dir"], "report.html").read_text()
+    code, err = _exit_code(mnist_mlp3.main, SMALL + ["--data-dir", str(FASHION_DIR),
+                                                     "--logdir", str(tmp_path / "b")], capsys)
+    assert code == 2 and "holds FashionMNIST, not MNIST" in err and not (tmp_path / "b").exists()

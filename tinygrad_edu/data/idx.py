@@ -39,7 +39,7 @@ def read_idx(path: str | os.PathLike, ndim: int | None = None) -> np.ndarray:
         images = read_idx("train-images-idx3-ubyte.gz", ndim=3)   # (60000, 28, 28) uint8
     """
     path = Path(path)
-    buf = _read_bytes(path)
+    buf = read_bytes(path)
     dtype, shape, offset = _parse_header(buf, path)
     if ndim is not None and len(shape) != ndim:
         raise DataError(f"{path}: expected an IDX file of rank {ndim}, got rank {len(shape)} "
@@ -86,7 +86,7 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def _read_bytes(path: Path) -> bytearray:
+def read_bytes(path: Path) -> bytearray:
     """The file's bytes, decompressed if it is gzip (recognised by content, not by name)."""
     with open(path, "rb") as f:
         buf = bytearray(f.read())

