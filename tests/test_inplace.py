@@ -333,7 +333,7 @@ def test_write_to_an_expanded_tensor_is_refused():
 def test_inplace_on_a_split_piece_that_requires_grad_is_refused():
     def idiom(lib):
         x = leaf(lib, X) * 1
-        a, b = x.split(2, dim=0)
+        a, _b = x.split(2, dim=0)
         a.mul_(2)
     refuses(idiom, "several views")
 
