@@ -19,14 +19,13 @@ import time
 
 import numpy as np
 
-import models
-import tinygrad_edu as tg
 from tinygrad_edu import viz
 from tinygrad_edu.data.image_folder import decode_image
 from tinygrad_edu.logging import Logger
 
 from .caltech_common import DATA_DIR
-from .common import UsageError, exit_on_usage_error
+from .errors import UsageError, exit_on_usage_error
+from .run_record import Trained, load_trained
 
 IMAGES = ("accordion/image_0001.jpg", "camera/image_0001.jpg")
 LAYERS = (("features.relu1", "conv1: 32 maps"), ("features.relu2", "conv2: 64 maps"))
@@ -52,21 +51,20 @@ def newest_checkpoint(logdir: str) -> str:
     return max(found, key=os.path.getmtime)
 
 
-def load_model(path: str):
-    """The LeNet-5 of a checkpoint written by caltech_common, and the checkpoint's dict."""
-    if not os.path.exists(path):
-        raise UsageError(f"--checkpoint {path} does not exist")
-    state = tg.load(path)
-    if not isinstance(state, dict) or not str(state.get("model_name", "")).startswith("lenet5"):
-        raise UsageError(f"{path} is not the checkpoint of a caltech_lenet5 run (it has no "
-                         f"LeNet-5 weights); pass the checkpoint.npz of such a run")
-    model = models.get_model(state["model_name"], **state["model_kwargs"])
-    model.load_state_dict(state["model"])
-    return model.eval(), state
+def load_model(path: str) -> Trained:
+    """The LeNet-5 of a caltech_lenet5 run (a run directory or its checkpoint.npz), as run.json
+    records it: constructor config, class names and input statistics."""
+    trained = load_trained(path)
+    if trained.record is None or not trained.name.startswith("lenet5"):
+        raise UsageError(f"{path} is not a caltech_lenet5 run (its run.json does not record a "
+                         f"LeNet-5); pass the run directory of such a run")
+    trained.model.eval()
+    return trained
 
 
-def load_images(data_dir: str, names, size: int, mean, std) -> tuple[np.ndarray, np.ndarray]:
+def load_images(data_dir: str, names, trained: Trained) -> tuple[np.ndarray, np.ndarray]:
     """(raw (N, H, W, 3) uint8, normalised (N, 3, H, W) float32) for the network."""
+    size = trained.preprocessing.size
     raw = []
     for name in names:
         path = os.path.join(data_dir, name)
@@ -75,8 +73,7 @@ def load_images(data_dir: str, names, size: int, mean, std) -> tuple[np.ndarray,
         raw.append(decode_image(path, (size, size)))
     raw = np.stack(raw)  # (N, H, W, 3)
     x = raw.transpose(0, 3, 1, 2).astype(np.float32) / 255  # (N, 3, H, W)
-    x = (x - np.reshape(mean, (1, 3, 1, 1))) / np.reshape(std, (1, 3, 1, 1))
-    return raw, x.astype(np.float32)
+    return raw, trained.preprocessing.apply(x)
 
 
 def panel(image: np.ndarray, title: str) -> np.ndarray:
@@ -102,10 +99,9 @@ def side_by_side(images: list[np.ndarray], gap: int = 12, axis: int = 1) -> np.n
 
 def run(args: argparse.Namespace) -> dict:
     ckpt = args.checkpoint or newest_checkpoint(args.logdir)
-    model, state = load_model(ckpt)
-    size = state["model_kwargs"].get("image_size", 64)
-    raw, x = load_images(args.data_dir, args.images, size, state["mean"], state["std"])
-    trace = viz.Trace(model, x, grad=False)
+    trained = load_model(ckpt)
+    raw, x = load_images(args.data_dir, args.images, trained)
+    trace = viz.Trace(trained.model, x, grad=False)
     probs = np.exp(trace.logits() - trace.logits().max(1, keepdims=True))
     probs /= probs.sum(1, keepdims=True)
     out_dir = os.path.join(args.logdir, f"caltech_activations-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -114,10 +110,9 @@ def run(args: argparse.Namespace) -> dict:
         for i, name in enumerate(args.images):
             k = int(probs[i].argmax())
             row = [panel(raw[i].repeat(3, 0).repeat(3, 1),
-                         f"{name}: predicted {state['classes'][k]} ({probs[i, k]:.2f})")]
+                         f"{name}: predicted {trained.class_names[k]} ({probs[i, k]:.2f})")]
             for layer, title in LAYERS:
-                grid = viz.activation_grid(trace.output(layer)[i], nrow=8,
-                                           scale=1 if trace.output(layer).shape[-1] >= 32 else 3)
+                grid = viz.activation_grid(trace.output(layer)[i], nrow=8)
                 logger.image(f"activations/{layer}/{name}", grid, 0)
                 row.append(panel(grid, title))
             rows.append(side_by_side(row))
@@ -131,7 +126,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv=None) -> dict:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    return exit_on_usage_error(lambda: run(args))
+    return exit_on_usage_error(lambda: run(args), argv)
 
 
 if __name__ == "__main__":
