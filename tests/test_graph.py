@@ -375,3 +375,17 @@ def test_page_of_a_folded_resnet_block_shows_its_inside(browser, tmp_path):
         if getattr(n, "kind", "") == "parameter":
             grad = n.tensor.grad.data.ravel()[:16]
             np.testing.assert_allclose(shown[n.key], grad, rtol=1e-5, atol=1e-6)
+
+
+def test_a_notebook_shows_the_graph_inline():
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import tinygrad_edu as tg\nfrom tinygrad_edu.viz import graph\n"
+        "x = tg.randn(4, 3, requires_grad=True)\nloss = (x * x).sum()\n"
+        "g = graph(loss)\nloss.backward()\ng")]
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    data = nb.cells[0].outputs[-1]["data"]
+    assert data["text/plain"] == "Graph(2 ops, 2 tensors, 2 backward steps recorded)"
+    assert "<svg" in data["image/svg+xml"] and "grad norm" in data["image/svg+xml"]

@@ -25,6 +25,12 @@ class Graph:
         self.folded = set(folded)
         self._recorder = Recorder(nodes)
 
+    def __repr__(self) -> str:
+        n_ops = sum(isinstance(n, OpNode) for n in self.nodes.values())
+        folded = f", {len(self.folded)} modules folded" if self.folded else ""
+        return (f"Graph({n_ops} ops, {len(self.nodes) - n_ops} tensors, {len(self.steps)} "
+                f"backward steps recorded{folded})")
+
     @property
     def steps(self) -> list[Step]:
         """The ops in the order the last backward pass ran them (empty before backward)."""

@@ -21,6 +21,7 @@ button { font: inherit; padding: 3px 12px; }
 .hint { color: #6b7280; margin-left: 12px; }
 main { display: flex; height: calc(100vh - 46px); }
 #graph { flex: 1 1 60%; overflow: auto; padding: 8px; }
+#graph.fit svg { max-width: 100%; max-height: 100%; height: auto; }
 #inside svg { max-width: 100%; max-height: 60vh; height: auto; }
 #inside.large svg { max-width: none; max-height: none; }
 aside { flex: 0 0 40%; max-width: 40%; padding: 8px 12px; overflow: auto;
@@ -146,6 +147,9 @@ document.addEventListener('keydown', e => {
   if (e.key === 'Home') go(-1);
   if (e.key === 'End') go(D.steps.length - 1);
 });
+$('fit').addEventListener('click', () => $('graph').classList.toggle('fit'));
+const main = $('graph').querySelector('svg');  // small graphs fit the pane, big ones scroll
+if (main && main.width.baseVal.value <= 1.5 * $('graph').clientWidth) $('graph').classList.add('fit');
 bindClicks($('graph'));
 render();
 """
@@ -153,7 +157,7 @@ render();
 TEMPLATE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>{title}</title><style>{css}</style></head>
 <body><header><button id="prev">&#9664; prev</button> <button id="next">next &#9654;</button>
-<span id="counter"></span><span class="hint">arrow keys step through backward; click a node for
+<span id="counter"></span> <button id="fit">fit / actual size</button><span class="hint">arrow keys step through backward; click a node for
 its statistics, a folded box to look inside</span></header>
 <main><div id="graph">{svg}</div><aside><section id="inside"></section><section id="step">
 </section><section id="details"></section></aside></main>
