@@ -24,12 +24,6 @@ def is_grad_enabled() -> bool:
     return _grad_enabled
 
 
-def set_grad_enabled(mode: bool) -> None:
-    """Turn graph building on or off, like `torch.set_grad_enabled` (as a function)."""
-    global _grad_enabled
-    _grad_enabled = bool(mode)
-
-
 class no_grad:
     """Context manager and decorator that turns graph building off, like `torch.no_grad()`.
 
@@ -61,6 +55,41 @@ class enable_grad(no_grad):
     """Turn graph building back on inside a `no_grad()` block."""
 
     mode = True
+
+
+class inference_mode(no_grad):
+    """`torch.inference_mode(mode=True)`: here the same as no_grad (mode=False: grad on)."""
+
+    def __init__(self, mode: bool = True):
+        self.mode = not mode
+
+
+class set_grad_enabled(no_grad):
+    """Graph building on or off, like `torch.set_grad_enabled`: as a call it takes effect at
+    once; as a context manager it is undone on exit.
+
+        tg.set_grad_enabled(False)            # off from here on
+        with tg.set_grad_enabled(is_train):   # on or off for the block
+            loss = model(x).sum()
+    """
+
+    def __init__(self, mode: bool):
+        global _grad_enabled
+        self.mode, self.prev = bool(mode), _grad_enabled
+        _grad_enabled = self.mode
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, fn):
+        mode, prev = self.mode, self.prev
+        set_grad_enabled(prev)
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with set_grad_enabled(mode):
+                return fn(*args, **kwargs)
+        return wrapper
 
 
 # ---------------------------------------------------------------- anomaly mode
