@@ -1,9 +1,11 @@
 """tg.save / tg.load: round trips, refusing pickles, atomic writes, damaged files."""
+import io
 import math
 import os
 import pickle
 import subprocess
 import sys
+import zipfile
 from collections import OrderedDict, namedtuple
 from pathlib import Path
 
@@ -243,3 +245,120 @@ def test_model_state_round_trip_and_wrong_shape_names_the_key(tmp_path):
 
 def test_public_names():
     assert tg.save is save and tg.load is load
+
+
+# ---------------------------------------------------------------- torch's signature and formats
+
+
+def test_file_objects_and_torch_keyword_arguments(tmp_path):
+    buffer = io.BytesIO()
+    save({"w": tg.ones(2, 3), "epoch": 2}, buffer, pickle_protocol=4)
+    buffer.seek(0)
+    out = load(buffer, map_location="cpu", weights_only=True)
+    assert out["epoch"] == 2 and out["w"].tolist() == [[1.0] * 3] * 2
+    save({"w": tg.zeros(1)}, tmp_path / "a.pt")
+    assert load(tmp_path / "a.pt", map_location=tg.device("cpu"))["w"].tolist() == [0.0]
+    assert load(tmp_path / "a.pt", map_location={"cuda:0": "cpu"})["w"].shape == (1,)
+    assert load(tmp_path / "a.pt", map_location=lambda storage, loc: storage)["w"].shape == (1,)
+    with pytest.raises(RuntimeError, match="runs on the CPU"):
+        load(tmp_path / "a.pt", map_location="cuda")
+
+
+def test_safetensors_round_trip_any_state_dict(tmp_path):
+    tg.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 2))
+    path = tmp_path / "model.safetensors"
+    save(model.state_dict(), path)
+    loaded = load(path)
+    assert set(loaded) == set(model.state_dict())
+    for k, v in model.state_dict().items():
+        assert loaded[k].dtype == v.dtype
+        np.testing.assert_array_equal(loaded[k].data, v.data, err_msg=k)
+    safetensors = pytest.importorskip("safetensors.numpy")
+    assert set(safetensors.load_file(str(path))) == set(model.state_dict())   # a real file
+    with pytest.raises(TypeError, match="flat dict of tensors"):
+        save({"model": model.state_dict()}, tmp_path / "nested.safetensors")
+
+
+def test_damaged_safetensors_file_is_refused(tmp_path):
+    path = tmp_path / "bad.safetensors"
+    save({"w": tg.ones(4)}, path)
+    path.write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(CheckpointError, match="safetensors file is damaged"):
+        load(path)
+
+
+PT_READER = """
+import sys
+import zipfile
+sys.modules["torch"] = None      # no PyTorch in this process: importing it fails
+import numpy as np
+import tinygrad_edu as tg
+state = tg.load(sys.argv[1])
+expected = np.load(sys.argv[2])
+for k in expected.files:
+    assert np.array_equal(state["model"][k].data, expected[k]), k
+assert state["epoch"] == 3 and state["names"] == ["a", "b"] and state["lr"] == 0.5
+print("ok", len(expected.files))
+"""
+
+
+def test_reads_a_real_pytorch_file_without_pytorch(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2),
+                              torch.nn.Flatten(), torch.nn.Linear(2, 3))
+    net(torch.randn(4, 1, 3, 3))                 # running statistics and num_batches_tracked
+    state = net.state_dict()
+    state["extra.strided"] = torch.arange(12.0).reshape(3, 4).t()[1:]   # offset and strides
+    state["extra.half"] = torch.tensor([0.5, -2.0], dtype=torch.float16)
+    state["extra.bf16"] = torch.tensor([1.5, -3.0], dtype=torch.bfloat16)
+    torch.save({"model": state, "epoch": 3, "names": ["a", "b"], "lr": 0.5}, tmp_path / "m.pt")
+    np.savez(tmp_path / "expected.npz", **{k: v.float().numpy() if v.dtype == torch.bfloat16
+                                           else v.numpy() for k, v in state.items()})
+    done = subprocess.run([sys.executable, "-c", PT_READER, str(tmp_path / "m.pt"),
+                           str(tmp_path / "expected.npz")], check=False, capture_output=True,
+                          text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["ok", str(len(state))]
+
+
+def test_pytorch_weights_load_into_the_twin():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    theirs = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                 torch.nn.Linear(3 * 4 * 4, 5))
+    buffer = io.BytesIO()
+    torch.save(theirs.state_dict(), buffer)
+    buffer.seek(0)
+    ours = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 4 * 4, 5))
+    ours.load_state_dict(load(buffer))
+    x = np.random.default_rng(0).standard_normal((2, 1, 6, 6)).astype(np.float32)
+    np.testing.assert_allclose(ours(tg.tensor(x)).data, theirs(torch.from_numpy(x)).detach(),
+                               atol=1e-5)
+
+
+def _torch_zip(tmp_path, payload: bytes) -> Path:
+    """A file laid out like torch.save's zip, with `payload` as its data.pkl."""
+    path = tmp_path / "evil.pt"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("evil/data.pkl", payload)
+        zf.writestr("evil/byteorder", "little")
+        zf.writestr("evil/version", "3\n")
+    return path
+
+
+@pytest.mark.parametrize("weights_only", [True, False])
+def test_pytorch_file_with_code_is_refused_without_running_it(tmp_path, weights_only):
+    marker = tmp_path / "code_ran"
+    path = _torch_zip(tmp_path, pickle.dumps({"w": _Evil(str(marker))}, protocol=2))
+    with pytest.raises(CheckpointError, match=r"refusing .*evil.pt: it holds .*only running code"):
+        load(path, weights_only=weights_only)
+    assert not marker.exists()
+
+
+def test_whole_pickled_torch_model_is_refused_with_advice(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "model.pt")
+    with pytest.raises(CheckpointError, match="holds torch.nn.modules.linear.Linear.*state_dict"):
+        load(tmp_path / "model.pt")

@@ -12,19 +12,29 @@ int64-sized ints and finite floats stand for themselves; everything else is a on
     {"array": "model/fc1.weight"}   {"tensor": ...}   {"scalar": ...} (a numpy scalar)
 
 Subclasses of dict (OrderedDict, Counter) come back as plain dicts.
+
+`save` and `load` take torch's arguments (`tg.save(obj, f)`, `tg.load(f, map_location=None,
+weights_only=True)`; f a path or a binary file object). A path ending in `.safetensors` is
+written as safetensors (a flat dict of tensors: a state_dict). `load` also reads safetensors
+files and the tensors of real PyTorch `.pt` files (`torch_format.py`: an allow-list unpickler
+that never runs the file's code), so a model trained in PyTorch loads into its twin.
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 import tempfile
 import zipfile
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 
+from .device import device
 from .tensor import Tensor
+from .torch_format import TorchFileError, is_torch_zip, read_torch_file
 
 STRUCTURE_KEY = "__structure__"
 FORMAT = "tinygrad_edu.checkpoint"
@@ -38,20 +48,55 @@ class CheckpointError(RuntimeError):
 
 
 # ------------------------------------------------------------------ save
-def save(obj, path: str | os.PathLike) -> None:
-    """Write `obj` (nested dicts/lists of arrays, Tensors, numbers, strings...) to `path`.
+def save(obj, f, pickle_module=None, pickle_protocol: int | None = None,
+         _use_new_zipfile_serialization: bool = True) -> None:
+    """Write `obj` (nested dicts/lists of arrays, Tensors, numbers, strings...) to `f`, a path or
+    a binary file object; `pickle_*` are accepted for torch's signature and unused (nothing is
+    pickled). A path ending in .safetensors gets the safetensors format (flat dict of tensors).
 
-    Atomic: the file is written next to `path`, synced, then renamed over it, so a crash or a
-    kill during `save` leaves the previous file intact.
+    Atomic for paths: the file is written next to `f`, synced, then renamed over it, so a crash
+    or a kill during `save` leaves the previous file intact.
 
         tg.save({"model": model.state_dict(), "epoch": 3}, "checkpoint.npz")
     """
-    path = os.fspath(path)
+    if hasattr(f, "write"):
+        _write_npz(f, _arrays_of(obj))
+        return
+    path = os.fspath(f)
+    if path.endswith(".safetensors"):
+        _save_safetensors(obj, path)
+        return
+    _write_atomic(path, _arrays_of(obj))
+
+
+def _arrays_of(obj) -> dict[str, np.ndarray]:
+    """The .npz members holding `obj`: its arrays and the JSON structure."""
     arrays: dict[str, np.ndarray] = {STRUCTURE_KEY: np.empty(0, np.uint8)}
     root = _encode(obj, "", arrays)
     text = json.dumps({"format": FORMAT, "version": VERSION, "root": root}, allow_nan=False)
     arrays[STRUCTURE_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-    _write_atomic(path, arrays)
+    return arrays
+
+
+def _save_safetensors(obj, path: str) -> None:
+    """A flat {name: Tensor or array} as a .safetensors file, written atomically."""
+    from safetensors.numpy import save
+    if not isinstance(obj, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, (Tensor, np.ndarray)) for k, v in obj.items()):
+        raise TypeError("save: a .safetensors file holds a flat dict of tensors (a state_dict); "
+                        "save other objects to an .npz or .pt path")
+    blob = save({k: np.ascontiguousarray(getattr(v, "data", v)) for k, v in obj.items()})
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(blob)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.remove(tmp)
+        raise
 
 
 def _encode(obj, where: str, arrays: dict[str, np.ndarray]):
@@ -153,31 +198,84 @@ def _fsync_dir(folder: str) -> None:
 
 
 # ------------------------------------------------------------------ load
-def load(path: str | os.PathLike):
-    """Read a checkpoint written by `save`; Tensors come back as Tensors, arrays as arrays.
+def load(f, map_location=None, pickle_module=None, *, weights_only: bool = True, mmap=None,
+         **pickle_load_args):
+    """Read what `save` wrote, a .safetensors file, or the tensors of a PyTorch .pt file, from a
+    path or a binary file object; Tensors come back as Tensors, arrays as arrays.
 
-    Never unpickles: a file holding pickled objects is refused.
+    `map_location` may name the CPU (or be a dict or function, as in torch: everything lands on
+    the CPU anyway). Never unpickles code, whatever `weights_only` says: a file that needs it
+    is refused.
 
         ckpt = tg.load("checkpoint.npz"); model.load_state_dict(ckpt["model"])
+        model.load_state_dict(tg.load("mnist_cnn.pt", map_location="cpu"))   # from PyTorch
     """
-    path = os.fspath(path)
-    arrays = _read_npz(path)
+    _check_map_location(map_location)
+    name = getattr(f, "name", None) or "the file" if hasattr(f, "read") else os.fspath(f)
+    data = f.read() if hasattr(f, "read") else None
+    source = io.BytesIO(data) if data is not None else name
+    magic = data[:8] if data is not None else _head(name)
+    if _is_safetensors(magic):
+        return _load_safetensors(source)
+    if magic.startswith(b"PK"):
+        try:
+            with zipfile.ZipFile(source) as archive:
+                if is_torch_zip(archive):
+                    return read_torch_file(name, archive)
+        except TorchFileError as e:
+            raise CheckpointError(str(e)) from None
+        except zipfile.BadZipFile as e:
+            raise _corrupt(name, e) from e
+        if data is not None:
+            source.seek(0)
+    _check_magic(name, magic)
+    arrays = _read_npz(source, name)
     try:
         header = json.loads(arrays.pop(STRUCTURE_KEY).tobytes().decode("utf-8"))
         if header.get("format") != FORMAT or header.get("version") != VERSION:
             raise ValueError(f"format {header.get('format')!r} version {header.get('version')!r}")
         return _decode(header["root"], arrays)
     except (ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
-        raise CheckpointError(f"load: the structure description in {path} is damaged or from an "
+        raise CheckpointError(f"load: the structure description in {name} is damaged or from an "
                               f"unsupported version ({type(e).__name__}: {e}); re-create the "
                               f"checkpoint with tg.save") from e
 
 
-def _read_npz(path: str) -> dict[str, np.ndarray]:
-    """Every array of the .npz at `path`, read eagerly so that damage shows up here."""
-    _check_magic(path)
+def _check_map_location(map_location) -> None:
+    """Only the CPU exists: 'cpu', device('cpu'), dicts onto 'cpu' and functions are fine."""
+    if map_location is None or callable(map_location):
+        return
+    targets = map_location.values() if isinstance(map_location, Mapping) else [map_location]
+    for target in targets:
+        device(target)
+
+
+def _head(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(8)
+
+
+def _is_safetensors(magic: bytes) -> bool:
+    """A little-endian u64 header size, then the JSON header's '{'."""
+    return len(magic) == 8 and 0 < int.from_bytes(magic, "little") < 100_000_000 and \
+        not magic.startswith((b"PK", b"\x80", b"\x93NUMPY"))
+
+
+def _load_safetensors(source) -> dict[str, Tensor]:
+    from safetensors.numpy import load as load_bytes
+    blob = source.getvalue() if isinstance(source, io.BytesIO) else Path(source).read_bytes()
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        return {k: Tensor(v, dtype=v.dtype) for k, v in load_bytes(blob).items()}
+    except Exception as e:  # safetensors raises its own SafetensorError
+        raise CheckpointError(f"load: the safetensors file is damaged ({type(e).__name__}: "
+                              f"{e})") from e
+
+
+def _read_npz(source, path: str) -> dict[str, np.ndarray]:
+    """Every array of the .npz at `source` (named `path`), read eagerly so that damage shows up
+    here."""
+    try:
+        with np.load(source, allow_pickle=False) as npz:
             if STRUCTURE_KEY not in npz.files:
                 raise CheckpointError(f"load: {path} is a zip file but not a tinygrad_edu "
                                       f"checkpoint (it has no {STRUCTURE_KEY!r} entry); read "
@@ -191,15 +289,13 @@ def _read_npz(path: str) -> dict[str, np.ndarray]:
         raise _corrupt(path, e) from e
 
 
-def _check_magic(path: str) -> None:
+def _check_magic(path: str, magic: bytes) -> None:
     """Refuse what is not a zip file by its first bytes, before numpy guesses at it."""
-    with open(path, "rb") as f:
-        magic = f.read(6)
     if magic.startswith(b"PK"):
         return
     if magic.startswith(b"\x80"):
         raise _unsafe(path)
-    if magic == b"\x93NUMPY":
+    if magic.startswith(b"\x93NUMPY"):
         raise CheckpointError(f"load: {path} holds a single .npy array, not a checkpoint; read "
                               f"it with np.load")
     raise _corrupt(path, ValueError(f"it starts with {magic!r}, not with a zip header"))
