@@ -33,24 +33,27 @@ class Recorder:
         self.nodes = nodes
         self.steps: list[Step] = []
         self.totals: dict = {}  # leaf key -> its .grad as accumulated so far in this pass
+        self._seen: set = set()  # op keys this pass has run
         for node in nodes.values():
             if isinstance(node, OpNode):
-                _hook(node.function, self._pre(node), self._post(node))
+                node.function.register_prehook(self._pre(node))
+                node.function.register_hook(self._post(node))
 
     def _pre(self, node: OpNode):
         def pre(grad_outputs):
-            if self.steps and any(s.node == node.key for s in self.steps):
-                self.steps, self.totals = [], {}  # a second backward pass: show the new one
-            if not self.steps:
+            if node.key in self._seen:  # a second backward pass: show the new one
+                self.steps, self.totals, self._seen = [], {}, set()
+            if not self.steps:  # the pass starts: leaves' .grad from before it
                 self.totals = {k: _array(n.tensor.grad).copy() for k, n in self.nodes.items()
                                if isinstance(n, TensorNode) and n.kind != "output"
                                and n.tensor is not None and n.tensor.grad is not None}
+            self._seen.add(node.key)
             self.steps.append(Step(node.key, Stats.of(_array(grad_outputs[0]))))
         return pre
 
     def _post(self, node: OpNode):
         def post(grad_inputs, grad_outputs):
-            step = next(s for s in reversed(self.steps) if s.node == node.key)
+            step = self.steps[-1]  # the engine runs pre, the rule, then post for each node
             for key, g in zip(node.inputs, grad_inputs):
                 parent = self.nodes[key]
                 g = None if g is None else unbroadcast(
@@ -72,19 +75,3 @@ def _array(g) -> np.ndarray:
     """The numpy array of a gradient given as a Tensor or an array."""
     return np.asarray(getattr(g, "data", g))
 
-
-def _hook(fn, pre, post) -> None:
-    """Register pre(grad_outputs) and post(grad_inputs, grad_outputs) on a Function node."""
-    if hasattr(fn, "register_prehook"):
-        fn.register_prehook(pre)
-        fn.register_hook(post)
-        return
-    # Until the engine has Node hooks: the same two calls around this node's own backward.
-    inner = fn.backward
-
-    def backward(grad):
-        pre((grad,))
-        gs = inner(grad)
-        post(gs if isinstance(gs, tuple) else (gs,), (grad,))
-        return gs
-    fn.backward = backward

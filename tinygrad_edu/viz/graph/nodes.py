@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from ...autograd import Function, toposort
 from ...nn.module import Parameter
+from .rules import saved_name
 from .stats import Stats
 
 
@@ -54,8 +55,6 @@ class TensorNode:
 def walk(outputs: tuple, names: dict, depth: int | None) -> dict:
     """Nodes reachable from `outputs` within `depth` ops, parents before children, keyed 'op3',
     't5'; `names` maps id(tensor or Function) to a display name."""
-    from .rules import saved_name
-
     kept, cuts = _within(outputs, depth), {}
     leaves = {id(t): t for t in outputs if t._ctx is None}  # graph(x) of a leaf: x alone
     order = [fn for fn in _toposort(outputs) if id(fn) in kept]
@@ -116,8 +115,9 @@ def _toposort(outputs: tuple) -> list:
 
 
 def _add_outputs(nodes: dict, outputs: tuple, names: dict) -> dict:
-    """Key -> node, with a TensorNode per output after its op (a leaf output is its own node)."""
-    by_key = {n.key: n for n in sorted(nodes.values(), key=_topological)}
+    """Key -> node (leaves, then ops parents first, as `nodes` was filled), with a TensorNode
+    per output after its op (a leaf output is its own node)."""
+    by_key = {n.key: n for n in nodes.values()}
     for i, t in enumerate(outputs):
         if t._ctx is None:
             continue
@@ -125,11 +125,6 @@ def _add_outputs(nodes: dict, outputs: tuple, names: dict) -> dict:
         by_key[key] = TensorNode(key, names.get(id(t)) or f"output {i}", "output", t,
                                  tuple(t.data.shape), [nodes[id(t._ctx)].key], Stats.of(t.data))
     return by_key
-
-
-def _topological(node) -> tuple:
-    """Sort key: leaves and stubs first, then ops from the farthest from the outputs."""
-    return (0, int(node.key[1:])) if isinstance(node, TensorNode) else (1, int(node.key[2:]))
 
 
 def _saved(fn: Function) -> tuple:
