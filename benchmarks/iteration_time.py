@@ -53,24 +53,11 @@ def make_batch(name: str, batch: int, model):
     return x, rng.integers(0, model.config["num_classes"], batch)
 
 
-def torch_twin(name: str, model):
-    """The model's PyTorch twin with a copy of its weights."""
-    if name == MULTIHEAD:
-        from models.lines_twins import TorchMultiHeadNet
-        twin = TorchMultiHeadNet(**model.config)
-        models.copy_weights(model, twin)
-        return twin
-    return models.to_torch(model)
-
-
 def loss_functions(name: str, torch):
     """(tinygrad_edu loss, torch loss), each taking the model's output and the numpy targets."""
     if name == MULTIHEAD:
-        from models.lines import multihead_loss
-        torch_loss = None
-        if torch is not None:
-            from models.lines_twins import torch_multihead_loss as torch_loss
-        return multihead_loss, torch_loss
+        loss = models.MultiHeadLoss()
+        return loss, (models.to_torch(loss) if torch is not None else None)
 
     def ours(out, y):
         return F.cross_entropy(out, tg.Tensor(y))
@@ -93,7 +80,7 @@ def make_steps(name: str, batch: int, torch, which=IMPLEMENTATIONS) -> dict:
         ref = from_model(model)
         steps["numpy"] = lambda: ref.train_step(x, y, LR, MOMENTUM)
     if "torch" in which and torch is not None:
-        twin = torch_twin(name, model)
+        twin = models.to_torch(model)
         t_opt = torch.optim.SGD(twin.parameters(), lr=LR, momentum=MOMENTUM)
         steps["torch"] = training_step(twin, t_opt, torch_loss, torch.from_numpy(x), y)
     if "tinygrad_edu" in which:

@@ -1,5 +1,5 @@
-"""The MNIST and Caltech-101 networks, built by name, and their PyTorch twins (same layer names,
-same weights).
+"""The MNIST, line-dataset and Caltech-101 networks, built by name, and the PyTorch twin of each
+of them and of the multi-head loss (same layer names, same weights; see models/twins.py).
 
     import models
     model = models.get_model("cnn3")               # or MLP3(), CNN2(gap=True), ...
@@ -16,7 +16,7 @@ from functools import partial
 
 from .cnn import CNN2, CNN3
 from .lenet import LeNet5
-from .lines import MultiHeadNet, SpecCNN
+from .lines import MultiHeadLoss, MultiHeadNet, SpecCNN
 from .mlp import MLP3
 from .resnet import ResNet18
 
@@ -48,13 +48,14 @@ def get_model(name: str, **kwargs):
 
 
 def get_torch_model(name: str, **kwargs):
-    """Build the PyTorch twin registered as `name`, with fresh (PyTorch-initialised) weights."""
-    from .twins import TORCH_MODELS
-    return _lookup(TORCH_MODELS, name, "get_torch_model")(**kwargs)
+    """Build the PyTorch twin of the model registered as `name`, with fresh (PyTorch-initialised)
+    weights."""
+    from .twins import twin_factory
+    return twin_factory(_lookup(MODELS, name, "get_torch_model"))(**kwargs)
 
 
 def to_torch(model):
-    """The PyTorch twin of a model with a copy of its weights (see models.twins.to_torch)."""
+    """The PyTorch twin of a model or loss with a copy of its weights (see models.twins)."""
     from .twins import to_torch
     return to_torch(model)
 
@@ -71,5 +72,6 @@ def copy_weights(src, dst) -> None:
     copy_weights(src, dst)
 
 
-__all__ = ["CNN2", "CNN3", "MLP3", "MODELS", "LeNet5", "ResNet18", "copy_weights", "from_torch",
-           "get_model", "get_torch_model", "to_torch"]
+__all__ = ["CNN2", "CNN3", "MLP3", "MODELS", "LeNet5", "MultiHeadLoss", "MultiHeadNet",
+           "ResNet18", "SpecCNN", "copy_weights", "from_torch", "get_model", "get_torch_model",
+           "to_torch"]

@@ -43,10 +43,12 @@ def cnn_layers(nn, in_channels: int, channels: tuple[int, ...], kernel_size: int
     return nn.Sequential(layers), nn.Sequential(head)
 
 
-class _CNN(nn.Module):
-    """`features` (conv1, relu1, pool1, conv2, ...) then `classifier` ([gap,] flatten, fc)."""
+class CNNCode:
+    """The body of CNN2, CNN3 and their twins: `features` (conv1, relu1, pool1, conv2, ...)
+    then `classifier` ([gap,] flatten, fc); the subclass names its framework in `nn`."""
 
-    blocks: int  # how many conv blocks; each subclass sets it
+    nn = nn
+    blocks: int  # how many conv blocks; CNN2Code and CNN3Code set it
 
     def __init__(self, channels: tuple[int, ...], kernel_size: int, num_classes: int, gap: bool,
                  in_channels: int, image_size: int):
@@ -55,18 +57,14 @@ class _CNN(nn.Module):
         self.config = {"channels": tuple(channels), "kernel_size": kernel_size,
                        "num_classes": num_classes, "gap": gap, "in_channels": in_channels,
                        "image_size": image_size}
-        self.features, self.classifier = cnn_layers(nn, **self.config)
+        self.features, self.classifier = cnn_layers(self.nn, **self.config)
 
     def forward(self, x):
         return self.classifier(self.features(x))
 
 
-class CNN2(_CNN):
-    """Two conv blocks (28 -> 14 -> 7); input (N, 1, 28, 28), output logits (N, num_classes).
-
-        model = CNN2()             # or CNN2(gap=True) for Class Activation Maps
-        logits = model(tg.randn(32, 1, 28, 28))   # (32, 10)
-    """
+class CNN2Code(CNNCode):
+    """CNN2's blocks and defaults, in either framework."""
 
     blocks = 2
 
@@ -76,12 +74,8 @@ class CNN2(_CNN):
         super().__init__(channels, kernel_size, num_classes, gap, in_channels, image_size)
 
 
-class CNN3(_CNN):
-    """Three conv blocks (28 -> 14 -> 7 -> 3); input (N, 1, 28, 28), output (N, num_classes).
-
-        model = CNN3()             # or CNN3(gap=True) for Class Activation Maps
-        logits = model(tg.randn(32, 1, 28, 28))   # (32, 10)
-    """
+class CNN3Code(CNNCode):
+    """CNN3's blocks and defaults, in either framework."""
 
     blocks = 3
 
@@ -89,3 +83,19 @@ class CNN3(_CNN):
                  num_classes: int = 10, gap: bool = False, in_channels: int = 1,
                  image_size: int = 28):
         super().__init__(channels, kernel_size, num_classes, gap, in_channels, image_size)
+
+
+class CNN2(CNN2Code, nn.Module):
+    """Two conv blocks (28 -> 14 -> 7); input (N, 1, 28, 28), output logits (N, num_classes).
+
+        model = CNN2()             # or CNN2(gap=True) for Class Activation Maps
+        logits = model(tg.randn(32, 1, 28, 28))   # (32, 10)
+    """
+
+
+class CNN3(CNN3Code, nn.Module):
+    """Three conv blocks (28 -> 14 -> 7 -> 3); input (N, 1, 28, 28), output (N, num_classes).
+
+        model = CNN3()             # or CNN3(gap=True) for Class Activation Maps
+        logits = model(tg.randn(32, 1, 28, 28))   # (32, 10)
+    """

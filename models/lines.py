@@ -12,9 +12,10 @@ softmax units (cross-entropy). It returns a dict of logits {head: (N, units)}.
     model = SpecCNN(in_channels=3, num_classes=96)          # logits (N, 96)
     model = MultiHeadNet()
     out = model(x)                                          # {'length': (N, 1), ..., 'angle': (N, 12)}
-    loss = multihead_loss(out, y)                           # y (N, 4) attribute indices
+    loss = MultiHeadLoss()(out, y)                          # y (N, 4) attribute indices
 
-The PyTorch twins are in models/lines_twins.py (same layer code, names and weights).
+The PyTorch twins are in models/twins.py (same layer code, names and weights):
+models.to_torch(model), models.to_torch(MultiHeadLoss()).
 """
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ import numpy as np
 
 from tinygrad_edu import nn
 from tinygrad_edu.data.lines import ATTRIBUTES
-from tinygrad_edu.nn import functional as F
 from tinygrad_edu.tensor import Tensor
 
 DOWNSAMPLE = ("pool", "stride")
@@ -196,36 +196,63 @@ def _targets(targets, num_heads: int) -> np.ndarray:
     return y
 
 
-def head_losses(outputs: dict, targets, F=F, as_target=None) -> dict:
-    """The loss of each head: binary cross-entropy (on logits) for the one-unit heads,
-    cross-entropy for the others. `F` is a functional module and `as_target(array, output)`
-    turns a target array (bool for a one-unit head, int64 class indices otherwise) into what
-    its losses take: tinygrad_edu's by default, torch's from models.lines_twins."""
-    y = _targets(targets, len(HEADS))
-    as_target = as_target or _scratch_target
-    losses = {}
-    for k, (name, units) in enumerate(HEADS.items()):
-        out = outputs[name]
-        if units == 1:
-            target = as_target(y[:, k:k + 1] == 1, out)  # (N, 1), 1 for the second value
-            losses[name] = F.binary_cross_entropy_with_logits(out, target)
-        else:
-            losses[name] = F.cross_entropy(out, as_target(y[:, k].astype(np.int64), out))
-    return losses
-
-
-def _scratch_target(array: np.ndarray, output):
-    """Bool targets in the output's float dtype; class indices as they are."""
+def scratch_target(array: np.ndarray, output):
+    """A target array as tinygrad_edu's losses take it: bool in the output's float dtype,
+    class indices as they are."""
     return array.astype(output.data.dtype) if array.dtype == bool else array
 
 
-def multihead_loss(outputs: dict, targets, weights=LOSS_WEIGHTS, F=F, as_target=None):
-    """The weighted sum of the four head losses (a scalar tensor), what the network minimises."""
-    if len(weights) != len(HEADS):
-        raise ValueError(f"multihead_loss: expected {len(HEADS)} weights (length, width, colour, "
-                         f"angle), got {tuple(weights)}")
-    losses = head_losses(outputs, targets, F, as_target)
-    return sum(w * loss for w, loss in zip(weights, losses.values()))
+class MultiHeadLossCode:
+    """The body of MultiHeadLoss and its twin: `nn` names the framework, and
+    `as_target(array, output)` turns a target array (bool for a one-unit head, int64 class
+    indices otherwise) into what that framework's losses take."""
+
+    nn = nn
+    as_target = staticmethod(scratch_target)
+
+    def __init__(self, weights: tuple[float, ...] = LOSS_WEIGHTS):
+        super().__init__()
+        if len(weights) != len(HEADS):
+            raise ValueError(f"multihead_loss: expected {len(HEADS)} weights (length, width, "
+                             f"colour, angle), got {tuple(weights)}")
+        self.config = {"weights": tuple(float(w) for w in weights)}
+        self.bce, self.ce = self.nn.BCEWithLogitsLoss(), self.nn.CrossEntropyLoss()
+
+    def head_losses(self, outputs: dict, targets) -> dict:
+        """The loss of each head: binary cross-entropy (on logits) for the one-unit heads,
+        cross-entropy for the others."""
+        y = _targets(targets, len(HEADS))
+        losses = {}
+        for k, (name, units) in enumerate(HEADS.items()):
+            out = outputs[name]
+            if units == 1:  # (N, 1) target, 1 for the attribute's second value
+                losses[name] = self.bce(out, self.as_target(y[:, k:k + 1] == 1, out))
+            else:
+                losses[name] = self.ce(out, self.as_target(y[:, k].astype(np.int64), out))
+        return losses
+
+    def forward(self, outputs: dict, targets):
+        """The weighted sum of the four head losses (a scalar tensor)."""
+        losses = self.head_losses(outputs, targets)
+        return sum(w * loss for w, loss in zip(self.config["weights"], losses.values()))
+
+
+class MultiHeadLoss(MultiHeadLossCode, nn.Module):
+    """What MultiHeadNet minimises: a weighted sum of its four head losses.
+
+        loss_fn = MultiHeadLoss(weights=(1, 1, 1, 2))
+        loss = loss_fn(model(x), y)                 # y (N, 4) attribute indices
+    """
+
+
+def head_losses(outputs: dict, targets) -> dict:
+    """MultiHeadLoss().head_losses: the loss of each head."""
+    return MultiHeadLoss().head_losses(outputs, targets)
+
+
+def multihead_loss(outputs: dict, targets, weights=LOSS_WEIGHTS):
+    """MultiHeadLoss(weights)(outputs, targets): what the network minimises."""
+    return MultiHeadLoss(weights)(outputs, targets)
 
 
 def predict_attributes(outputs: dict) -> np.ndarray:

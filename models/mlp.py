@@ -18,20 +18,26 @@ def mlp_layers(nn, in_features: int, hidden: tuple[int, ...], num_classes: int):
     return nn.Sequential(layers), nn.Sequential(OrderedDict(fc=nn.Linear(width, num_classes)))
 
 
-class MLP3(nn.Module):
-    """Linear-ReLU-Linear-ReLU-Linear on flattened images; returns logits (the softmax is in
-    the loss). Input (N, 1, 28, 28) or (N, 784), output (N, num_classes).
+class MLP3Code:
+    """The body of MLP3 and its twin; the subclass names its framework in `nn`."""
 
-        model = MLP3()
-        logits = model(tg.randn(32, 1, 28, 28))   # (32, 10)
-    """
+    nn = nn
 
     def __init__(self, in_features: int = 784, hidden: tuple[int, ...] = (256, 128),
                  num_classes: int = 10):
         super().__init__()
         self.config = {"in_features": in_features, "hidden": tuple(hidden),
                        "num_classes": num_classes}
-        self.features, self.classifier = mlp_layers(nn, **self.config)
+        self.features, self.classifier = mlp_layers(self.nn, **self.config)
 
     def forward(self, x):
         return self.classifier(self.features(x))
+
+
+class MLP3(MLP3Code, nn.Module):
+    """Linear-ReLU-Linear-ReLU-Linear on flattened images; returns logits (the softmax is in
+    the loss). Input (N, 1, 28, 28) or (N, 784), output (N, num_classes).
+
+        model = MLP3()
+        logits = model(tg.randn(32, 1, 28, 28))   # (32, 10)
+    """

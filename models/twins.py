@@ -1,4 +1,11 @@
-"""PyTorch twins of the models, built by the same layer code, and weight transfer both ways.
+"""The PyTorch twin of every model and loss in models/, and weight transfer both ways.
+
+One mechanism for all: each network's body is a `...Code` class whose layers come from its
+class attribute `nn` (and, where a framework differs beyond layers, another class attribute:
+ResNet's `block`, the loss's `as_target`). The tinygrad_edu class mixes it with
+tinygrad_edu.nn.Module, the twin below with torch.nn.Module and `nn = torch.nn`: the same code
+builds both, with the same names, shapes and initialisation rules. One registry: TWIN_OF maps
+each tinygrad_edu class to its twin, and the twins of models.MODELS' names follow from it.
 
 Importing this module imports torch; `import models` does not (models/__init__.py imports this
 file only when a twin is asked for).
@@ -17,79 +24,101 @@ from torch import nn
 import tinygrad_edu.nn
 from tinygrad_edu.tensor import Tensor
 
-from .cnn import CNN2, CNN3, check_cnn_config, cnn_layers
-from .lenet import LeNet5
-from .mlp import MLP3, mlp_layers
-from .resnet import ResNet18
-from .twins_caltech import TorchLeNet5, TorchResNet18
+from .cnn import CNN2, CNN3, CNN2Code, CNN3Code
+from .lenet import LeNet5, LeNet5Code
+from .lines import (
+    MultiHeadLoss,
+    MultiHeadLossCode,
+    MultiHeadNet,
+    MultiHeadNetCode,
+    SpecCNN,
+    SpecCNNCode,
+)
+from .mlp import MLP3, MLP3Code
+from .resnet import BasicBlockCode, ResNet18, ResNet18Code
 
 
-class TorchMLP3(nn.Module):
-    """The PyTorch twin of `models.MLP3`: same layers, names and defaults."""
+class TorchMLP3(MLP3Code, nn.Module):
+    """The PyTorch twin of `models.MLP3`."""
 
-    def __init__(self, in_features: int = 784, hidden: tuple[int, ...] = (256, 128),
-                 num_classes: int = 10):
-        super().__init__()
-        self.config = {"in_features": in_features, "hidden": tuple(hidden),
-                       "num_classes": num_classes}
-        self.features, self.classifier = mlp_layers(nn, **self.config)
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
+    nn = nn
 
 
-class _TorchCNN(nn.Module):
-    blocks: int  # how many conv blocks; each subclass sets it
+class TorchCNN2(CNN2Code, nn.Module):
+    """The PyTorch twin of `models.CNN2`."""
 
-    def __init__(self, channels: tuple[int, ...], kernel_size: int, num_classes: int, gap: bool,
-                 in_channels: int, image_size: int):
-        super().__init__()
-        check_cnn_config(type(self).__name__, self.blocks, channels, kernel_size, image_size)
-        self.config = {"channels": tuple(channels), "kernel_size": kernel_size,
-                       "num_classes": num_classes, "gap": gap, "in_channels": in_channels,
-                       "image_size": image_size}
-        self.features, self.classifier = cnn_layers(nn, **self.config)
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
+    nn = nn
 
 
-class TorchCNN2(_TorchCNN):
-    """The PyTorch twin of `models.CNN2`: same layers, names and defaults."""
+class TorchCNN3(CNN3Code, nn.Module):
+    """The PyTorch twin of `models.CNN3`."""
 
-    blocks = 2
-
-    def __init__(self, channels: tuple[int, ...] = (32, 64), kernel_size: int = 3,
-                 num_classes: int = 10, gap: bool = False, in_channels: int = 1,
-                 image_size: int = 28):
-        super().__init__(channels, kernel_size, num_classes, gap, in_channels, image_size)
+    nn = nn
 
 
-class TorchCNN3(_TorchCNN):
-    """The PyTorch twin of `models.CNN3`: same layers, names and defaults."""
+class TorchLeNet5(LeNet5Code, nn.Module):
+    """The PyTorch twin of `models.LeNet5`."""
 
-    blocks = 3
-
-    def __init__(self, channels: tuple[int, ...] = (16, 32, 64), kernel_size: int = 3,
-                 num_classes: int = 10, gap: bool = False, in_channels: int = 1,
-                 image_size: int = 28):
-        super().__init__(channels, kernel_size, num_classes, gap, in_channels, image_size)
+    nn = nn
 
 
-TORCH_MODELS = {
-    "mlp3": TorchMLP3,
-    "cnn2": TorchCNN2,
-    "cnn3": TorchCNN3,
-    "cnn2_gap": partial(TorchCNN2, gap=True),
-    "cnn3_gap": partial(TorchCNN3, gap=True),
-    "lenet5": TorchLeNet5,
-    "lenet5_improved": partial(TorchLeNet5, improved=True),
-    "resnet18": TorchResNet18,
-}
+class TorchBasicBlock(BasicBlockCode, nn.Module):
+    """The PyTorch twin of `models.resnet.BasicBlock`."""
+
+    nn = nn
+
+
+class TorchResNet18(ResNet18Code, nn.Module):
+    """The PyTorch twin of `models.ResNet18`."""
+
+    nn, block = nn, TorchBasicBlock
+
+
+class TorchSpecCNN(SpecCNNCode, nn.Module):
+    """The PyTorch twin of `models.lines.SpecCNN`."""
+
+    nn = nn
+
+
+class TorchMultiHeadNet(MultiHeadNetCode, nn.Module):
+    """The PyTorch twin of `models.lines.MultiHeadNet`: returns the same dict of head logits."""
+
+    nn = nn
+
+
+def torch_target(array: np.ndarray, output: torch.Tensor) -> torch.Tensor:
+    """A target array as torch's losses take it: bool in the output's float dtype, class
+    indices as int64."""
+    target = torch.from_numpy(np.ascontiguousarray(array))
+    return target.to(output.dtype) if array.dtype == bool else target
+
+
+class TorchMultiHeadLoss(MultiHeadLossCode, nn.Module):
+    """The PyTorch twin of `models.lines.MultiHeadLoss`, on the twin's outputs."""
+
+    nn, as_target = nn, staticmethod(torch_target)
+
+
 TWIN_OF = {MLP3: TorchMLP3, CNN2: TorchCNN2, CNN3: TorchCNN3, LeNet5: TorchLeNet5,
-           ResNet18: TorchResNet18}
+           ResNet18: TorchResNet18, SpecCNN: TorchSpecCNN, MultiHeadNet: TorchMultiHeadNet,
+           MultiHeadLoss: TorchMultiHeadLoss}
 ORIGINAL_OF = {twin: model for model, twin in TWIN_OF.items()}
 _TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
+
+
+def twin_factory(entry):
+    """The twin of a models.MODELS entry: its class's twin, with the same preset arguments."""
+    if isinstance(entry, partial):
+        return partial(TWIN_OF[entry.func], *entry.args, **entry.keywords)
+    return TWIN_OF[entry]
+
+
+def _dtype(module) -> np.dtype:
+    """The dtype of a module's first parameter (float32 for a module without any)."""
+    first = next(iter(module.parameters()), None)
+    if first is None:
+        return np.dtype(np.float32)
+    return np.dtype(first.detach().numpy().dtype)
 
 
 def to_torch(model: tinygrad_edu.nn.Module) -> nn.Module:
@@ -98,7 +127,7 @@ def to_torch(model: tinygrad_edu.nn.Module) -> nn.Module:
         raise TypeError(f"to_torch: no PyTorch twin for {type(model).__name__}; "
                         f"twins exist for {', '.join(c.__name__ for c in TWIN_OF)}")
     twin = TWIN_OF[type(model)](**model.config)
-    twin.to(_TORCH_DTYPES[next(model.parameters()).dtype]).train(model.training)
+    twin.to(_TORCH_DTYPES[_dtype(model)]).train(model.training)
     copy_weights(model, twin)
     return twin
 
@@ -109,7 +138,7 @@ def from_torch(module: nn.Module) -> tinygrad_edu.nn.Module:
         raise TypeError(f"from_torch: {type(module).__name__} is not a twin of a models/ network; "
                         f"expected one of {', '.join(c.__name__ for c in ORIGINAL_OF)}")
     model = ORIGINAL_OF[type(module)](**module.config)
-    model.to(next(module.parameters()).detach().numpy().dtype).train(module.training)
+    model.to(_dtype(module)).train(module.training)
     copy_weights(module, model)
     return model
 

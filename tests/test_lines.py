@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import models
 import tinygrad_edu as tg
 from experiments import lines_multihead, lines_specified, lines_variations
 from models.lines import (
     HEADS,
+    LOSS_WEIGHTS,
+    MultiHeadLoss,
     MultiHeadNet,
     SpecCNN,
     head_losses,
@@ -298,18 +301,21 @@ def test_grad_cam_of_different_heads_differs():
 
 
 def _twins(torch, kind: str, dtype=np.float64):
-    from models import copy_weights
-    from models.lines_twins import TorchMultiHeadNet, TorchSpecCNN
+    """A network and models.to_torch's twin of it (the registry's: to_torch(SpecCNN()) works)."""
     tg.manual_seed(0)
     if kind == "spec":
         model = SpecCNN(in_channels=3, num_classes=96, **TINY).to(dtype)
-        twin = TorchSpecCNN(**model.config)
     else:
         model = MultiHeadNet(**TINY).to(dtype)
-        twin = TorchMultiHeadNet(**model.config)
-    twin.to(torch.float64 if dtype == np.float64 else torch.float32)
-    copy_weights(model, twin)
+    twin = models.to_torch(model)
+    assert type(twin).__name__ == ("TorchSpecCNN" if kind == "spec" else "TorchMultiHeadNet")
+    assert type(models.from_torch(twin)) is type(model)
     return model, twin
+
+
+def torch_multihead_loss(out, y, weights=LOSS_WEIGHTS):
+    """The loss's twin through the same registry as the networks'."""
+    return models.to_torch(MultiHeadLoss(weights))(out, y)
 
 
 def _loss_and_grads(model, x, y, kind: str):
@@ -321,7 +327,6 @@ def _loss_and_grads(model, x, y, kind: str):
 
 
 def _torch_loss_and_grads(torch, twin, x, y, kind: str):
-    from models.lines_twins import torch_multihead_loss
     twin.zero_grad()
     out = twin(torch.from_numpy(x))
     loss = (torch_multihead_loss(out, y) if kind == "multi"
@@ -369,7 +374,6 @@ def test_parity_check_catches_a_changed_weight(torch):
 
 
 def _torch_train_step(torch, twin, opt, x, y) -> float:
-    from models.lines_twins import torch_multihead_loss
     loss = torch_multihead_loss(twin(torch.from_numpy(x)), y)
     opt.zero_grad()
     loss.backward()

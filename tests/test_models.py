@@ -248,3 +248,21 @@ def test_float64_loss_curve_matches_torch_to_1e9(torch):
     ours = sgd_losses(model, batches, lr=0.1)
     theirs = torch_sgd_losses(torch, twin, batches, lr=0.1)
     assert np.max(np.abs(ours - theirs) / theirs) < 1e-9
+
+
+def test_one_registry_gives_every_family_a_twin(torch):
+    """Every models.MODELS name (MNIST, line and Caltech networks) has a twin built from the
+    same registry, and models.to_torch / from_torch work for each class and for the loss."""
+    from models.twins import TWIN_OF
+    for name in models.MODELS:
+        twin = models.get_torch_model(name)
+        original = models.get_model(name)
+        assert TWIN_OF[type(original)] is type(twin) and twin.config == original.config, name
+    for model in (models.SpecCNN(), models.MultiHeadNet(), models.LeNet5(image_size=32,
+                                                                         num_classes=4)):
+        back = models.from_torch(models.to_torch(model))
+        assert type(back) is type(model) and back.config == model.config
+    loss = models.MultiHeadLoss(weights=(1, 2, 0, 0.5))
+    twin_loss = models.to_torch(loss)
+    assert type(twin_loss).__name__ == "TorchMultiHeadLoss" and twin_loss.config == loss.config
+    assert type(models.from_torch(twin_loss)) is models.MultiHeadLoss
