@@ -136,6 +136,23 @@ def test_a_second_backward_pass_replaces_the_steps():
     np.testing.assert_allclose(g.steps[-1].accumulated[-1][2].values, 4 * x.data, rtol=1e-6)
 
 
+def test_in_place_ops_and_views_are_steps_too():
+    a = tg.randn(3, 4, requires_grad=True)
+    b = a * 2
+    b += 1
+    b[0] = 0
+    b.view(12).mul_(3)
+    loss = (tg.sin(b) * b).sum()
+    g = graph(loss)
+    assert [n.op for n in ops(g)] == ["Mul", "Add", "IndexPut", "Reshape", "Mul", "CopyView",
+                                      "Sin", "Mul", "Sum"]
+    loss.backward()
+    totals = {k: t for s in g.steps for k, _, t in s.accumulated}
+    key = next(n.key for n in g.nodes.values() if getattr(n, "name", "") == "a")
+    np.testing.assert_allclose(totals[key].values, a.grad.data.ravel(), rtol=1e-6)
+    assert a.grad.data[0].sum() == 0  # the overwritten row gets no gradient
+
+
 # ---------------------------------------------------------------- modules
 
 def test_mlp_nodes_sit_in_their_modules():

@@ -53,6 +53,17 @@ RULES = {
     "Conv2d": "grad_x = col2im(grad @ W), grad_W = grad @ im2col(x), grad_b = sum(grad)",
     "MaxPool2d": "grad goes to the maximum of each window",
     "AvgPool2d": "grad is spread evenly over each window",
+    "Sin": "grad_x = grad * cos(x)",
+    "Cos": "grad_x = -grad * sin(x)",
+    "Expm1": "grad_x = grad * (out + 1)",
+    "Log1p": "grad_x = grad / (1 + x)",
+    "Cumsum": "grad_x = running sum of grad taken backwards along the axis",
+    "Prod": "grad_x = grad * (product of the other elements)",
+    "Einsum": "each operand's grad is the einsum of grad with the other operands",
+    "Piecewise": "grad_x = 0 (floor, ceil, round, trunc and sign are flat)",
+    "Scatter": "grad_x = grad where nothing was written, grad_src = grad at the written places",
+    "IndexPut": "grad_x = grad with the overwritten entries zeroed, grad_value = grad at them",
+    "CopyView": "grad_base = grad with the view's region zeroed, grad_value = grad in it",
 }
 
 SAVED_NAMES = {
@@ -61,6 +72,7 @@ SAVED_NAMES = {
     "Abs": ("x",), "Clip": ("x", "lo", "hi"), "ReLU": ("out",), "LeakyReLU": ("x", "slope"),
     "Sigmoid": ("out",), "Tanh": ("out",), "GELU": ("x",), "MatMul": ("x", "y"),
     "Softmax": ("out",), "LogSoftmax": ("out",), "Dropout": ("mask",), "Linear": ("x", "W"),
+    "Sin": ("x",), "Cos": ("x",), "Expm1": ("out",), "Log1p": ("x",),
 }
 
 
