@@ -475,7 +475,8 @@ def test_cam_figures_overlay_each_map_with_captions_and_a_colour_bar():
     fig = viz.plot_cam(x, maps, captions=["7", "2", "1"], title="Grad-CAM")
     assert [ax.get_title() for ax in fig.axes[:3]] == ["7", "2", "1"]
     assert all(len(ax.images) == 2 for ax in fig.axes[:3])  # the input, the map over it
-    cmp = viz.plot_cam_comparison(x, {"CAM": maps, "Grad-CAM": maps}, captions=["a", "b", "c"])
+    cmp = viz.plot_cam_comparison(x, {"CAM": maps, "Grad-CAM": maps[:, :3, :3]},  # 7x7, 3x3
+                                  captions=["a", "b", "c"])
     assert [ax.get_title() for ax in cmp.axes[:9:3]] == ["a", "CAM", "Grad-CAM"]
     with pytest.raises(ValueError, match="2 maps for 3 images"):
         viz.plot_cam(x, maps[:2])
@@ -533,3 +534,17 @@ def test_the_mean_objective_of_a_first_conv_layer_paints_a_flat_block():
     assert np.ptp(centre) < 0.05 * np.abs(centre).max()
     with pytest.raises(VizError, match="objective must be one of"):
         viz.visualize_filters(model, objective="max")
+
+
+def test_live_curves_follow_fit_epoch_by_epoch(capsys):
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    x = tg.tensor(np.random.default_rng(0).standard_normal((16, 1, 2, 2)).astype(np.float32))
+    y = tg.tensor(np.arange(16) % 3)
+    data = tg.data.DataLoader(tg.data.TensorDataset(x, y), batch_size=8)
+    live = viz.LiveCurves(epochs=2, title="tiny")
+    tg.train.fit(model, tg.optim.SGD(model.parameters(), lr=0.1), data, data, epochs=2,
+                 progress=False, on_epoch_end=live)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("  ")[0] for line in lines] == ["tiny: epoch 1/2", "tiny: epoch 2/2"]
+    assert "val_acc" in lines[-1]
+    assert [len(line.get_xdata()) for line in live.figure.axes[0].get_lines()] == [2, 2]

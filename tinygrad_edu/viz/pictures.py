@@ -105,7 +105,7 @@ def plot_cam_comparison(images, maps: Mapping[str, np.ndarray],
         tiles += images
         names += [method] * len(images)
     fig = plot_images(tiles, names, ncols=len(images), title=title)
-    heat = np.concatenate([normalize_maps(m) for m in maps.values()])
+    heat = [h for m in maps.values() for h in normalize_maps(m)]  # methods' sizes may differ
     for ax, h in zip(fig.axes[len(images):], heat):
         _overlay_axes(ax, h, alpha)
     _colorbar(fig, "relative importance (per image)")
@@ -142,11 +142,16 @@ def plot_activations(activations, title: str = "", ncols: int = 8, per_channel: 
 
 
 def plot_filters(images, title: str = "", ncols: int = 8, captions=None) -> Figure:
-    """Images from `visualize_filters` (K, C, H, W), each scaled to its own range, captioned
-    with its channel number."""
-    images = np.asarray(images)
+    """Images from `visualize_filters` (K, C, H, W), captioned with their channel numbers.
+
+    Each is scaled by its own largest |value| around zero, so the blank start (zero: the mean
+    input) is the same mid grey in every tile and only what the ascent drew stands out.
+    """
+    images = np.asarray(images, np.float64)
+    limit = np.abs(images).max(axis=tuple(range(1, images.ndim)), keepdims=True)
+    scaled = 0.5 + images / (2 * np.where(limit > 0, limit, 1.0))  # zero -> 0.5
     captions = captions or [f"ch {k}" for k in range(len(images))]
-    return plot_images(list(images), captions, ncols=ncols, title=title)
+    return plot_images(list(scaled), captions, ncols=ncols, title=title, normalize=False)
 
 
 def plot_weights(weights, title: str = "") -> Figure:

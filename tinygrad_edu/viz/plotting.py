@@ -63,15 +63,10 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = DPI) -> None:
         raise
 
 
-def show(fig: Figure, handle=None):
-    """Display `fig` in a notebook as a PNG, or replace the one shown by `handle` (what an
-    earlier `show` returned). Returns the display handle; does nothing outside IPython."""
+def show(fig: Figure) -> None:
+    """Display `fig` below the notebook cell, as a PNG; does nothing outside IPython."""
     try:
         from IPython.display import Image, display
     except ImportError:
-        return None
-    image = Image(data=to_png(fig))
-    if handle is None:
-        return display(image, display_id=True)
-    handle.update(image)
-    return handle
+        return
+    display(Image(data=to_png(fig)))
