@@ -357,7 +357,7 @@ class NotTwiceDifferentiable(Function):
 def unbroadcast(grad: np.ndarray, shape: tuple, op: str) -> np.ndarray:
     """Sum a gradient back to `shape`, undoing numpy broadcasting; the one place this happens
     (for arrays and, in a create_graph pass, for Tensors: both have sum and reshape)."""
-    if grad.shape == shape:
+    if shape is None or grad.shape == shape:  # None: a NotTwiceDifferentiable stand-in
         return grad
     extra = grad.ndim - len(shape)
     if extra < 0:
@@ -674,3 +674,7 @@ def _seed(out, g, create_graph: bool):
         return g if create_graph else np.asarray(g.data, out.data.dtype)
     g = np.asarray(g, out.data.dtype)
     return T._wrap(g) if create_graph else g
+
+
+# torch.autograd.functional (jacobian, hessian, vjp, jvp, hvp): it builds on grad above
+from . import autograd_functional as functional  # noqa: F401
