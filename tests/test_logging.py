@@ -87,8 +87,6 @@ def test_default_run_dirs_are_named_and_unique(tmp_path):
 
 def test_closed_logger_and_bad_values_raise(tmp_path):
     log = Logger(logdir=str(tmp_path))
-    with pytest.raises(ValueError, match="3 of 4 values are NaN or inf"):
-        log.histogram("w", [1.0, np.nan, np.inf, -np.inf], step=0)
     with pytest.raises(ValueError, match="expected a single number"):
         log.scalar("loss", np.ones(2), 0)
     with pytest.raises(ValueError, match=r"expected images \(C, k, ...\)"):
@@ -129,3 +127,105 @@ def test_read_events_stops_at_truncated_tail_and_rejects_corruption(tmp_path):
         read_events(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="no events.out.tfevents"):
         read_events(str(tmp_path / "missing"))
+
+
+def test_histogram_of_huge_or_non_finite_values_never_crashes(tmp_path):
+    with Logger(logdir=str(tmp_path)) as log:
+        with pytest.warns(RuntimeWarning, match="3 of 4 values are NaN or inf at step 0"):
+            log.histogram("w", [1.0, np.nan, np.inf, -np.inf], step=0)
+        log.histogram("huge", np.array([-1e308, 0.0, 1e308, 1e308]), step=1)
+        log.histogram("same", np.full(5, 2.5), step=2)
+        with pytest.warns(RuntimeWarning, match="2 of 2"):
+            log.histogram("none", [np.nan, np.inf], step=3)          # nothing left to draw
+    hist = read_events(str(tmp_path)).histograms
+    assert hist["w"][0][1]["num"] == 1 and hist["w"][0][1]["min"] == 1.0
+    huge = hist["huge"][0][1]
+    assert (huge["min"], huge["max"], huge["num"]) == (-1e308, 1e308, 4)
+    assert sum(huge["bucket"]) == 4 and huge["bucket"][0] == 1 and huge["bucket"][-1] == 2
+    assert sum(hist["same"][0][1]["bucket"]) == 5
+    assert "none" not in hist
+
+
+# ---------------------------------------------------------------- SummaryWriter's face
+
+
+def _event_files(folder) -> list[str]:
+    return sorted(p for p in os.listdir(folder) if p.startswith("events.out.tfevents"))
+
+
+def test_summary_writer_takes_our_tensors(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import tinygrad_edu as tg
+    from tinygrad_edu.utils.tensorboard import SummaryWriter
+
+    tg.manual_seed(0)
+    with SummaryWriter(str(tmp_path / "run")) as w:
+        assert w.get_logdir() == str(tmp_path / "run")
+        w.add_scalar("loss", tg.tensor(0.25), 3)
+        w.add_scalar("lr", 0.1)
+        w.add_histogram("weights", tg.randn(100), 1)
+        w.add_image("one", tg.rand(3, 8, 8), 0)
+        w.add_image("hwc", tg.rand(8, 8, 3), 0, dataformats="HWC")
+        w.add_images("batch", tg.rand(4, 1, 8, 8), 0)
+        fig = plt.figure()
+        plt.plot([0, 1])
+        w.add_figure("figure", fig, 0)
+        w.add_text("note", "hello", 0)
+    ev = read_events(str(tmp_path / "run"))
+    assert ev.scalars["loss"] == [(3, 0.25)] and ev.scalars["lr"][0][0] == 0
+    assert set(ev.images) == {"one", "hwc", "batch", "figure"}
+    assert ev.images["one"][0][1].shape[:2] == (8, 8)
+    assert ev.histograms["weights"][0][1]["num"] == 100
+    assert ev.texts["note/text_summary"] == [(0, "hello")]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["scalars"]["loss"] == [[3, 0.25]]
+
+
+def test_summary_writer_reopened_in_the_same_second_keeps_earlier_files(tmp_path):
+    """The PyTorch TensorBoard tutorial closes its writer after every PR curve; each reopening
+    must go to a new event file, so all ten curves survive."""
+    from tensorboardX.proto.event_pb2 import Event
+
+    import tinygrad_edu as tg
+    from tinygrad_edu.logging import _records
+    from tinygrad_edu.utils.tensorboard import SummaryWriter
+
+    w = SummaryWriter(str(tmp_path))
+    for c in range(10):
+        w.add_pr_curve(f"class{c}", tg.tensor([0, 1, 1, 0, 1]) == 1, tg.rand(5), 0)
+        w.close()
+    tags = set()
+    for name in _event_files(tmp_path):
+        for payload in _records(str(tmp_path / name)):
+            tags |= {v.tag for v in Event.FromString(payload).summary.value}
+    assert tags == {f"class{c}" for c in range(10)}
+    assert len(_event_files(tmp_path)) == 10
+
+
+def test_summary_writer_graph_embedding_hparams(tmp_path):
+    from tensorboardX.proto.event_pb2 import Event
+    from tensorboardX.proto.graph_pb2 import GraphDef
+
+    import tinygrad_edu as tg
+    from tinygrad_edu import nn
+    from tinygrad_edu.logging import _records
+    from tinygrad_edu.utils.tensorboard import SummaryWriter
+
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    with SummaryWriter(str(tmp_path)) as w:
+        w.add_graph(model, tg.randn(2, 4))
+        w.add_embedding(tg.randn(6, 3), metadata=list("abcdef"), label_img=tg.rand(6, 1, 4, 4))
+        w.add_hparams({"lr": 0.1, "opt": "sgd"}, {"hparam/accuracy": 0.9})
+        w.add_scalars("curves", {"train": 1.0, "val": tg.tensor(2.0)}, 1)
+    graphs = [GraphDef.FromString(Event.FromString(p).graph_def)
+              for name in _event_files(tmp_path) for p in _records(str(tmp_path / name))
+              if Event.FromString(p).graph_def]
+    names = {n.name for n in graphs[0].node}
+    assert {"0/weight", "0/bias", "2/weight"} <= names
+    assert any(n.op == "Linear" for n in graphs[0].node)
+    assert (tmp_path / "projector_config.pbtxt").exists()
+    assert os.path.exists(tmp_path / "00000" / "default" / "tensors.tsv")
+    assert os.path.isdir(tmp_path / "curves_train") and os.path.isdir(tmp_path / "curves_val")

@@ -17,6 +17,7 @@ import os
 import struct
 import tempfile
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -139,17 +140,52 @@ class Logger:
         self._check_open("image")
         self._writer.add_image(tag, to_rgb(image), int(step), dataformats="HWC")
 
-    def histogram(self, tag: str, values, step: int) -> None:
-        """Log the distribution of an array, e.g. a layer's weights or their gradients."""
+    @property
+    def writer(self):
+        """The tensorboardX SummaryWriter this Logger writes with (SummaryWriter's face uses it
+        for the records tensorboardX already makes from numpy arrays)."""
+        self._check_open("writer")
+        return self._writer
+
+    def histogram(self, tag: str, values, step: int, bins: int = 30) -> None:
+        """Log the distribution of an array, e.g. a layer's weights or their gradients.
+
+        Never crashes a training run: NaN and inf values are left out (with a warning saying how
+        many), and values too large for a bin width (1e308) are binned without overflow.
+        """
         self._check_open("histogram")
-        a = _array(values).astype(np.float64)
+        a = _array(values).astype(np.float64).ravel()
         if a.size == 0:
             raise ValueError(f"Logger.histogram('{tag}'): got an empty array")
-        bad = a.size - np.count_nonzero(np.isfinite(a))
-        if bad:
-            raise ValueError(f"Logger.histogram('{tag}'): {bad} of {a.size} values are NaN or "
-                             f"inf at step {step}; training has diverged (try a lower lr)")
-        self._writer.add_histogram(tag, a, int(step))
+        finite = a[np.isfinite(a)]
+        if finite.size < a.size:
+            warnings.warn(f"Logger.histogram('{tag}'): {a.size - finite.size} of {a.size} values "
+                          f"are NaN or inf at step {step} and were left out; training may have "
+                          f"diverged (try a lower lr)", RuntimeWarning, stacklevel=2)
+        if finite.size == 0:
+            return
+        lo, hi = float(finite.min()), float(finite.max())
+        edges = 2 * np.linspace(lo / 2, hi / 2, bins + 1)   # halves: hi - lo may overflow
+        counts = np.bincount(np.clip(np.searchsorted(edges, finite, side="right") - 1, 0,
+                                     bins - 1), minlength=bins)
+        with np.errstate(over="ignore"):
+            total, squares = float(finite.sum()), float(np.square(finite).sum())
+        self._writer.add_histogram_raw(tag, lo, hi, finite.size, total, squares,
+                                       edges[1:].tolist(), counts.tolist(), int(step))
+
+    def graph(self, model, *inputs) -> None:
+        """Log the autograd graph of `model(*inputs)` for TensorBoard's GRAPHS tab: our own
+        trace (`tinygrad_edu.viz.graph`), ops grouped by module, parameters by name."""
+        self._check_open("graph")
+        from tensorboardX.proto.event_pb2 import Event
+
+        from tinygrad_edu.autograd import enable_grad
+        from tinygrad_edu.viz.graph import graph
+
+        with enable_grad():
+            out = model(*inputs)
+        graphdef = graph(out, params=model).to_graphdef()
+        self._writer.file_writer.add_event(Event(graph_def=graphdef.SerializeToString()))
 
     def hparams(self, hparam_dict: Mapping[str, object], metric_dict: Mapping[str, float]) -> None:
         """Record this run's hyper-parameters and final metrics for TensorBoard's HPARAMS tab.
