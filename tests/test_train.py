@@ -301,6 +301,40 @@ def test_resume_refuses_a_file_that_fit_did_not_write(tmp_path):
             progress=False)
 
 
+def test_resume_with_another_batch_size_is_refused_not_a_stop_iteration(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    model, optimizer, _ = make_run()
+    train, _ = loaders()
+
+    def press_ctrl_c(step, loss):
+        if step == 6:
+            os.kill(os.getpid(), signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, optimizer, train, epochs=2, loss_fn=counting_loss(press_ctrl_c),
+            checkpoint_path=path, progress=False)
+    x, y = blobs()
+    bigger = DataLoader(TensorDataset(x, y), BATCH * 4, shuffle=True)
+    with pytest.raises(ValueError, match=r"written with \d+ batches per epoch, but train_loader "
+                                         r"has \d+; resume with the original batch size"):
+        fit(model, optimizer, bigger, epochs=2, checkpoint_path=path, resume=True,
+            progress=False)
+
+
+def test_sigterm_saves_a_checkpoint_like_ctrl_c(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    model, optimizer, _ = make_run()
+    train, _ = loaders()
+
+    def terminate(step, loss):
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, optimizer, train, epochs=2, loss_fn=counting_loss(terminate),
+            checkpoint_path=path, progress=False)
+    assert tg.load(path)["step"] == 3
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handler is put back
+
+
 def test_clip_grad_norm_scales_all_gradients_together():
     a, b = tg.Tensor(np.zeros(2), requires_grad=True), tg.Tensor(np.zeros(1), requires_grad=True)
     a.grad, b.grad = tg.Tensor(np.array([3.0, 0.0])), tg.Tensor(np.array([4.0]))

@@ -417,6 +417,7 @@ class _Run:
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "history": self.history.as_dict(),
             "epoch": self.epoch, "batch": self.batch, "step": self.step,
+            "batches_per_epoch": _length(self.train_loader),
             "rng": get_rng_state(),
             "epoch_rng": self.epoch_rng if self.batch else get_rng_state(),
             "epoch_loader": loader_state,
@@ -445,6 +446,11 @@ class _Run:
             given = type(self.scheduler).__name__ if self.scheduler is not None else None
             raise ValueError(f"fit(resume=...): {path} {has} scheduler state, but fit got "
                              f"scheduler={given}; resume with the scheduler of the original run")
+        saved, now = state.get("batches_per_epoch"), _length(self.train_loader)
+        if saved is not None and now is not None and saved != now:
+            raise ValueError(f"fit(resume=...): {path} was written with {saved} batches per "
+                             f"epoch, but train_loader has {now}; resume with the original "
+                             f"batch size and data")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
