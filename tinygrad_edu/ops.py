@@ -6,6 +6,7 @@ Convolution and pooling live in `ops_cnn.py`, on top of the Numba kernels.
 """
 from __future__ import annotations
 
+import itertools
 import math
 
 import numba
@@ -13,6 +14,42 @@ import numpy as np
 
 from . import kernels
 from .autograd import Function
+
+
+def _const(arr):
+    """An array as a constant of the double-backward graph (a Tensor with no history)."""
+    return Function._out_type._wrap(np.asarray(arr))
+
+
+class GraphRule(Function):
+    """For the ops that exist as gradients of other ops (GELUGrad, GetItemBackward, the
+    convolution and pooling gradients in ops_cnn): the rule is written once, with Tensor ops,
+    in `backward_graph`, and the first-order `backward` runs it on wrapped arrays (the engine's
+    pass has grad mode off then, so no graph is built)."""
+
+    def backward(self, grad):
+        gs = self.backward_graph(_const(grad))
+        if not isinstance(gs, tuple):
+            return gs.data
+        return tuple(None if g is None else g.data for g in gs)
+
+
+class SharedRule(Function):
+    """An op whose gradient formula reads the same on numpy arrays and on Tensors (arithmetic,
+    `@`, `.T`, `reshape`, `sum(axis=...)`, `_mT`): `rule(grad, *saved)` is written once and
+    serves `backward` (on the saved arrays) and `backward_graph` (on `saved_tensors()`, so the
+    gradient is differentiable again)."""
+
+    def backward(self, grad):
+        return self.rule(grad, *self.saved)
+
+    def backward_graph(self, grad):
+        return self.rule(grad, *self.saved_tensors())
+
+
+def _mT(a):
+    """Swap the last two axes of an array or a Tensor."""
+    return np.swapaxes(a, -1, -2) if isinstance(a, np.ndarray) else a.transpose(-1, -2)
 
 # ---------------------------------------------------------------- binary elementwise
 
@@ -24,6 +61,8 @@ class Add(Function):
     def backward(self, grad):
         return grad, grad
 
+    backward_graph = backward  # the same rule on Tensors
+
 
 class Sub(Function):
     def forward(self, x, y):
@@ -32,8 +71,10 @@ class Sub(Function):
     def backward(self, grad):
         return grad, -grad if self.needs_input_grad[1] else None
 
+    backward_graph = backward
 
-class Mul(Function):
+
+class Mul(SharedRule):
     def forward(self, x, y):
         # each input only where the other's gradient needs it, as torch: `y * 2` saves no y,
         # so writing to y in place afterwards stays allowed
@@ -41,20 +82,18 @@ class Mul(Function):
         self.save_for_backward(x if need_y else None, y if need_x else None)
         return x * y
 
-    def backward(self, grad):
-        x, y = self.saved
+    def rule(self, grad, x, y):
         gx = grad * y if self.needs_input_grad[0] else None
         gy = grad * x if self.needs_input_grad[1] else None
         return gx, gy
 
 
-class Div(Function):
+class Div(SharedRule):
     def forward(self, x, y):
         self.save_for_backward(x if self.needs_input_grad[1] else None, y)
         return x / y
 
-    def backward(self, grad):
-        x, y = self.saved
+    def rule(self, grad, x, y):
         gx = grad / y if self.needs_input_grad[0] else None
         gy = -grad * x / (y * y) if self.needs_input_grad[1] else None
         return gx, gy
@@ -62,7 +101,7 @@ class Div(Function):
 
 class Pow(Function):
     def forward(self, x, y):
-        out = x ** y
+        out = np.asarray(x ** y)  # an array even when 0-d: saved as the output itself
         self.save_for_backward(x, y, out if self.needs_input_grad[1] else None)
         return out
 
@@ -75,6 +114,22 @@ class Pow(Function):
         if self.needs_input_grad[1]:
             with np.errstate(divide="ignore", invalid="ignore"):
                 gy = grad * out * np.where(x > 0, np.log(np.where(x > 0, x, 1)), 0)
+        return gx, gy
+
+    def backward_graph(self, grad):
+        x, y, out = self.saved_tensors()
+        x_arr, y_arr = self.saved[:2]
+        one, zero = _const(np.ones((), grad.dtype)), _const(np.zeros((), grad.dtype))
+        gx = gy = None
+        if self.needs_input_grad[0]:
+            # y x^(y-1), 0 where y == 0 (as torch); the exponent 1 there keeps 0^-1 out of it
+            nonzero = y_arr != 0
+            slope = y * x ** Where.apply(y - 1, one, cond=nonzero)
+            gx = grad * Where.apply(slope, zero, cond=nonzero)
+        if self.needs_input_grad[1]:
+            positive = x_arr > 0
+            log_x = Where.apply(Where.apply(x, one, cond=positive).log(), zero, cond=positive)
+            gy = grad * out * log_x
         return gx, gy
 
 
@@ -90,6 +145,8 @@ class Maximum(Function):
         share = (x > y) + (x == y) * grad.dtype.type(0.5)  # in grad's dtype, not float64
         return grad * share, grad * (1 - share)
 
+    backward_graph = backward  # the same rule on Tensors: grad times a constant share
+
 
 class Minimum(Function):
     def forward(self, x, y):
@@ -100,6 +157,8 @@ class Minimum(Function):
         x, y = self.saved
         share = (x < y) + (x == y) * grad.dtype.type(0.5)
         return grad * share, grad * (1 - share)
+
+    backward_graph = backward
 
 
 class Where(Function):
@@ -114,6 +173,11 @@ class Where(Function):
         zero = np.zeros((), grad.dtype)
         return np.where(cond, grad, zero), np.where(cond, zero, grad)
 
+    def backward_graph(self, grad):
+        (cond,) = self.saved
+        zero = _const(np.zeros((), grad.dtype))
+        return Where.apply(grad, zero, cond=cond), Where.apply(zero, grad, cond=cond)
+
 
 # ---------------------------------------------------------------- unary elementwise
 
@@ -125,34 +189,36 @@ class Neg(Function):
     def backward(self, grad):
         return -grad
 
+    backward_graph = backward
 
-class Exp(Function):
+
+class Exp(SharedRule):
     def forward(self, x):
-        out = np.exp(x)
+        out = np.asarray(np.exp(x))  # an array even when 0-d: saved as the output itself
         self.save_for_backward(out)
         return out
 
-    def backward(self, grad):
-        return grad * self.saved[0]
+    def rule(self, grad, out):
+        return grad * out  # in backward_graph `out` is a Tensor made by this node
 
 
-class Log(Function):
+class Log(SharedRule):
     def forward(self, x):
         self.save_for_backward(x)
         return np.log(x)
 
-    def backward(self, grad):
-        return grad / self.saved[0]
+    def rule(self, grad, x):
+        return grad / x
 
 
-class Sqrt(Function):
+class Sqrt(SharedRule):
     def forward(self, x):
-        out = np.sqrt(x)
+        out = np.asarray(np.sqrt(x))  # an array even when 0-d: saved as the output itself
         self.save_for_backward(out)
         return out
 
-    def backward(self, grad):
-        return grad / (2 * self.saved[0])
+    def rule(self, grad, out):
+        return grad / (2 * out)
 
 
 class Abs(Function):
@@ -162,6 +228,8 @@ class Abs(Function):
 
     def backward(self, grad):
         return grad * np.sign(self.saved[0])
+
+    backward_graph = backward  # grad times a constant sign
 
 
 class Clip(Function):
@@ -180,6 +248,8 @@ class Clip(Function):
             inside &= x <= hi
         return grad * inside
 
+    backward_graph = backward  # grad times a constant mask
+
 
 class ReLU(Function):
     def forward(self, x):
@@ -192,6 +262,9 @@ class ReLU(Function):
         if grad.dtype.char not in "fd":  # _relu_backward has float32 and float64 loops
             return grad * (out > 0)
         return _relu_backward(grad, out)
+
+    def backward_graph(self, grad):
+        return grad * (self.saved[0] > 0).astype(grad.dtype)
 
 
 @numba.vectorize(["float32(float32, float32)", "float64(float64, float64)"], cache=True)
@@ -210,26 +283,28 @@ class LeakyReLU(Function):
         x, slope = self.saved
         return np.where(x > 0, grad, grad * grad.dtype.type(slope))
 
+    def backward_graph(self, grad):
+        x, slope = self.saved
+        return grad * np.where(x > 0, 1, slope).astype(grad.dtype)
 
-class Sigmoid(Function):
+
+class Sigmoid(SharedRule):
     def forward(self, x):
         out = _sigmoid(x)
         self.save_for_backward(out)
         return out
 
-    def backward(self, grad):
-        s = self.saved[0]
+    def rule(self, grad, s):
         return grad * s * (1 - s)
 
 
-class Tanh(Function):
+class Tanh(SharedRule):
     def forward(self, x):
-        out = np.tanh(x)
+        out = np.asarray(np.tanh(x))  # an array even when 0-d: saved as the output itself
         self.save_for_backward(out)
         return out
 
-    def backward(self, grad):
-        t = self.saved[0]
+    def rule(self, grad, t):
         return grad * (1 - t * t)
 
 
@@ -246,10 +321,31 @@ class GELU(Function):
         return x * 0.5 * (1 + _erf(x / math.sqrt(2)))
 
     def backward(self, grad):
-        (x,) = self.saved
-        cdf = 0.5 * (1 + _erf(x / math.sqrt(2)))
-        pdf = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
-        return grad * (cdf + x * pdf)
+        return grad * _gelu_slope(self.saved[0])
+
+    def backward_graph(self, grad):
+        return grad * GELUGrad.apply(self.saved_tensors()[0])
+
+
+def _gelu_slope(x: np.ndarray) -> np.ndarray:
+    """d gelu / dx = Phi(x) + x phi(x)."""
+    cdf = 0.5 * (1 + _erf(x / math.sqrt(2)))
+    pdf = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+    return cdf + x * pdf
+
+
+class GELUGrad(GraphRule):
+    """GELU's slope Phi(x) + x phi(x) as an op, so that GELU's gradient is differentiable
+    again: d/dx of it is phi(x) (2 - x^2), plain Tensor ops from there on."""
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return _gelu_slope(x)
+
+    def backward_graph(self, grad):
+        (x,) = self.saved_tensors()
+        pdf = (x * x * -0.5).exp() * (1 / math.sqrt(2 * math.pi))
+        return grad * pdf * (2 - x * x)
 
 
 class Softplus(Function):
@@ -257,13 +353,18 @@ class Softplus(Function):
 
     def forward(self, x, beta=1.0, threshold=20.0):
         bx = x * beta
-        self.save_for_backward(bx, threshold)
+        self.save_for_backward(bx, threshold, x, beta)  # x for double backward
         soft = (np.maximum(bx, 0) + np.log1p(np.exp(-np.abs(bx)))) / beta
         return np.where(bx > threshold, x, soft).astype(x.dtype, copy=False)
 
     def backward(self, grad):
-        bx, threshold = self.saved
+        bx, threshold = self.saved[:2]
         return np.where(bx > threshold, grad, grad * _sigmoid(bx))
+
+    def backward_graph(self, grad):
+        bx, threshold, x, beta = self.saved_tensors()
+        one = _const(np.ones((), grad.dtype))
+        return grad * Where.apply(one, (x * beta).sigmoid(), cond=bx > threshold)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -275,7 +376,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- matmul
 
 
-class MatMul(Function):
+class MatMul(SharedRule):
     """`x @ y` with numpy's rules: batched, broadcasting, and the 1-D cases."""
 
     def forward(self, x, y):
@@ -284,24 +385,23 @@ class MatMul(Function):
         self.ndims = (x.ndim, y.ndim)
         return x @ y
 
-    def backward(self, grad):
-        x, y = self.saved
+    def rule(self, grad, x, y):
         x_ndim, y_ndim = self.ndims
         g = grad[..., None] if y_ndim == 1 else grad  # y's P first: 1-D @ 1-D gives a 0-d grad
         g = g[..., None, :] if x_ndim == 1 else g  # (..., M, P)
         gx = gy = None
         if self.needs_input_grad[0]:
             y2 = y[:, None] if y_ndim == 1 else y  # (..., K, P)
-            gx = g @ np.swapaxes(y2, -1, -2)  # (..., M, K)
+            gx = g @ _mT(y2)  # (..., M, K)
             gx = gx[..., 0, :] if x_ndim == 1 else gx
         if self.needs_input_grad[1]:
             x2 = x[None, :] if x_ndim == 1 else x  # (..., M, K)
-            gy = np.swapaxes(x2, -1, -2) @ g  # (..., K, P)
+            gy = _mT(x2) @ g  # (..., K, P)
             gy = gy[..., 0] if y_ndim == 1 else gy
         return gx, gy
 
 
-class Linear(Function):
+class Linear(SharedRule):
     """x @ w.T + b, PyTorch's `addmm`: one GEMM with the bias added in place, and the weight
     gradient computed directly in w's (out, in) layout, so nothing is transposed or copied.
     x (..., in), w (out, in), b (out,) or none."""
@@ -316,8 +416,7 @@ class Linear(Function):
         self.shapes = (x.shape, w.shape)
         return y.reshape(x.shape[:-1] + w.shape[:1])
 
-    def backward(self, grad):
-        x, w = self.saved
+    def rule(self, grad, x, w):
         x_shape, w_shape = self.shapes
         g = grad.reshape(-1, w_shape[0])  # (M, out)
         gx = (g @ w).reshape(x_shape) if self.needs_input_grad[0] else None  # (M, in)
@@ -341,6 +440,10 @@ class Sum(Function):
             grad = np.expand_dims(grad, axis)
         return np.broadcast_to(grad, shape)
 
+    def backward_graph(self, grad):
+        shape, axis, _ = self.saved
+        return Expand.apply(Reshape.apply(grad, shape=_kept_shape(shape, axis)), shape=shape)
+
 
 class Mean(Function):
     def forward(self, x, axis=None, keepdims=False):
@@ -353,6 +456,20 @@ class Mean(Function):
         if not keepdims and axis is not None:
             grad = np.expand_dims(grad, axis)
         return np.broadcast_to(grad / grad.dtype.type(n), shape)
+
+    def backward_graph(self, grad):
+        shape, axis, _ = self.saved
+        kept = _kept_shape(shape, axis)
+        n = math.prod(size for size, k in zip(shape, kept) if size != k)
+        return Expand.apply(Reshape.apply(grad / n, shape=kept), shape=shape)
+
+
+def _kept_shape(shape: tuple, axis) -> tuple:
+    """The shape of a reduction of `shape` over `axis` (int, tuple, or None: all) with keepdims."""
+    if axis is None:
+        return (1,) * len(shape)
+    axes = {a % len(shape) for a in ((axis,) if isinstance(axis, (int, np.integer)) else axis)}
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
 class Amax(Function):
@@ -370,6 +487,12 @@ class Amax(Function):
         mask = x == out
         return mask * (grad / mask.sum(axis=axis, keepdims=True))
 
+    def backward_graph(self, grad):
+        x, out, axis, _ = self.saved
+        mask = x == out
+        share = (mask / mask.sum(axis=axis, keepdims=True)).astype(grad.dtype)
+        return Reshape.apply(grad, shape=out.shape) * share  # linear in grad, constant share
+
 
 class MaxDim(Function):
     """max (or min) along one dim, given the arg-max indices; the gradient goes to them."""
@@ -386,6 +509,12 @@ class MaxDim(Function):
         np.put_along_axis(gx, idx, grad if keepdim else np.expand_dims(grad, dim), axis=dim)
         return gx
 
+    def backward_graph(self, grad):
+        shape, idx, dim, _ = self.saved
+        one_hot = np.zeros(shape, grad.dtype)
+        np.put_along_axis(one_hot, idx, 1, axis=dim)
+        return Reshape.apply(grad, shape=idx.shape) * one_hot
+
 
 # ---------------------------------------------------------------- movement
 
@@ -398,6 +527,9 @@ class Reshape(Function):
     def backward(self, grad):
         return grad.reshape(self.saved[0])
 
+    def backward_graph(self, grad):
+        return Reshape.apply(grad, shape=self.saved[0])
+
 
 class Permute(Function):
     def forward(self, x, order):
@@ -406,6 +538,9 @@ class Permute(Function):
 
     def backward(self, grad):
         return grad.transpose(np.argsort(self.saved[0]))
+
+    def backward_graph(self, grad):
+        return Permute.apply(grad, order=tuple(np.argsort(self.saved[0])))
 
 
 class Expand(Function):
@@ -417,6 +552,8 @@ class Expand(Function):
     def backward(self, grad):
         return grad
 
+    backward_graph = backward
+
 
 class GetItem(Function):
     """`x[index]`; basic indices scatter by assignment, advanced ones with `np.add.at`."""
@@ -426,13 +563,33 @@ class GetItem(Function):
         return x[index]
 
     def backward(self, grad):
+        return _scatter(grad, *self.saved)
+
+    def backward_graph(self, grad):
         shape, index, advanced = self.saved
-        gx = np.zeros(shape, grad.dtype)
-        if advanced:
-            np.add.at(gx, index, grad)
-        else:
-            gx[index] = grad
-        return gx
+        return GetItemBackward.apply(grad, shape=shape, index=index, advanced=advanced)
+
+
+def _scatter(grad: np.ndarray, shape: tuple, index, advanced: bool) -> np.ndarray:
+    """The gradient of x[index]: grad written into zeros of x's shape (added up where advanced
+    indices repeat)."""
+    gx = np.zeros(shape, grad.dtype)
+    if advanced:
+        np.add.at(gx, index, grad)
+    else:
+        gx[index] = grad
+    return gx
+
+
+class GetItemBackward(GraphRule):
+    """x[index]'s gradient as an op (`_scatter`): its own gradient is the indexing again."""
+
+    def forward(self, grad, shape, index, advanced=False):
+        self.index, self.advanced = index, advanced
+        return _scatter(grad, shape, index, advanced)
+
+    def backward_graph(self, grad):
+        return GetItem.apply(grad, index=self.index, advanced=self.advanced)
 
 
 class IndexPut(Function):
@@ -511,6 +668,8 @@ class Pad(Function):
         index = tuple(slice(lo, grad.shape[i] - hi) for i, (lo, hi) in enumerate(self.saved[0]))
         return grad[index]
 
+    backward_graph = backward  # basic indexing of a Tensor is GetItem
+
 
 class Cat(Function):
     def forward(self, *xs, axis=0):
@@ -521,6 +680,13 @@ class Cat(Function):
         axis, splits = self.saved
         return tuple(np.split(grad, splits, axis=axis))
 
+    def backward_graph(self, grad):
+        axis, splits = self.saved
+        bounds = [0, *splits.tolist(), grad.shape[axis]]
+        lead = (slice(None),) * (axis % grad.ndim)
+        return tuple(GetItem.apply(grad, index=lead + (slice(a, b),))
+                     for a, b in itertools.pairwise(bounds))
+
 
 class Cast(Function):
     def forward(self, x, dtype):
@@ -529,6 +695,9 @@ class Cast(Function):
 
     def backward(self, grad):
         return grad.astype(self.saved[0])
+
+    def backward_graph(self, grad):
+        return Cast.apply(grad, dtype=self.saved[0])
 
 
 # ---------------------------------------------------------------- softmax and losses
@@ -545,6 +714,10 @@ class Softmax(Function):
         out, axis = self.saved
         return out * (grad - (grad * out).sum(axis=axis, keepdims=True))
 
+    def backward_graph(self, grad):
+        out, axis = self.saved_tensors()
+        return out * (grad - (grad * out).sum(axis, keepdim=True))
+
 
 class LogSoftmax(Function):
     def forward(self, x, axis=-1):
@@ -556,6 +729,10 @@ class LogSoftmax(Function):
     def backward(self, grad):
         out, axis = self.saved
         return grad - np.exp(out) * grad.sum(axis=axis, keepdims=True)
+
+    def backward_graph(self, grad):
+        out, axis = self.saved_tensors()
+        return grad - out.exp() * grad.sum(axis, keepdim=True)
 
 
 class CrossEntropy(Function):
@@ -600,6 +777,21 @@ class CrossEntropy(Function):
         g = g.reshape((shape[0],) + shape[2:] + (shape[1],))
         return np.moveaxis(g, -1, 1).astype(logp.dtype, copy=False), None
 
+    def backward_graph(self, grad):
+        logp, q, shape, reduction, count = self.saved
+
+        def like_x(a):  # (M, C) or (M, 1) -> x's (N, C, ...) layout
+            return np.moveaxis(a.reshape((shape[0],) + shape[2:] + a.shape[1:]), -1, 1)
+
+        # The logits are not saved (as torch's log_softmax saves only its output, so writing
+        # to them in place afterwards stays allowed): the log-probabilities stand for them,
+        # since softmax(logp) = softmax(x), and gradients reaching them flow to the logits.
+        p = Softmax.apply(_input_as(self, 0, like_x(logp)), axis=1)
+        g = p * like_x(q.sum(axis=1, keepdims=True)) - like_x(q)
+        if reduction == "none":
+            return g * grad.reshape((shape[0], 1) + shape[2:])
+        return g * (grad / max(count, 1) if reduction == "mean" else grad)
+
 
 class BCEWithLogits(Function):
     """Elementwise max(x, 0) - x y + log(1 + exp(-|x|)): stable for any logit."""
@@ -611,6 +803,12 @@ class BCEWithLogits(Function):
     def backward(self, grad):
         x, y = self.saved
         gx = grad * (_sigmoid(x) - y) if self.needs_input_grad[0] else None
+        gy = -grad * x if self.needs_input_grad[1] else None
+        return gx, gy
+
+    def backward_graph(self, grad):
+        x, y = self.saved_tensors()
+        gx = grad * (x.sigmoid() - y) if self.needs_input_grad[0] else None
         gy = -grad * x if self.needs_input_grad[1] else None
         return gx, gy
 
@@ -635,6 +833,23 @@ class BinaryCrossEntropy(Function):
             gy = grad * (log_q - log_p)
         return gp, gy
 
+    def backward_graph(self, grad):
+        p, y, log_p, log_q = self.saved_tensors()  # the logs are derived: they stay arrays
+        gp = gy = None
+        if self.needs_input_grad[0]:
+            gp = grad * (p - y) / (p * (1 - p)).clip(min=1e-12)
+        if self.needs_input_grad[1]:
+            gy = grad * (_clamped_log(1 - p, log_q) - _clamped_log(p, log_p))
+        return gp, gy
+
+
+def _clamped_log(t, clamped: np.ndarray):
+    """log(t) as a Tensor where the saved `clamped` = max(log(t), -100) is above -100, the
+    constant -100 (gradient 0) elsewhere, without ever taking log(0)."""
+    keep = clamped > -100
+    one = _const(np.ones((), t.dtype))
+    return Where.apply(Where.apply(t, one, cond=keep).log(), _const(clamped), cond=keep)
+
 
 class Dropout(Function):
     def forward(self, x, mask):
@@ -643,6 +858,8 @@ class Dropout(Function):
 
     def backward(self, grad):
         return grad * self.saved[0]
+
+    backward_graph = backward  # grad times the constant mask
 
 
 # ---------------------------------------------------------------- normalisation
@@ -659,6 +876,7 @@ class BatchNorm(Function):
                 momentum=0.1):
         # a conv's batch-minor output takes the Numba loops (kernels.py): 3 passes instead of ~10
         self.fused = kernels.channel_rows(x) is not None and weight.dtype == bias.dtype == x.dtype
+        self.eps = eps
         if self.fused:
             y, mean, var, inv_std = kernels.batch_norm_forward(x, weight, bias, eps)
             self.save_for_backward(x, mean, inv_std, weight)
@@ -669,7 +887,7 @@ class BatchNorm(Function):
             var = x.var(axis=axes, keepdims=True)
             inv_std = 1 / np.sqrt(var + eps)
             x_hat = (x - mean) * inv_std
-            self.save_for_backward(x_hat, inv_std, weight, axes, bshape)
+            self.save_for_backward(x_hat, inv_std, weight, axes, bshape, x)  # x: double backward
             y = x_hat * weight.reshape(bshape) + bias.reshape(bshape)
         if running_mean is not None:
             n = x.size // x.shape[1]
@@ -682,7 +900,7 @@ class BatchNorm(Function):
     def backward(self, grad):
         if self.fused:
             return kernels.batch_norm_backward(grad, *self.saved)
-        x_hat, inv_std, weight, axes, bshape = self.saved
+        x_hat, inv_std, weight, axes, bshape = self.saved[:5]
         gb = grad.sum(axis=axes)
         gw = (grad * x_hat).sum(axis=axes)
         gx = None
@@ -693,6 +911,13 @@ class BatchNorm(Function):
                                 - x_hat * (g_hat * x_hat).sum(axis=axes, keepdims=True))
         return gx, gw, gb
 
+    def backward_graph(self, grad):
+        saved = self.saved_tensors()
+        x, weight = (saved[0], saved[3]) if self.fused else (saved[5], saved[2])
+        axes = (0,) + tuple(range(2, x.ndim))
+        return _norm_grads(grad, x, weight.reshape((1, -1) + (1,) * (x.ndim - 2)), axes, axes,
+                           self.eps)
+
 
 class LayerNorm(Function):
     """Normalise over the last `ndim` axes; weight and bias shaped like those axes."""
@@ -702,11 +927,12 @@ class LayerNorm(Function):
         mean = x.mean(axis=axes, keepdims=True)
         inv_std = 1 / np.sqrt(x.var(axis=axes, keepdims=True) + eps)
         x_hat = (x - mean) * inv_std
-        self.save_for_backward(x_hat, inv_std, weight, axes)
+        self.save_for_backward(x_hat, inv_std, weight, axes, x)  # x for double backward
+        self.eps = eps
         return x_hat * weight + bias
 
     def backward(self, grad):
-        x_hat, inv_std, weight, axes = self.saved
+        x_hat, inv_std, weight, axes = self.saved[:4]
         lead = tuple(range(grad.ndim - len(axes)))
         gw = (grad * x_hat).sum(axis=lead)
         gb = grad.sum(axis=lead)
@@ -715,3 +941,29 @@ class LayerNorm(Function):
         gx = inv_std / m * (m * g_hat - g_hat.sum(axis=axes, keepdims=True)
                             - x_hat * (g_hat * x_hat).sum(axis=axes, keepdims=True))
         return gx, gw, gb
+
+    def backward_graph(self, grad):
+        _, _, weight, axes, x = self.saved_tensors()
+        return _norm_grads(grad, x, weight, axes, tuple(range(x.ndim - len(axes))), self.eps)
+
+
+def _norm_grads(grad, x, weight, axes: tuple, lead: tuple, eps: float) -> tuple:
+    """(gx, gweight, gbias) of y = x_hat * weight + bias, x_hat = x normalised over `axes`
+    (biased variance), in Tensor ops on x and weight (broadcast to x), so that they can be
+    differentiated again; `lead` are the axes that weight and bias are shared over."""
+    m = math.prod(x.shape[a] for a in axes)
+    centered = x - x.mean(axes, keepdim=True)
+    inv_std = ((centered * centered).mean(axes, keepdim=True) + eps) ** -0.5
+    x_hat = centered * inv_std
+    g_hat = grad * weight
+    gx = inv_std / m * (m * g_hat - g_hat.sum(axes, keepdim=True)
+                        - x_hat * (g_hat * x_hat).sum(axes, keepdim=True))
+    return gx, (grad * x_hat).sum(lead), grad.sum(lead)
+
+
+def _input_as(node: Function, i: int, value: np.ndarray):
+    """A Tensor of `value` standing in the graph for input i of `node` (what reaches it flows
+    to that input's node), or the input itself when it is a leaf: for an op that saved a
+    function of an input rather than the input (CrossEntropy)."""
+    parent = node.parents[i]
+    return Function._out_type._from_node(value, parent) if isinstance(parent, Function) else parent

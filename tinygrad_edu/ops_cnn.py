@@ -14,6 +14,7 @@ import numpy as np
 
 from . import kernels
 from .autograd import Function, is_grad_enabled
+from .ops import GraphRule
 from .tensor import Tensor, check_float_input
 
 
@@ -139,21 +140,23 @@ class Conv2d(Function):
         self.pointwise = (KH, KW, SH, SW, PT + PB + PL + PR) == (1, 1, 1, 1, 0)
         self.weight_size = w.size
         self.has_bias = b is not None
+        self.opts = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
         col_bytes = C * KH * KW * OH * OW * N * x.dtype.itemsize
         self.keep = not self.pointwise and col_bytes <= _KEEP_BYTES and is_grad_enabled()
         self.col = None  # the whole im2col, when kept for backward
 
         xb = kernels.to_batch_minor(x)  # (C, H, W, N): a view if x came from a conv or pool
         wg = w.reshape(groups, OC // groups, Cg * KH * KW)  # (G, OC/G, C/G*KH*KW)
+        self.wg_shape = wg.shape
         y = np.empty((OC, OH * OW * N), x.dtype)  # (OC, OH, OW, N)
         bias = None if b is None else b.astype(x.dtype, copy=False)[:, None]
         for cols, rows in self._bands(x.dtype):
             col = self._columns(xb, rows)  # (C*KH*KW, R*OW*N)
-            for g, in_rows, out_rows in _group_slices(wg):
+            for g, in_rows, out_rows in _group_slices(wg.shape):
                 np.matmul(wg[g], col[in_rows], out=y[out_rows, cols])  # (OC/G, R*OW*N)
             if bias is not None:
                 y[:, cols] += bias  # while the band is in cache
-        self.save_for_backward(xb, wg)
+        self.save_for_backward(xb, wg, x, w)  # x and w themselves for double backward
         return y.reshape(OC, OH, OW, N).transpose(3, 0, 1, 2)  # (N, OC, OH, OW) view
 
     def _bands(self, dtype):
@@ -185,21 +188,36 @@ class Conv2d(Function):
         return kernels.im2col(xb.transpose(3, 0, 1, 2), *g.window, rows=rows, out=col)
 
     def backward(self, grad):
-        xb, wg = self.saved
+        xb, wg = self.saved[:2]
+        gy = _output_rows(grad, xb.dtype)
+        gx, gw = self._grads(gy, xb, wg, *self.needs_input_grad[:2])
+        gb = gy.sum(axis=1) if self.has_bias and self.needs_input_grad[2] else None
+        return (gx, gw, gb) if self.has_bias else (gx, gw)
+
+    def backward_graph(self, grad):
+        """The gradients as ops that are convolutions themselves (ConvInputGrad, ConvWeightGrad),
+        so they can be differentiated again."""
+        x, w = self.saved_tensors()[2:]
+        gx = ConvInputGrad.apply(grad, w, conv=self) if self.needs_input_grad[0] else None
+        gw = ConvWeightGrad.apply(x, grad, conv=self) if self.needs_input_grad[1] else None
+        if not self.has_bias:
+            return gx, gw
+        return gx, gw, grad.sum((0, 2, 3)) if self.needs_input_grad[2] else None
+
+    def _grads(self, gy, xb, wg, need_x: bool, need_w: bool) -> tuple:
+        """(gx, gw) from gy (OC, OH*OW*N), band by band: gw = gy @ col^T (col built from xb),
+        gx = col2im(w^T @ gy). xb is read only for gw and wg only for gx."""
         g = self.geo
-        gy = kernels.to_batch_minor(grad.astype(xb.dtype, copy=False))  # (OC, OH, OW, N)
-        gy = gy.reshape(gy.shape[0], -1)  # (OC, OH*OW*N), a view when grad is batch-minor
-        need_x, need_w = self.needs_input_grad[:2]
-        gw = np.empty((wg.shape[0] * wg.shape[1], wg.shape[2] // (g.KH * g.KW), g.KH, g.KW),
-                      xb.dtype) if need_w else None
-        gw_groups = None if gw is None else gw.reshape(wg.shape)  # (G, OC/G, C/G*KH*KW) view
-        gx = kernels.batch_minor((g.N, g.C, g.H, g.W), xb.dtype) if need_x else None
+        G, OCg, CKg = self.wg_shape
+        gw = np.empty((G * OCg, CKg // (g.KH * g.KW), g.KH, g.KW), gy.dtype) if need_w else None
+        gw_groups = None if gw is None else gw.reshape(self.wg_shape)  # (G, OC/G, C/G*KH*KW)
+        gx = kernels.batch_minor((g.N, g.C, g.H, g.W), gy.dtype) if need_x else None
         if need_x:
             gx[...] = 0
-        for band, (cols, rows) in enumerate(self._bands(xb.dtype)):
+        for band, (cols, rows) in enumerate(self._bands(gy.dtype)):
             if need_w:
                 col = self._columns(xb, rows)
-                for k, in_rows, out_rows in _group_slices(wg):  # (OC/G, C/G*KH*KW)
+                for k, in_rows, out_rows in _group_slices(self.wg_shape):  # (OC/G, C/G*KH*KW)
                     if band == 0:
                         np.matmul(gy[out_rows, cols], col[in_rows].T, out=gw_groups[k])
                     else:
@@ -207,28 +225,83 @@ class Conv2d(Function):
             if need_x:
                 self._add_input_grad(gy[:, cols], wg, rows, gx)
         self.col = None
-        gb = gy.sum(axis=1) if self.has_bias and self.needs_input_grad[2] else None
-        return (gx, gw, gb) if self.has_bias else (gx, gw)
+        return gx, gw
 
     def _add_input_grad(self, gy_band, wg, rows, gx) -> None:
         """Add one band's input gradient into gx: gcol = w^T @ gy, then col2im."""
         g = self.geo
         if self.pointwise:  # col is x itself, so gcol is gx
             gx2 = gx.transpose(1, 2, 3, 0).reshape(g.C, -1)  # (C, H*W*N), a view
-            for k, in_rows, out_rows in _group_slices(wg):
+            for k, in_rows, out_rows in _group_slices(wg.shape):
                 np.matmul(wg[k].T, gy_band[out_rows], out=gx2[in_rows])
             return
         gcol = _workspace((g.C * g.KH * g.KW, gy_band.shape[1]), gx.dtype)  # col is done with
-        for k, in_rows, out_rows in _group_slices(wg):
+        for k, in_rows, out_rows in _group_slices(wg.shape):
             np.matmul(wg[k].T, gy_band[out_rows], out=gcol[in_rows])  # (C/G*KH*KW, R*OW*N)
         kernels.col2im(gcol, g.N, g.C, g.H, g.W, *g.window, rows=rows, out=gx)
 
+    def _take_geometry(self, conv: Conv2d) -> None:
+        """Use the sizes of `conv`: what ConvInputGrad and ConvWeightGrad compute is one of its
+        gradients."""
+        self.geo, self.pointwise, self.opts = conv.geo, conv.pointwise, conv.opts
+        self.weight_size, self.wg_shape = conv.weight_size, conv.wg_shape
+        self.keep, self.col, self.has_bias = False, None, False
 
-def _group_slices(wg):
-    """(g, rows of col, rows of the output) for each group of weights wg (G, OC/G, C/G*KH*KW)."""
-    G, OCg, CKg = wg.shape
+
+def _output_rows(grad: np.ndarray, dtype) -> np.ndarray:
+    """A conv output's gradient (N, OC, OH, OW) as (OC, OH*OW*N), a view when it is
+    batch-minor."""
+    gy = kernels.to_batch_minor(grad.astype(dtype, copy=False))  # (OC, OH, OW, N)
+    return gy.reshape(gy.shape[0], -1)
+
+
+def _group_slices(wg_shape: tuple):
+    """(g, rows of col, rows of the output) for each group of weights (G, OC/G, C/G*KH*KW)."""
+    G, OCg, CKg = wg_shape
     for g in range(G):
         yield g, slice(g * CKg, (g + 1) * CKg), slice(g * OCg, (g + 1) * OCg)
+
+
+class ConvInputGrad(GraphRule, Conv2d):
+    """A convolution's input gradient as an op: the transposed convolution of grad
+    (N, OC, OH, OW) with w, w^T @ grad then col2im, -> (N, C, H, W). Linear in both, so its own
+    gradients are a convolution (for grad) and a weight gradient (for w), to any order.
+
+        gx = ConvInputGrad.apply(grad, w, conv=node)   # node: the Conv2d whose geometry it uses
+    """
+
+    def forward(self, grad, w, *, conv):
+        self._take_geometry(conv)
+        self.save_for_backward(grad, w)
+        wg = w.astype(grad.dtype, copy=False).reshape(self.wg_shape)
+        return self._grads(_output_rows(grad, grad.dtype), None, wg, True, False)[0]
+
+    def backward_graph(self, grad):  # grad: (N, C, H, W)
+        gy, w = self.saved_tensors()
+        g_gy = Conv2d.apply(grad, w, **self.opts) if self.needs_input_grad[0] else None
+        g_w = ConvWeightGrad.apply(grad, gy, conv=self) if self.needs_input_grad[1] else None
+        return g_gy, g_w
+
+
+class ConvWeightGrad(GraphRule, Conv2d):
+    """A convolution's weight gradient as an op: grad (N, OC, OH, OW) @ im2col(x)^T ->
+    (OC, C/G, KH, KW). Linear in both, so its own gradients are a transposed convolution (for
+    x) and a convolution (for grad), to any order.
+
+        gw = ConvWeightGrad.apply(x, grad, conv=node)
+    """
+
+    def forward(self, x, grad, *, conv):
+        self._take_geometry(conv)
+        self.save_for_backward(x, grad)
+        xb = kernels.to_batch_minor(x)
+        return self._grads(_output_rows(grad, x.dtype), xb, None, False, True)[1]
+
+    def backward_graph(self, grad):  # grad: like the weight
+        x, gy = self.saved_tensors()
+        g_x = ConvInputGrad.apply(gy, grad, conv=self) if self.needs_input_grad[0] else None
+        g_gy = Conv2d.apply(x, grad, **self.opts) if self.needs_input_grad[1] else None
+        return g_x, g_gy
 
 
 class MaxPool2d(Function):
@@ -249,10 +322,44 @@ class MaxPool2d(Function):
         (window,) = self.saved
         return kernels.max_pool2d_backward(grad, window, *self.geometry)
 
+    def backward_graph(self, grad):
+        return MaxPoolBackward.apply(grad, window=self.saved[0], geometry=self.geometry)
+
     def indices(self) -> np.ndarray:
         """PyTorch's `return_indices`: flat ih*W + iw of each maximum, (N, C, OH, OW) int64."""
         H, W, _, KW, SH, SW, PH, PW, DH, DW = self.geometry
         return kernels.window_to_flat(self.saved[0], H, W, KW, SH, SW, PH, PW, DH, DW)
+
+
+class MaxPoolBackward(GraphRule):
+    """Max pooling's input gradient as an op: each window's grad goes to the pixel its maximum
+    came from (the saved window positions). Linear in grad, so its own gradient is the gather
+    at those positions (MaxPoolGather)."""
+
+    def forward(self, grad, *, window, geometry):
+        self.window, self.geometry = window, geometry
+        return kernels.max_pool2d_backward(grad, window, *geometry)
+
+    def backward_graph(self, grad):  # grad: (N, C, H, W)
+        return MaxPoolGather.apply(grad, window=self.window, geometry=self.geometry)
+
+
+class MaxPoolGather(GraphRule):
+    """(N, C, H, W) -> (N, C, OH, OW): each window reads its input at the position of its
+    maximum (0 for a window that saw only padding). The adjoint of MaxPoolBackward, so each
+    is the other's gradient."""
+
+    def forward(self, x, *, window, geometry):
+        self.window, self.geometry = window, geometry
+        H, W, _, KW, SH, SW, PH, PW, DH, DW = geometry
+        flat = kernels.window_to_flat(window, H, W, KW, SH, SW, PH, PW, DH, DW)  # (N, C, OH, OW)
+        N, C = flat.shape[:2]
+        taken = np.take_along_axis(x.reshape(N, C, H * W), np.maximum(flat, 0).reshape(N, C, -1),
+                                   axis=2)
+        return np.where(flat >= 0, taken.reshape(flat.shape), 0).astype(x.dtype, copy=False)
+
+    def backward_graph(self, grad):  # grad: (N, C, OH, OW)
+        return MaxPoolBackward.apply(grad, window=self.window, geometry=self.geometry)
 
 
 class AvgPool2d(Function):
@@ -266,10 +373,27 @@ class AvgPool2d(Function):
         OH = _pool_out(H, KH, SH, PH, 1, ceil_mode)
         OW = _pool_out(W, KW, SW, PW, 1, ceil_mode)
         self.args = (H, W, KH, KW, SH, SW, PH, PW, count_include_pad)
+        self.opts = {"kernel_size": kernel_size, "stride": stride, "padding": padding,
+                     "ceil_mode": ceil_mode, "count_include_pad": count_include_pad}
         return kernels.avg_pool2d_forward(x, KH, KW, SH, SW, PH, PW, OH, OW, count_include_pad)
 
     def backward(self, grad):
         return kernels.avg_pool2d_backward(np.ascontiguousarray(grad), *self.args)
+
+    def backward_graph(self, grad):
+        return AvgPoolBackward.apply(grad, args=self.args, opts=self.opts)
+
+
+class AvgPoolBackward(GraphRule):
+    """Average pooling's input gradient as an op (each window spreads grad / its divisor over
+    its pixels): linear, and its adjoint is average pooling, which is then its gradient."""
+
+    def forward(self, grad, *, args, opts):
+        self.opts = opts
+        return kernels.avg_pool2d_backward(np.ascontiguousarray(grad), *args)
+
+    def backward_graph(self, grad):  # grad: (N, C, H, W)
+        return AvgPool2d.apply(grad, **self.opts)
 
 
 def _pool_args(op: str, kernel_size, stride, padding, dilation):
@@ -386,4 +510,5 @@ def _check_pool(op: str, x, kernel_size, stride, padding, dilation, ceil_mode) -
                            f"padding {pad} and dilation {dil}: the output would be {out}")
 
 
-__all__ = ["AvgPool2d", "Conv2d", "MaxPool2d", "avg_pool2d", "conv2d", "max_pool2d"]
+__all__ = ["AvgPool2d", "AvgPoolBackward", "Conv2d", "ConvInputGrad", "ConvWeightGrad",
+           "MaxPool2d", "MaxPoolBackward", "MaxPoolGather", "avg_pool2d", "conv2d", "max_pool2d"]

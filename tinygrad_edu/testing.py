@@ -9,7 +9,8 @@ import math
 
 import numpy as np
 
-from .autograd import no_grad
+from . import autograd
+from .autograd import enable_grad, no_grad
 from .tensor import Tensor
 
 
@@ -165,42 +166,134 @@ def batch_norm_ref(x: np.ndarray, weight: np.ndarray | None = None, bias: np.nda
     return y, mean, var
 
 
-# ------------------------------------------------------------------ gradient check
+# ------------------------------------------------------------------ gradient checks
 def gradcheck(fn, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
               raise_exception: bool = True) -> bool:
     """Compare backward's gradients with central differences, like `torch.autograd.gradcheck`.
 
     Tensor inputs with requires_grad are checked on float64 copies; fn returns a Tensor (or a
     tuple whose first item is checked). The output is weighted by a seeded random upstream
-    gradient (all-ones can hide bugs), so the check is on the vector-Jacobian product.
+    gradient (all-ones can hide bugs), so the check is on the vector-Jacobian product. The
+    inputs may also come as one tuple, as torch takes them.
 
         assert gradcheck(lambda x, w: conv2d(x, w, padding=1), x, w)
     """
-    inputs = [_float64_copy(t) for t in inputs]
+    inputs = [_float64_copy(t) for t in _as_inputs(inputs)]
+    _checked(inputs, "gradcheck")
+    return _verdict(_worst_of(fn, inputs, eps, atol, rtol), "gradcheck: backward disagrees with "
+                    "finite differences", eps, atol, rtol, raise_exception)
+
+
+def gradgradcheck(fn, *inputs, grad_outputs=None, eps: float = 1e-6, atol: float = 1e-5,
+                  rtol: float = 1e-3, raise_exception: bool = True) -> bool:
+    """Check double backward, like `torch.autograd.gradgradcheck`: the gradients of fn taken
+    with `create_graph=True` are differentiated again (w.r.t. every input that requires grad
+    and w.r.t. the upstream gradient `grad_outputs`, random when None) and compared with
+    central differences of those gradients, in float64. Also checks that the create_graph
+    gradients equal the first-order ones (a wrong `backward_graph` value would otherwise be
+    differentiated consistently and pass).
+
+        assert gradgradcheck(lambda x, w: conv2d(x, w, padding=1), x, w)
+    """
+    inputs = [_float64_copy(t) for t in _as_inputs(inputs)]
+    checked = _checked(inputs, "gradgradcheck")
+    rng = np.random.default_rng(1)
+    if grad_outputs is None:
+        grad_outputs = rng.standard_normal(_first_output(fn(*inputs)).shape)
+    v = Tensor(np.asarray(getattr(grad_outputs, "data", grad_outputs), np.float64),
+               dtype=np.float64, requires_grad=True)
+    weights = [rng.standard_normal(inputs[i].shape) for i in checked]
+
+    def grads(*args, create_graph=True):  # (*inputs, v) -> d<fn(inputs), v>/d(checked inputs)
+        with enable_grad():  # also inside the finite differences, which run under no_grad
+            out = _first_output(fn(*args[:-1]))
+            return autograd.grad(out, [args[i] for i in checked], args[-1],
+                                 create_graph=create_graph, allow_unused=True)
+
+    def weighted(*args) -> Tensor:  # one scalar: sum_i <weights_i, gradient_i>
+        with enable_grad():
+            terms = [(g * u).sum() for g, u in zip(grads(*args), weights) if g is not None]
+        if not any(t.requires_grad for t in terms):
+            raise ValueError("gradgradcheck: the gradients depend neither on the inputs nor on "
+                             "grad_outputs, so there is no double backward to check")
+        return sum(terms[1:], terms[0])
+
+    if not _same_first_order(grads, inputs + [v], checked, raise_exception):
+        return False
+    worst = _worst_of(weighted, inputs + [v], eps, atol, rtol)
+    return _verdict(worst, "gradgradcheck: double backward disagrees with finite differences "
+                    "of the gradient", eps, atol, rtol, raise_exception)
+
+
+def _same_first_order(grads, args: list, checked: list, raise_exception: bool) -> bool:
+    """The create_graph gradients (backward_graph) against the first-order ones (backward):
+    two analytic results, so to rounding (1e-7), not to finite differences' tolerance."""
+    atol, rtol = 1e-9, 1e-7
+    first = grads(*args, create_graph=False)
+    second = grads(*args)
+    for i, a, b in zip(checked, first, second):
+        a = np.zeros(args[i].shape) if a is None else a.data
+        b = np.zeros(args[i].shape) if b is None else b.data
+        if not np.allclose(b, a, atol=atol, rtol=rtol, equal_nan=False):
+            if raise_exception:
+                j = np.unravel_index(np.argmax(np.abs(a - b)), a.shape) if a.size else ()
+                raise AssertionError(
+                    f"gradgradcheck: the create_graph gradient of input {i} differs from the "
+                    f"first-order one at element {tuple(int(k) for k in j)}: {b[j]:.6g} vs "
+                    f"{a[j]:.6g}")
+            return False
+    return True
+
+
+def _worst_of(fn, inputs: list, eps, atol, rtol):
+    """The worst disagreement between backward and central differences of fn (its first
+    output, weighted by a seeded random upstream gradient) over float64 leaf inputs."""
     checked = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
-    if not checked:
-        raise ValueError("gradcheck: no input has requires_grad=True, so there is nothing to check")
     out = _first_output(fn(*inputs))
     upstream = np.random.default_rng(0).standard_normal(out.shape)
     out.backward(upstream)
-
-    worst = None  # (excess over tolerance, input index, element index, analytic, numeric)
+    pairs = {}
     for i in checked:
         t = inputs[i]
         analytic = np.zeros_like(t.data) if t.grad is None else t.grad.data
-        numeric = _numeric_grad(fn, inputs, t, upstream, eps)
-        excess = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
+        pairs[i] = (analytic, _numeric_grad(fn, inputs, t, upstream, eps))
+    return _worst(pairs, atol, rtol)
+
+
+def _as_inputs(inputs: tuple) -> tuple:
+    """f(x, y) or, as torch takes them, f((x, y))."""
+    if len(inputs) == 1 and isinstance(inputs[0], (tuple, list)):
+        return tuple(inputs[0])
+    return inputs
+
+
+def _checked(inputs: list, name: str) -> list:
+    checked = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
+    if not checked:
+        raise ValueError(f"{name}: no input has requires_grad=True, so there is nothing to check")
+    return checked
+
+
+def _worst(pairs: dict, atol: float, rtol: float):
+    """(excess over tolerance, input index, element index, analytic, numeric) of the worst
+    element over all inputs, or None when every element is within tolerance."""
+    worst = None
+    for i, (analytic, numeric) in pairs.items():
+        excess = np.array(np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric)))
         excess[np.isnan(excess)] = np.inf  # a NaN gradient is a failure, not a pass
         j = np.unravel_index(np.argmax(excess), excess.shape) if excess.size else None
         if j is not None and excess[j] > 0 and (worst is None or excess[j] > worst[0]):
             worst = (excess[j], i, tuple(int(k) for k in j), analytic[j], numeric[j])
+    return worst
+
+
+def _verdict(worst, what: str, eps, atol, rtol, raise_exception: bool) -> bool:
     if worst is None:
         return True
     _, i, j, a, n = worst
     if raise_exception:
-        raise AssertionError(
-            f"gradcheck: backward disagrees with finite differences for input {i} at element {j}: "
-            f"analytic {a:.6g}, numeric {n:.6g} (atol={atol}, rtol={rtol}, eps={eps})")
+        raise AssertionError(f"{what} for input {i} at element {j}: analytic {a:.6g}, numeric "
+                             f"{n:.6g} (atol={atol}, rtol={rtol}, eps={eps})")
     return False
 
 
