@@ -79,8 +79,8 @@ def walk(outputs: tuple, names: dict, depth: int | None) -> dict:
         op = type(fn).__name__
         saved = [(saved_name(op, j), Stats.of(a)) for j, a in enumerate(_saved(fn))
                  if hasattr(a, "dtype") and hasattr(a, "shape")]
-        nodes[id(fn)] = OpNode(f"op{i}", op, fn, tuple(fn.out_shape), [], getattr(fn, "trace", None),
-                               names.get(id(fn)), saved)
+        nodes[id(fn)] = OpNode(f"op{i}", op, fn, tuple(fn.out_shape), [],
+                               getattr(fn, "trace", None), names.get(id(fn)), saved)
     for fn in order:
         nodes[id(fn)].inputs = [nodes[id(p)].key for p in fn.parents]
     return _add_outputs(nodes, outputs, names)

@@ -15,7 +15,8 @@ from .rules import rule
 
 CSS = """
 html, body { height: 100%; }
-body { overflow: hidden; font: 13px/1.4 "DejaVu Sans", Helvetica, Arial, sans-serif; margin: 0; color: #111827; }
+body { overflow: hidden; font: 13px/1.4 "DejaVu Sans", Helvetica, Arial, sans-serif; margin: 0;
+       color: #111827; }
 header { height: 29px; padding: 8px 12px 0; border-bottom: 1px solid #d1d5db; }
 button { font: inherit; padding: 3px 12px; }
 .hint { color: #6b7280; margin-left: 12px; }
@@ -30,7 +31,8 @@ h3 { margin: 6px 0; font-size: 14px; } h4 { margin: 10px 0 4px; font-size: 13px;
 .rule { font-family: "DejaVu Sans Mono", monospace; background: #fef3c7; padding: 4px 6px; }
 .stats { margin: 2px 0 8px 8px; } .values { font-family: "DejaVu Sans Mono", monospace;
   font-size: 11px; word-break: break-all; color: #1f2937; }
-.hist { display: inline-flex; align-items: flex-end; height: 18px; gap: 1px; vertical-align: middle; }
+.hist { display: inline-flex; align-items: flex-end; height: 18px; gap: 1px;
+        vertical-align: middle; }
 .hist span { display: inline-block; width: 6px; background: #6366f1; }
 .trace { font-family: "DejaVu Sans Mono", monospace; color: #374151; }
 g.node.current polygon, g.node.current path, g.node.current ellipse {
@@ -106,24 +108,31 @@ function render() {
   mark(s.node, 'current');
   markEdges(s.node);
   elements(s.node).forEach(e => e.scrollIntoView({block: 'nearest', inline: 'nearest'}));
+  $('step').innerHTML = stepHtml(s, n);
+}
+function section(title, id, body) { return `<h4>${title}</h4><div id="${id}">${body}</div>`; }
+function stepHtml(s, n) {  // the op, its incoming gradient, rule, saved values, outgoing gradients
   let h = `<h3>Step ${step + 1} of ${D.steps.length}: ${nodeTitle(s.node)}</h3>`;
   if (n.module) h += `<div>in module <b>${n.module}</b></div>`;
   if (n.trace) h += `<div class="trace">${n.trace}</div>`;
-  h += `<h4>incoming gradient (of the output)</h4><div id="incoming">${statsHtml(s.incoming)}</div>`;
+  h += section('incoming gradient (of the output)', 'incoming', statsHtml(s.incoming));
   h += `<h4>local rule</h4><div class="rule" id="rule">${n.rule}</div>`;
-  if (n.saved.length) h += '<h4>saved for backward</h4>' + n.saved.map(([k, v]) => statsHtml(v, k)).join('');
-  h += '<h4>outgoing gradients</h4><div id="outgoing">' + n.inputs.map((k, i) =>
-    `<div class="out" data-to="${k}">to <b>${nodeTitle(k, true)}</b>${statsHtml(s.outgoing[i])}</div>`).join('') + '</div>';
-  if (s.accumulated.length) h += '<h4>accumulated into leaves</h4><div id="accumulated">'
-    + s.accumulated.map(([k, c, t]) => `<div class="leaf" data-leaf="${k}"><b>${nodeTitle(k)}</b>.grad`
-      + ` += <div class="contribution">${statsHtml(c)}</div>${nodeTitle(k)}.grad is now`
-      + `<div class="total">${statsHtml(t)}</div></div>`).join('') + '</div>';
-  $('step').innerHTML = h;
+  if (n.saved.length)
+    h += section('saved for backward', 'saved', n.saved.map(([k, v]) => statsHtml(v, k)).join(''));
+  h += section('outgoing gradients', 'outgoing', n.inputs.map((k, i) => `<div class="out" `
+    + `data-to="${k}">to <b>${nodeTitle(k, true)}</b>${statsHtml(s.outgoing[i])}</div>`).join(''));
+  if (s.accumulated.length)
+    h += section('accumulated into leaves', 'accumulated', s.accumulated.map(([k, c, t]) =>
+      `<div class="leaf" data-leaf="${k}"><b>${nodeTitle(k)}</b>.grad += `
+      + `<div class="contribution">${statsHtml(c)}</div>${nodeTitle(k)}.grad is now`
+      + `<div class="total">${statsHtml(t)}</div></div>`).join(''));
+  return h;
 }
 function details(k) {
   const n = D.nodes[k];
   if (!n) return;
-  let h = `<h3>${nodeTitle(k)}</h3><div>${n.kind}${n.module ? ' in <b>' + n.module + '</b>' : ''}</div>`;
+  let h = `<h3>${nodeTitle(k)}</h3><div>${n.kind}`
+    + `${n.module ? ' in <b>' + n.module + '</b>' : ''}</div>`;
   if (n.trace) h += `<div class="trace">${n.trace}</div>`;
   if (n.rule) h += `<div class="rule">${n.rule}</div>`;
   if (n.value) h += statsHtml(n.value, 'value');
@@ -148,8 +157,9 @@ document.addEventListener('keydown', e => {
   if (e.key === 'End') go(D.steps.length - 1);
 });
 $('fit').addEventListener('click', () => $('graph').classList.toggle('fit'));
-const main = $('graph').querySelector('svg');  // small graphs fit the pane, big ones scroll
-if (main && main.width.baseVal.value <= 1.5 * $('graph').clientWidth) $('graph').classList.add('fit');
+const drawn = $('graph').querySelector('svg');  // small graphs fit the pane, big ones scroll
+if (drawn && drawn.width.baseVal.value <= 1.5 * $('graph').clientWidth)
+  $('graph').classList.add('fit');
 bindClicks($('graph'));
 render();
 """
@@ -157,8 +167,9 @@ render();
 TEMPLATE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>{title}</title><style>{css}</style></head>
 <body><header><button id="prev">&#9664; prev</button> <button id="next">next &#9654;</button>
-<span id="counter"></span> <button id="fit">fit / actual size</button><span class="hint">arrow keys step through backward; click a node for
-its statistics, a folded box to look inside</span></header>
+<span id="counter"></span> <button id="fit">fit / actual size</button><span class="hint">arrow
+keys step through backward; click a node for its statistics, a folded box to look inside</span>
+</header>
 <main><div id="graph">{svg}</div><aside><section id="inside"></section><section id="step">
 </section><section id="details"></section></aside></main>
 <script type="application/json" id="graph-data">{data}</script>
@@ -178,8 +189,8 @@ def html(graph, title: str = "autograd graph") -> str:
                       for s in graph.steps],
             "inner": inner}
     text = json.dumps(_finite(data)).replace("</", "<\\/")
-    return TEMPLATE.format(title=html_lib.escape(title), css=CSS, svg=_strip_xml(svg(graph.to_dot())),
-                           data=text, script=SCRIPT)
+    return TEMPLATE.format(title=html_lib.escape(title), css=CSS, data=text, script=SCRIPT,
+                           svg=_strip_xml(svg(graph.to_dot())))
 
 
 def _node(graph, n, box: str | None) -> dict:
