@@ -59,9 +59,12 @@ def svg_markup(fig: Figure) -> str:
 
 
 def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], title: str, xlabel: str,
-               ylabel: str = "") -> str:
-    """A chart of named (x, y) series (`viz.plot_lines`) as inline SVG."""
-    return svg_markup(viz.plot_lines(series, title, xlabel, ylabel))
+               ylabel: str | None = None) -> str:
+    """A chart of named (x, y) series (`viz.plot_lines`) as inline SVG, 560 px wide so that
+    two fit side by side; the y axis is titled `ylabel`, by default the chart's title."""
+    fig = viz.plot_lines(series, title, xlabel, title if ylabel is None else ylabel,
+                         width=5.6, height=3.4)
+    return svg_markup(fig)
 
 
 def table_html(header: Sequence[str], rows: Sequence[Sequence]) -> str:

@@ -50,3 +50,8 @@ def test_write_pdf_leaves_nothing_behind_when_a_figure_fails(tmp_path):
     with pytest.raises(AttributeError):
         report.write_pdf(str(tmp_path / "r.pdf"), "t", [], [("bad", "not a figure")])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_line_chart_titles_its_y_axis_by_default():
+    svg = report.line_chart({"train": [(1, 0.5)]}, "accuracy", "epoch")
+    assert svg.count(">accuracy<") == 2  # the title and the y axis

@@ -85,7 +85,7 @@ def plot_learning_curves(history, title: str = "", val_label: str = "validation"
 def _matrix_size(n: int) -> tuple[float, float, int]:
     """(width, height) inches and tick font size for an n x n matrix: cells stay legible."""
     if n <= ANNOTATE_MAX:
-        side = max(4.0, 0.55 * n + 2.0)
+        side = max(4.0, 0.45 * n + 1.8)  # 10 classes: 6.3 in, 630 px
         return side + 1.2, side, 9
     side = 0.15 * n + 3.5  # 96 classes: 18 in, 1800 px at 100 dpi, 6 pt labels
     return side + 1.0, side, 6
@@ -156,7 +156,7 @@ def plot_topk(images, probs, class_names: Sequence[str], true_labels=None,
                          f"{len(class_names)} classes, got images {images.shape} and probs "
                          f"{probs.shape}")
     truth = None if true_labels is None else np.asarray(true_labels).reshape(c, k)
-    fig = new_figure(1.45 * k + 0.6, 1.55 * c + 0.5)
+    fig = new_figure(1.25 * k + 0.6, 1.4 * c + 0.5)
     axes = fig.subplots(c, k, squeeze=False)
     for (row, col), ax in np.ndenumerate(axes):
         draw_image(ax, images[row, col])
