@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import tinygrad_edu as tg
-from tinygrad_edu import ops
+from tests.test_autograd import Cube  # x ** 3 with a first-order backward only
+from tinygrad_edu import ops, ops_cnn
 from tinygrad_edu.autograd import Function
 from tinygrad_edu.nn import functional as F
 from tinygrad_edu.testing import gradgradcheck
@@ -184,17 +185,6 @@ class WrongValueTanh(ops.Tanh):
         return grad * (1 - t)
 
 
-class Cube(Function):
-    """x^3 without backward_graph: first order only."""
-
-    def forward(self, x):
-        self.save_for_backward(x)
-        return x ** 3
-
-    def backward(self, grad):
-        return grad * 3 * self.saved[0] ** 2
-
-
 def test_gradgradcheck_catches_a_lost_second_derivative():
     with pytest.raises(AssertionError, match="gradgradcheck: double backward disagrees"):
         gradgradcheck(DetachedTanh.apply, *leaves([(3, 4)], -2, 2))
@@ -205,6 +195,16 @@ def test_gradgradcheck_catches_a_wrong_create_graph_value():
         gradgradcheck(WrongValueTanh.apply, *leaves([(3, 4)], -2, 2))
     assert not gradgradcheck(WrongValueTanh.apply, *leaves([(3, 4)], -2, 2),
                              raise_exception=False)
+
+
+def test_every_op_has_a_double_backward():
+    """A Function of ops.py or ops_cnn.py without backward_graph would let its gradient be
+    computed but refuse to be differentiated again: every one of them has it."""
+    missing = [name for module in (ops, ops_cnn) for name, cls in vars(module).items()
+               if isinstance(cls, type) and issubclass(cls, Function)
+               and cls.__module__ == module.__name__ and cls is not ops.GraphRule
+               and cls.backward_graph is Function.backward_graph]
+    assert not missing
 
 
 def test_op_without_double_backward_raises_naming_itself():
@@ -263,9 +263,22 @@ def cnn_loss(F_, x, labels, wc, bc, wl, bl):
     return F_.cross_entropy(F_.linear(h.reshape(x.shape[0], -1), wl, bl), labels)
 
 
+def cnn_bn_loss(F_, x, labels, wc, wn, bn, wl, bl):
+    h = F_.conv2d(x, wc, stride=1, padding=1)
+    h = F_.avg_pool2d(F_.batch_norm(h, None, None, wn, bn, training=True).relu(), 2)
+    return F_.cross_entropy(F_.linear(h.reshape(x.shape[0], -1), wl, bl), labels)
+
+
+def mlp_ln_loss(F_, x, labels, w1, wn, bn, w2):
+    h = F_.gelu(F_.layer_norm(F_.linear(x, w1), (4,), wn, bn))
+    return F_.binary_cross_entropy_with_logits(F_.linear(h, w2), F_.one_hot(labels, 2) * 1.0)
+
+
 MODELS = {  # loss, input shape, parameter shapes, classes
     "mlp": (mlp_loss, (5, 3), [(4, 3), (4,), (3, 4), (3,)], 3),
     "cnn": (cnn_loss, (2, 1, 4, 4), [(2, 1, 3, 3), (2,), (3, 8), (3,)], 3),
+    "cnn_batch_norm": (cnn_bn_loss, (3, 2, 4, 4), [(3, 2, 3, 3), (3,), (3,), (2, 12), (2,)], 2),
+    "mlp_layer_norm_gelu": (mlp_ln_loss, (5, 3), [(4, 3), (4,), (4,), (2, 4)], 2),
 }
 
 
@@ -273,13 +286,13 @@ def model_case(name):
     loss, x_shape, shapes, classes = MODELS[name]
     rng = np.random.default_rng(4)
     arrays = [rng.uniform(-1, 1, s) for s in [x_shape] + shapes]
-    return loss, arrays, rng.integers(0, classes, x_shape[0]), rng.standard_normal
+    return loss, arrays, rng.integers(0, classes, x_shape[0])
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_hessian_vector_product_matches_torch(name):
     torch = pytest.importorskip("torch")
-    loss, arrays, labels, _ = model_case(name)
+    loss, arrays, labels = model_case(name)
     vs = [np.random.default_rng(7 + i).standard_normal(a.shape) for i, a in enumerate(arrays)]
 
     x = tg.tensor(arrays[0], dtype=tg.float64)
@@ -303,7 +316,7 @@ def test_hessian_vector_product_matches_torch(name):
 def test_gradient_penalty_matches_torch(name):
     """||d loss / d x||^2 backpropagated to the weights (WGAN-GP's penalty)."""
     torch = pytest.importorskip("torch")
-    loss, arrays, labels, _ = model_case(name)
+    loss, arrays, labels = model_case(name)
 
     x = tg.tensor(arrays[0], dtype=tg.float64, requires_grad=True)
     params = [tg.tensor(a, dtype=tg.float64, requires_grad=True) for a in arrays[1:]]
@@ -319,6 +332,44 @@ def test_gradient_penalty_matches_torch(name):
     for p, q in zip(params, pt):
         np.testing.assert_allclose(p.grad.detach().numpy(), q.grad.numpy(), rtol=1e-9,
                                    atol=1e-12)
+
+
+TORCH_SAME = ["add", "sub", "mul", "div", "pow", "pow_scalar", "rpow", "maximum", "minimum",
+              "neg", "exp", "log", "sqrt", "abs", "clip", "relu", "sigmoid", "tanh", "cast",
+              "sum", "sum_all", "mean_keepdim", "amax", "max_all", "max_dim", "min_dim_keepdim",
+              "matmul", "matmul_batched", "matmul_vector_matrix", "matmul_matrix_vector",
+              "matmul_dot", "reshape", "permute", "expand", "getitem", "getitem_advanced",
+              "softmax", "log_softmax"]  # the same code runs on torch tensors
+
+
+def second_order(fn, arrays, tensor, grad):
+    """d/d(inputs, v) of <d<fn(inputs), v>/d(inputs), u>: the quantity gradgradcheck checks,
+    in one framework (`tensor` makes a float64 leaf, `grad` is its autograd.grad)."""
+    rng = np.random.default_rng(8)
+    xs = [tensor(a) for a in arrays]
+    out = fn(*xs)
+    v = tensor(rng.standard_normal(tuple(out.shape)))
+    grads = grad(out, xs, v, create_graph=True)
+    total = sum((g * tensor(rng.standard_normal(a.shape), False)).sum()
+                for g, a in zip(grads, arrays))
+    return [g.detach().numpy() for g in grad(total, xs + [v], None)]
+
+
+@pytest.mark.parametrize("name", TORCH_SAME)
+def test_double_backward_matches_torch(name):
+    torch = pytest.importorskip("torch")
+    fn, shapes, (low, high) = OPS[name]
+    rng = np.random.default_rng(0)
+    arrays = [rng.uniform(low, high, s) for s in shapes]
+    ours = second_order(fn, arrays, lambda a, rg=True: tg.tensor(a, dtype=tg.float64,
+                                                                 requires_grad=rg),
+                        lambda o, i, g, **k: tg.autograd.grad(o, i, g, allow_unused=True,
+                                                              materialize_grads=True, **k))
+    theirs = second_order(fn, arrays, lambda a, rg=True: torch.tensor(a, requires_grad=rg),
+                          lambda o, i, g, **k: torch.autograd.grad(o, i, g, allow_unused=True,
+                                                                   materialize_grads=True, **k))
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
 def test_tanh_derivatives_match_torch():

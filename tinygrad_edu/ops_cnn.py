@@ -128,8 +128,8 @@ class Conv2d(Function):
     except a small conv (<= 4 MB of columns), which keeps them: cheaper than building twice.
     """
 
-    def forward(self, x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1):
-        w = w.astype(x.dtype, copy=False)
+    def forward(self, x, w_in, b=None, *, stride=1, padding=0, dilation=1, groups=1):
+        w = w_in.astype(x.dtype, copy=False)
         N, C, H, W = x.shape
         OC, Cg, KH, KW = w.shape
         SH, SW = _pair(stride, "stride", "conv2d")
@@ -156,7 +156,7 @@ class Conv2d(Function):
                 np.matmul(wg[g], col[in_rows], out=y[out_rows, cols])  # (OC/G, R*OW*N)
             if bias is not None:
                 y[:, cols] += bias  # while the band is in cache
-        self.save_for_backward(xb, wg, x, w)  # x and w themselves for double backward
+        self.save_for_backward(xb, wg, x, w_in)  # x and w themselves for double backward
         return y.reshape(OC, OH, OW, N).transpose(3, 0, 1, 2)  # (N, OC, OH, OW) view
 
     def _bands(self, dtype):
@@ -198,6 +198,7 @@ class Conv2d(Function):
         """The gradients as ops that are convolutions themselves (ConvInputGrad, ConvWeightGrad),
         so they can be differentiated again."""
         x, w = self.saved_tensors()[2:]
+        self.col = None  # columns kept by forward: ConvWeightGrad builds its own
         gx = ConvInputGrad.apply(grad, w, conv=self) if self.needs_input_grad[0] else None
         gw = ConvWeightGrad.apply(x, grad, conv=self) if self.needs_input_grad[1] else None
         if not self.has_bias:
