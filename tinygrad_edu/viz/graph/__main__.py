@@ -2,7 +2,7 @@
 backward, with every op's source line (anomaly mode) and gradients.
 
     python -m tinygrad_edu.viz.graph mlp3 --input-shape 1 1 28 28 --out g.html
-    python -m tinygrad_edu.viz.graph resnet18 --input-shape 1 3 64 64 --out resnet.svg
+    python -m tinygrad_edu.viz.graph resnet18 --input-shape 2 3 64 64 --out resnet.svg
 
 The only module of tinygrad_edu that knows models/ (imported when the command runs).
 """
@@ -30,31 +30,28 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", default="graph.html", help="the file to write: .html, .svg or .dot")
     p.add_argument("--depth", type=int, default=None, help="keep only ops this close to the loss")
     p.add_argument("--expand", action="store_true", help="draw every module open (no folding)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="for the weights, batch and targets")
     return p.parse_args(argv)
 
 
-def training_step(model, x: Tensor, depth: int | None = None, fold=None) -> Graph:
-    """Forward `x` and a loss on random targets, build the graph, then run backward."""
-    autograd.set_detect_anomaly(True)  # every op keeps the source line of its forward call
-    try:
+def training_step(model, x: Tensor, rng: np.random.Generator, depth: int | None = None,
+                  fold=None) -> Graph:
+    """Forward `x` and a loss on targets drawn from `rng`, build the graph, then backward."""
+    with autograd.detect_anomaly():  # every op keeps the source line of its forward call
         out = model(x)
-        loss = _loss(model, out, x.shape[0])
-    finally:
-        autograd.set_detect_anomaly(False)
+        loss = _loss(out, x.shape[0], rng)
     g = graph(loss, params=model, depth=depth, fold=fold)  # x, out, loss: named by variable
     loss.backward()
     return g
 
 
-def _loss(model, out, n: int) -> Tensor:
+def _loss(out, n: int, rng: np.random.Generator) -> Tensor:
     """Cross-entropy on random classes; the multi-head network's own loss on random attributes."""
     if isinstance(out, dict):
         from models.lines import ATTRIBUTES, multihead_loss
-        y = np.stack([np.random.randint(0, len(v), n) for v in ATTRIBUTES.values()], axis=1)
+        y = np.stack([rng.integers(0, len(v), n) for v in ATTRIBUTES.values()], axis=1)
         return multihead_loss(out, y)
-    classes = out.shape[-1]
-    return F.cross_entropy(out, Tensor(np.random.randint(0, classes, n)))
+    return F.cross_entropy(out, Tensor(rng.integers(0, out.shape[-1], n)))
 
 
 def _input_shape(model, given) -> tuple:
@@ -70,16 +67,16 @@ def main(argv=None) -> int:
     if not args.out.lower().endswith(FORMATS):
         return _fail(f"--out {args.out!r}: use a name ending in {', '.join(FORMATS)}")
     import models
+    manual_seed(args.seed)  # the weights, the batch and the targets
     try:
         model = models.get_model(args.model)
     except ValueError as e:
         return _fail(str(e).replace("get_model: ", ""))
-    manual_seed(args.seed)
-    np.random.seed(args.seed)
     shape = _input_shape(model, args.input_shape)
     x = randn(*shape, requires_grad=True)
     try:
-        g = training_step(model, x, args.depth, fold=set() if args.expand else None)
+        g = training_step(model, x, np.random.default_rng(args.seed), args.depth,
+                          fold=set() if args.expand else None)
     except (RuntimeError, ValueError) as e:
         return _fail(f"{args.model} on an input of shape {shape}: {e}")
     try:
