@@ -266,6 +266,13 @@ def test_cli_draws_one_training_step(tmp_path, capsys):
     assert any("cnn.py" in (n["trace"] or "") for n in data["nodes"].values())  # anomaly mode
 
 
+def test_cli_is_reproducible_by_seed(tmp_path):
+    a, b, c = (str(tmp_path / f"{n}.svg") for n in "abc")
+    for out, seed in ((a, "0"), (b, "0"), (c, "1")):
+        assert main(["mlp3", "--out", out, "--seed", seed]) == 0
+    assert Path(a).read_text() == Path(b).read_text() != Path(c).read_text()
+
+
 @pytest.mark.parametrize("argv, message", [
     (["nope"], "unknown model 'nope'"),
     (["mlp3", "--out", "g.png"], "--out 'g.png'"),
