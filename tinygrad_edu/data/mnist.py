@@ -95,7 +95,7 @@ class MNIST(ArrayDataset):
     def _check_identity(self, labels_path: Path) -> None:
         """Refuse the labels file of another known data set (Fashion-MNIST's for MNIST, ...)."""
         found = identify(labels_path)
-        if found is not None and found is not type(self):
+        if found is not None and found.cli_name != self.cli_name:  # subclasses (vision) too
             raise DataError(f"{type(self).__name__}: {labels_path.parent} holds {found.__name__}"
                             f", not {type(self).__name__} ({labels_path.name} is "
                             f"{found.__name__}'s); pass --dataset {found.cli_name}, or point "

@@ -46,7 +46,7 @@ class _TorchvisionArrays:
 
     def __getitem__(self, index: int) -> tuple:
         inputs, rest, prepared = self.split_transform()
-        if prepared or self.transform is None:
+        if prepared:  # the ToTensor (+ Normalize) front was applied to all images at once
             x = Tensor._wrap(inputs[int(index)])
         else:
             x, rest = Image.fromarray(inputs[int(index)]), self.transform
@@ -58,7 +58,9 @@ class _TorchvisionArrays:
         return x, y
 
     def get_batch(self, indices: np.ndarray):
-        """Vectorised when the transform allows it (see the module docstring), else per item."""
+        """Vectorised when the transform allows it (see the module docstring), else per item;
+        without a transform a batch is the uint8 images (torch's collate would refuse PIL
+        images)."""
         if self.split_transform()[2] or self.transform is None:
             return super().get_batch(indices)
         return Dataset.get_batch(self, indices)
