@@ -10,6 +10,7 @@ TensorBoard and a notebook:
 """
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -85,8 +86,8 @@ def plot_learning_curves(history, title: str = "", val_label: str = "validation"
 def _matrix_size(n: int) -> tuple[float, float, int]:
     """(width, height) inches and tick font size for an n x n matrix: cells stay legible."""
     if n <= ANNOTATE_MAX:
-        side = max(4.0, 0.45 * n + 1.8)  # 10 classes: 6.3 in, 630 px
-        return side + 1.2, side, 9
+        side = max(4.0, 0.42 * n + 1.8)  # 10 classes: 6 in, 600 px
+        return side + 1.0, side, 9
     side = 0.15 * n + 3.5  # 96 classes: 18 in, 1800 px at 100 dpi, 6 pt labels
     return side + 1.0, side, 6
 
@@ -168,7 +169,8 @@ def plot_topk(images, probs, class_names: Sequence[str], true_labels=None,
         if wrong:
             for spine in ax.spines.values():
                 spine.set(visible=True, color="red", linewidth=3)
-    fig.suptitle(title or f"top-{k} test images of each class (row = predicted class)")
+    title = title or f"the top-{k} test images of each class (row c: highest P(c) first)"
+    fig.suptitle(textwrap.fill(title, int(fig.get_figwidth() * 11)), fontsize=11)  # 11 pt fits
     return fig
 
 
