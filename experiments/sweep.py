@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -155,7 +156,8 @@ def run_sweep(cfg: SweepConfig, out: str, options: SweepOptions | None = None,
         if started:
             import ray
             ray.shutdown()
-    wall = time.perf_counter() - start
+    wall = time.perf_counter() - start + (_earlier_wall(out) if options.resume else 0.0)
+    _save_settings(out, cfg, options, source, wall)
     rows = trial_rows(trials, cfg, spec.trials_dir)
     write_hparams(rows, cfg)
     settings = {"scheduler": scheduler, "cpus_per_trial": options.cpus_per_trial,
@@ -173,6 +175,8 @@ def check_sweep(cfg: SweepConfig, out: str, options: SweepOptions, scheduler: st
     if not options.resume and os.path.exists(state):
         raise UsageError(f"{out} already holds a sweep; continue it with --resume, or choose "
                          f"another --out")
+    if options.address is not None:
+        check_reachable(options.address)
     if scheduler == "asha" and cfg.grace_period > cfg.epochs:
         raise UsageError(f"ASHA: grace_period ({cfg.grace_period}) exceeds the budget of "
                          f"{cfg.epochs} epochs")
@@ -208,9 +212,28 @@ def _connect(address: str | None) -> bool:
         return False
     if address is None:  # "local": a new Ray even if `ray start` left one running here
         ray.init(address="local", include_dashboard=False, configure_logging=False)
-    else:
+        return True
+    try:
         ray.init(address=address)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UsageError(f"cannot join the Ray cluster at --address {address} ({reason}); "
+                         f"start one with `ray start --head`, or check the address and "
+                         f"its token") from None
     return True
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A host:port that refuses the connection is a UsageError at once (ray.init would retry
+    it for minutes)."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto", or a form Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise UsageError(f"cannot reach the Ray cluster at --address {address} "
+                         f"({e.strerror or e}); is `ray start --head` running there?") from None
 
 
 def _trainable(spec: TrialSpec):
@@ -258,14 +281,29 @@ def _tune_config(cfg: SweepConfig, options: SweepOptions, scheduler: str):
                            reuse_actors=True)
 
 
-def _save_settings(out: str, cfg: SweepConfig, options: SweepOptions, source: dict | None):
-    """sweep.json: where the config came from (for --resume) and how the sweep was run."""
+def _save_settings(out: str, cfg: SweepConfig, options: SweepOptions, source: dict | None,
+                   wall_seconds: float | None = None):
+    """sweep.json: where the config came from (for --resume), how the sweep was run and, once
+    it ends, its wall time (summed over every run of a resumed sweep)."""
     from . import report
 
     settings = {"source": source, "options": asdict(options),
                 "config": asdict(cfg) | {"experiment": str(cfg.experiment)}}
+    if wall_seconds is None and options.resume:
+        wall_seconds = _earlier_wall(out)  # keep the earlier parts' time until this one ends
+    if wall_seconds is not None:
+        settings["wall_seconds"] = wall_seconds
     report.write_text_atomic(os.path.join(out, "sweep.json"),
                              json.dumps(settings, indent=1, default=str))
+
+
+def _earlier_wall(out: str) -> float:
+    """The wall time that sweep.json records for the earlier runs of this sweep."""
+    try:
+        with open(os.path.join(out, "sweep.json")) as f:
+            return float(json.load(f).get("wall_seconds", 0.0))
+    except (OSError, ValueError):
+        return 0.0
 
 
 def _print_summary(rows: list[dict], cfg: SweepConfig, paths: dict, out: str) -> None:

@@ -5,6 +5,7 @@ import csv
 import glob
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -157,6 +158,26 @@ def test_without_ray_the_command_says_how_to_install_it_and_exits_2(monkeypatch,
     assert 'pip install -e ".[sweep]"' in capsys.readouterr().err
 
 
+def test_a_cluster_that_refuses_the_connection_is_one_sentence(tmp_path, capsys):
+    pytest.importorskip("ray")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(SystemExit) as exit_info:
+        sweep.main(["synthetic", "--address", f"127.0.0.1:{port}", "--out", str(tmp_path / "s")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and not os.listdir(tmp_path)
+    assert f"cannot reach the Ray cluster at --address 127.0.0.1:{port}" in err
+
+
+def test_a_resumed_sweep_adds_the_earlier_wall_time(tmp_path):
+    cfg = sweep_config(experiment="synthetic", epochs=1, space={"lr": 0.1})
+    sweep._save_settings(str(tmp_path), cfg, sweep.SweepOptions(), None, 12.5)
+    resumed = sweep.SweepOptions(resume=True)
+    sweep._save_settings(str(tmp_path), cfg, resumed, None)  # the restart keeps it
+    assert sweep._earlier_wall(str(tmp_path)) == 12.5
+
+
 # ---- sweeps on a local Ray -------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -192,6 +213,9 @@ def test_a_four_trial_sweep_writes_the_table_and_the_hparams(local_ray, tmp_path
         assert [step for step, _ in saved["scalars"]["val/loss"]] == [1, 2]
         assert saved["hparams"] == {"lr": row["params"]["lr"]}
         assert saved["summary"]["sweep"]["status"] == "finished"
+        assert saved["summary"]["status"] == "finished"  # not "running"
+    sweep_json = json.loads(Path(tmp_path, "s", "sweep.json").read_text())
+    assert sweep_json["wall_seconds"] == pytest.approx(result["wall_seconds"])
 
 
 def test_asha_stops_a_diverging_learning_rate_early(local_ray, tmp_path):
@@ -203,6 +227,8 @@ def test_asha_stops_a_diverging_learning_rate_early(local_ray, tmp_path):
     rows = sweep.run_sweep(cfg, str(tmp_path / "s"), sweep.SweepOptions(max_concurrent=2))["rows"]
     bad = next(r for r in rows if r["params"]["lr"] == 2.0)
     assert bad["status"] == "stopped by ASHA" and bad["epochs"] < 4
+    saved = json.loads(Path(bad["run_dir"], "metrics.json").read_text())["summary"]
+    assert saved["status"] == "stopped by ASHA"
     assert rows[0]["status"] == "finished" and rows[-2] is bad
     nan = rows[-1]
     assert (nan["params"]["lr"], nan["status"], nan["epochs"], nan["retries"]) == (

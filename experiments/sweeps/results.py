@@ -200,13 +200,18 @@ def csv_text(header: list[str], body: list[list]) -> str:
 
 def write_hparams(rows: list[dict], cfg: SweepConfig) -> None:
     """Each trial's searched parameters and final metrics (tags hparam/<metric>) in its run
-    directory, for TensorBoard's HPARAMS tab; its status and rank go into its metrics.json."""
+    directory, for TensorBoard's HPARAMS tab, once it has ended (a resumed sweep does not
+    write them twice); its status and rank go into its metrics.json."""
     for rank, row in enumerate(rows, start=1):
         if not os.path.isdir(row["run_dir"]):  # never started, or on another machine's disk
             continue
         with Logger(logdir=row["run_dir"]) as logger:
-            values = {f"hparam/{k}": v for k, v in row["metrics"].items() if math.isfinite(v)}
-            logger.hparams(row["params"] or row["config"],
-                           values | {"hparam/epochs": row["epochs"]})
+            written = logger.summary.get("sweep", {}).get("status") not in (None, "not finished")
+            if row["status"] != "not finished" and not written:  # one record, at the end
+                values = {f"hparam/{k}": v for k, v in row["metrics"].items()
+                          if math.isfinite(v)}
+                logger.hparams(row["params"] or row["config"],
+                               values | {"hparam/epochs": row["epochs"]})
             logger.summary["sweep"] = {"rank": rank, "status": row["status"],
                                        "retries": row["retries"], "epochs": row["epochs"]}
+            logger.summary["status"] = row["status"]  # a stopped trial never said so itself
