@@ -548,3 +548,15 @@ def test_live_curves_follow_fit_epoch_by_epoch(capsys):
     assert [line.split("  ")[0] for line in lines] == ["tiny: epoch 1/2", "tiny: epoch 2/2"]
     assert "val_acc" in lines[-1]
     assert [len(line.get_xdata()) for line in live.figure.axes[0].get_lines()] == [2, 2]
+
+
+def test_filter_images_of_a_first_layer_have_their_weights_beside_them():
+    tg.manual_seed(0)
+    model = models.get_model("spec_cnn", hidden=16)
+    images, _ = viz.visualize_filters(model, "features.conv1", channels=[0, 1], steps=5)
+    weights = viz.conv_weights(model)[:2]
+    fig = viz.plot_filters(images, title="conv1", weights=weights)
+    assert [ax.get_title() for ax in fig.axes] == ["ch 0", "w 0", "ch 1", "w 1"]
+    assert fig.axes[0].images[0].get_array()[0, 0] == 128  # the blank corner stays mid grey
+    with pytest.raises(ValueError, match="do not match the images"):
+        viz.plot_filters(images, weights=viz.conv_weights(model)[:3])

@@ -141,17 +141,34 @@ def plot_activations(activations, title: str = "", ncols: int = 8, per_channel: 
     return fig
 
 
-def plot_filters(images, title: str = "", ncols: int = 8, captions=None) -> Figure:
+def plot_filters(images, title: str = "", ncols: int = 8, captions=None,
+                 weights=None) -> Figure:
     """Images from `visualize_filters` (K, C, H, W), captioned with their channel numbers.
 
     Each is scaled by its own largest |value| around zero, so the blank start (zero: the mean
-    input) is the same mid grey in every tile and only what the ascent drew stands out.
+    input) is the same mid grey in every tile and only what the ascent drew stands out. For a
+    first conv layer pass its `weights` (K, C, KH, KW): each image then has its filter beside
+    it (`ncols` pairs a row).
     """
     images = np.asarray(images, np.float64)
-    limit = np.abs(images).max(axis=tuple(range(1, images.ndim)), keepdims=True)
-    scaled = 0.5 + images / (2 * np.where(limit > 0, limit, 1.0))  # zero -> 0.5
-    captions = captions or [f"ch {k}" for k in range(len(images))]
-    return plot_images(list(scaled), captions, ncols=ncols, title=title, normalize=False)
+    captions = list(captions or [f"ch {k}" for k in range(len(images))])
+    tiles = [_around_zero(im) for im in images]
+    if weights is not None:
+        weights = np.asarray(weights, np.float64)
+        if len(weights) != len(images) or weights.shape[1] != images.shape[1]:
+            raise ValueError(f"plot_filters: weights {weights.shape} do not match the images "
+                             f"{images.shape} (one filter per image, same input channels)")
+        tiles = [t for pair in zip(tiles, map(_around_zero, weights)) for t in pair]
+        captions = [c for pair in zip(captions, [f"w {k}" for k in range(len(images))])
+                    for c in pair]
+        ncols *= 2
+    return plot_images(tiles, captions, ncols=ncols, title=title, normalize=False)
+
+
+def _around_zero(a: np.ndarray) -> np.ndarray:
+    """Scale to [0, 1] with zero at 0.5, by the largest |value| (a zero array stays grey)."""
+    limit = np.abs(a).max()
+    return 0.5 + a / (2 * limit) if limit > 0 else np.full_like(a, 0.5)
 
 
 def plot_weights(weights, title: str = "") -> Figure:
