@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
+
 
 class device:
     """A device name: only 'cpu' (optionally 'cpu:0') exists here.
@@ -90,3 +92,25 @@ backends = SimpleNamespace(mps=SimpleNamespace(is_available=_false, is_built=_fa
                            cuda=SimpleNamespace(is_built=_false),
                            cudnn=SimpleNamespace(benchmark=False, deterministic=False,
                                                  enabled=True, is_available=_false))
+
+
+def dtype_of_to(args: tuple, dtype=None, device_=None):
+    """The dtype that `.to(*args, dtype=, device=)` asks for (None: keep it), after checking
+    that any device named is the CPU. Arguments may be a device or its name, a dtype, or a
+    tensor (whose dtype is taken), in any order, as torch's `Tensor.to` / `Module.to` accept."""
+    for arg in args:
+        if is_device(arg):
+            device_ = arg
+        elif _is_array_like(arg):
+            dtype = arg.dtype
+        elif arg is not None:
+            dtype = arg
+    if device_ is not None:
+        device(device_)
+    return dtype
+
+
+def _is_array_like(value) -> bool:
+    """A tensor or array (not a dtype, nor a numpy scalar type such as np.float32)."""
+    return not isinstance(value, (type, np.dtype, str)) and hasattr(value, "shape") and \
+        hasattr(value, "dtype")

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from ..device import dtype_of_to
 from ..tensor import Tensor
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
@@ -186,8 +187,12 @@ class Module:
             fn(m)
         return self
 
-    def to(self, dtype) -> Module:
-        """Cast floating parameters and buffers to `dtype` (e.g. float64 for gradient checks)."""
+    def to(self, *args, dtype=None, device=None, non_blocking: bool = False) -> Module:
+        """Cast floating parameters and buffers to a dtype (e.g. float64 for gradient checks);
+        like torch's, it also takes a device or a tensor, and only the CPU exists."""
+        dtype = dtype_of_to(args, dtype, device)
+        if dtype is None:
+            return self
         dtype = np.dtype(dtype)
         for t in list(self.parameters()) + list(self.buffers()):
             if t.data.dtype.kind == "f":
