@@ -17,7 +17,7 @@ import models
 import tinygrad_edu as tg
 from models.lines import ATTRIBUTES, multihead_loss
 from tinygrad_edu.nn import functional as F
-from tinygrad_edu.viz.graph import Stats, graph
+from tinygrad_edu.viz.graph import Stats, graph, trace_modules
 from tinygrad_edu.viz.graph.__main__ import main
 from tinygrad_edu.viz.graph.nodes import OpNode
 from tinygrad_edu.viz.graph.rules import rule
@@ -178,6 +178,23 @@ def test_mlp_nodes_sit_in_their_modules():
     params = {n.name: n.module for n in g.nodes.values() if getattr(n, "kind", "") == "parameter"}
     assert params["features.fc2.weight"] == "features.fc2"
     assert g.folded == set()  # small: fully expanded
+
+
+def test_traced_modules_put_every_op_where_its_forward_ran():
+    model = models.get_model("resnet18")
+    with trace_modules(model) as modules:
+        out = model(tg.randn(2, 3, 64, 64))
+    g = graph(out, params=model, modules=modules)
+    where = {}
+    for n in ops(g):
+        where.setdefault(n.op, []).append(n.module)
+    assert where["Add"] == [f"features.layer{i}.{j}" for i in range(1, 5) for j in range(2)]
+    assert where["ReLU"][:3] == ["features.relu", "features.layer1.0.relu1",
+                                 "features.layer1.0.relu2"]
+    assert where["Mean"] == ["classifier.avgpool"] and where["Reshape"] == ["classifier.flatten"]
+    assert g.folded == {f"features.layer{i}.{j}" for i in range(1, 5) for j in range(2)}
+    assert "9 ops, 9 parameters" in g._repr_svg_()  # layer2.0: its shortcut, Add and ReLU too
+    assert not any(h for m in model.modules() for h in m._forward_hooks.values())  # removed
 
 
 def test_resnet18_is_folded_by_block_and_builds_in_well_under_5_s():

@@ -12,5 +12,6 @@ step of a model in models/. See docs/graph.md.
 """
 from .explorer import Graph, graph
 from .stats import Stats
+from .trace import ModuleTrace, trace_modules
 
-__all__ = ["Graph", "Stats", "graph"]
+__all__ = ["Graph", "ModuleTrace", "Stats", "graph", "trace_modules"]

@@ -18,6 +18,7 @@ from ...nn import functional as F
 from ...random import manual_seed
 from ...tensor import Tensor, randn
 from .explorer import FORMATS, Graph, graph
+from .trace import trace_modules
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -37,10 +38,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 def training_step(model, x: Tensor, rng: np.random.Generator, depth: int | None = None,
                   fold=None) -> Graph:
     """Forward `x` and a loss on targets drawn from `rng`, build the graph, then backward."""
-    with autograd.detect_anomaly():  # every op keeps the source line of its forward call
+    # anomaly mode: every op keeps the source line of its forward call; the trace: its module
+    with autograd.detect_anomaly(), trace_modules(model) as modules:
         out = model(x)
         loss = _loss(out, x.shape[0], rng)
-    g = graph(loss, params=model, depth=depth, fold=fold)  # x, out, loss: named by variable
+    g = graph(loss, params=model, modules=modules, depth=depth, fold=fold)  # x, out, loss too
     loss.backward()
     return g
 

@@ -9,9 +9,10 @@ from collections.abc import Mapping
 from ...tensor import Tensor
 from . import modules as mod
 from .capture import Recorder, Step
-from .nodes import OpNode, walk
+from .nodes import OpNode, tensors_in, walk
 from .render import svg, to_dot
 from .stats import Stats
+from .trace import ModuleTrace
 
 FORMATS = (".svg", ".dot", ".html")
 
@@ -93,7 +94,7 @@ class Graph:
         return graphdef(self)
 
 
-def graph(*outputs, params=None, modules: bool = True, depth: int | None = None,
+def graph(*outputs, params=None, modules: bool | ModuleTrace = True, depth: int | None = None,
           fold=None) -> Graph:
     """The autograd graph that produced `outputs` (tensors, or lists / dicts of them, such as a
     multi-head model's output).
@@ -101,43 +102,39 @@ def graph(*outputs, params=None, modules: bool = True, depth: int | None = None,
     Build it after the forward pass and before backward: backward frees the graph, and the
     Graph's hooks record each op's gradients as it runs. `params` is a model or its
     `named_parameters()` (or any {name: tensor}) to name the leaves; other tensors take the name
-    of the caller's variable holding them. `modules` groups the nodes in one cluster per module
-    (needs a model); `depth` keeps only the ops at most that many steps from an output; `fold`
-    is the set of modules drawn as single boxes (default: enough to keep about 60 boxes).
+    of the caller's variable holding them. `modules` groups the nodes in one cluster per module:
+    True estimates each op's module from the parameters around it (needs `params`); a
+    `trace_modules(model)` recorded around the forward pass knows it. `depth` keeps only the
+    ops at most that many steps from an output; `fold` is the set of modules drawn as single
+    boxes (default: enough to keep about 60 boxes).
 
         g = tg.viz.graph(loss, params=model)
         loss.backward()
         g.save("g.html")                # open it and press the right arrow key
     """
-    tensors = _flatten(outputs)
+    tensors = tensors_in(outputs)
     if not tensors:
         raise ValueError("graph: give at least one output tensor, e.g. graph(loss)")
     names = _caller_names(inspect.currentframe().f_back)
-    named = _param_names(params)
+    traced = modules if isinstance(modules, ModuleTrace) else None
+    model = params if params is not None else getattr(traced, "model", None)
+    named = _param_names(model)
     names.update(named)
     nodes = walk(tuple(tensors), names, depth)
-    classes = {p: type(m).__name__ for p, m in params.named_modules()} \
-        if hasattr(params, "named_modules") else {}
-    use_modules = modules and bool(named)
-    if use_modules:
+    if traced is not None:
+        mod.assign_traced(nodes, traced)
+    elif modules and named:
         mod.assign(nodes)
-    folded = (mod.auto_fold(nodes) if use_modules else set()) if fold is None else set(fold)
-    return Graph(nodes, classes, use_modules, folded)
+    clustered = traced is not None or bool(modules and named)
+    folded = (mod.auto_fold(nodes) if clustered else set()) if fold is None else set(fold)
+    return Graph(nodes, _classes(model), clustered, folded)
 
 
-def _flatten(outputs) -> list:
-    out = []
-    for o in outputs:
-        if isinstance(o, Tensor):
-            out.append(o)
-        elif isinstance(o, Mapping):
-            out += _flatten(tuple(o.values()))
-        elif isinstance(o, (list, tuple)):
-            out += _flatten(tuple(o))
-        else:
-            raise TypeError(f"graph: outputs must be tensors (or lists / dicts of them), got "
-                            f"{type(o).__name__}")
-    return out
+def _classes(model) -> dict:
+    """Module path -> class name ('' for the model itself), for the cluster labels."""
+    if not hasattr(model, "named_modules"):
+        return {}
+    return {path: type(m).__name__ for path, m in model.named_modules()}
 
 
 def _param_names(params) -> dict:

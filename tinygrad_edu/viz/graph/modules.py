@@ -1,5 +1,8 @@
-"""Which Module each node belongs to, found after the fact from parameter ownership, and which
-modules to fold into one box.
+"""Which Module each node belongs to, and which modules to fold into one box.
+
+Recorded during the forward pass (trace.py, `graph(..., modules=trace)`), an op belongs to the
+module whose forward created it. Found after the fact (`modules=True`), from parameter
+ownership:
 
 An op that reads a parameter belongs to the module holding that parameter (`features.fc1` for
 `features.fc1.weight`). An op without parameters belongs to the deepest module that has
@@ -51,6 +54,16 @@ def assign(nodes: dict) -> None:
         n.module = owned[n.key] if n.key in owned else _between(up[n.key], down[n.key])
     for key, module in params.items():
         nodes[key].module = module
+
+
+def assign_traced(nodes: dict, trace) -> None:
+    """Set `module` from a ModuleTrace: each op's module is the one whose forward created it,
+    each parameter's the one holding it."""
+    for n in nodes.values():
+        if isinstance(n, OpNode):
+            n.module = trace.module_of(n.function)
+        elif n.kind == "parameter":
+            n.module = parent(n.name)
 
 
 def _between(up: set, down: set) -> str:

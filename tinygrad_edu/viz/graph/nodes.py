@@ -8,10 +8,12 @@ the gradient that reached it.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ...autograd import Function, toposort
 from ...nn.module import Parameter
+from ...tensor import Tensor
 from .rules import saved_name
 from .stats import Stats
 
@@ -50,6 +52,18 @@ class TensorNode:
         """Statistics of the tensor's `.grad` now (None before backward, and for outputs)."""
         g = getattr(self.tensor, "grad", None)
         return None if g is None or self.kind in ("output", "cut") else Stats.of(g.data)
+
+
+def tensors_in(x) -> list:
+    """The tensors in `x`: a Tensor, or (nested) lists, tuples and dicts of them."""
+    if isinstance(x, Tensor):
+        return [x]
+    if isinstance(x, Mapping):
+        x = tuple(x.values())
+    if isinstance(x, (list, tuple)):
+        return [t for item in x for t in tensors_in(item)]
+    raise TypeError(f"graph: outputs must be tensors (or lists / dicts of them), got "
+                    f"{type(x).__name__}")
 
 
 def walk(outputs: tuple, names: dict, depth: int | None) -> dict:

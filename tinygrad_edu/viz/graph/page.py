@@ -158,7 +158,7 @@ document.addEventListener('keydown', e => {
 });
 $('fit').addEventListener('click', () => $('graph').classList.toggle('fit'));
 const drawn = $('graph').querySelector('svg');  // small graphs fit the pane, big ones scroll
-if (drawn && drawn.width.baseVal.value <= 1.5 * $('graph').clientWidth)
+if (drawn && drawn.width.baseVal.value <= 2 * $('graph').clientWidth)
   $('graph').classList.add('fit');
 bindClicks($('graph'));
 render();

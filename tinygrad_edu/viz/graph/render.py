@@ -60,11 +60,12 @@ def to_dot(graph, folded: set, only: str | None = None) -> graphviz.Digraph:
                            edge_attr={"fontname": "DejaVu Sans", "fontsize": "9"})
     nodes = [n for n in graph.nodes.values() if only is None or _inside(n.module, only)]
     place = {n.key: box_of(n.module, folded) if only is None else None for n in nodes}
+    holders = {n.module for n in nodes if isinstance(n, TensorNode) and n.kind == "parameter"}
     clusters = {}  # module path -> list of (name, attrs) to draw in it
     for n in nodes:
         if place[n.key] is None:
-            clusters.setdefault(_cluster(n.module, graph.classes, only), []).append(
-                _node_attrs(graph, n))
+            where = _cluster(n.module, graph.classes, holders, only)
+            clusters.setdefault(where, []).append(_node_attrs(graph, n, where != n.module))
     for path in sorted({p for p in place.values() if p is not None}):
         inner = [n for n in nodes if place[n.key] == path]
         clusters.setdefault(parent(path), []).append(
@@ -83,11 +84,17 @@ def svg(dot: graphviz.Digraph) -> str:
         raise RuntimeError(INSTALL) from None
 
 
-def _node_attrs(graph, n) -> tuple:
+def _node_attrs(graph, n, named: bool) -> tuple:
+    """dot attributes of a node; `named` adds its module's name to an op drawn outside the
+    module's cluster ('ReLU (relu1)')."""
     if isinstance(n, OpNode):
         first = graph.nodes[n.inputs[0]] if n.inputs else None
         before = first.trace if isinstance(first, OpNode) else None
-        return n.key, {"label": op_label(n, graph.gradient(n.key), before), "shape": "box",
+        label = op_label(n, graph.gradient(n.key), before)
+        if named and n.module:
+            title, _, rest = label.partition("\n")
+            label = f"{title} ({n.module.rpartition('.')[2]})\n{rest}".rstrip("\n")
+        return n.key, {"label": label, "shape": "box",
                        "style": "rounded,filled", "fillcolor": COLOURS["op"], "id": n.key}
     attrs = {"label": tensor_label(n), "shape": "box", "fillcolor": COLOURS[n.kind], "id": n.key}
     if n.kind == "cut":
@@ -95,13 +102,13 @@ def _node_attrs(graph, n) -> tuple:
     return n.key, attrs
 
 
-def _cluster(module: str, classes: dict, only: str | None) -> str:
-    """The cluster a node is drawn in: its module, except that the inside view of a folded
-    module draws the nodes of a layer without sub-modules (a Conv2d) in its parent's, to stay
-    compact."""
-    if only is None or module == only or any(k.startswith(module + ".") for k in classes):
+def _cluster(module: str, classes: dict, holders: set, only: str | None) -> str:
+    """The cluster a node is drawn in: its module, except for a layer without sub-modules
+    that holds no parameter here (a ReLU: a cluster around one op says nothing) and, in the
+    inside view of a folded module, every layer without sub-modules (to stay compact)."""
+    if module == only or not module or any(k.startswith(module + ".") for k in classes):
         return module
-    return parent(module)
+    return module if only is None and module in holders else parent(module)
 
 
 def _draw_clusters(dot, clusters: dict, classes: dict | None, top: str) -> None:
