@@ -423,13 +423,11 @@ def split(x: Tensor, split_size, dim: int = 0):
 
 def unbind(x: Tensor, dim: int = 0) -> tuple:
     """The slices along `dim`, each without that dim."""
-    return tuple(t.squeeze(dim) for t in x.split(1, dim))
+    return x.unbind(dim)
 
 
 def narrow(x: Tensor, dim: int, start: int, length: int) -> Tensor:
-    index = [slice(None)] * x.ndim
-    index[dim] = slice(start, start + length)
-    return x[tuple(index)]
+    return x.narrow(dim, start, length)
 
 
 def concat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
@@ -466,11 +464,7 @@ def index_select(x: Tensor, dim: int, index) -> Tensor:
 
 def masked_fill(x: Tensor, mask, value) -> Tensor:
     """x with `value` where `mask` (broadcast to x) is True; no gradient flows to those places."""
-    m = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
-    if m.dtype != np.bool_:
-        raise RuntimeError(f"masked_fill: expected a bool mask, got dtype {m.dtype}")
-    value = value.item() if isinstance(value, Tensor) else value
-    return where(np.broadcast_to(m, x.shape), Tensor._wrap(np.asarray(value, x.dtype)), x)
+    return x.masked_fill(mask, value)
 
 
 def masked_select(x: Tensor, mask) -> Tensor:
