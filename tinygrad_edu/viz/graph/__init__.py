@@ -1,8 +1,8 @@
 """The autograd graph explorer: see each op and tensor with its values and gradients, and step
 through backward one node at a time.
 
-    import tinygrad_edu as tg
-    g = tg.viz.graph(loss, params=model)    # before backward
+    from tinygrad_edu.viz import graph
+    g = graph(loss, params=model)           # before backward
     loss.backward()
     g                                       # in a notebook: the SVG, with gradients
     g.save("g.html")                        # a self-contained page that steps through backward

@@ -108,7 +108,7 @@ def graph(*outputs, params=None, modules: bool | ModuleTrace = True, depth: int 
     ops at most that many steps from an output; `fold` is the set of modules drawn as single
     boxes (default: enough to keep about 60 boxes).
 
-        g = tg.viz.graph(loss, params=model)
+        g = graph(loss, params=model)
         loss.backward()
         g.save("g.html")                # open it and press the right arrow key
     """

@@ -75,7 +75,7 @@ def walk(outputs: tuple, names: dict, depth: int | None) -> dict:
     for fn in order:
         if not fn.parents:  # backward without retain_graph dropped them
             raise RuntimeError(f"graph: the {type(fn).__name__} node was already freed by "
-                               "backward; call tg.viz.graph(...) before loss.backward(), or "
+                               "backward; call graph(...) before loss.backward(), or "
                                "backward(retain_graph=True)")
         for p in fn.parents:
             if not isinstance(p, Function):

@@ -3,7 +3,7 @@ that parameter ownership (modules.py) can only estimate at the border of two mod
 
     with trace_modules(model) as modules:
         loss = F.cross_entropy(model(x), y)
-    g = tg.viz.graph(loss, params=model, modules=modules)
+    g = graph(loss, params=model, modules=modules)
 """
 from __future__ import annotations
 
