@@ -376,6 +376,8 @@ def test_devices_are_honest():
     (tg, "compile", "tinygrad_edu has no torch.compile; remove it"),
     (tg, "jit", "torch.jit; remove the scripting"),
     (tg, "frobnicate", "has no attribute 'frobnicate'"),
+    (tg.nn, "LSTM", "tinygrad_edu has no torch.nn.LSTM; not implemented yet"),
+    (tg.nn.functional, "scaled_dot_product_attention", "write softmax(q @ k.T"),
 ])
 def test_missing_names_say_what_to_do(module, name, words):
     with pytest.raises(AttributeError, match=words.replace("(", r"\(").replace(".", r"\.")):

@@ -27,7 +27,7 @@ import math
 import os
 import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +66,8 @@ def save(obj, f, pickle_module=None, pickle_protocol: int | None = None,
     if path.endswith(".safetensors"):
         _save_safetensors(obj, path)
         return
-    _write_atomic(path, _arrays_of(obj))
+    arrays = _arrays_of(obj)
+    _write_atomic(path, lambda f: _write_npz(f, arrays))
 
 
 def _arrays_of(obj) -> dict[str, np.ndarray]:
@@ -86,17 +87,7 @@ def _save_safetensors(obj, path: str) -> None:
         raise TypeError("save: a .safetensors file holds a flat dict of tensors (a state_dict); "
                         "save other objects to an .npz or .pt path")
     blob = save({k: np.ascontiguousarray(getattr(v, "data", v)) for k, v in obj.items()})
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(blob)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.remove(tmp)
-        raise
+    _write_atomic(path, lambda f: f.write(blob))
 
 
 def _encode(obj, where: str, arrays: dict[str, np.ndarray]):
@@ -159,13 +150,13 @@ def _add_array(array: np.ndarray, where: str, arrays: dict[str, np.ndarray]) -> 
     return key
 
 
-def _write_atomic(path: str, arrays: dict[str, np.ndarray]) -> None:
-    """Write `arrays` as an .npz zip to a temporary file beside `path`, fsync, then rename."""
+def _write_atomic(path: str, write: Callable) -> None:
+    """Call `write(f)` on a temporary file beside `path`, fsync, then rename it over `path`."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            _write_npz(f, arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

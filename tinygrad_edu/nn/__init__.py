@@ -111,3 +111,9 @@ __all__ = [
                      "l1_penalty",
                      "l2_penalty",
 ]
+
+
+def __getattr__(name: str):
+    """A torch.nn name tinygrad_edu lacks: an AttributeError that says what to do instead."""
+    from ..missing import missing
+    raise missing(__name__, name)

@@ -15,25 +15,50 @@ __all__ = [
     "batch_norm",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
+    "celu",
+    "conv1d",
     "conv2d",
+    "conv_transpose2d",
+    "cosine_similarity",
     "cross_entropy",
     "dropout",
+    "dropout2d",
+    "elu",
+    "embedding",
     "gelu",
+    "glu",
+    "group_norm",
+    "hardsigmoid",
+    "hardswish",
+    "hardtanh",
+    "huber_loss",
+    "interpolate",
+    "kl_div",
     "l1_loss",
     "layer_norm",
     "leaky_relu",
     "linear",
     "log_softmax",
+    "logsigmoid",
     "max_pool2d",
+    "mish",
     "mse_loss",
     "nll_loss",
+    "normalize",
     "one_hot",
     "pad",
+    "prelu",
     "relu",
+    "relu6",
+    "selu",
     "sigmoid",
+    "silu",
+    "smooth_l1_loss",
     "softmax",
     "softplus",
+    "softsign",
     "tanh",
+    "upsample",
 ]
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -535,3 +560,9 @@ def _linear_axis(x: Tensor, axis: int, n_in: int, n_out: int, scale, align_corne
 def upsample(x: Tensor, size=None, scale_factor=None, mode: str = "nearest",
              align_corners: bool | None = None) -> Tensor:
     return interpolate(x, size, scale_factor, mode, align_corners)
+
+
+def __getattr__(name: str):
+    """A torch.nn.functional name tinygrad_edu lacks: an AttributeError with what to do."""
+    from ..missing import missing
+    raise missing(__name__, name)
