@@ -135,17 +135,23 @@ INPLACE += [("__iadd__", _iadd, False), ("__isub__", _isub, False), ("__imul__",
             ("__itruediv__", _idiv, True), ("__ipow__", _ipow, False)]
 
 
-@pytest.mark.parametrize("name,op,positive", INPLACE, ids=[c[0] for c in INPLACE])
-def test_inplace_op_matches_torch(name, op, positive):
+def write_idiom(op, positive: bool = False, returns_self: bool = False):
+    """y = 1.5 x, then op(y, o) writes to y (or a view of it), then a weighted sum backward:
+    y's value and the gradients of both leaves x and o."""
     def idiom(lib):
         x = leaf(lib, np.abs(X) + 0.1 if positive else X)
         o = leaf(lib, np.abs(O) + 0.2 if positive else O)
         y = x * 1.5
         out = op(y, o)
-        assert out is y
+        assert out is y or not returns_self
         (y * const(lib, W)).sum().backward()
         return [y, x.grad, o.grad]
-    compare(idiom)
+    return idiom
+
+
+@pytest.mark.parametrize("name,op,positive", INPLACE, ids=[c[0] for c in INPLACE])
+def test_inplace_op_matches_torch(name, op, positive):
+    compare(write_idiom(op, positive, returns_self=True))
 
 
 def test_mul_after_mul_gives_the_chained_gradient_numpy():
@@ -361,14 +367,7 @@ VIEWS = [
 
 @pytest.mark.parametrize("name,op", VIEWS, ids=[c[0] for c in VIEWS])
 def test_write_through_a_view_reaches_the_base_and_its_gradient(name, op):
-    def idiom(lib):
-        x = leaf(lib, X)
-        o = leaf(lib, O)
-        y = x * 1.5
-        op(y, o)
-        (y * const(lib, W)).sum().backward()
-        return [y, x.grad, o.grad]
-    compare(idiom)
+    compare(write_idiom(op))
 
 
 def test_row_view_write_numpy_expectation():
@@ -473,14 +472,7 @@ SETITEM = [
 
 @pytest.mark.parametrize("name,assign", SETITEM, ids=[c[0] for c in SETITEM])
 def test_setitem_cuts_overwritten_gradients_and_feeds_the_value(name, assign):
-    def idiom(lib):
-        x = leaf(lib, X)
-        v = leaf(lib, O)
-        b = x * 1.5
-        assign(b, v)
-        (b * const(lib, W)).sum().backward()
-        return [b, x.grad, v.grad]
-    compare(idiom)
+    compare(write_idiom(assign))
 
 
 def test_setitem_numpy_expectations():
