@@ -560,3 +560,12 @@ def test_filter_images_of_a_first_layer_have_their_weights_beside_them():
     assert fig.axes[0].images[0].get_array()[0, 0] == 128  # the blank corner stays mid grey
     with pytest.raises(ValueError, match="do not match the images"):
         viz.plot_filters(images, weights=viz.conv_weights(model)[:3])
+
+
+def test_filter_images_are_cropped_to_what_the_ascent_drew():
+    images = np.zeros((2, 1, 28, 28))
+    images[0, 0, 10:15, 12:17] = 1.0  # a 5x5 pattern, the rest blank
+    images[1, 0, 11, 13] = -2.0
+    fig = viz.plot_filters(images)
+    assert fig.axes[0].images[0].get_array().shape[:2] == (7, 7)  # 5x5 and a pixel of margin
+    assert viz.plot_filters(images, crop=False).axes[0].images[0].get_array().shape[:2] == (28, 28)

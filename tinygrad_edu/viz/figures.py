@@ -86,8 +86,8 @@ def plot_learning_curves(history, title: str = "", val_label: str = "validation"
 def _matrix_size(n: int) -> tuple[float, float, int]:
     """(width, height) inches and tick font size for an n x n matrix: cells stay legible."""
     if n <= ANNOTATE_MAX:
-        side = max(4.0, 0.42 * n + 1.8)  # 10 classes: 6 in, 600 px
-        return side + 1.0, side, 9
+        side = max(2.6, 0.42 * n + 1.8)  # 10 classes: 6 in, 600 px; 2 classes: 2.6 in
+        return side + 1.2, side, 9
     side = 0.15 * n + 3.5  # 96 classes: 18 in, 1800 px at 100 dpi, 6 pt labels
     return side + 1.0, side, 6
 
@@ -122,8 +122,8 @@ def plot_confusion_matrix(cm, class_names: Sequence[str] | None = None, title: s
     label = "fraction of the true class" if vmax == 1.0 else "count"
     fig.colorbar(im, ax=ax, shrink=0.8, fraction=0.04, pad=0.02,
                  label=label + (" (square-root scale)" if many else ""))
-    ax.set_xticks(range(n), names, rotation=90 if n > 10 or max(map(len, names)) > 3 else 0,
-                  fontsize=size)
+    longest = max(map(len, names))
+    ax.set_xticks(range(n), names, rotation=90 if n * longest > 40 else 0, fontsize=size)
     ax.set_yticks(range(n), names, fontsize=size)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

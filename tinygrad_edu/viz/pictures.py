@@ -142,15 +142,18 @@ def plot_activations(activations, title: str = "", ncols: int = 8, per_channel: 
 
 
 def plot_filters(images, title: str = "", ncols: int = 8, captions=None,
-                 weights=None) -> Figure:
+                 weights=None, crop: bool = True) -> Figure:
     """Images from `visualize_filters` (K, C, H, W), captioned with their channel numbers.
 
     Each is scaled by its own largest |value| around zero, so the blank start (zero: the mean
-    input) is the same mid grey in every tile and only what the ascent drew stands out. For a
-    first conv layer pass its `weights` (K, C, KH, KW): each image then has its filter beside
-    it (`ncols` pairs a row).
+    input) is the same mid grey in every tile and only what the ascent drew stands out.
+    `crop` cuts away the border that stayed blank in every image (outside the units' receptive
+    field: a first 7x7 conv draws on 9x9 pixels of a 28x28 image). For a first conv layer pass
+    its `weights` (K, C, KH, KW): each image then has its filter beside it (`ncols` pairs a row).
     """
     images = np.asarray(images, np.float64)
+    if crop:
+        images = images[(..., *_drawn_box(images))]
     captions = list(captions or [f"ch {k}" for k in range(len(images))])
     tiles = [_around_zero(im) for im in images]
     if weights is not None:
@@ -163,6 +166,19 @@ def plot_filters(images, title: str = "", ncols: int = 8, captions=None,
                     for c in pair]
         ncols *= 2
     return plot_images(tiles, captions, ncols=ncols, title=title, normalize=False)
+
+
+def _drawn_box(images: np.ndarray) -> tuple[slice, slice]:
+    """Rows and columns where some image of (K, C, H, W) is more than 10% of its largest |value|
+    away from zero, plus a pixel of margin; everything when nothing was drawn."""
+    limit = np.abs(images).max(axis=(1, 2, 3), keepdims=True)
+    drawn = (np.abs(images) > 0.1 * np.where(limit > 0, limit, np.inf)).any(axis=(0, 1))
+    if not drawn.any():
+        return slice(None), slice(None)
+    rows, cols = np.where(drawn.any(1))[0], np.where(drawn.any(0))[0]
+    h, w = drawn.shape
+    return (slice(max(rows[0] - 1, 0), min(rows[-1] + 2, h)),
+            slice(max(cols[0] - 1, 0), min(cols[-1] + 2, w)))
 
 
 def _around_zero(a: np.ndarray) -> np.ndarray:
