@@ -353,3 +353,14 @@ def test_save_image_writes_the_grid_as_png(tmp_path):
     grid = utils.make_grid(images, nrow=2).data
     expected = np.clip(grid * 255 + 0.5, 0, 255).astype(np.uint8).transpose(1, 2, 0)
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "grid.png")), expected)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_color_jitter_takes_pil_images(mode):
+    tg.manual_seed(0)
+    img = Image.fromarray(np.full((4, 4, 3) if mode == "RGB" else (4, 4), 100, np.uint8))
+    out = transforms.ColorJitter(brightness=0.5)(img)
+    assert out.mode == mode and out.size == (4, 4)
+    values = np.unique(np.asarray(out))
+    assert len(values) == 1 and 50 <= values[0] <= 150      # one factor in [0.5, 1.5]
+    assert tg.is_tensor(transforms.ColorJitter(contrast=0.5)(tg.rand(3, 4, 4)))

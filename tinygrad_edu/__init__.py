@@ -59,7 +59,6 @@ uint8 = _np.dtype(_np.uint8)
 bool_ = _np.dtype(_np.bool_)
 float, double, long, half = float32, float64, int64, float16
 bool = bool_
-FloatTensor, LongTensor = Tensor, Tensor  # isinstance checks and casts: x.type(torch.FloatTensor)
 
 __version__ = "0.1.0"
 

@@ -55,6 +55,7 @@ __all__ = [
     "index_select",
     "is_tensor",
     "isfinite",
+    "isinf",
     "isnan",
     "lerp",
     "log",
@@ -581,3 +582,8 @@ def normal(mean, std, size=None, generator: Generator | None = None) -> Tensor:
     shape = tuple(size) if size is not None else np.broadcast_shapes(m.shape, s.shape)
     dtype = next((t.dtype for t in (mean, std) if isinstance(t, Tensor)), np.float32)
     return Tensor._wrap((m + s * rng_of(generator).standard_normal(shape)).astype(dtype))
+
+
+def isinf(x: Tensor) -> Tensor:
+    """True where x is +inf or -inf."""
+    return Tensor._wrap(np.isinf(x.data))

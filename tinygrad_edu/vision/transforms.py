@@ -101,9 +101,10 @@ class ColorJitter(T.ColorJitter):
 
     def __call__(self, x):
         if isinstance(x, Image.Image):
-            out = super().__call__(np.asarray(x, np.float32).transpose(2, 0, 1) / 255)
-            return Image.fromarray(np.clip(out.transpose(1, 2, 0) * 255 + 0.5, 0, 255)
-                                   .astype(np.uint8))
+            pixels = np.asarray(x, np.float32) / 255
+            chw = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+            out = np.clip(super().__call__(chw) * 255 + 0.5, 0, 255).astype(np.uint8)
+            return Image.fromarray(out[0] if pixels.ndim == 2 else out.transpose(1, 2, 0))
         return on_tensor(super().__call__, x, "ColorJitter")
 
 
