@@ -120,7 +120,7 @@ def plot_confusion_matrix(cm, class_names: Sequence[str] | None = None, title: s
     norm = PowerNorm(0.5, vmin, vmax) if many else Normalize(vmin, vmax)
     im = ax.imshow(m, cmap=cmap, norm=norm, interpolation="nearest")
     label = "fraction of the true class" if vmax == 1.0 else "count"
-    fig.colorbar(im, ax=ax, shrink=0.8, fraction=0.04, pad=0.02,
+    fig.colorbar(im, ax=ax, shrink=0.6 if many else 0.8, aspect=40 if many else 20, pad=0.02,
                  label=label + (" (square-root scale)" if many else ""))
     longest = max(map(len, names))
     ax.set_xticks(range(n), names, rotation=90 if n * longest > 40 else 0, fontsize=size)
