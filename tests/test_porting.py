@@ -388,3 +388,12 @@ def test_missing_torchvision_names_say_what_to_do():
     import tinygrad_edu.vision as torchvision
     with pytest.raises(AttributeError, match="use the networks in models/"):
         torchvision.models  # noqa: B018
+
+
+def test_functions_take_data_arrays_as_torch_takes_detached_tensors():
+    """`torch.max(outputs.data, 1)`: our `.data` is the numpy array; the functions take it."""
+    x = tg.tensor([[1.0, 3.0], [4.0, 2.0]], requires_grad=True)
+    values, indices = tg.max(x.data, 1)
+    assert values.tolist() == [3.0, 4.0] and indices.tolist() == [1, 0]
+    assert not values.requires_grad
+    assert tg.sum(x.data > 2).item() == 2 and tg.exp(x.data).shape == (2, 2)
