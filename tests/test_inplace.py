@@ -336,7 +336,7 @@ def test_write_to_an_expanded_tensor_is_refused():
     refuses(idiom, "more than one element")
 
 
-def test_inplace_on_a_split_piece_that_requires_grad_is_refused():
+def test_inplace_on_a_split_piece_that_requires_grad_is_refused_naming_it():
     def idiom(lib):
         x = leaf(lib, X) * 1
         a, _b = x.split(2, dim=0)
@@ -673,3 +673,58 @@ def test_clip_grad_norm_like_torch(norm_type):
         assert isinstance(total, lib.Tensor) and isinstance(single, lib.Tensor)
         return [total, single, a.grad, b.grad]
     compare(idiom)
+
+
+# ---------------------------------------------------------------- views made under no_grad, split
+
+
+def _nograd_view_write(base_grad: bool, write_grad: bool, operand_grad: bool):
+    def idiom(lib):
+        x = leaf(lib, X[0]) if base_grad else const(lib, X[0])
+        y = x * 2
+        with lib.no_grad():
+            v = y[:2]
+        o = leaf(lib, [1.0, 2.0]) if operand_grad else 1.0
+        with lib.set_grad_enabled(write_grad):
+            v.add_(o)
+        return [y]
+    return idiom
+
+
+AMBIGUOUS = [
+    ("no_grad view, write with grad, base needs grad", _nograd_view_write(True, True, False),
+     True),
+    ("no_grad view, write with grad, operand needs grad", _nograd_view_write(False, True, True),
+     True),
+    ("no_grad view, write with grad, nothing needs grad", _nograd_view_write(False, True, False),
+     False),
+    ("no_grad view, write under no_grad", _nograd_view_write(True, False, True), False),
+]
+
+
+def _split_write(base_grad: bool, operand_grad: bool, under_no_grad: bool, how: str):
+    def idiom(lib):
+        y = leaf(lib, X) * 1 if base_grad else const(lib, X)
+        piece = y.split(2)[0] if how == "split" else y.unbind(0)[0]
+        o = leaf(lib, O[0]) if operand_grad else 1.0
+        with lib.set_grad_enabled(not under_no_grad):
+            piece.add_(o)
+        return [y]
+    return idiom
+
+
+AMBIGUOUS += [
+    ("split piece of a grad tensor", _split_write(True, False, False, "split"), True),
+    ("unbind piece of a grad tensor", _split_write(True, False, False, "unbind"), True),
+    ("split piece, grad operand", _split_write(False, True, False, "split"), True),
+    ("split piece, nothing needs grad", _split_write(False, False, False, "split"), False),
+    ("split piece under no_grad", _split_write(True, False, True, "split"), False),
+]
+
+
+@pytest.mark.parametrize("name,idiom,refused", AMBIGUOUS, ids=[c[0] for c in AMBIGUOUS])
+def test_ambiguous_view_writes_are_refused_like_torch(name, idiom, refused):
+    if refused:
+        refuses(idiom, "no_grad mode|several views")
+    else:
+        compare(idiom)

@@ -12,7 +12,14 @@ import numpy as _np
 
 # Sub-packages after Tensor, which they all build on: tg.nn, tg.optim, tg.data, tg.train, ...
 from . import data, metrics, nn, optim, testing, train, utils
-from .autograd import Function, enable_grad, is_grad_enabled, no_grad
+from .autograd import (
+    Function,
+    enable_grad,
+    inference_mode,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 from .device import accelerator, backends, cuda, device
 from .functions import *
 from .functions import randint, randperm
@@ -21,31 +28,31 @@ from .missing import missing as _missing
 from .random import get_rng, get_rng_state, manual_seed, set_rng_state
 from .serialization import load, save
 from .tensor import (
-                     Tensor,
-                     arange,
-                     cat,
-                     empty,
-                     empty_like,
-                     eye,
-                     from_numpy,
-                     full,
-                     full_like,
-                     get_default_dtype,
-                     linspace,
-                     maximum,
-                     minimum,
-                     ones,
-                     ones_like,
-                     rand,
-                     rand_like,
-                     randn,
-                     randn_like,
-                     set_default_dtype,
-                     stack,
-                     tensor,
-                     where,
-                     zeros,
-                     zeros_like,
+    Tensor,
+    arange,
+    cat,
+    empty,
+    empty_like,
+    eye,
+    from_numpy,
+    full,
+    full_like,
+    get_default_dtype,
+    linspace,
+    maximum,
+    minimum,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randn,
+    randn_like,
+    set_default_dtype,
+    stack,
+    tensor,
+    where,
+    zeros,
+    zeros_like,
 )
 
 float32 = _np.dtype(_np.float32)

@@ -23,11 +23,6 @@ def check_allowed(t, op: str) -> None:
     if not autograd.is_grad_enabled():
         return
     base = t if t._view is None else t._view[0]
-    if t._view is not None and t._view[3] and t.requires_grad:
-        raise RuntimeError(f"{op}: this tensor is one of the views returned by {t._view[3]}, "
-                           f"which returns several views of one tensor: torch does not allow "
-                           f"them to be modified in-place. Replace the in-place op with an "
-                           f"out-of-place one, or clone() the piece first")
     if base._ctx is None and base.requires_grad:
         what = "a leaf Variable" if base is t else "a view of a leaf Variable"
         raise RuntimeError(f"{op}: {what} that requires grad is being used in an in-place "
@@ -54,6 +49,8 @@ def apply(t, op: str, compute):
     finally:
         autograd._new_nodes = prev
     _check_result(t, out, op)
+    if t._view is not None and t._view[3]:
+        _check_ambiguous_view(t, out, op)
     if out._ctx is None and t.requires_grad and autograd.is_grad_enabled():
         # the new value does not depend on the graph (sign_, a constant): gradient 0 to t
         out = ops.IndexPut.apply(t, out.to(t.dtype), index=Ellipsis)
@@ -78,6 +75,29 @@ def apply(t, op: str, compute):
         else:
             sync_view(t)
     return t
+
+
+_AMBIGUOUS_VIEW = {
+    "no_grad": "{op}: a view was created in no_grad mode and is being modified in place with "
+               "grad mode enabled; torch forbids this ambiguous case. Move both the view and the "
+               "in-place op inside the no_grad block (not tracked) or both outside (tracked)",
+    "split": "{op}: this tensor is one of the views returned by split/chunk, which returns "
+             "several views of one tensor; torch does not allow them to be modified in place "
+             "when that is recorded by autograd. Use an out-of-place op, or clone() the piece",
+    "unbind": "{op}: this tensor is one of the views returned by unbind, which returns several "
+              "views of one tensor; torch does not allow them to be modified in place when that "
+              "is recorded by autograd. Use an out-of-place op, or clone() the piece",
+}
+
+
+def _check_ambiguous_view(t, out, op: str) -> None:
+    """torch's refusals of recorded writes to a view made under no_grad or by split/unbind."""
+    why = t._view[3]
+    recorded = out._ctx is not None
+    if why == "no_grad":
+        recorded = autograd.is_grad_enabled() and (recorded or t._view[0].requires_grad)
+    if recorded:
+        raise RuntimeError(_AMBIGUOUS_VIEW[why].format(op=op))
 
 
 def _check_result(t, out, op: str) -> None:
@@ -137,13 +157,14 @@ def as_view(out, of, view_fn):
 
         def full(b):
             return view_fn(parent(b))
-    out._view = [base, full, of._vc.value, None]  # base, view_fn, version seen, multi-view op
+    # base, view_fn, the version its node was built at, why a recorded write is refused
+    out._view = [base, full, of._vc.value, None if autograd.is_grad_enabled() else "no_grad"]
     out._vc = of._vc
     return out
 
 
 def mark_multi(views: tuple, op: str) -> tuple:
-    """The pieces of split / chunk / unbind: torch refuses in-place writes to them."""
+    """The pieces of split / chunk / unbind: torch refuses recorded in-place writes to them."""
     for v in views:
         if v._view is not None:
             v._view[3] = op
