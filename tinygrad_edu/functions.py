@@ -509,6 +509,9 @@ def scatter(x: Tensor, dim: int, index, src=None, value=None, reduce: str | None
     if src is None:
         src = value
     idx = np.asarray(index.data if isinstance(index, Tensor) else index, np.int64)
+    if idx.ndim == 0:  # torch reads a 0-d index (and src) as one element
+        idx = idx.reshape(1)
+        src = src.reshape(1) if isinstance(src, Tensor) else src
     if not isinstance(src, Tensor):
         src = Tensor._wrap(np.full(idx.shape, src, x.dtype))
     return ops_extra.Scatter.apply(x, src, index=idx, axis=dim % x.ndim, add=reduce == "add")
