@@ -287,3 +287,29 @@ def test_mnist_main_reaches_torchs_accuracy_on_the_same_subset(tmp_path):
     ours = load_ported(SCRIPTS / "mnist_main.py").main(args)
     theirs = load_original(SCRIPTS / "mnist_main.py").main(args + ["--no-accel"])
     assert abs(ours - theirs) < 0.05
+
+
+# ---------------------------------------------------------------- the quickstart tutorial
+
+
+def test_quickstart_matches_torch_step_by_step(monkeypatch):
+    ours, theirs, torch = _scripts("quickstart", monkeypatch)
+    tg.manual_seed(0)
+    a, b = ours.NeuralNetwork(), theirs.NeuralNetwork()
+    _same_weights(a, b, torch)
+    _train_steps(a, b, tg.optim.SGD(a.parameters(), lr=1e-3),
+                 torch.optim.SGD(b.parameters(), lr=1e-3), _mnist_batches(3, 8),
+                 tg.nn.CrossEntropyLoss(), torch.nn.CrossEntropyLoss(), torch)
+
+
+def test_quickstart_runs_with_its_imports_changed(tmp_path, capsys):
+    _mnist(FashionMNIST)
+    ours = load_ported(SCRIPTS / "quickstart.py")
+    tg.manual_seed(0)
+    accuracy, predicted, actual = ours.main(["--data", str(tmp_path), "--epochs", "1",
+                                             "--subset", "6400", "--out",
+                                             str(tmp_path / "model.pth")])
+    out = capsys.readouterr().out
+    assert "Shape of X [N, C, H, W]: (64, 1, 28, 28)" in out and "Using cpu device" in out
+    assert accuracy > 0.2 and actual == "Ankle boot", out       # 100 SGD steps at lr 1e-3
+    assert f'Predicted: "{predicted}", Actual: "Ankle boot"' in out
