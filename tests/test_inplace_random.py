@@ -23,7 +23,7 @@ VIEWS = {
     "row": lambda t: t[0], "column": lambda t: t[:, 1], "rows": lambda t: t[1:],
     "T": lambda t: t.T, "strided": lambda t: t[..., ::2], "unsqueeze": lambda t: t.unsqueeze(0),
     "reshape": lambda t: t.reshape(-1), "narrow": lambda t: t.narrow(-1, 0, 1),
-    "self": lambda t: t,
+    "self": lambda t: t, "detach": lambda t: t.detach(), "expand": lambda t: t[0:1].expand(3, 4),
 }
 WRITES = {
     "mul_": lambda v, o: v.mul_(2.0), "add_": lambda v, o: v.add_(o), "exp_": lambda v, o: v.exp_(),
@@ -32,8 +32,13 @@ WRITES = {
     "setitem_mask": lambda v, o: v.__setitem__(v > 1.0, 0.0), "iadd": lambda v, o: v.__iadd__(o),
     "clamp_": lambda v, o: v.clamp_(0.3, 1.1), "mul_o": lambda v, o: v.mul_(o),
     "relu_": lambda v, o: v.relu_(), "sqrt_": lambda v, o: v.sqrt_(),
-    "copy_": lambda v, o: v.copy_(o),
+    "copy_": lambda v, o: v.copy_(o), "no_grad mul_": lambda v, o: _no_grad(v, o),
 }
+
+
+def _no_grad(v, o):
+    with (tg if isinstance(v, tg.Tensor) else torch).no_grad():
+        v.mul_(0.5)
 USES = {"exp": lambda v: v.exp(), "square": lambda v: v * v}
 
 
@@ -74,10 +79,16 @@ def outcome(lib, steps):
 
 
 def chains(n: int, seed: int):
+    """Random chains; an assignment into part of an expanded view is left out: tinygrad_edu
+    refuses every write to an expanded tensor, torch allows (and deprecates) partial ones."""
     rng = random.Random(seed)
     actions = list(WRITES) + list(USES)
-    return [[(rng.choice(list(VIEWS)), rng.choice(actions)) for _ in range(rng.randint(1, 4))]
-            for _ in range(n)]
+    out = []
+    while len(out) < n:
+        steps = [(rng.choice(list(VIEWS)), rng.choice(actions)) for _ in range(rng.randint(1, 4))]
+        if ("expand", "setitem") not in steps and ("expand", "setitem_mask") not in steps:
+            out.append(steps)
+    return out
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
