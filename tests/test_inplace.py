@@ -728,3 +728,15 @@ def test_ambiguous_view_writes_are_refused_like_torch(name, idiom, refused):
         refuses(idiom, "no_grad mode|several views")
     else:
         compare(idiom)
+
+
+def test_retain_grad_of_a_view_survives_a_write_to_its_base():
+    def idiom(lib):
+        x = leaf(lib, [[1.0, 2.0], [3.0, 4.0]])
+        y = x * 1
+        v = y[0]
+        v.retain_grad()
+        y.mul_(3)
+        (v * const(lib, [1.0, 5.0])).sum().backward()
+        return [v.grad, x.grad]
+    compare(idiom, expected=[[1.0, 5.0], [[3.0, 15.0], [0.0, 0.0]]])

@@ -183,6 +183,8 @@ def sync_view(t) -> None:
             return  # rebuilt the next time it is used with grad on
         fresh = view_fn(base)
         t._ctx, t.requires_grad = fresh._ctx, True
+        if t._retain:
+            fresh._ctx.retained = t
     v[2] = t._vc.value
 
 
