@@ -67,28 +67,39 @@ def _mnist(cls=MNIST):
         pytest.skip(f"{cls.__name__} not available: {e}")
 
 
-def _torchvision_stub(monkeypatch) -> None:
-    """Without torchvision: modules holding only names that fail when used. The PyTorch side of
-    the tests only builds models and losses, which never touch them."""
-    if importlib.util.find_spec("torchvision") is not None:
-        return
-
+def _stub(monkeypatch, name: str) -> None:
+    """A module whose every public name fails when used, in place of one not installed."""
     def missing(*args, **kwargs):
-        raise NotImplementedError("torchvision is not installed")
+        raise NotImplementedError(f"{name} is not installed")
 
-    for name in ("torchvision", "torchvision.datasets", "torchvision.transforms",
-                 "torchvision.utils"):
-        module = types.ModuleType(name)
-        module.__getattr__ = lambda attr: missing
-        monkeypatch.setitem(sys.modules, name, module)
-    for name in ("datasets", "transforms", "utils"):
-        setattr(sys.modules["torchvision"], name, sys.modules[f"torchvision.{name}"])
+    def getattr_(attr: str):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return missing
+
+    module = types.ModuleType(name)
+    module.__getattr__ = getattr_
+    monkeypatch.setitem(sys.modules, name, module)
+    parent, _, child = name.rpartition(".")
+    if parent in sys.modules:
+        monkeypatch.setattr(sys.modules[parent], child, module, raising=False)
+
+
+def _missing_packages_stubbed(monkeypatch) -> None:
+    """Without torchvision (or tensorboard, which torch.utils.tensorboard needs): stubs. The
+    PyTorch side of the tests only builds models and losses, which never touch them."""
+    if importlib.util.find_spec("torchvision") is None:
+        for name in ("torchvision", "torchvision.datasets", "torchvision.transforms",
+                     "torchvision.utils", "torchvision.transforms.functional"):
+            _stub(monkeypatch, name)
+    if importlib.util.find_spec("tensorboard") is None:
+        _stub(monkeypatch, "torch.utils.tensorboard")
 
 
 def _scripts(name: str, monkeypatch):
     """(the ported module on tinygrad_edu, the original on torch)."""
     torch = pytest.importorskip("torch")
-    _torchvision_stub(monkeypatch)
+    _missing_packages_stubbed(monkeypatch)
     ours = load_ported(SCRIPTS / f"{name}.py", f"ported_{name}")
     theirs = load_original(SCRIPTS / f"{name}.py", f"torch_{name}")
     return ours, theirs, torch
