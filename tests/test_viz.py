@@ -569,3 +569,11 @@ def test_filter_images_are_cropped_to_what_the_ascent_drew():
     fig = viz.plot_filters(images)
     assert fig.axes[0].images[0].get_array().shape[:2] == (7, 7)  # 5x5 and a pixel of margin
     assert viz.plot_filters(images, crop=False).axes[0].images[0].get_array().shape[:2] == (28, 28)
+
+
+def test_long_captions_wrap_to_their_tile_instead_of_overlapping():
+    name = "length15_width3_red_angle165 and more"
+    fig = viz.plot_images(np.zeros((2, 8, 8)), [name, "short"], ncols=2)
+    first = fig.axes[0].get_title()
+    assert "\n" in first and first.replace("\n", " ") == name
+    assert fig.axes[1].get_title() == "short"

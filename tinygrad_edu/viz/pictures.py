@@ -11,6 +11,7 @@ and each tile carries its caption (channel number, class, method) in a legible f
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -59,7 +60,10 @@ def plot_images(images, captions: Sequence[str] | None = None, ncols: int = 8,
         raise ValueError("plot_images: got no images")
     if captions is not None and len(captions) != len(images):
         raise ValueError(f"plot_images: got {len(captions)} captions for {len(images)} images")
-    lines = 0 if captions is None else max(str(c).count("\n") + 1 for c in captions)
+    if captions is not None:  # wrapped to the tile's width: 8 pt fits ~15 characters an inch
+        captions = ["\n".join(textwrap.fill(line, max(8, int(tile * 15)))
+                              for line in str(c).split("\n")) for c in captions]
+    lines = 0 if captions is None else max(c.count("\n") + 1 for c in captions)
     fig, axes = _grid(len(images), ncols, tile, lines, bool(title))
     for i, (ax, image) in enumerate(zip(axes, images)):
         draw_image(ax, image, normalize, cmap)
