@@ -12,7 +12,7 @@ import numpy as np
 
 import models
 import tinygrad_edu as tg
-from tinygrad_edu import metrics
+from tinygrad_edu import metrics, viz
 from tinygrad_edu.data import DataError, DataLoader, ImageFolder
 from tinygrad_edu.data import transforms as T
 from tinygrad_edu.nn import functional as F
@@ -47,8 +47,6 @@ class CaltechConfig(Config):
     model: str = "lenet5"
     epochs: int = 10
     batch_size: int = 64
-    lr: float = 0.01
-    optimizer: str = "sgd"
     schedule: str = "none"
     data_dir: str | None = str(DATA_DIR)
     image_size: int = 64
@@ -138,7 +136,8 @@ def _train_and_report(cfg, backend, record, train_loader, val_loader, train_set,
     loss, acc, logits, targets = backend.evaluate(val_loader)
     top5 = metrics_top5(logits, targets)
     n = len(train_set.classes)
-    per_class = metrics.confusion_matrix(logits.argmax(1), targets, n, normalize="true").diagonal()
+    cm = metrics.confusion_matrix(logits.argmax(1), targets, n, normalize="true")
+    per_class = cm.diagonal()
     logger.scalar("val/top5_accuracy", top5, cfg.epochs)
     summary = {
         "model": cfg.model, "framework": cfg.framework, "epochs": cfg.epochs,
@@ -155,7 +154,8 @@ def _train_and_report(cfg, backend, record, train_loader, val_loader, train_set,
     logger.summary.update(summary)
     logger.summary["status"] = "finished"
     logger.flush()
-    html = _report_html(cfg, summary)
+    scores = metrics.precision_recall_f1(logits.argmax(1), targets, n)
+    html = _report_html(cfg, summary, cm, scores, train_set.classes)
     report.write_text_atomic(os.path.join(logger.logdir, "report.html"), html)
     print(f"{cfg.model} ({cfg.framework}): val accuracy {acc:.4f} (top-5 {top5:.4f}), loss "
           f"{loss:.4f}, {summary['seconds_per_epoch']:.1f} s/epoch, {wall:.1f} s; run in "
@@ -177,7 +177,7 @@ def augmentation_text(cfg: CaltechConfig) -> str:
     return f"random crop (padding {cfg.crop_padding}), horizontal flip{jitter}"
 
 
-def _report_html(cfg: CaltechConfig, summary: dict) -> str:
+def _report_html(cfg: CaltechConfig, summary: dict, cm, scores, classes) -> str:
     h = summary["history"]
     facts = [["model", cfg.model], ["framework", cfg.framework],
              ["parameters", summary["parameters"]], ["classes", summary["classes"]],
@@ -199,5 +199,8 @@ def _report_html(cfg: CaltechConfig, summary: dict) -> str:
             ["epoch", "train loss", "train acc", "val loss", "val acc", "seconds"], epochs)),
         ("Hardest classes (validation accuracy)", report.table_html(
             ["class", "accuracy"], [[c, a] for c, a in worst])),
+        ("Confusion matrix (validation)", report.figure(viz.plot_confusion_matrix(
+            cm, classes, title="P(predicted | true)"), "rows: true class, sum to 1")),
+        ("F-scores (validation)", report.figure(viz.plot_f_scores(scores, classes), "per class")),
     ]
     return report.page(f"Caltech-101 {cfg.model} ({cfg.framework})", sections)

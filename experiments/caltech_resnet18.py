@@ -12,8 +12,8 @@ from .caltech_common import CaltechConfig, run
 from .common import parse_config
 from .errors import exit_on_usage_error
 
-DEFAULTS = CaltechConfig(model="resnet18", epochs=4, optimizer="sgd", lr=0.05, weight_decay=5e-4,
-                         augment=True, schedule="cosine")
+DEFAULTS = CaltechConfig(model="resnet18", epochs=4, optimizer="sgd", lr=0.05, momentum=0.9,
+                         weight_decay=5e-4, augment=True, schedule="cosine")
 
 
 def main(argv=None) -> dict:

@@ -32,6 +32,7 @@ class Config:
     lr: float = 1e-3
     optimizer: str = "adam"
     weight_decay: float = 0.0
+    momentum: float = 0.0  # SGD's momentum (PyTorch's default: none)
     schedule: str = "cosine"  # lr per epoch: cosine to ~0 over the run, step (x0.1 at 2/3), none
     seed: int = 0
     data_dir: str | None = None

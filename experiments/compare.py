@@ -6,24 +6,25 @@ one side-by-side comparison (HTML and Markdown).
 """
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import os
 import time
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from tinygrad_edu.viz.images import heatmap_image
 
 from . import report
-from .common import Config, UsageError, exit_on_usage_error
-from .runner import CLASS_NAMES, check_framework, curves, run
+from .common import parse_config
+from .errors import UsageError, exit_on_usage_error
+from .runner import CLASS_NAMES, MNISTConfig, check_framework, curves, run
 
 NETWORKS = ("mlp3", "cnn2", "cnn3")
 FRAMEWORKS = ("tinygrad_edu", "torch")
 COLUMNS = ["network", "framework", "parameters", "test accuracy", "test loss", "macro F1",
-           "ms / iter", "s / epoch", "wall s"]
+           "ms / iter", "s / epoch", "wall s", "training"]
 
 
 def newest_finished(logdir: str, model: str, framework: str) -> dict | None:
@@ -39,7 +40,18 @@ def newest_finished(logdir: str, model: str, framework: str) -> dict | None:
 
 def row(s: dict) -> list:
     return [s["model"], s["framework"], s["parameters"], s["test_accuracy"], s["test_loss"],
-            s["macro_f1"], s["ms_per_iter"], s["seconds_per_epoch"], s["wall_seconds"]]
+            s["macro_f1"], s["ms_per_iter"], s["seconds_per_epoch"], s["wall_seconds"],
+            training(s.get("config", {}))]
+
+
+def training(c: dict) -> str:
+    """How a run trained, in words: 'sgd lr 0.01 momentum 0.9, cosine, 5 epochs, mnist'."""
+    if not c:
+        return "?"
+    momentum = f" momentum {c.get('momentum', 0.0)}" if c.get("optimizer") == "sgd" else ""
+    return (f"{c.get('optimizer')} lr {c.get('lr')}{momentum}, {c.get('schedule')}, "
+            f"{c.get('epochs')} epochs, batch {c.get('batch_size')}, "
+            f"{c.get('dataset', 'mnist')}")
 
 
 def differences(results: dict) -> list[list]:
@@ -79,45 +91,56 @@ def write_report(results: dict, out_dir: str) -> str:
     return "\n".join(md)
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--subset", type=int, default=None)
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--logdir", default="runs")
-    p.add_argument("--collect", action="store_true", help="only collect existing runs")
-    p.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=NETWORKS)
-    p.add_argument("--frameworks", nargs="+", default=list(FRAMEWORKS), choices=FRAMEWORKS)
-    p.add_argument("--no-progress", dest="progress", action="store_false")
-    args = p.parse_args(argv)
+@dataclass
+class CompareConfig(MNISTConfig):
+    """The flags of every run compared (optimizer, lr, momentum, schedule, ...), and which."""
 
-    def go():
-        results = {}
-        for net in args.networks:
-            for fw in args.frameworks:
-                if args.collect:
-                    s = newest_finished(args.logdir, net, fw)
-                    if s is None:
-                        print(f"no finished run of {net} ({fw}) in {args.logdir}; skipped")
-                        continue
-                else:
-                    cfg = Config(model=net, framework=fw, epochs=args.epochs,
-                                 batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                                 subset=args.subset, data_dir=args.data_dir,
-                                 logdir=args.logdir, progress=args.progress)
-                    check_framework(cfg)
-                    s = run(cfg)
-                results[(net, fw)] = s
-        if not results:
-            raise UsageError(f"no runs to compare in {args.logdir}; run without --collect")
-        out = os.path.join(args.logdir, f"compare-{time.strftime('%Y%m%d-%H%M%S')}")
-        print(write_report(results, out))
-        print(f"report: {out}/comparison.html")
+    networks: str = ",".join(NETWORKS)  # comma-separated
+    frameworks: str = ",".join(FRAMEWORKS)
+    collect: bool = False  # only collect the newest finished runs in --logdir
 
-    exit_on_usage_error(go)
+
+def chosen(value: str, allowed: tuple[str, ...], flag: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in allowed]
+    if unknown or not names:
+        raise UsageError(f"{flag}: unknown {', '.join(unknown) or 'empty list'}; choose from "
+                         f"{', '.join(allowed)}")
+    return names
+
+
+def compare(cfg: CompareConfig) -> dict:
+    """Train (or collect) each network in each framework, then write the comparison."""
+    if cfg.resume:
+        raise UsageError("compare trains one run per network and framework; --resume each of "
+                         "them with python -m experiments.mnist_<network> --resume RUN_DIR, "
+                         "then compare --collect")
+    results = {}
+    for net in chosen(cfg.networks, NETWORKS, "--networks"):
+        for fw in chosen(cfg.frameworks, FRAMEWORKS, "--frameworks"):
+            if cfg.collect:
+                s = newest_finished(cfg.logdir, net, fw)
+                if s is None:
+                    print(f"no finished run of {net} ({fw}) in {cfg.logdir}; skipped")
+                    continue
+            else:
+                run_cfg = MNISTConfig(**{f.name: getattr(cfg, f.name)
+                                         for f in fields(MNISTConfig)} | {"model": net,
+                                                                          "framework": fw})
+                check_framework(run_cfg)
+                s = run(run_cfg)
+            results[(net, fw)] = s
+    if not results:
+        raise UsageError(f"no runs to compare in {cfg.logdir}; run without --collect")
+    out = os.path.join(cfg.logdir, f"compare-{time.strftime('%Y%m%d-%H%M%S')}")
+    print(write_report(results, out))
+    print(f"report: {out}/comparison.html")
+    return results
+
+
+def main(argv=None) -> dict:
+    return exit_on_usage_error(lambda: compare(parse_config(
+        CompareConfig(), argv, description=__doc__.splitlines()[0])), argv)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,14 @@ from __future__ import annotations
 import errno
 import os
 import sys
+import warnings
 
 from tinygrad_edu.data import DataError
 from tinygrad_edu.serialization import CheckpointError
 from tinygrad_edu.train import TrainingDiverged
 
 DEBUG_ENV = "TINYGRAD_EDU_DEBUG"
+NUMERIC_WARNINGS = "(overflow|invalid value|divide by zero) encountered"
 DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
                errno.EACCES: "permission denied", errno.EROFS: "the file system is read-only",
                errno.EPERM: "permission denied"}
@@ -56,7 +58,10 @@ def exit_on_usage_error(fn, argv: list[str] | None = None):
     """Run `fn()`; an expected failure becomes one line on stderr and exit code 2, no
     traceback (unless debug_requested)."""
     try:
-        return fn()
+        with warnings.catch_warnings():
+            # numpy's overflow warnings as a run diverges: fit says what happened, in words
+            warnings.filterwarnings("ignore", NUMERIC_WARNINGS, RuntimeWarning)
+            return fn()
     except RunInterrupted as e:
         print(str(e), file=sys.stderr)
         sys.exit(130)

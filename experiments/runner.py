@@ -13,12 +13,11 @@ import numpy as np
 
 import models
 import tinygrad_edu as tg
-from tinygrad_edu import metrics
+from tinygrad_edu import metrics, viz
 from tinygrad_edu.data import DataError, DataLoader, Subset
 from tinygrad_edu.data import transforms as T
 from tinygrad_edu.data.mnist import DATASETS
 from tinygrad_edu.logging import Logger
-from tinygrad_edu.viz.images import heatmap_image, make_grid
 
 from . import report
 from .common import Config, parse_config
@@ -185,7 +184,7 @@ def _train_and_report(cfg, backend, record, train_loader, test_loader, test_set,
     images = test_set.data[top_idx]  # (10, 3, 28, 28) uint8
     step = cfg.epochs
     logger.confusion_matrix("test/confusion_matrix", cm, names, step)
-    logger.topk_grid("test/top3_per_class", images, top_p, names, step)
+    logger.topk_grid("test/top3_per_class", images, top_p, names, step, targets[top_idx])
     for c in range(10):
         logger.scalar(f"test/f1/class_{c}", scores["f1"][c], step)
     logger.scalar("test/f1_macro", scores["macro"]["f1"], step)
@@ -197,14 +196,14 @@ def _train_and_report(cfg, backend, record, train_loader, test_loader, test_set,
         "seconds_per_epoch": float(np.mean(history["epoch_time"])),
         "ms_per_iter": float(np.median(history["ms_per_iter"])),
         "history": history, "confusion_matrix": cm.tolist(),
-        "f1_per_class": [float(v) for v in scores["f1"]],
+        "f1_per_class": [float(v) for v in scores["f1"]], "config": cfg.to_dict(),
     }
     logger.hparams(hparams(cfg), {"hparam/test_accuracy": acc, "hparam/test_loss": loss})
     save_checkpoint(backend.state_dict(), record, logger.logdir)
     logger.summary.update(summary)
     logger.summary["status"] = "finished"
     logger.flush()
-    html = _report_html(cfg, summary, cm, images, top_p, scores, names)
+    html = _report_html(cfg, summary, cm, (images, top_p, targets[top_idx]), scores, names)
     report.write_text_atomic(os.path.join(logger.logdir, "report.html"), html)
     print(f"{cfg.model} on {cfg.dataset} ({cfg.framework}): test accuracy {acc:.4f}, loss "
           f"{loss:.4f}, macro F1 {summary['macro_f1']:.4f}, {wall:.1f} s; run in {logger.logdir}")
@@ -268,12 +267,10 @@ def curves(history: dict) -> str:
     return f"<div class='row'>{''.join(out)}</div>"
 
 
-def _report_html(cfg, summary, cm, images, top_p, scores, names) -> str:
-    cm_img = heatmap_image(cm, labels=names, title="confusion matrix (row = true class)",
-                           fmt=".2f", vmin=0.0, vmax=1.0)
-    captions = [f"{names[c]}: {top_p[c, i]:.3f}" for c in range(10) for i in range(3)]
-    grid = make_grid(images.reshape(30, 28, 28), nrow=3, captions=captions, normalize=True,
-                     scale=2)
+def _report_html(cfg, summary, cm, top3, scores, names) -> str:
+    """top3: (images (10, 3, ...), their probabilities, their true labels)."""
+    cm_img = viz.plot_confusion_matrix(cm, names, title="confusion matrix (row = true class)")
+    grid = viz.plot_topk(*top3[:2], names, top3[2])
     facts = [["data set", cfg.dataset], ["model", cfg.model], ["framework", cfg.framework],
              ["parameters", summary["parameters"]], ["epochs", cfg.epochs],
              ["batch size", cfg.batch_size], ["optimizer", f"{cfg.optimizer} lr={cfg.lr}"],
@@ -288,7 +285,8 @@ def _report_html(cfg, summary, cm, images, top_p, scores, names) -> str:
          "<div class='row'>" + report.figure(cm_img, "probabilities, rows sum to 1")
          + report.figure(grid, "the 3 images with the highest probability of each class")
          + "</div>"),
-        ("F-scores", report.table_html(*f_table(scores, names))),
+        ("F-scores", report.figure(viz.plot_f_scores(scores, names), "per class")
+         + report.table_html(*f_table(scores, names))),
     ]
     return report.page(f"{title} {cfg.model} ({cfg.framework})", sections)
 
@@ -331,10 +329,11 @@ class ScratchRun:
 
 
 def make_optimizer(cfg: Config, params):
-    """cfg.optimizer over `params` with cfg.lr and cfg.weight_decay (SGD with momentum 0.9)."""
+    """cfg.optimizer over `params` with cfg.lr and cfg.weight_decay (and cfg.momentum for
+    SGD)."""
     opt = {"adam": tg.optim.Adam, "sgd": tg.optim.SGD, "adamw": tg.optim.AdamW,
            "rmsprop": tg.optim.RMSprop}[cfg.optimizer]
-    kwargs = {"momentum": 0.9} if cfg.optimizer == "sgd" else {}
+    kwargs = {"momentum": cfg.momentum} if cfg.optimizer == "sgd" else {}
     return opt(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **kwargs)
 
 
@@ -353,7 +352,7 @@ class TorchRun:
         self.cfg, self.tb = cfg, torch_backend
         self.model = models.to_torch(model if model is not None else models.get_model(cfg.model))
         self.optimizer = torch_backend.make_optimizer(cfg.optimizer, self.model.parameters(),
-                                                      cfg.lr, cfg.weight_decay)
+                                                      cfg.lr, cfg.weight_decay, cfg.momentum)
         self.scheduler = make_scheduler(self.optimizer) if make_scheduler else None
         self.loss_fn = loss_fn
 

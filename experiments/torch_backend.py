@@ -16,11 +16,12 @@ def _torch():
     return torch
 
 
-def make_optimizer(name: str, params, lr: float, weight_decay: float):
+def make_optimizer(name: str, params, lr: float, weight_decay: float, momentum: float = 0.0):
+    """torch's optimizer `name` with the same settings as runner.make_optimizer."""
     torch = _torch()
     classes = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "adamw": torch.optim.AdamW,
                "rmsprop": torch.optim.RMSprop}
-    kwargs = {"momentum": 0.9} if name == "sgd" else {}
+    kwargs = {"momentum": momentum} if name == "sgd" else {}
     return classes[name](params, lr=lr, weight_decay=weight_decay, **kwargs)
 
 

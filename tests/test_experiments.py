@@ -52,6 +52,29 @@ def test_compare_collects_both_frameworks(tmp_path):
     out = [d for d in os.listdir(tmp_path) if d.startswith("compare-")]
     md = Path(tmp_path, out[0], "comparison.md").read_text()
     assert "| mlp3 | tinygrad_edu |" in md and "| mlp3 | torch |" in md
+    assert "| adam lr 0.001, cosine, 1 epochs, batch 32, mnist |" in md
+
+
+@needs_mnist
+def test_compare_trains_with_the_given_optimizer_and_says_so(tmp_path):
+    compare.main(SMALL + ["--logdir", str(tmp_path), "--networks", "mlp3", "--frameworks",
+                          "tinygrad_edu", "--optimizer", "sgd", "--lr", "0.05", "--momentum",
+                          "0.5", "--schedule", "none"])
+    (run_dir,) = [d for d in tmp_path.iterdir() if d.name.startswith("mnist_mlp3")]
+    config = json.loads((run_dir / "run.json").read_text())["config"]
+    assert (config["optimizer"], config["lr"], config["momentum"], config["schedule"]) == (
+        "sgd", 0.05, 0.5, "none")
+    (out,) = [d for d in tmp_path.iterdir() if d.name.startswith("compare-")]
+    assert "sgd lr 0.05 momentum 0.5, none, 1 epochs" in (out / "comparison.md").read_text()
+
+
+def test_sgd_momentum_defaults_to_pytorchs_zero():
+    from experiments.runner import MNISTConfig, make_optimizer
+    from models import MLP3
+    opt = make_optimizer(MNISTConfig(optimizer="sgd"), MLP3().parameters())
+    assert opt.param_groups[0]["momentum"] == 0.0
+    opt = make_optimizer(MNISTConfig(optimizer="sgd", momentum=0.9), MLP3().parameters())
+    assert opt.param_groups[0]["momentum"] == 0.9
 
 
 def _exit_code(main, argv, capsys) -> tuple[int, str]:

@@ -78,6 +78,7 @@ class SyntheticParams:
     hidden: int = 32
     optimizer: str = "sgd"
     lr: float = 0.1
+    momentum: float = 0.9
     weight_decay: float = 0.0
     batch_size: int = 32
     seed: int = 0  # initial weights and shuffling
@@ -122,6 +123,7 @@ class LinesParams:
     dropout: float = 0.0
     optimizer: str = "adam"
     lr: float = 1e-3
+    momentum: float = 0.0  # SGD's
     weight_decay: float = 0.0
     lr_decay: bool = False  # cosine annealing from lr to 0 over all the steps
     batch_size: int = 64
