@@ -364,3 +364,42 @@ def test_color_jitter_takes_pil_images(mode):
     values = np.unique(np.asarray(out))
     assert len(values) == 1 and 50 <= values[0] <= 150      # one factor in [0.5, 1.5]
     assert tg.is_tensor(transforms.ColorJitter(contrast=0.5)(tg.rand(3, 4, 4)))
+
+
+class Counting(data.IterableDataset):
+    def __init__(self, n):
+        self.n = n
+
+    def __iter__(self):
+        return iter((np.float32(i), i % 2) for i in range(self.n))
+
+    def __len__(self):
+        return self.n
+
+
+def test_iterable_datasets_batch_consecutive_samples():
+    loader = data.DataLoader(Counting(7), batch_size=3)
+    batches = [(x.tolist(), y.tolist()) for x, y in loader]
+    assert batches == [([0.0, 1.0, 2.0], [0, 1, 0]), ([3.0, 4.0, 5.0], [1, 0, 1]), ([6.0], [0])]
+    assert len(loader) == 3 and len(data.DataLoader(Counting(7), 3, drop_last=True)) == 2
+    assert len(list(data.DataLoader(Counting(7), batch_size=3, drop_last=True))) == 2
+    with pytest.raises(ValueError, match="expected unspecified shuffle option"):
+        data.DataLoader(Counting(3), shuffle=True)
+    with pytest.raises(NotImplementedError, match="num_workers=0"):
+        data.DataLoader(Counting(3), num_workers=2)
+
+
+class WhoFetches(data.Dataset):
+    def __getitem__(self, i):
+        info = data.get_worker_info()
+        return -1 if info is None else info.id * 100 + info.num_workers
+
+    def __len__(self):
+        return 4
+
+
+def test_get_worker_info_in_workers_and_main_process():
+    assert data.get_worker_info() is None
+    assert [b.tolist() for b in data.DataLoader(WhoFetches(), batch_size=2)] == [[-1, -1]] * 2
+    fetched = [b.tolist() for b in data.DataLoader(WhoFetches(), batch_size=2, num_workers=2)]
+    assert fetched == [[2, 2], [102, 102]]            # batch k goes to worker k % 2

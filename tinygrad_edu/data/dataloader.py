@@ -12,13 +12,14 @@ import multiprocessing
 import queue
 import traceback
 from collections.abc import Callable, Iterator, Mapping
+from typing import NamedTuple
 
 import numpy as np
 
 from ..generator import Generator
 from ..random import get_rng, manual_seed
 from ..tensor import Tensor
-from .dataset import default_collate
+from .dataset import IterableDataset, default_collate
 from .sampler import BatchSampler, RandomSampler, SequentialSampler
 
 
@@ -46,18 +47,21 @@ class DataLoader:
                  pin_memory_device: str = "", in_order: bool = True, seed: int | None = None):
         _check_options(batch_size, shuffle, sampler, batch_sampler, drop_last, num_workers,
                        prefetch_factor, persistent_workers)
+        self.stream = isinstance(dataset, IterableDataset)
+        if self.stream:
+            _check_stream_options(shuffle, sampler, batch_sampler, num_workers)
         self.dataset, self.num_workers, self.collate_fn = dataset, num_workers, collate_fn
         self.pin_memory, self.timeout, self.worker_init_fn = pin_memory, timeout, worker_init_fn
         self.generator, self.persistent_workers = generator, persistent_workers
         self.prefetch_factor = 2 if prefetch_factor is None and num_workers else prefetch_factor
         self.multiprocessing_context = multiprocessing_context
         self._rng = np.random.default_rng(seed) if seed is not None else None
-        if sampler is None and batch_sampler is None:
+        if sampler is None and batch_sampler is None and not self.stream:
             rng = self._rng if self._rng is not None else generator
             sampler = RandomSampler(dataset, generator=rng) if shuffle else \
                 SequentialSampler(dataset)
         self.sampler = sampler
-        if batch_sampler is None and batch_size is not None:
+        if batch_sampler is None and batch_size is not None and not self.stream:
             batch_sampler = BatchSampler(sampler, int(batch_size), drop_last)
         self.batch_sampler = batch_sampler
         self.batch_size = None if batch_size is None else int(batch_size)
@@ -66,9 +70,14 @@ class DataLoader:
         self._pool: _WorkerPool | None = None
 
     def __len__(self) -> int:
+        if self.stream:  # torch's rule: the batches the stream's length gives, if it has one
+            n, b = len(self.dataset), self.batch_size or 1
+            return n // b if self.drop_last else -(-n // b)
         return len(self.batch_sampler if self.batch_sampler is not None else self.sampler)
 
     def __iter__(self) -> Iterator:
+        if self.stream:
+            return self._from_stream()
         batches = self._index_batches()
         if self.num_workers == 0:
             return (self._convert(self.fetch(b)) for b in batches)
@@ -79,6 +88,26 @@ class DataLoader:
         if self.batch_sampler is None:
             return list(iter(self.sampler))
         return list(iter(self.batch_sampler))
+
+    def _from_stream(self) -> Iterator:
+        """Consecutive samples of an IterableDataset, batch_size at a time."""
+        if self.batch_size is None:
+            for sample in self.dataset:
+                yield sample if self.collate_fn is None else self.collate_fn(sample)
+            return
+        batch = []
+        for sample in self.dataset:
+            batch.append(sample)
+            if len(batch) == self.batch_size:
+                yield self._collate(batch)
+                batch = []
+        if batch and not self.drop_last:
+            yield self._collate(batch)
+
+    def _collate(self, samples: list):
+        if self.collate_fn is not None:
+            return self.collate_fn(samples)
+        return to_tensors(default_collate(samples))
 
     def fetch(self, indices):
         """The collated samples at `indices` as numpy arrays (what a worker returns)."""
@@ -142,6 +171,18 @@ def _check_options(batch_size, shuffle, sampler, batch_sampler, drop_last, num_w
     if num_workers == 0 and (prefetch_factor is not None or persistent_workers):
         raise ValueError("DataLoader: prefetch_factor and persistent_workers need "
                          "num_workers > 0")
+
+
+def _check_stream_options(shuffle, sampler, batch_sampler, num_workers) -> None:
+    """What torch refuses for an IterableDataset, and the worker processes we do not run."""
+    for name, value in (("shuffle", shuffle), ("sampler", sampler),
+                        ("batch_sampler", batch_sampler)):
+        if value:
+            raise ValueError(f"DataLoader with IterableDataset: expected unspecified {name} "
+                             f"option, but got {name}={value!r}")
+    if num_workers:
+        raise NotImplementedError("DataLoader: tinygrad_edu runs an IterableDataset in the main "
+                                  "process only; use num_workers=0 (or a map-style Dataset)")
 
 
 def to_tensors(fields):
@@ -221,6 +262,23 @@ class _WorkerPool:
         self.procs = []
 
 
+class WorkerInfo(NamedTuple):
+    """What `get_worker_info()` returns inside a worker process."""
+    id: int
+    num_workers: int
+    seed: int
+    dataset: object
+
+
+_worker_info: WorkerInfo | None = None
+
+
+def get_worker_info() -> WorkerInfo | None:
+    """In a DataLoader worker process: its id, the number of workers, its seed and its copy of
+    the dataset (to open files per worker, say); None in the main process, as in torch."""
+    return _worker_info
+
+
 class _WorkerError:
     """An exception raised in a worker, carried back as its formatted traceback."""
 
@@ -234,6 +292,7 @@ class _WorkerError:
 
 def _worker_loop(loader: DataLoader, worker: int, inbox, results) -> None:
     """Fetch the batches sent to this worker until told to stop (None)."""
+    global _worker_info
     initialised = False
     while True:
         job = inbox.get()
@@ -241,6 +300,8 @@ def _worker_loop(loader: DataLoader, worker: int, inbox, results) -> None:
             return
         number, payload = job
         if number == "seed":
+            _worker_info = WorkerInfo(worker, loader.num_workers, payload + worker,
+                                      loader.dataset)
             manual_seed(payload + worker)
             if not initialised and loader.worker_init_fn is not None:
                 loader.worker_init_fn(worker)

@@ -31,6 +31,17 @@ class Dataset:
         return default_collate([self[int(i)] for i in indices])
 
 
+class IterableDataset(Dataset):
+    """A stream of samples: subclasses define `__iter__` (and may define `__len__`). The
+    DataLoader batches consecutive samples; there is no shuffling or sampler for a stream."""
+
+    def __iter__(self):
+        raise NotImplementedError(f"{type(self).__name__} must define __iter__")
+
+    def __getitem__(self, index: int):
+        raise TypeError(f"{type(self).__name__} is an IterableDataset: iterate over it")
+
+
 def default_collate(samples: Sequence):
     """[(x0, y0), (x1, y1), ...] -> (stack of x, stack of y); single values (arrays, Tensors,
     numbers) -> one stacked array; dicts field by field; strings -> a list of strings."""

@@ -3,10 +3,11 @@ re-exports it).
 
     from tinygrad_edu.utils.data import DataLoader, TensorDataset, random_split
 """
-from ..data.dataloader import DataLoader
+from ..data.dataloader import DataLoader, get_worker_info
 from ..data.dataset import (
     ConcatDataset,
     Dataset,
+    IterableDataset,
     Subset,
     TensorDataset,
     default_collate,
@@ -26,6 +27,7 @@ __all__ = [
     "ConcatDataset",
     "DataLoader",
     "Dataset",
+    "IterableDataset",
     "RandomSampler",
     "Sampler",
     "SequentialSampler",
@@ -34,5 +36,6 @@ __all__ = [
     "TensorDataset",
     "WeightedRandomSampler",
     "default_collate",
+    "get_worker_info",
     "random_split",
 ]
