@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import ops
 from .autograd import Function
 
 
@@ -20,6 +21,11 @@ class Cumsum(Function):
     def backward(self, grad):
         axis, = self.saved
         return np.flip(np.cumsum(np.flip(grad, axis), axis=axis), axis)
+
+    def backward_graph(self, grad):
+        axis, = self.saved
+        flip = (slice(None),) * axis + (slice(None, None, -1),)
+        return Cumsum.apply(grad[flip], axis=axis)[flip]
 
 
 class Prod(Function):
@@ -74,6 +80,17 @@ class Scatter(Function):
             gx[full] = 0
         return gx, _pad_to(grad[full], src_shape)
 
+    def backward_graph(self, grad):
+        full, add, src_shape = self.saved
+        keep = np.ones(grad.shape, grad.dtype)
+        if not add:
+            keep[full] = 0
+        gsrc = grad[full]
+        if gsrc.shape != src_shape:
+            gsrc = ops.Pad.apply(gsrc, width=tuple((0, s - n) for s, n in zip(src_shape,
+                                                                                gsrc.shape)))
+        return grad * keep, gsrc
+
 
 def _pad_to(a: np.ndarray, shape: tuple) -> np.ndarray:
     """`a` in the top-left corner of a zero array of `shape` (src may be larger than index)."""
@@ -102,17 +119,25 @@ class Log1p(Function):
         x, = self.saved
         return grad / (1 + x)
 
+    def backward_graph(self, grad):
+        x, = self.saved_tensors()
+        return grad / (1 + x)
+
 
 class Expm1(Function):
     """exp(x) - 1, exact for small x."""
 
     def forward(self, x):
-        out = np.expm1(x)
+        out = np.asarray(np.expm1(x))  # an array even when 0-d: saved as the output itself
         self.save_for_backward(out)
         return out
 
     def backward(self, grad):
         out, = self.saved
+        return grad * (out + 1)
+
+    def backward_graph(self, grad):
+        out, = self.saved_tensors()
         return grad * (out + 1)
 
 
@@ -125,6 +150,9 @@ class Sin(Function):
         x, = self.saved
         return grad * np.cos(x)
 
+    def backward_graph(self, grad):
+        return grad * Cos.apply(self.saved_tensors()[0])
+
 
 class Cos(Function):
     def forward(self, x):
@@ -135,6 +163,9 @@ class Cos(Function):
         x, = self.saved
         return -grad * np.sin(x)
 
+    def backward_graph(self, grad):
+        return -grad * Sin.apply(self.saved_tensors()[0])
+
 
 class Einsum(Function):
     """`np.einsum(spec, *operands)`; each operand's gradient is the einsum of the output's
@@ -142,23 +173,37 @@ class Einsum(Function):
     are summed out in forward, so their gradient is broadcast back)."""
 
     def forward(self, *operands, inputs, output):
-        self.save_for_backward(operands, inputs, output)
+        self.save_for_backward(*operands)  # each operand itself, for double backward
+        self.inputs, self.output = inputs, output
         return np.einsum(f"{','.join(inputs)}->{output}", *operands)
 
     def backward(self, grad):
-        operands, inputs, output = self.saved
         grads = []
-        for k, (x, labels) in enumerate(zip(operands, inputs)):
-            others = [(o, s) for j, (o, s) in enumerate(zip(operands, inputs)) if j != k]
-            known = set(output).union(*[set(s) for _, s in others])
-            kept = "".join(c for c in labels if c in known)
-            spec = ",".join([output] + [s for _, s in others]) + "->" + kept
-            g = np.einsum(spec, grad, *[o for o, _ in others])
-            for axis, c in enumerate(labels):
-                if c not in known:
-                    g = np.expand_dims(g, axis)
+        for k, x, spec, kept_shape in self._gradient_specs():
+            others = [o for j, o in enumerate(self.saved) if j != k]
+            g = np.einsum(spec, grad, *others).reshape(kept_shape)
             grads.append(np.broadcast_to(g, x.shape).copy())
         return tuple(grads)
+
+    def backward_graph(self, grad):
+        operands = self.saved_tensors()
+        grads = []
+        for k, x, spec, kept_shape in self._gradient_specs():
+            others = [o for j, o in enumerate(operands) if j != k]
+            into, _, out = spec.partition("->")
+            g = Einsum.apply(grad, *others, inputs=tuple(into.split(",")), output=out)
+            grads.append(ops.Expand.apply(g.reshape(kept_shape), shape=x.shape))
+        return tuple(grads)
+
+    def _gradient_specs(self):
+        """(k, operand k, einsum spec of its gradient, that gradient's shape with 1 for the
+        labels only operand k has, which are summed out in forward and broadcast back)."""
+        for k, (x, labels) in enumerate(zip(self.saved, self.inputs)):
+            others = [s for j, s in enumerate(self.inputs) if j != k]
+            known = set(self.output).union(*[set(s) for s in others])
+            kept = "".join(c for c in labels if c in known)
+            spec = ",".join([self.output] + others) + "->" + kept
+            yield k, x, spec, tuple(n if c in known else 1 for c, n in zip(labels, x.shape))
 
 
 class Piecewise(Function):
@@ -170,3 +215,6 @@ class Piecewise(Function):
 
     def backward(self, grad):
         return np.zeros_like(grad)
+
+    def backward_graph(self, grad):
+        return grad * 0.0
