@@ -31,6 +31,7 @@ import tinygrad_edu as tg
 from tinygrad_edu import viz
 from tinygrad_edu.data import DataError
 from tinygrad_edu.data import transforms as T
+from tinygrad_edu.data.image_folder import eight_bit
 from tinygrad_edu.data.mnist import DATASETS
 
 from .errors import UsageError, exit_on_usage_error
@@ -124,11 +125,7 @@ def image_file(path: str, trained: Trained) -> Inputs:
 
 def _pixels(img: Image.Image, channels: int, size: int) -> np.ndarray:
     """(C, H, W) float32 in [0, 1], padded square with the corner colour and resized."""
-    if img.mode.startswith("I"):  # 16-bit grey ("I;16", or "I" holding 16-bit values)
-        a = np.asarray(img, np.float32)
-        a = a / (65535 if img.mode.startswith("I;16") or a.max() > 255 else 255)
-        img = Image.fromarray((np.clip(a, 0, 1) * 255).round().astype(np.uint8))
-    img = img.convert("L" if channels == 1 else "RGB")
+    img = eight_bit(img).convert("L" if channels == 1 else "RGB")
     img = ImageOps.pad(img, (size, size), Image.Resampling.BILINEAR, color=img.getpixel((0, 0)))
     a = np.asarray(img, np.float32) / 255  # (H, W) or (H, W, 3)
     return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)

@@ -134,6 +134,32 @@ def test_cache_is_used_and_invalidated(folder, monkeypatch):
     assert np.array_equal(changed.data[i], new)
 
 
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+def test_a_damaged_cache_is_rebuilt_with_a_warning(folder, damage):
+    first = load(folder)
+    (cache,) = (folder.parent / "cache").glob("imagefolder-*.npz")
+    content = cache.read_bytes()
+    cache.write_bytes({"truncated": content[:len(content) // 2], "garbage": b"PK\x03\x04 junk",
+                       "empty": b""}[damage])
+    with pytest.warns(UserWarning, match=f"the cache {cache} is damaged"):
+        again = load(folder)
+    assert np.array_equal(again.data, first.data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # rebuilt: the next load reads it without a word
+        assert np.array_equal(load(folder).data, first.data)
+
+
+def test_16_bit_png_keeps_its_grey_levels(tmp_path):
+    levels = np.array([[0, 1000, 30000, 65535]], np.uint16).repeat(4, 0)  # (4, 4)
+    path = tmp_path / "deep.png"
+    Image.fromarray(levels).save(path)
+    assert Image.open(path).mode.startswith("I")  # Pillow reads it as 16-bit
+    decoded = imf.decode_image(path, (4, 4))  # (4, 4, 3)
+    expected = np.round(levels * (255 / 65535)).astype(np.uint8)  # 0, 4, 117, 255
+    np.testing.assert_array_equal(decoded[..., 0], expected)
+    assert (decoded[..., 0] == decoded[..., 2]).all()
+
+
 def test_subset_of_classes_has_its_own_cache(folder):
     load(folder)
     load(folder, exclude=["dogs"])

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
+import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -127,9 +128,19 @@ def decode_image(path: str | os.PathLike, size: tuple[int, int]) -> np.ndarray:
     than Pillow's MAX_IMAGE_PIXELS limit, which is left in force on purpose).
     """
     with Image.open(path) as img:
-        img = img.convert("RGB")  # decodes the whole file: truncation shows up here
+        img = eight_bit(img).convert("RGB")  # decodes the whole file: truncation shows here
         h, w = size
         return np.asarray(img.resize((w, h), Image.Resampling.BILINEAR), dtype=np.uint8)
+
+
+def eight_bit(img: Image.Image) -> Image.Image:
+    """A 16-bit grey image (Pillow's mode "I;16*", or "I" holding 16-bit values) as 8-bit "L",
+    scaled by 255/65535: Pillow's own convert() clips every value above 255 to white."""
+    if not img.mode.startswith("I"):
+        return img
+    a = np.asarray(img, np.float64)
+    top = 65535 if img.mode.startswith("I;16") or a.max() > 255 else 255
+    return Image.fromarray(np.clip(np.round(a * (255 / top)), 0, 255).astype(np.uint8), "L")
 
 
 # ---- the cache -------------------------------------------------------------------------------
@@ -170,15 +181,18 @@ def _cache_path(root: Path, classes: list[str], size: tuple[int, int], cache_dir
 
 
 def _read_cache(path: Path, key: str):
-    """The cached arrays if the file is readable and its fingerprint matches, else None."""
+    """The cached arrays if the file is readable and its fingerprint matches, else None (the
+    folder changed: decode again); a damaged cache is rebuilt with a warning."""
     try:
         with np.load(path, allow_pickle=False) as z:
             if str(z["fingerprint"]) != key:
                 return None
             skipped = [tuple(pair) for pair in z["skipped"].tolist()]
             return z["data"], z["targets"], z["paths"].tolist(), skipped
-    except (OSError, ValueError, KeyError):
-        return None  # damaged or from an older layout: decode again and overwrite it
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        warnings.warn(f"ImageFolder: the cache {path} is damaged ({type(e).__name__}: {e}); "
+                      f"decoding the images again and rebuilding it", stacklevel=4)
+        return None
 
 
 def _write_cache(path: Path, key: str, data, targets, paths, skipped) -> None:
