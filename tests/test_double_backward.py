@@ -381,3 +381,27 @@ def test_tanh_derivatives_match_torch():
         (y,) = tg.autograd.grad(y.sum(), x, create_graph=True)
         (yt,) = torch.autograd.grad(yt.sum(), xt, create_graph=True)
         np.testing.assert_allclose(y.detach().numpy(), yt.detach().numpy(), rtol=1e-12)
+
+
+# ---------------------------------------------------------------- the PyTorch-surface ops (ops_extra)
+_SCATTER_INDEX = np.array([[0, 1], [2, 0], [1, 3]])
+EXTRA = {
+    "cumsum": (lambda x: tg.cumsum(x, 1) ** 2, [(3, 4)]),
+    "sin": (lambda x: tg.sin(x), [(3, 4)]),
+    "cos": (lambda x: tg.cos(x), [(3, 4)]),
+    "log1p": (lambda x: tg.log1p(x * x), [(3, 4)]),
+    "expm1": (lambda x: tg.expm1(x), [(3, 4)]),
+    "floor": (lambda x: tg.floor(x) * x, [(3, 4)]),
+    "scatter_add": (lambda x, s: tg.scatter_add(x, 1, tg.tensor(_SCATTER_INDEX), s * s) * x,
+                    [(3, 4), (3, 2)]),
+    "einsum_mm": (lambda a, b: tg.einsum("ij,jk->ik", a, b) ** 2, [(3, 4), (4, 2)]),
+    "einsum_batch": (lambda a, b: tg.einsum("bij,bjk->bik", a, b), [(2, 3, 4), (2, 4, 2)]),
+}
+
+
+@pytest.mark.parametrize("name", list(EXTRA))
+def test_gradgradcheck_extra_ops(name):
+    fn, shapes = EXTRA[name]
+    xs = leaves(shapes, -2, 2)
+    assert gradgradcheck(fn, *xs)
+    assert gradgradcheck(grad_of(fn), *xs)
