@@ -397,3 +397,15 @@ def test_functions_take_data_arrays_as_torch_takes_detached_tensors():
     assert values.tolist() == [3.0, 4.0] and indices.tolist() == [1, 0]
     assert not values.requires_grad
     assert tg.sum(x.data > 2).item() == 2 and tg.exp(x.data).shape == (2, 2)
+
+
+@pytest.mark.parametrize("module, name, words", [
+    ("tinygrad_edu.vision.datasets", "CIFAR10", "torchvision.datasets.CIFAR10; not available"),
+    ("tinygrad_edu.vision.transforms", "v2", "use tinygrad_edu.vision.transforms"),
+    ("tinygrad_edu.utils.data", "DistributedSampler", "train in one process"),
+    ("tinygrad_edu.vision.utils", "draw_bounding_boxes", "no torchvision.utils.draw_bounding"),
+])
+def test_missing_names_of_the_faces(module, name, words):
+    import importlib
+    with pytest.raises(AttributeError, match=words):
+        getattr(importlib.import_module(module), name)

@@ -24,7 +24,7 @@ from .device import accelerator, backends, cuda, device
 from .functions import *
 from .functions import randint, randperm
 from .generator import Generator
-from .missing import missing as _missing
+from .missing import module_getattr
 from .random import get_rng, get_rng_state, manual_seed, set_rng_state
 from .serialization import load, save
 from .tensor import (
@@ -70,6 +70,4 @@ bool = bool_
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):
-    """A PyTorch name tinygrad_edu lacks: an AttributeError that says what to do instead."""
-    raise _missing(__name__, name)
+__getattr__ = module_getattr(__name__)

@@ -36,6 +36,10 @@ HINTS = {
     "torchvision.models": "use the networks in models/ (LeNet-5, ResNet-18, ...)",
     "torchvision.datasets.CIFAR10": "not available offline; use ImageFolder on a folder of "
                                     "images",
+    "torchvision.datasets.CIFAR100": "not available offline; use ImageFolder",
+    "torchvision.io": "open images with PIL (datasets.ImageFolder's loader does)",
+    "torchvision.transforms.v2": "use tinygrad_edu.vision.transforms (the v1 names)",
+    "torch.utils.data.DistributedSampler": "train in one process",
 }
 
 
@@ -49,3 +53,13 @@ def missing(module: str, name: str) -> AttributeError:
         return AttributeError(f"tinygrad_edu has no {torch_name}; {hint}")
     return AttributeError(f"module {module!r} has no attribute {name!r} (tinygrad_edu has no "
                           f"{torch_name}; docs/porting.md lists what is supported)")
+
+
+def module_getattr(module: str):
+    """A module-level `__getattr__` for `module`: names it lacks raise `missing(module, name)`.
+
+        __getattr__ = module_getattr(__name__)
+    """
+    def __getattr__(name: str):
+        raise missing(module, name)
+    return __getattr__

@@ -1,4 +1,5 @@
 """Neural-network building blocks, like `torch.nn`: Module, layers, losses, init, functional."""
+from ..missing import module_getattr
 from . import functional, init, utils
 from .activation import (
                      CELU,
@@ -113,7 +114,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    """A torch.nn name tinygrad_edu lacks: an AttributeError that says what to do instead."""
-    from ..missing import missing
-    raise missing(__name__, name)
+__getattr__ = module_getattr(__name__)

@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import ops
 from ..functions import norm
+from ..missing import module_getattr
 from ..ops_cnn import avg_pool2d, conv2d, max_pool2d
 from ..random import get_rng
 from ..tensor import Tensor, _const, stack, where
@@ -562,7 +563,4 @@ def upsample(x: Tensor, size=None, scale_factor=None, mode: str = "nearest",
     return interpolate(x, size, scale_factor, mode, align_corners)
 
 
-def __getattr__(name: str):
-    """A torch.nn.functional name tinygrad_edu lacks: an AttributeError with what to do."""
-    from ..missing import missing
-    raise missing(__name__, name)
+__getattr__ = module_getattr(__name__)

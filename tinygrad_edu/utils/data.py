@@ -21,6 +21,7 @@ from ..data.sampler import (
     SubsetRandomSampler,
     WeightedRandomSampler,
 )
+from ..missing import module_getattr
 
 __all__ = [
     "BatchSampler",
@@ -39,3 +40,6 @@ __all__ = [
     "get_worker_info",
     "random_split",
 ]
+
+
+__getattr__ = module_getattr(__name__)

@@ -20,6 +20,7 @@ from ..data import mnist
 from ..data.dataset import Dataset
 from ..data.errors import DataError
 from ..data.image_folder import scan_folder
+from ..missing import module_getattr
 from ..tensor import Tensor
 
 __all__ = ["MNIST", "FashionMNIST", "ImageFolder"]
@@ -136,3 +137,6 @@ def pil_loader(path: str) -> Image.Image:
     """Open an image file as an RGB PIL image (torchvision's default loader)."""
     with open(path, "rb") as f:
         return Image.open(f).convert("RGB")
+
+
+__getattr__ = module_getattr(__name__)

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from ..data import transforms as T
+from ..missing import module_getattr
 from ..random import get_rng
 from ..tensor import Tensor
 from .pil_transforms import (
@@ -179,3 +180,6 @@ class ConvertImageDtype:
         if d.dtype.kind == "f" and self.dtype == np.uint8:
             return Tensor._wrap((d * 255.999).astype(np.uint8))
         return x.to(self.dtype)
+
+
+__getattr__ = module_getattr(__name__)

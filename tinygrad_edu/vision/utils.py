@@ -11,6 +11,7 @@ import os
 import numpy as np
 from PIL import Image
 
+from ..missing import module_getattr
 from ..tensor import Tensor
 
 __all__ = ["make_grid", "save_image"]
@@ -67,3 +68,6 @@ def save_image(tensor, fp, format: str | None = None, **grid_kwargs) -> None:
     pixels = np.clip(grid * 255 + 0.5, 0, 255).astype(np.uint8).transpose(1, 2, 0)
     Image.fromarray(pixels).save(os.fspath(fp) if isinstance(fp, os.PathLike) else fp,
                                  format=format)
+
+
+__getattr__ = module_getattr(__name__)
