@@ -712,3 +712,19 @@ def test_layer_norm_rejects_wrong_shape():
 def test_adaptive_avg_pool2d(shape, size):
     check_op([shape], lambda x: F.adaptive_avg_pool2d(x, size), None,
              lambda x: TF.adaptive_avg_pool2d(x, size))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_soft_target_that_requires_grad_gets_its_gradient(reduction):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    logits, probs = rng.normal(size=(4, 3, 2)), rng.dirichlet(np.ones(3), (4, 2)).transpose(0, 2, 1)
+    out = []
+    for lib in (tg, torch):
+        x = lib.tensor(logits, dtype=lib.float64, requires_grad=True)
+        q = lib.tensor(probs, dtype=lib.float64, requires_grad=True)
+        loss = lib.nn.functional.cross_entropy(x, q, reduction=reduction, label_smoothing=0.1)
+        loss.sum().backward()
+        out.append([loss.detach().numpy(), x.grad.numpy(), q.grad.numpy()])
+    for a, b in zip(*out):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
