@@ -16,7 +16,8 @@ import json
 import os
 
 from . import report
-from .common import UsageError, exit_on_usage_error
+from .errors import UsageError, exit_on_usage_error
+from .run_record import run_status
 
 TARGET_IMPROVED, TWIN_GAP_POINTS = 0.71, 1.5
 COLUMNS = ["model", "framework", "status", "epochs done", "train acc", "val acc",
@@ -34,7 +35,7 @@ def load_runs(logdir: str) -> list[dict]:
                  ("train/accuracy", "val/accuracy", "val/loss", "time/epoch_seconds")}
         if "config" not in summary or not curve["val/accuracy"]:
             continue  # not a training run, or not one epoch done yet
-        runs.append({"config": summary["config"], "status": summary.get("status", "?"),
+        runs.append({"config": summary["config"], "status": run_status(summary),
                      "curve": curve, "run": os.path.basename(os.path.dirname(path))})
     return runs
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import socket
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -107,6 +108,22 @@ def read_record(run_dir: str) -> RunRecord | None:
         return RunRecord(**data)
     except (OSError, ValueError, TypeError, KeyError) as e:
         raise UsageError(f"{path} is damaged ({e}); the run cannot be read") from None
+
+
+def run_status(summary: dict) -> str:
+    """A run's status as metrics.json says it, except that a run still marked "running" whose
+    process is gone (killed with -9, or its machine rebooted) is "interrupted"."""
+    status = summary.get("status", "?")
+    if status != "running" or summary.get("host") != socket.gethostname():
+        return status
+    pid = summary.get("pid")
+    try:
+        os.kill(int(pid), 0)  # signal 0: does the process exist?
+    except ProcessLookupError:
+        return "interrupted"
+    except (TypeError, ValueError, PermissionError):
+        return status  # no pid recorded, or someone else's live process
+    return status
 
 
 def checkpoint_payload(state: dict, record: RunRecord) -> dict:

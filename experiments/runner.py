@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass
 from typing import ClassVar
@@ -28,6 +29,7 @@ from .run_record import (
     Preprocessing,
     RunRecord,
     checkpoint_payload,
+    run_status,
     write_record,
 )
 
@@ -145,7 +147,12 @@ def logged_run(cfg: Config, record: RunRecord, default_name: str, body) -> dict:
     except OSError as e:
         raise UsageError(f"cannot write the run directory {run_dir} ({e.strerror or e}); pass "
                          f"a --logdir you can write to") from None
-    logger.summary.update(status="running", config=cfg.to_dict())
+    if cfg.resume and run_status(logger.summary) == "running":
+        logger.close()
+        raise UsageError(f"--resume {run_dir}: the run is still running (process "
+                         f"{logger.summary.get('pid')}); stop it first (Ctrl-C saves a checkpoint)")
+    logger.summary.update(status="running", config=cfg.to_dict(), pid=os.getpid(),
+                          host=socket.gethostname())
     if getattr(cfg, "overridden", None):
         logger.summary.setdefault("overrides", []).append(cfg.overridden)
     logger.flush()

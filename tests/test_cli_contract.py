@@ -165,3 +165,23 @@ def test_resume_of_a_directory_that_is_not_a_run(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         lines_specified.main(["--resume", str(tmp_path)])
     assert e.value.code == 2 and "holds no run.json" in one_line_error(capsys)
+
+
+def test_a_run_killed_with_minus_9_shows_as_interrupted_and_resumes(tmp_path, capsys):
+    from experiments.run_record import run_status
+    run_dir = lines_specified.main(tiny_lines(tmp_path, "--epochs", "1"))["run_dir"]
+    path = os.path.join(run_dir, "metrics.json")
+    with open(path) as f:
+        saved = json.load(f)
+    summary = saved["summary"]
+    assert run_status(summary) == "finished" and summary["pid"] == os.getpid()
+    summary["status"] = "running"
+    assert run_status(summary) == "running"  # this process is alive
+    summary["pid"] = 2 ** 22 + 12345  # beyond pid_max: a process that is gone
+    assert run_status(summary) == "interrupted"
+    summary["pid"] = os.getpid()  # "still running": resuming it would write beside it
+    with open(path, "w") as f:
+        json.dump(saved, f)
+    with pytest.raises(SystemExit) as e:
+        lines_specified.main(["--resume", run_dir, "--epochs", "2", "--override"])
+    assert e.value.code == 2 and "is still running" in one_line_error(capsys)
