@@ -126,6 +126,30 @@ FUNCTIONS = [
     ("all", [(3, 4)], lambda L: lambda x: L.all(x > -1.5, 0) + x.sum() * 0, {}),
     ("nonzero", [(3, 4)], lambda L: lambda x: L.nonzero(x > 0) + x.sum() * 0, {}),
     ("count_nonzero", [(3, 4)], lambda L: lambda x: L.count_nonzero(x > 0, 1) + x.sum() * 0, {}),
+    ("clamp_min", [(3, 4)], lambda L: lambda x: L.clamp_min(x, 0.1), {}),
+    ("clamp_max", [(3, 4)], lambda L: lambda x: L.clamp_max(x, 0.1), {}),
+    ("log2", [(3, 4)], lambda L: L.log2, {"low": 0.1}),
+    ("log10", [(3, 4)], lambda L: L.log10, {"low": 0.1}),
+    ("sinh", [(3, 4)], lambda L: L.sinh, {}),
+    ("cosh", [(3, 4)], lambda L: L.cosh, {}),
+    ("broadcast_to", [(3, 1)], lambda L: lambda x: L.broadcast_to(x, (2, 3, 4)), {}),
+    ("swapaxes", [(2, 3, 4)], lambda L: lambda x: L.swapaxes(x, 0, 2), {}),
+    ("movedim", [(2, 3, 4)], lambda L: lambda x: L.movedim(x, 0, 2), {}),
+    ("tile", [(2, 3)], lambda L: lambda x: L.tile(x, (2,)), {}),
+    ("repeat_interleave", [(2, 3)], lambda L: lambda x: L.repeat_interleave(x, 2, dim=1), {}),
+    ("repeat_interleave_flat", [(2, 3)], lambda L: lambda x: L.repeat_interleave(x, 3), {}),
+    ("meshgrid_ij", [(3,), (4,)], lambda L: lambda x, y: L.meshgrid(x, y, indexing="ij")[1] * x[0],
+     {}),
+    ("meshgrid_xy", [(3,), (4,)], lambda L: lambda x, y: L.meshgrid(x, y, indexing="xy")[0] * y[1],
+     {}),
+    ("diag_vector", [(3,)], lambda L: lambda x: L.diag(x, -1), {}),
+    ("diag_matrix", [(3, 4)], lambda L: lambda x: L.diag(x, 1), {}),
+    ("trace", [(3, 4)], lambda L: L.trace, {}),
+    ("cdist", [(4, 3), (5, 3)], lambda L: L.cdist, {}),
+    ("isclose", [(3, 4)], lambda L: lambda x: L.isclose(x, x + 1e-9) + x.sum() * 0, {}),
+    ("logical_not", [(3, 4)], lambda L: lambda x: L.logical_not(x > 0) + x.sum() * 0, {}),
+    ("logical_and", [(3, 4)], lambda L: lambda x: L.logical_and(x > 0, x < 1) + x.sum() * 0,
+     {}),
 ]
 
 
@@ -258,6 +282,23 @@ def test_random_functions_take_torch_overloads_and_generators():
     assert draws.tolist() == [1, 1, 1, 1]
     assert tg.bernoulli(tg.ones(3)).tolist() == [1.0, 1.0, 1.0]
     assert tg.normal(0.0, 1.0, size=(2, 3)).shape == (2, 3)
+
+
+def test_unique_searchsorted_bucketize_finfo_match_torch():
+    values = [3, 1, 3, 2, 1, 1]
+    for ours, theirs in zip(tg.unique(tg.tensor(values), return_inverse=True, return_counts=True),
+                            torch.unique(torch.tensor(values), return_inverse=True,
+                                         return_counts=True)):
+        assert ours.tolist() == theirs.tolist()
+    edges, points = [1, 3, 5, 7, 9], [0, 1, 5, 6, 9, 10]
+    for right in (False, True):
+        assert tg.bucketize(tg.tensor(points), tg.tensor(edges), right=right).tolist() == \
+            torch.bucketize(torch.tensor(points), torch.tensor(edges), right=right).tolist()
+        assert tg.searchsorted(tg.tensor(edges), tg.tensor(points), right=right).tolist() == \
+            torch.searchsorted(torch.tensor(edges), torch.tensor(points), right=right).tolist()
+    assert tg.finfo(tg.float32).eps == torch.finfo(torch.float32).eps
+    assert tg.iinfo(tg.int64).max == torch.iinfo(torch.int64).max
+    assert tg.is_floating_point(tg.zeros(1)) and not tg.is_floating_point(tg.arange(2))
 
 
 def test_is_tensor_and_as_tensor():

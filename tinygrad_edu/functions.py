@@ -9,6 +9,7 @@ gradients flow through all of them. `tg.exp(x)` is `x.exp()`, as `torch.exp(x)` 
 """
 from __future__ import annotations
 
+import builtins  # this module defines torch's abs, max, min, sum, round, all, any
 import functools
 import math
 import string
@@ -35,41 +36,59 @@ __all__ = [
     "bernoulli",
     "bincount",
     "bmm",
+    "broadcast_to",
+    "bucketize",
+    "cdist",
     "ceil",
     "chunk",
     "clamp",
+    "clamp_max",
+    "clamp_min",
     "clip",
     "concat",
     "cos",
+    "cosh",
     "count_nonzero",
     "cumsum",
+    "diag",
     "div",
     "dot",
     "einsum",
     "equal",
     "exp",
     "expm1",
+    "finfo",
     "flatten",
     "flip",
     "floor",
     "gather",
+    "iinfo",
     "index_select",
+    "is_floating_point",
     "is_tensor",
+    "isclose",
     "isfinite",
     "isinf",
     "isnan",
     "lerp",
     "log",
     "log1p",
+    "log2",
+    "log10",
     "log_softmax",
+    "logical_and",
+    "logical_not",
+    "logical_or",
     "logsumexp",
     "masked_fill",
     "masked_select",
     "matmul",
     "max",
     "mean",
+    "meshgrid",
     "min",
     "mm",
+    "movedim",
     "mul",
     "multinomial",
     "narrow",
@@ -86,15 +105,18 @@ __all__ = [
     "randperm",
     "reciprocal",
     "relu",
+    "repeat_interleave",
     "reshape",
     "roll",
     "round",
     "rsqrt",
     "scatter",
     "scatter_add",
+    "searchsorted",
     "sigmoid",
     "sign",
     "sin",
+    "sinh",
     "softmax",
     "sort",
     "split",
@@ -104,13 +126,17 @@ __all__ = [
     "std",
     "sub",
     "sum",
+    "swapaxes",
     "tanh",
+    "tile",
     "topk",
+    "trace",
     "transpose",
     "tril",
     "triu",
     "trunc",
     "unbind",
+    "unique",
     "unsqueeze",
     "var",
 ]
@@ -613,3 +639,146 @@ def normal(mean, std, size=None, generator: Generator | None = None) -> Tensor:
 def isinf(x: Tensor) -> Tensor:
     """True where x is +inf or -inf."""
     return Tensor._wrap(np.isinf(x.data))
+
+
+# ---------------------------------------------------------------- more of torch's namespace
+
+
+finfo, iinfo = np.finfo, np.iinfo   # torch.finfo(torch.float32).eps: numpy's answers are torch's
+logical_not = _method("logical_not", "Elementwise not (no gradient).")
+logical_and = _method("logical_and", "Elementwise and (no gradient).")
+logical_or = _method("logical_or", "Elementwise or (no gradient).")
+
+
+def is_floating_point(x: Tensor) -> bool:
+    return x.dtype.kind == "f"
+
+
+def clamp_min(x: Tensor, min: float) -> Tensor:
+    return x.clamp(min=min)
+
+
+def clamp_max(x: Tensor, max: float) -> Tensor:
+    return x.clamp(max=max)
+
+
+def log2(x: Tensor) -> Tensor:
+    return x.log() / math.log(2)
+
+
+def log10(x: Tensor) -> Tensor:
+    return x.log() / math.log(10)
+
+
+def sinh(x: Tensor) -> Tensor:
+    return (x.exp() - (-x).exp()) / 2
+
+
+def cosh(x: Tensor) -> Tensor:
+    return (x.exp() + (-x).exp()) / 2
+
+
+def broadcast_to(x: Tensor, shape) -> Tensor:
+    return x.expand(tuple(shape))
+
+
+def swapaxes(x: Tensor, dim0: int, dim1: int) -> Tensor:
+    return x.transpose(dim0, dim1)
+
+
+def movedim(x: Tensor, source: int, destination: int) -> Tensor:
+    """Move dim `source` to position `destination`, the others keeping their order."""
+    order = [d for d in range(x.ndim) if d != source % x.ndim]
+    order.insert(destination % x.ndim, source % x.ndim)
+    return x.permute(order)
+
+
+def tile(x: Tensor, dims) -> Tensor:
+    """`repeat`, with dims padded with ones in front when shorter than x's, as in torch."""
+    dims = tuple(dims)
+    return x.repeat((1,) * (x.ndim - len(dims)) + dims)
+
+
+def repeat_interleave(x: Tensor, repeats, dim: int | None = None) -> Tensor:
+    """Each element (along `dim`; of the flattened x without one) repeated `repeats` times."""
+    if dim is None:
+        x, dim = x.flatten(), 0
+    counts = np.asarray(getattr(repeats, "data", repeats))
+    return index_select(x, dim, np.repeat(np.arange(x.shape[dim]), counts))
+
+
+def meshgrid(*tensors, indexing: str = "ij") -> tuple:
+    """Coordinate grids of 1-D tensors; indexing 'ij' (matrix) or 'xy' (Cartesian)."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if indexing not in ("ij", "xy"):
+        raise ValueError(f"meshgrid: indexing must be 'ij' or 'xy', got {indexing!r}")
+    shape = [t.numel() for t in tensors]
+    if indexing == "xy" and len(tensors) > 1:
+        shape[0], shape[1] = shape[1], shape[0]
+    grids = []
+    for k, t in enumerate(tensors):
+        axis = (1 - k if k < 2 else k) if indexing == "xy" and len(tensors) > 1 else k
+        view = [1] * len(tensors)
+        view[axis] = -1
+        grids.append(t.reshape(view).expand(shape))
+    return tuple(grids)
+
+
+def diag(x: Tensor, diagonal: int = 0) -> Tensor:
+    """A 1-D x as the `diagonal`-th diagonal of a square matrix; a 2-D x's diagonal."""
+    if x.ndim == 1:
+        n = x.shape[0] + builtins.abs(diagonal)
+        rows = np.arange(x.shape[0]) + builtins.max(-diagonal, 0)
+        cols = np.arange(x.shape[0]) + builtins.max(diagonal, 0)
+        return scatter(Tensor._wrap(np.zeros(n * n, x.dtype)), 0,
+                       Tensor._wrap(rows * n + cols), x).reshape(n, n)
+    if x.ndim == 2:
+        return diagonal_of(x, diagonal)
+    raise RuntimeError(f"diag: expected a 1-D or 2-D tensor, got shape {x.shape}")
+
+
+def diagonal_of(x: Tensor, offset: int = 0) -> Tensor:
+    """The `offset`-th diagonal of the last two dims of x."""
+    h, w = x.shape[-2:]
+    rows = np.arange(builtins.max(-offset, 0), builtins.min(h, w - offset))
+    return x[..., rows, rows + offset]
+
+
+def trace(x: Tensor) -> Tensor:
+    return diagonal_of(x).sum()
+
+
+def cdist(x1: Tensor, x2: Tensor, p: float = 2.0) -> Tensor:
+    """Pairwise p-norm distances between the rows of x1 (..., P, M) and x2 (..., R, M)."""
+    return norm(x1.unsqueeze(-2) - x2.unsqueeze(-3), p, dim=-1)
+
+
+def isclose(x: Tensor, y, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False):
+    return Tensor._wrap(np.isclose(x.data, np.asarray(getattr(y, "data", y)), rtol, atol,
+                                   equal_nan))
+
+
+def unique(x: Tensor, sorted: bool = True, return_inverse: bool = False,
+           return_counts: bool = False, dim: int | None = None):
+    """The distinct values (sorted), and optionally the inverse indices and the counts."""
+    if dim is not None:
+        raise NotImplementedError("unique: dim is not supported by tinygrad_edu")
+    values, inverse, counts = np.unique(x.data, return_inverse=True, return_counts=True)
+    out = [Tensor._wrap(values)]
+    if return_inverse:
+        out.append(Tensor._wrap(inverse.reshape(x.shape).astype(np.int64)))
+    if return_counts:
+        out.append(Tensor._wrap(counts.astype(np.int64)))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def searchsorted(sorted_sequence: Tensor, values, right: bool = False) -> Tensor:
+    side = "right" if right else "left"
+    v = np.asarray(getattr(values, "data", values))
+    return Tensor._wrap(np.searchsorted(sorted_sequence.data, v, side).astype(np.int64))
+
+
+def bucketize(values: Tensor, boundaries: Tensor, right: bool = False) -> Tensor:
+    """Index of the bucket of each value: boundaries[i-1] < v <= boundaries[i] (right=False)."""
+    return searchsorted(boundaries, values, right=right)
