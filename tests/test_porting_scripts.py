@@ -324,3 +324,36 @@ def test_quickstart_runs_with_its_imports_changed(tmp_path, capsys):
     assert "Shape of X [N, C, H, W]: (64, 1, 28, 28)" in out and "Using cpu device" in out
     assert accuracy > 0.2 and actual == "Ankle boot", out       # 100 SGD steps at lr 1e-3
     assert f'Predicted: "{predicted}", Actual: "Ankle boot"' in out
+
+
+# ---------------------------------------------------------------- forward-forward
+
+
+def test_forward_forward_overlay_and_layer_match_torch(monkeypatch):
+    ours, theirs, torch = _scripts("forward_forward", monkeypatch)
+    x = np.random.default_rng(0).standard_normal((6, 784)).astype(np.float32)
+    y = np.array([3, 1, 4, 1, 5, 9])
+    _close(ours.overlay_y_on_x(tg.tensor(x), tg.tensor(y)),
+           theirs.overlay_y_on_x(torch.from_numpy(x), torch.from_numpy(y)), what="overlay")
+    _close(ours.overlay_y_on_x(tg.tensor(x), 7), theirs.overlay_y_on_x(torch.from_numpy(x), 7))
+    args = types.SimpleNamespace(lr=0.03, threshold=2.0, epochs=3, log_interval=10)
+    monkeypatch.setattr(ours, "args", args)
+    monkeypatch.setattr(theirs, "args", args)
+    tg.manual_seed(0)
+    a, b = ours.Layer(784, 16), theirs.Layer(784, 16)
+    _same_weights(a, b, torch)
+    x_neg = np.roll(x, 1, axis=0)
+    out_a = a.train(tg.tensor(x), tg.tensor(x_neg))
+    out_b = b.train(torch.from_numpy(x), torch.from_numpy(x_neg))
+    for o, t in zip(out_a, out_b):
+        _close(o, t, atol=1e-4, what="after three Adam steps")
+
+
+def test_forward_forward_runs_with_its_imports_changed(tmp_path, capsys):
+    _mnist()
+    ours = load_ported(SCRIPTS / "forward_forward.py")
+    train_error, test_error = ours.main(["--epochs", "60", "--train-size", "2000",
+                                         "--test-size", "1000", "--hidden", "100",
+                                         "--log-interval", "20", "--data", str(tmp_path)])
+    assert "training layer:  1" in capsys.readouterr().out
+    assert train_error < 0.5 and test_error < 0.5, (train_error, test_error)
