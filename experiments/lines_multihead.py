@@ -15,13 +15,22 @@ report.html (also with a Grad-CAM of each head).
 """
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 import tinygrad_edu as tg
-from models.lines import HEADS, MultiHeadNet, multihead_loss, predict_attributes
+from models.lines import (
+    DOWNSAMPLE,
+    HEADS,
+    MultiHeadNet,
+    MultiHeadNetCode,
+    multihead_loss,
+    predict_attributes,
+)
 from tinygrad_edu import metrics, nn, viz
 from tinygrad_edu.data.lines import ATTRIBUTES
 from tinygrad_edu.logging import Logger
@@ -44,10 +53,39 @@ from .runner import hparams, logged_run, save_checkpoint
 ALL = "all"  # the aggregated accuracy: every head right
 
 
+NET = inspect.signature(MultiHeadNetCode.__init__).parameters  # the network's own defaults
+
+
 @dataclass
 class MultiHeadConfig(LinesConfig):
+    """LinesConfig plus the loss weights and the feature network's architecture, so that
+    "variations tried" can vary it (--channels 32,64 --kernel-size 5 --padding 2 ...)."""
+
+    CHOICES: ClassVar[dict] = LinesConfig.CHOICES | {"downsample": DOWNSAMPLE}
     model: str = "lines_multihead"
     loss_weights: str = "1,1,1,1"  # length, width, colour, angle
+    channels: str = ",".join(map(str, NET["channels"].default))  # one conv block per entry
+    kernel_size: int = NET["kernel_size"].default
+    padding: int = NET["padding"].default
+    downsample: str = NET["downsample"].default  # pool, or stride (a stride-2 convolution)
+    hidden: int = NET["hidden"].default
+    dropout: float = NET["dropout"].default
+
+
+def architecture(cfg: MultiHeadConfig) -> dict:
+    """MultiHeadNet's keyword arguments from the flags; a bad combination is a UsageError."""
+    try:
+        channels = tuple(int(c) for c in cfg.channels.split(","))
+    except ValueError:
+        raise UsageError(f"--channels takes filter counts separated by commas, e.g. 32,64; got "
+                         f"{cfg.channels!r}") from None
+    kwargs = {"channels": channels, "kernel_size": cfg.kernel_size, "padding": cfg.padding,
+              "downsample": cfg.downsample, "hidden": cfg.hidden, "dropout": cfg.dropout}
+    try:
+        MultiHeadNet(**kwargs | {"hidden": 1})  # checks the options without 4M weights
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return kwargs
 
 
 def loss_weights(cfg: MultiHeadConfig) -> tuple[float, ...]:
@@ -84,18 +122,45 @@ def unpack_heads(packed) -> dict:
     return heads
 
 
-class HeadMetrics:
-    """A `fit` metrics_fn: the accuracy of each head and of all four together, per epoch; it
-    keeps the last validation outputs for the final report."""
+def head_accuracy(right: np.ndarray, prefix: str) -> dict:
+    """{prefix}_<head> and {prefix}_all from (N, 4) booleans: which heads got which image right."""
+    accuracy = {f"{prefix}_{name}": float(right[:, k].mean()) for k, name in enumerate(HEADS)}
+    return accuracy | {f"{prefix}_{ALL}": float(right.all(1).mean())}
 
-    def __init__(self):
+
+class TrainingLoss:
+    """The weighted head loss that fit minimises; while training (gradients on, not in fit's
+    validation) it also counts which heads got each training image right, so that the report
+    has training accuracy curves per head at no extra cost."""
+
+    def __init__(self, weights: tuple[float, ...]):
+        self.weights, self.right = weights, []
+
+    def __call__(self, packed, y):
+        if tg.is_grad_enabled():
+            targets = np.asarray(getattr(y, "data", y))
+            self.right.append(predict_attributes(unpack_heads(packed.data)) == targets)
+        return multihead_loss(unpack_heads(packed), y, self.weights)
+
+    def epoch_accuracy(self) -> dict:
+        """The training accuracy of each head over the batches since the last call."""
+        right, self.right = np.concatenate(self.right or [np.zeros((0, len(HEADS)), bool)]), []
+        return head_accuracy(right, "train_accuracy") if len(right) else {}
+
+
+class HeadMetrics:
+    """A `fit` metrics_fn: the test accuracy of each head and of all four together, and the
+    epoch's training accuracies from `loss`, per epoch; it keeps the last validation outputs
+    for the final report."""
+
+    def __init__(self, loss: TrainingLoss):
+        self.loss = loss
         self.outputs = self.targets = None
 
     def __call__(self, packed: np.ndarray, targets: np.ndarray) -> dict:
         self.outputs, self.targets = unpack_heads(packed), targets
         right = predict_attributes(self.outputs) == targets  # (N, 4)
-        accuracy = {f"accuracy_{name}": float(right[:, k].mean()) for k, name in enumerate(HEADS)}
-        return accuracy | {f"accuracy_{ALL}": float(right.all(1).mean())}
+        return head_accuracy(right, "accuracy") | self.loss.epoch_accuracy()
 
 
 def head_scores(outputs: dict, targets: np.ndarray) -> dict:
@@ -123,8 +188,9 @@ def run(cfg: MultiHeadConfig) -> dict:
     weights = loss_weights(cfg)
     scheduler_fn = schedule_fn(cfg)
     data = load_data(cfg, target_type="attributes")
+    kwargs = architecture(cfg)
     tg.manual_seed(cfg.seed)
-    net = MultiHeadNet()
+    net = MultiHeadNet(**kwargs)
     heads = {name: [str(v) for v in values] for name, values in ATTRIBUTES.items()}
     record = record_for(cfg, "lines_multihead", "lines_multihead", net, data, heads)
 
@@ -141,11 +207,10 @@ def run(cfg: MultiHeadConfig) -> dict:
 def train(cfg: MultiHeadConfig, data, net: MultiHeadNet, weights, logger: Logger,
           scheduler_fn=None) -> dict:
     """Fit the packed network on the weighted loss; return history, per-head scores, times."""
-    head_metrics = HeadMetrics()
-    history, wall = fit_timed(
-        cfg, data, PackedHeads(net), logger, head_metrics,
-        loss_fn=lambda out, y: multihead_loss(unpack_heads(out), y, weights),
-        scheduler_fn=scheduler_fn)
+    loss = TrainingLoss(weights)
+    head_metrics = HeadMetrics(loss)
+    history, wall = fit_timed(cfg, data, PackedHeads(net), logger, head_metrics, loss_fn=loss,
+                              scheduler_fn=scheduler_fn)
     scores = head_scores(head_metrics.outputs, head_metrics.targets)
     return {"history": history, "scores": scores,
             "test_accuracy": {h: s["accuracy"] for h, s in scores.items()},
@@ -196,13 +261,16 @@ def value_table(scores: dict) -> tuple[list, list]:
 
 
 def learning_curves(history: dict) -> str:
-    """Loss (train and test) and the test accuracy of each head, per epoch, as SVG charts."""
+    """Loss (train and test), and the training and the test accuracy of each head, per epoch,
+    as charts."""
     epochs = list(range(1, len(history["train_loss"]) + 1))
     losses = {split: list(zip(epochs, history[f"{split}_loss"])) for split in ("train", "val")}
-    accuracy = {name: [(e, m[f"accuracy_{name}"]) for e, m in zip(epochs, history["val_metrics"])]
-                for name in [*HEADS, ALL]}
-    return (f"<div class='row'>{report.line_chart(losses, 'weighted loss', 'epoch')}"
-            f"{report.line_chart(accuracy, 'test accuracy per head', 'epoch')}</div>")
+    charts = [report.line_chart(losses, "weighted loss", "epoch")]
+    for prefix, split in (("train_accuracy", "training"), ("accuracy", "test")):
+        curves = {name: [(e, m[f"{prefix}_{name}"]) for e, m in zip(epochs, history["val_metrics"])
+                         if f"{prefix}_{name}" in m] for name in [*HEADS, ALL]}
+        charts.append(report.line_chart(curves, f"{split} accuracy per head", "epoch"))
+    return f"<div class='row'>{''.join(charts)}</div>"
 
 
 def confusion_figures(scores: dict) -> str:
@@ -216,10 +284,11 @@ def confusion_figures(scores: dict) -> str:
 
 def grad_cam_figure(net: MultiHeadNet, data, count: int = 8) -> str:
     """Grad-CAM of each head (rows) on the first test images (columns), for its prediction."""
-    x, _ = data.test.get_batch(np.arange(count))  # (count, 3, 28, 28)
-    pictures = [p for name in HEADS for p in viz.overlay_maps(x, viz.grad_cam(net, x,
-                                                                              output=name))]
-    grid = viz.make_grid(pictures, nrow=count, scale=3)
+    x, y = data.test.get_batch(np.arange(count))  # (count, 3, 28, 28), (count, 4) attributes
+    values = list(ATTRIBUTES.values())
+    truth = [" ".join(str(values[k][i]) for k, i in enumerate(row)) + "°" for row in y]
+    grid = viz.plot_cam_comparison(x, {name: viz.grad_cam(net, x, output=name) for name in HEADS},
+                                   truth, title="Grad-CAM of each head (first row: the input)")
     evidence = ", ".join(f"{name} {values[1]}" for name, values in ATTRIBUTES.items()
                          if len(values) == 2)
     return report.figure(grid, f"rows: {', '.join(HEADS)}; Grad-CAM at the last convolution of "

@@ -441,6 +441,16 @@ def test_multihead_run_reports_every_head(tmp_path):
     html = (run_dir / "report.html").read_text()
     assert "Grad-CAM of each head" in html and html.count("data:image/png") == 5
     assert "Accuracy of each head" in html and "weighted loss" in html
+    assert "training accuracy per head" in html and "test accuracy per head" in html
+    val_metrics = summary["history"]["val_metrics"]
+    assert all(0 <= m[f"train_accuracy_{h}"] <= 1 for m in val_metrics for h in HEADS)
+
+
+def test_multihead_architecture_flags(tmp_path):
+    summary = lines_multihead.main(_args(tmp_path) + ["--channels", "8,16", "--kernel-size", "5",
+                                                      "--padding", "2", "--hidden", "32"])
+    config = json.loads(Path(summary["run_dir"], "run.json").read_text())["model_config"]
+    assert (config["channels"], config["kernel_size"], config["hidden"]) == ([8, 16], 5, 32)
 
 
 def test_variations_table(tmp_path):
@@ -456,6 +466,8 @@ def test_variations_table(tmp_path):
     (lines_specified.main, ["--framework", "torch"], "train with tinygrad_edu"),
     (lines_multihead.main, ["--dataset", "mnist"], "--dataset lines"),
     (lines_multihead.main, ["--loss-weights", "1,2"], "--loss-weights takes 4"),
+    (lines_multihead.main, ["--channels", "8,x"], "--channels takes filter counts"),
+    (lines_multihead.main, ["--channels", "8,8,8,8", "--kernel-size", "7"], "to nothing"),
     (lines_multihead.main, ["--schedule", "step"], "--schedule step: the line experiments take"),
     (lines_variations.main, ["--schedule", "cosine"], "--schedule: each variant sets"),
     (lines_variations.main, ["--variants", "bigger"], "--variants: unknown bigger"),
