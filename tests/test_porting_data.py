@@ -403,3 +403,13 @@ def test_get_worker_info_in_workers_and_main_process():
     assert [b.tolist() for b in data.DataLoader(WhoFetches(), batch_size=2)] == [[-1, -1]] * 2
     fetched = [b.tolist() for b in data.DataLoader(WhoFetches(), batch_size=2, num_workers=2)]
     assert fetched == [[2, 2], [102, 102]]            # batch k goes to worker k % 2
+
+
+def test_an_abandoned_epoch_on_persistent_workers_does_not_leak_into_the_next():
+    loader = data.DataLoader(Squares(40), batch_size=4, num_workers=2, persistent_workers=True,
+                             prefetch_factor=3)
+    first = next(iter(loader))                 # the tutorial's next(iter(loader)), then a loop
+    assert first[1].tolist() == [0, 1, 2, 0]
+    for _ in loader:
+        break                                  # and a break (mnist_main's --dry-run)
+    assert _batches(loader) == _batches(data.DataLoader(Squares(40), batch_size=4))

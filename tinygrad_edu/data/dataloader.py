@@ -213,24 +213,31 @@ class _WorkerPool:
         self.loader = loader
         self.results = ctx.Queue()
         self.inboxes = [ctx.Queue() for _ in range(loader.num_workers)]
+        self.epoch = 0
         self.procs = [ctx.Process(target=_worker_loop, args=(loader, w, inbox, self.results),
                                   daemon=True) for w, inbox in enumerate(self.inboxes)]
         for p in self.procs:
             p.start()
 
     def run(self, batches: list, seed: int) -> Iterator:
-        n, ahead = len(batches), self.loader.prefetch_factor * len(self.procs)
+        """This epoch's batches, in order. Jobs and results carry the epoch's number, so what
+        an abandoned earlier epoch left in the queues (a `break`, a `next(iter(loader))` on
+        persistent workers) is dropped, never mistaken for this epoch's batches."""
+        self.epoch += 1
         for inbox in self.inboxes:
-            inbox.put(("seed", seed))
+            _drain(inbox)
+            inbox.put(("seed", self.epoch, seed))
+        n, ahead = len(batches), self.loader.prefetch_factor * len(self.procs)
         done: dict[int, object] = {}
         sent = 0
         for want in range(n):
             while sent < min(n, want + ahead):
-                self.inboxes[sent % len(self.inboxes)].put((sent, batches[sent]))
+                self.inboxes[sent % len(self.inboxes)].put((self.epoch, sent, batches[sent]))
                 sent += 1
             while want not in done:
-                number, payload = self._get()
-                done[number] = payload
+                epoch, number, payload = self._get()
+                if epoch == self.epoch:
+                    done[number] = payload
             payload = done.pop(want)
             if isinstance(payload, _WorkerError):
                 raise payload.error(want)
@@ -260,6 +267,15 @@ class _WorkerPool:
             if p.is_alive():
                 p.terminate()
         self.procs = []
+
+
+def _drain(q) -> None:
+    """Drop what is waiting in a queue (jobs of an abandoned epoch)."""
+    while True:
+        try:
+            q.get_nowait()
+        except queue.Empty:
+            return
 
 
 class WorkerInfo(NamedTuple):
@@ -298,16 +314,16 @@ def _worker_loop(loader: DataLoader, worker: int, inbox, results) -> None:
         job = inbox.get()
         if job is None:
             return
-        number, payload = job
-        if number == "seed":
-            _worker_info = WorkerInfo(worker, loader.num_workers, payload + worker,
-                                      loader.dataset)
-            manual_seed(payload + worker)
+        if job[0] == "seed":  # ("seed", epoch, base seed), at the start of each epoch
+            seed = job[2] + worker
+            _worker_info = WorkerInfo(worker, loader.num_workers, seed, loader.dataset)
+            manual_seed(seed)
             if not initialised and loader.worker_init_fn is not None:
                 loader.worker_init_fn(worker)
             initialised = True
             continue
+        epoch, number, indices = job
         try:
-            results.put((number, loader.fetch(payload)))
+            results.put((epoch, number, loader.fetch(indices)))
         except Exception:  # noqa: BLE001 (carried to the main process and raised there)
-            results.put((number, _WorkerError(worker, traceback.format_exc())))
+            results.put((epoch, number, _WorkerError(worker, traceback.format_exc())))
