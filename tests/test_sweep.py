@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from experiments import sweep
@@ -300,3 +301,24 @@ def test_lines_trial_with_lr_decay_anneals_per_batch_to_zero(tmp_path):
     assert setup.optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
     assert EXPERIMENTS["lines"].setup({"per_class": 2, "data_dir": str(tmp_path)},
                                       epochs=1).scheduler is None
+
+
+def test_lines_variations_is_reproducible_and_matches_its_sweep_trial(tmp_path):
+    """Seeded before it builds each variant: the same command gives the same numbers, and the
+    sweep's `lines` trial of the same variant trains to the same weights."""
+    import tinygrad_edu as tg
+    from experiments import lines_variations
+    from experiments.sweeps.setups import EXPERIMENTS
+
+    argv = ["--variants", "specified", "--per-class", "5", "--epochs", "1", "--no-progress",
+            "--data-dir", str(tmp_path / "data")]
+    runs = [lines_variations.main(argv + ["--logdir", str(tmp_path / name)])["results"]
+            ["specified"] for name in ("a", "b")]
+    assert runs[0]["test_accuracy"] == runs[1]["test_accuracy"]
+    setup = EXPERIMENTS["lines"].setup({"per_class": 5, "data_dir": str(tmp_path / "data")},
+                                       epochs=1)
+    tg.train.fit(setup.model, setup.optimizer, setup.train_loader, setup.val_loader, epochs=1,
+                 progress=False)
+    saved = tg.load(os.path.join(runs[0]["run_dir"], "checkpoint.npz"))["model"]
+    for name, value in setup.model.state_dict().items():
+        np.testing.assert_array_equal(value.data, saved[name].data, err_msg=name)

@@ -139,6 +139,7 @@ def build_lines(p: LinesParams, epochs: int) -> TrialSetup:
                            padding=p.padding, downsample=p.downsample, hidden=p.hidden,
                            dropout=p.dropout)
     optimizer = make_optimizer(p, model.parameters())
+    tg.manual_seed(p.seed)  # again before the shuffle, as lines_variations does: same numbers
     train_loader = DataLoader(data.train, p.batch_size, shuffle=True)
     scheduler = cosine_decay(optimizer, epochs * len(train_loader)) if p.lr_decay else None
     return TrialSetup(model, optimizer, train_loader, DataLoader(data.test, 1000),
