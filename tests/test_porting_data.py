@@ -413,3 +413,17 @@ def test_an_abandoned_epoch_on_persistent_workers_does_not_leak_into_the_next():
     for _ in loader:
         break                                  # and a break (mnist_main's --dry-run)
     assert _batches(loader) == _batches(data.DataLoader(Squares(40), batch_size=4))
+
+
+def test_interpolation_modes_random_apply_and_dtype_conversion():
+    img = _image(6, 9)
+    nearest = transforms.Resize(4, interpolation=transforms.InterpolationMode.NEAREST)(img)
+    np.testing.assert_array_equal(np.asarray(nearest),
+                                  np.asarray(img.resize((6, 4), Image.Resampling.NEAREST)))
+    always = transforms.RandomApply([transforms.RandomHorizontalFlip(1.0)], p=1.0)(img)
+    never = transforms.RandomApply([transforms.RandomHorizontalFlip(1.0)], p=0.0)(img)
+    assert np.array_equal(np.asarray(always), np.asarray(img)[:, ::-1]) and never is img
+    as_float = transforms.ConvertImageDtype(tg.float32)(tg.tensor([[0, 255]], dtype=tg.uint8))
+    assert as_float.tolist() == [[0.0, 1.0]]
+    as_bytes = transforms.ConvertImageDtype(tg.uint8)(tg.tensor([[0.0, 0.5, 1.0]]))
+    assert as_bytes.tolist() == [[0, 127, 255]]          # torchvision: x * 255.999, truncated
