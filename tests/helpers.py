@@ -83,3 +83,14 @@ def _check_torch(xs, arrays, out, torch_fn, grad: bool, rng: np.random.Generator
             f"input {i}: gradient {ours.shape} {ours.dtype} for an input {x.shape} float64")
         np.testing.assert_allclose(ours, expected, atol=TORCH_ATOL, rtol=TORCH_RTOL,
                                    err_msg=f"gradient of input {i} differs from torch")
+
+
+def mnist_available() -> bool:
+    """Whether real MNIST is in the data cache; the tests that train on it skip otherwise."""
+    from tinygrad_edu.data import MNIST, DataError
+
+    try:
+        MNIST(train=False, download=False)
+        return True
+    except DataError:
+        return False

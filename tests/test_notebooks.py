@@ -7,19 +7,12 @@ import nbformat
 import pytest
 
 from experiments import notebooks
-from tinygrad_edu.data import MNIST, DataError
+
+from .helpers import mnist_available
 
 REPO = Path(__file__).resolve().parents[1]
 CALTECH = Path(os.environ.get("CALTECH101",
                               REPO.parent / "shared/data/caltech101/101_ObjectCategories"))
-
-
-def mnist_available() -> bool:
-    try:
-        MNIST(train=False, download=False)
-        return True
-    except DataError:
-        return False
 
 
 NEEDS = {"01_mnist_nn_cnn": "mnist", "02_cam": "mnist", "03_caltech": "caltech",
