@@ -205,6 +205,21 @@ FUNCTIONALS = [
         x.log_softmax(1), y.log_softmax(1), reduction="sum", log_target=True), {}),
     ("cross_entropy", [(4, 3)], lambda L: lambda x: F(L).cross_entropy(
         x, L.tensor([0, 2, 1, 1])), {}),
+    ("cross_entropy_weight", [(5, 3)], lambda L: lambda x: F(L).cross_entropy(
+        x, L.tensor([0, 2, 1, 2, 0]), weight=L.tensor([1.0, 2.0, 0.5], dtype=L.float64)), {}),
+    ("cross_entropy_weight_ignore", [(5, 3)], lambda L: lambda x: F(L).cross_entropy(
+        x, L.tensor([0, -100, 1, 2, 0]), L.tensor([1.0, 2.0, 0.5], dtype=L.float64),
+        reduction="sum"), {}),
+    ("cross_entropy_legacy_reduce", [(4, 3)], lambda L: lambda x: F(L).cross_entropy(
+        x, L.tensor([0, 2, 1, 1]), reduce=False), {}),
+    ("nll_loss_legacy_size_average", [(4, 3)], lambda L: lambda x: F(L).nll_loss(
+        x, L.tensor([0, 2, 1, 1]), size_average=False), {}),
+    ("CrossEntropyLoss_weight", [(5, 3)], lambda L: lambda x: L.nn.CrossEntropyLoss(
+        L.tensor([1.0, 3.0, 0.5], dtype=L.float64), label_smoothing=0.0)(
+        x, L.tensor([0, 2, 1, 2, 0])), {}),
+    ("NLLLoss_weight", [(5, 3)], lambda L: lambda x: L.nn.NLLLoss(
+        L.tensor([1.0, 3.0, 0.5], dtype=L.float64), ignore_index=1)(
+        x, L.tensor([0, 2, 1, 2, 0])), {}),
     ("one_hot", [(3,)], lambda L: lambda x: F(L).one_hot(L.tensor([0, 2, 1]), 4) + x.sum() * 0,
      {}),
     ("conv1d", [(2, 3, 9), (4, 3, 3), (4,)], lambda L: lambda x, w, b: F(L).conv1d(

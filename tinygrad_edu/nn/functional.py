@@ -190,15 +190,34 @@ def _check_reduction(name: str, reduction: str) -> None:
         raise ValueError(f"{name}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
 
 
+def legacy_reduction(size_average, reduce, reduction: str) -> str:
+    """torch's deprecated size_average / reduce arguments, mapped as torch maps them."""
+    if size_average is None and reduce is None:
+        return reduction
+    if reduce is False:
+        return "none"
+    return "sum" if size_average is False else "mean"
+
+
 def _reduce(loss: Tensor, reduction: str) -> Tensor:
     return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
 
 
-def cross_entropy(input: Tensor, target, reduction: str = "mean", label_smoothing: float = 0.0,
-                  ignore_index: int = -100) -> Tensor:
+def cross_entropy(input: Tensor, target, weight: Tensor | None = None, size_average=None,
+                  ignore_index: int = -100, reduce=None, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> Tensor:
     """Softmax cross-entropy of (N, C, ...) logits against class indices (N, ...) or class
-    probabilities / one-hot targets shaped like the logits (fused and stable)."""
+    probabilities / one-hot targets shaped like the logits (fused and stable); torch's
+    arguments, in its order (`size_average` / `reduce` are its deprecated spellings of
+    `reduction`). Class `weight`s go through nll_loss (torch's weighted mean)."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
     _check_reduction("cross_entropy", reduction)
+    if weight is not None:
+        if label_smoothing:
+            raise NotImplementedError("cross_entropy: weight together with label_smoothing is "
+                                      "not supported by tinygrad_edu")
+        return nll_loss(input.log_softmax(1), target, weight, ignore_index=ignore_index,
+                        reduction=reduction)
     t = np.asarray(target.data if isinstance(target, Tensor) else target)
     if input.ndim < 2:
         raise RuntimeError(f"cross_entropy: expected logits (N, C, ...), got {input.shape}")
@@ -222,13 +241,14 @@ def cross_entropy(input: Tensor, target, reduction: str = "mean", label_smoothin
                                   label_smoothing=label_smoothing, ignore_index=ignore_index)
 
 
-def nll_loss(input: Tensor, target, weight: Tensor | None = None, ignore_index: int = -100,
-             reduction: str = "mean") -> Tensor:
+def nll_loss(input: Tensor, target, weight: Tensor | None = None, size_average=None,
+             ignore_index: int = -100, reduce=None, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of (N, C) or (N, C, ...) log-probabilities at the target indices.
 
     With class `weight`s the mean divides by the summed weights of the targets, as in torch;
     targets equal to `ignore_index` count for nothing.
     """
+    reduction = legacy_reduction(size_average, reduce, reduction)
     _check_reduction("nll_loss", reduction)
     t = np.asarray(target.data if isinstance(target, Tensor) else target)
     if input.ndim > 2:  # (N, C, d1, ...) -> (N * d1 * ..., C)

@@ -18,26 +18,29 @@ class _Loss(Module):
 
 
 class CrossEntropyLoss(_Loss):
-    """Softmax + negative log-likelihood; targets are class indices or class probabilities."""
+    """Softmax + negative log-likelihood; targets are class indices or class probabilities.
+    torch's arguments in its order (class `weight` first)."""
 
-    def __init__(self, reduction: str = "mean", label_smoothing: float = 0.0,
-                 ignore_index: int = -100):
-        super().__init__(reduction)
-        self.label_smoothing, self.ignore_index = label_smoothing, ignore_index
+    def __init__(self, weight: Tensor | None = None, size_average=None, ignore_index: int = -100,
+                 reduce=None, reduction: str = "mean", label_smoothing: float = 0.0):
+        super().__init__(F.legacy_reduction(size_average, reduce, reduction))
+        self.weight, self.label_smoothing, self.ignore_index = weight, label_smoothing, \
+            ignore_index
 
     def forward(self, input: Tensor, target) -> Tensor:
-        return F.cross_entropy(input, target, self.reduction, self.label_smoothing,
-                               self.ignore_index)
+        return F.cross_entropy(input, target, self.weight, ignore_index=self.ignore_index,
+                               reduction=self.reduction, label_smoothing=self.label_smoothing)
 
 
 class NLLLoss(_Loss):
-    def __init__(self, weight: Tensor | None = None, ignore_index: int = -100,
-                 reduction: str = "mean"):
-        super().__init__(reduction)
+    def __init__(self, weight: Tensor | None = None, size_average=None, ignore_index: int = -100,
+                 reduce=None, reduction: str = "mean"):
+        super().__init__(F.legacy_reduction(size_average, reduce, reduction))
         self.weight, self.ignore_index = weight, ignore_index
 
     def forward(self, input: Tensor, target) -> Tensor:
-        return F.nll_loss(input, target, self.weight, self.ignore_index, self.reduction)
+        return F.nll_loss(input, target, self.weight, ignore_index=self.ignore_index,
+                          reduction=self.reduction)
 
 
 class BCELoss(_Loss):
