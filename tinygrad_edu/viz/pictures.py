@@ -116,10 +116,14 @@ def plot_cam_comparison(images, maps: Mapping[str, np.ndarray],
     return fig
 
 
-def _colorbar(fig: Figure, label: str) -> None:
+def _colorbar(fig: Figure, label: str, mappable=None) -> None:
+    """A colour bar beside all of `fig`'s axes (jet on [0, 1] by default), the figure widened
+    by an inch to hold it: the tiles keep their size."""
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
-    fig.colorbar(ScalarMappable(Normalize(0, 1), "jet"), ax=fig.axes, shrink=0.6, label=label)
+    fig.set_figwidth(fig.get_figwidth() + 1.0)
+    mappable = mappable or ScalarMappable(Normalize(0, 1), "jet")
+    fig.colorbar(mappable, ax=fig.axes, shrink=0.6, label=label)
 
 
 def plot_activations(activations, title: str = "", ncols: int = 8, per_channel: bool = True,
@@ -141,7 +145,7 @@ def plot_activations(activations, title: str = "", ncols: int = 8, per_channel: 
         for ax, channel in zip(fig.axes, a):
             ax.images[0].set_data(channel)
             ax.images[0].set_clim(lo, hi)
-        fig.colorbar(fig.axes[0].images[0], ax=fig.axes, shrink=0.6, label="activation")
+        _colorbar(fig, "activation", fig.axes[0].images[0])
     return fig
 
 
@@ -207,7 +211,7 @@ def plot_weights(weights, title: str = "") -> Figure:
     for ax, tile in zip(fig.axes, tiles):
         ax.images[0].set_data(tile)
         ax.images[0].set(cmap="RdBu_r", clim=(-limit, limit))
-    fig.colorbar(fig.axes[0].images[0], ax=fig.axes, shrink=0.6, label="weight")
+    _colorbar(fig, "weight", fig.axes[0].images[0])
     return fig
 
 
