@@ -6,17 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tinygrad_edu.data import MNIST, DataError
+from tests.helpers import mnist_available
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mlp_mnist.py"
-
-
-def _mnist_available() -> bool:
-    try:
-        MNIST(train=False, download=False)
-        return True
-    except DataError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +30,7 @@ def test_bad_values_are_one_sentence(example, tmp_path, capsys, flag, value):
     assert e.value.code == 2 and err.count("\n") == 1 and err.startswith(f"error: {flag}")
 
 
-@pytest.mark.skipif(not _mnist_available(), reason="real MNIST not in the data cache")
+@pytest.mark.skipif(not mnist_available(), reason="real MNIST not in the data cache")
 def test_resume_continues_and_refuses_changed_settings(example, tmp_path, capsys):
     first = example.main(["--epochs", "1", "--val-size", "50000", "--no-progress",
                           "--logdir", str(tmp_path)])  # 10,000 images to train on

@@ -8,19 +8,10 @@ from pathlib import Path
 import pytest
 
 from experiments import compare, mnist_cnn2, mnist_cnn3, mnist_mlp3
-from tinygrad_edu.data import MNIST, DataError
+from tests.helpers import mnist_available
 from tinygrad_edu.logging import read_events
 
-
-def _mnist_available() -> bool:
-    try:
-        MNIST(train=False, download=False)
-        return True
-    except DataError:
-        return False
-
-
-needs_mnist = pytest.mark.skipif(not _mnist_available(),
+needs_mnist = pytest.mark.skipif(not mnist_available(),
                                  reason="real MNIST not in the data cache (python -m "
                                         "tinygrad_edu.data download mnist)")
 SMALL = ["--epochs", "1", "--subset", "2000", "--batch-size", "32", "--no-progress"]

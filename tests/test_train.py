@@ -301,37 +301,34 @@ def test_resume_refuses_a_file_that_fit_did_not_write(tmp_path):
             progress=False)
 
 
-def test_resume_with_another_batch_size_is_refused_not_a_stop_iteration(tmp_path):
-    path = tmp_path / "ckpt.npz"
+def interrupted_run(path, step: int, signum=signal.SIGINT):
+    """(model, optimizer) of a 2-epoch fit that `signum` stopped during training step `step`,
+    its checkpoint at `path`."""
     model, optimizer, _ = make_run()
     train, _ = loaders()
 
-    def press_ctrl_c(step, loss):
-        if step == 6:
-            os.kill(os.getpid(), signal.SIGINT)
+    def send(at, loss):
+        if at == step:
+            os.kill(os.getpid(), signum)
     with pytest.raises(KeyboardInterrupt):
-        fit(model, optimizer, train, epochs=2, loss_fn=counting_loss(press_ctrl_c),
+        fit(model, optimizer, train, epochs=2, loss_fn=counting_loss(send),
             checkpoint_path=path, progress=False)
+    return model, optimizer
+
+
+def test_resume_with_another_batch_size_is_refused_not_a_stop_iteration(tmp_path):
+    model, optimizer = interrupted_run(tmp_path / "ckpt.npz", step=6)
     x, y = blobs()
     bigger = DataLoader(TensorDataset(x, y), BATCH * 4, shuffle=True)
     with pytest.raises(ValueError, match=r"written with \d+ batches per epoch, but train_loader "
                                          r"has \d+; resume with the original batch size"):
-        fit(model, optimizer, bigger, epochs=2, checkpoint_path=path, resume=True,
-            progress=False)
+        fit(model, optimizer, bigger, epochs=2, checkpoint_path=tmp_path / "ckpt.npz",
+            resume=True, progress=False)
 
 
 def test_sigterm_saves_a_checkpoint_like_ctrl_c(tmp_path):
-    path = tmp_path / "ckpt.npz"
-    model, optimizer, _ = make_run()
-    train, _ = loaders()
-
-    def terminate(step, loss):
-        if step == 3:
-            os.kill(os.getpid(), signal.SIGTERM)
-    with pytest.raises(KeyboardInterrupt):
-        fit(model, optimizer, train, epochs=2, loss_fn=counting_loss(terminate),
-            checkpoint_path=path, progress=False)
-    assert tg.load(path)["step"] == 3
+    interrupted_run(tmp_path / "ckpt.npz", step=3, signum=signal.SIGTERM)
+    assert tg.load(tmp_path / "ckpt.npz")["step"] == 3
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handler is put back
 
 
