@@ -196,6 +196,6 @@ def plot_f_scores(scores: Mapping, class_names: Sequence[str], title: str = "") 
     ax.set_ylabel("score")
     low = min(float(np.min(scores[k])) for k in kinds)
     ax.set_ylim(max(0.0, low - 0.05) if low > 0.5 else 0.0, 1.0)
-    ax.set_title(title or "precision, recall and F1 per class")
+    ax.set_title(title or ("F1 per class" if many else "precision, recall and F1 per class"))
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=9)
     return fig
