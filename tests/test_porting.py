@@ -220,6 +220,17 @@ FUNCTIONALS = [
     ("NLLLoss_weight", [(5, 3)], lambda L: lambda x: L.nn.NLLLoss(
         L.tensor([1.0, 3.0, 0.5], dtype=L.float64), ignore_index=1)(
         x, L.tensor([0, 2, 1, 2, 0])), {}),
+    ("BCEWithLogitsLoss_pos_weight", [(3, 4)], lambda L: lambda x: L.nn.BCEWithLogitsLoss(
+        pos_weight=L.tensor([1.0, 2.0, 3.0, 0.5], dtype=L.float64))(x, (x > 0).double()), {}),
+    ("BCELoss_weight", [(3, 4)], lambda L: lambda x: L.nn.BCELoss(
+        L.tensor([1.0, 2.0, 3.0, 0.5], dtype=L.float64), reduction="sum")(
+        x.sigmoid(), (x > 0).double()), {}),
+    ("MSELoss_legacy", [(3, 4), (3, 4)], lambda L: lambda x, y: L.nn.MSELoss(
+        size_average=False)(x, y), {}),
+    ("L1Loss_legacy", [(3, 4), (3, 4)], lambda L: lambda x, y: L.nn.L1Loss(
+        reduce=False)(x, y), {}),
+    ("smooth_l1_legacy", [(3, 4), (3, 4)], lambda L: lambda x, y: F(L).smooth_l1_loss(
+        x, y, None, None, "sum", 0.5), {}),
     ("one_hot", [(3,)], lambda L: lambda x: F(L).one_hot(L.tensor([0, 2, 1]), 4) + x.sum() * 0,
      {}),
     ("conv1d", [(2, 3, 9), (4, 3, 3), (4,)], lambda L: lambda x, w, b: F(L).conv1d(

@@ -270,10 +270,11 @@ def nll_loss(input: Tensor, target, weight: Tensor | None = None, size_average=N
     return _reduce(picked, reduction)
 
 
-def binary_cross_entropy(input: Tensor, target, weight: Tensor | None = None,
-                         reduction: str = "mean") -> Tensor:
+def binary_cross_entropy(input: Tensor, target, weight: Tensor | None = None, size_average=None,
+                         reduce=None, reduction: str = "mean") -> Tensor:
     """-(y log p + (1-y) log(1-p)) with the logs clamped at -100, as PyTorch does; `weight`
     (broadcast to the input) rescales each element's loss."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
     _check_reduction("binary_cross_entropy", reduction)
     p = input.data
     if p.size and (p.min() < 0 or p.max() > 1):
@@ -288,10 +289,11 @@ def binary_cross_entropy(input: Tensor, target, weight: Tensor | None = None,
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target, weight: Tensor | None = None,
-                                     reduction: str = "mean",
+                                     size_average=None, reduce=None, reduction: str = "mean",
                                      pos_weight: Tensor | None = None) -> Tensor:
     """Sigmoid + binary cross-entropy in one stable op; `pos_weight` weighs the positive term
     (per class, broadcast over the last dim) and `weight` each element, as in torch."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
     _check_reduction("binary_cross_entropy_with_logits", reduction)
     y = _const(target, input)
     if y.shape != input.shape:
@@ -304,19 +306,25 @@ def binary_cross_entropy_with_logits(input: Tensor, target, weight: Tensor | Non
     return _reduce(loss if weight is None else loss * weight, reduction)
 
 
-def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
+def mse_loss(input: Tensor, target, size_average=None, reduce=None,
+             reduction: str = "mean") -> Tensor:
+    reduction = legacy_reduction(size_average, reduce, reduction)
     _check_reduction("mse_loss", reduction)
     diff = input - target
     return _reduce(diff * diff, reduction)
 
 
-def l1_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
+def l1_loss(input: Tensor, target, size_average=None, reduce=None,
+            reduction: str = "mean") -> Tensor:
+    reduction = legacy_reduction(size_average, reduce, reduction)
     _check_reduction("l1_loss", reduction)
     return _reduce((input - target).abs(), reduction)
 
 
-def smooth_l1_loss(input: Tensor, target, reduction: str = "mean", beta: float = 1.0) -> Tensor:
+def smooth_l1_loss(input: Tensor, target, size_average=None, reduce=None,
+                   reduction: str = "mean", beta: float = 1.0) -> Tensor:
     """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (Huber loss divided by beta)."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
     _check_reduction("smooth_l1_loss", reduction)
     d = (input - target).abs()
     if beta == 0:
@@ -328,12 +336,15 @@ def smooth_l1_loss(input: Tensor, target, reduction: str = "mean", beta: float =
 def huber_loss(input: Tensor, target, reduction: str = "mean", delta: float = 1.0) -> Tensor:
     """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta): smooth_l1 scaled by delta."""
     _check_reduction("huber_loss", reduction)
-    return _reduce(smooth_l1_loss(input, target, "none", delta) * delta, reduction)
+    return _reduce(smooth_l1_loss(input, target, reduction="none", beta=delta) * delta,
+                   reduction)
 
 
-def kl_div(input: Tensor, target, reduction: str = "mean", log_target: bool = False) -> Tensor:
+def kl_div(input: Tensor, target, size_average=None, reduce=None, reduction: str = "mean",
+           log_target: bool = False) -> Tensor:
     """KL(target || exp(input)) pointwise: target * (log target - input); 'batchmean' divides
     the sum by the batch size (the mathematically right mean, as torch recommends)."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
     if reduction not in _REDUCTIONS + ("batchmean",):
         raise ValueError(f"kl_div: reduction must be one of {_REDUCTIONS + ('batchmean',)}, got "
                          f"{reduction!r}")
