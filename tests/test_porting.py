@@ -476,3 +476,13 @@ def test_missing_names_of_the_faces(module, name, words):
     import importlib
     with pytest.raises(AttributeError, match=words):
         getattr(importlib.import_module(module), name)
+
+
+def test_module_devices():
+    model = tg.nn.Linear(2, 2)
+    assert model.cpu() is model and model.to("cpu") is model
+    assert model.to(tg.device("cpu"), tg.float64).weight.dtype == np.float64
+    with pytest.raises(RuntimeError, match="runs on the CPU; drop the .cuda()"):
+        model.cuda()
+    with pytest.raises(RuntimeError, match="runs on the CPU"):
+        model.to("cuda")

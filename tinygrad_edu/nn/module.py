@@ -199,6 +199,13 @@ class Module:
                 t.data = t.data.astype(dtype)
         return self
 
+    def cpu(self) -> Module:
+        """Everything already is on the CPU, the only device there is."""
+        return self
+
+    def cuda(self, device=None) -> Module:
+        raise RuntimeError("tinygrad_edu runs on the CPU; drop the .cuda()")
+
     def double(self) -> Module:
         return self.to(np.float64)
 
