@@ -34,7 +34,7 @@ from .lines_specified import (
     record_for,
     train_classifier,
 )
-from .runner import logged_run, run_dir_for
+from .runner import logged_run, open_logger
 
 
 @dataclass(frozen=True)
@@ -121,18 +121,22 @@ def run(cfg: VariationsConfig) -> dict:
                          "variant adds cosine decay); compare schedules with --variants")
     variants = chosen(cfg)
     data = load_data(cfg)
-    sweep_dir = run_dir_for(cfg, "lines_variations")
-    os.makedirs(sweep_dir)
     rows, results, table = [], {}, ""
-    for variant in variants:
-        print(f"--- {variant.name}: {variant.change}")
-        r = run_variant(dataclasses.replace(cfg, logdir=sweep_dir, name=None), data, variant)
-        results[variant.name] = {k: r[k] for k in ("test_accuracy", "macro_f1", "parameters",
-                                                   "seconds_per_epoch", "wall_seconds",
-                                                   "run_dir")}
-        rows.append([variant.name, variant.change, r["parameters"], r["test_accuracy"],
-                     r["macro_f1"], r["seconds_per_epoch"], r["wall_seconds"]])
-        table = write_table(cfg, data, rows, sweep_dir)  # after each: a partial table survives
+    with open_logger(cfg, "lines_variations") as logger:  # the variants' runs go inside
+        sweep_dir = logger.logdir
+        logger.summary.update(status="running", config=cfg.to_dict())
+        for variant in variants:
+            print(f"--- {variant.name}: {variant.change}")
+            r = run_variant(dataclasses.replace(cfg, logdir=sweep_dir, name=None), data, variant)
+            results[variant.name] = {k: r[k] for k in ("test_accuracy", "macro_f1", "parameters",
+                                                       "seconds_per_epoch", "wall_seconds",
+                                                       "run_dir")}
+            rows.append([variant.name, variant.change, r["parameters"], r["test_accuracy"],
+                         r["macro_f1"], r["seconds_per_epoch"], r["wall_seconds"]])
+            table = write_table(cfg, data, rows, sweep_dir)  # a partial table survives
+            logger.summary["results"] = results
+            logger.flush()
+        logger.summary["status"] = "finished"
     print(table)
     return {"table": table, "results": results, "run_dir": sweep_dir}
 

@@ -95,17 +95,6 @@ def subset(dataset, n: int | None, seed: int):
     return Subset(dataset, np.random.default_rng(seed).permutation(len(dataset))[:n])
 
 
-def run_dir_for(cfg: Config, default_name: str) -> str:
-    """A new <logdir>/<name>-<time> (name: cfg.name or default_name), made unique."""
-    name = cfg.name or default_name
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = os.path.join(cfg.logdir, f"{name}-{stamp}")
-    suffix = 1
-    while os.path.exists(path):
-        path, suffix = os.path.join(cfg.logdir, f"{name}-{stamp}-{suffix}"), suffix + 1
-    return path
-
-
 def check_model_and_framework(cfg: Config) -> None:
     """UsageErrors for an unknown --model or a --framework that is not installed."""
     check_framework(cfg)
@@ -138,15 +127,11 @@ def logged_run(cfg: Config, record: RunRecord, default_name: str, body) -> dict:
     cfg.name or default_name), whose run.json describes the run and whose metrics.json says
     running, then finished (body sets it), interrupted (Ctrl-C or SIGTERM: the resume command
     is printed) or failed; the logger is closed either way."""
-    run_dir = cfg.resume or run_dir_for(cfg, default_name)
     if cfg.resume:
-        remove_stray_temporaries(run_dir)
-    try:
-        logger = Logger(logdir=run_dir)
-        write_record(run_dir, record)
-    except OSError as e:
-        raise UsageError(f"cannot write the run directory {run_dir} ({e.strerror or e}); pass "
-                         f"a --logdir you can write to") from None
+        remove_stray_temporaries(cfg.resume)
+    logger = open_logger(cfg, default_name)
+    run_dir = logger.logdir
+    write_record(run_dir, record)
     if cfg.resume and run_status(logger.summary) == "running":
         logger.close()
         raise UsageError(f"--resume {run_dir}: the run is still running (process "
@@ -168,6 +153,19 @@ def logged_run(cfg: Config, record: RunRecord, default_name: str, body) -> dict:
         raise
     logger.close()
     return result
+
+
+def open_logger(cfg: Config, default_name: str) -> Logger:
+    """The Logger of cfg.resume's run directory, else of a new <logdir>/<name>-<time>; a
+    directory that cannot be written is a UsageError."""
+    try:
+        if cfg.resume:
+            return Logger(logdir=cfg.resume)
+        return Logger(name=cfg.name or default_name, root=cfg.logdir)
+    except OSError as e:
+        where = e.filename or cfg.resume or cfg.logdir
+        raise UsageError(f"cannot write the run directory {where} ({e.strerror or e}); pass "
+                         f"a --logdir you can write to") from None
 
 
 def remove_stray_temporaries(run_dir: str) -> None:

@@ -457,7 +457,11 @@ def test_variations_table(tmp_path):
     result = lines_variations.main(_args(tmp_path) + ["--variants", "specified,strided"])
     md = Path(result["run_dir"], "variations.md").read_text()
     assert "| specified | none" in md and "| strided | stride-2" in md
-    assert len(os.listdir(result["run_dir"])) == 3  # the table and one run per variant
+    runs = [d for d in os.listdir(result["run_dir"]) if os.path.isdir(Path(result["run_dir"], d))]
+    assert len(runs) == 2 and "variations.md" in os.listdir(result["run_dir"])  # a run each
+    summary = json.loads(Path(result["run_dir"], "metrics.json").read_text())["summary"]
+    assert summary["status"] == "finished" and set(summary["results"]) == {"specified",
+                                                                           "strided"}
 
 
 @pytest.mark.parametrize("main, argv, message", [
