@@ -238,3 +238,31 @@ def test_augmentation_and_dropout_flags_reach_the_transforms_and_model(tmp_path,
     assert train.transform.transforms[1].padding == 2
     model = models.get_model(cfg.model, **model_kwargs(cfg, 2))
     assert model.classifier.drop1.p == cfg.dropout == 0.3
+
+
+@needs_caltech
+def test_visualize_feeds_a_caltech_run_its_own_statistics(quick_args, tmp_path, capsys):
+    """visualize --index on a Caltech run: its validation split, normalised with Caltech's
+    per-channel mean/std (run.json), predicted as the API predicts it."""
+    import re
+
+    import tinygrad_edu as tg
+    from experiments import caltech_lenet5, visualize
+    from experiments.caltech_common import CaltechConfig, load_caltech
+    from experiments.run_record import load_trained
+
+    run_dir = caltech_lenet5.main(quick_args)["run_dir"]
+    capsys.readouterr()
+    visualize.main([run_dir, "--index", "0", "1", "2", "--out", str(tmp_path / "out")])
+    said = re.findall(r"^#\d+ label (\S+): pred (\S+) \(([\d.]+)\)$", capsys.readouterr().out,
+                      re.MULTILINE)
+    trained = load_trained(run_dir)
+    assert trained.preprocessing.mean == [0.546, 0.529, 0.502] and trained.input_shape[0] == 3
+    config = {k: v for k, v in trained.record.config.items()
+              if k in CaltechConfig.__dataclass_fields__}
+    x, y = load_caltech(CaltechConfig(**config))[1].get_batch(np.arange(3))
+    probs = visualize.probabilities(tg.viz.predict(trained.model, x))
+    names = trained.class_names
+    assert [s[0] for s in said] == [names[int(t)] for t in y]
+    assert [s[1] for s in said] == [names[k] for k in probs.argmax(1)]
+    np.testing.assert_allclose([float(s[2]) for s in said], probs.max(1), atol=2e-4)
