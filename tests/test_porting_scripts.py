@@ -240,7 +240,7 @@ def test_vae_runs_with_its_imports_changed(tmp_path, capsys):
     losses = ours.main(["--epochs", "2", "--subset", "1024", "--log-interval", "4",
                         "--data", str(tmp_path), "--results", str(results)])
     (train1, test1), (train2, test2) = losses
-    assert train2 < train1 < 400 and test2 < test1, losses        # nats per image
+    assert train2 < train1 < 784 * np.log(2) and test2 < test1 < 350, losses   # nats per image
     from PIL import Image
     with Image.open(results / "reconstruction_2.png") as im:
         assert im.size == (8 * 30 + 2, 2 * 30 + 2)             # make_grid: 8 per row, 2 rows
@@ -276,8 +276,9 @@ def test_tensorboard_tutorial_runs_with_its_imports_changed(tmp_path):
     assert accuracy > 0.3                       # one epoch of 500 SGD steps at lr 0.001
     events = read_events(str(logdir))
     assert "four_fashion_mnist_images" in events.images
-    assert "predictions vs. actuals" in events.images
-    assert len(events.scalars["training loss"]) == 5
+    # tensorboardX writes tags with spaces as underscores (torch's writer keeps them)
+    assert "predictions_vs._actuals" in events.images
+    assert len(events.scalars["training_loss"]) == 5
     kinds, curves = set(), set()
     for name in sorted(os.listdir(logdir)):
         if name.startswith("events.out"):
@@ -318,11 +319,10 @@ def test_quickstart_runs_with_its_imports_changed(tmp_path, capsys):
     ours = load_ported(SCRIPTS / "quickstart.py")
     tg.manual_seed(0)
     accuracy, predicted, actual = ours.main(["--data", str(tmp_path), "--epochs", "1",
-                                             "--subset", "6400", "--out",
-                                             str(tmp_path / "model.pth")])
+                                             "--out", str(tmp_path / "model.pth")])
     out = capsys.readouterr().out
     assert "Shape of X [N, C, H, W]: (64, 1, 28, 28)" in out and "Using cpu device" in out
-    assert accuracy > 0.2 and actual == "Ankle boot", out       # 100 SGD steps at lr 1e-3
+    assert accuracy > 0.35 and actual == "Ankle boot", out      # 938 SGD steps at lr 1e-3
     assert f'Predicted: "{predicted}", Actual: "Ankle boot"' in out
 
 
@@ -352,8 +352,9 @@ def test_forward_forward_overlay_and_layer_match_torch(monkeypatch):
 def test_forward_forward_runs_with_its_imports_changed(tmp_path, capsys):
     _mnist()
     ours = load_ported(SCRIPTS / "forward_forward.py")
-    train_error, test_error = ours.main(["--epochs", "60", "--train-size", "2000",
+    train_error, test_error = ours.main(["--epochs", "200", "--train-size", "2000",
                                          "--test-size", "1000", "--hidden", "100",
-                                         "--log-interval", "20", "--data", str(tmp_path)])
+                                         "--log-interval", "50", "--data", str(tmp_path)])
     assert "training layer:  1" in capsys.readouterr().out
-    assert train_error < 0.5 and test_error < 0.5, (train_error, test_error)
+    # torch, same data and settings: train error 0.49, test error 0.55 (chance: 0.9)
+    assert train_error < 0.65 and test_error < 0.7, (train_error, test_error)
