@@ -19,6 +19,7 @@ from tinygrad_edu.data import DataError, DataLoader, Subset
 from tinygrad_edu.data import transforms as T
 from tinygrad_edu.data.mnist import DATASETS
 from tinygrad_edu.logging import Logger
+from tinygrad_edu.train import make_readable
 
 from . import report
 from .common import Config, parse_config
@@ -131,28 +132,27 @@ def logged_run(cfg: Config, record: RunRecord, default_name: str, body) -> dict:
         remove_stray_temporaries(cfg.resume)
     logger = open_logger(cfg, default_name)
     run_dir = logger.logdir
-    write_record(run_dir, record)
     if cfg.resume and run_status(logger.summary) == "running":
         logger.close()
         raise UsageError(f"--resume {run_dir}: the run is still running (process "
                          f"{logger.summary.get('pid')}); stop it first (Ctrl-C saves a checkpoint)")
+    write_record(run_dir, record)
     logger.summary.update(status="running", config=cfg.to_dict(), pid=os.getpid(),
                           host=socket.gethostname())
     if getattr(cfg, "overridden", None):
         logger.summary.setdefault("overrides", []).append(cfg.overridden)
     logger.flush()
     try:
-        result = body(logger)
+        return body(logger)
     except KeyboardInterrupt:
         logger.summary["status"] = "interrupted"
-        logger.close()
         raise RunInterrupted(os.path.join(run_dir, LAST), record.experiment, run_dir) from None
     except BaseException:
         logger.summary["status"] = "failed"
-        logger.close()
         raise
-    logger.close()
-    return result
+    finally:
+        logger.close()
+        make_readable(logger.metrics_path)  # written through a private (0600) temporary
 
 
 def open_logger(cfg: Config, default_name: str) -> Logger:
@@ -223,8 +223,11 @@ def hparams(cfg: Config) -> dict:
 
 
 def save_checkpoint(state: dict, record: RunRecord, run_dir: str) -> None:
-    """checkpoint.npz: the weights and the model that holds them (the one payload)."""
-    tg.save(checkpoint_payload(state, record), os.path.join(run_dir, CHECKPOINT))
+    """checkpoint.npz: the weights and the model that holds them (the one payload), readable
+    like the run's other files."""
+    path = os.path.join(run_dir, CHECKPOINT)
+    tg.save(checkpoint_payload(state, record), path)
+    make_readable(path)
 
 
 def scheduler_factory(cfg: Config):

@@ -125,7 +125,8 @@ def test_interrupt_mid_epoch_then_resume_gives_the_uninterrupted_weights(tmp_pat
                    f"experiments.lines_specified --resume {run_dir}")
     assert json.loads((run_dir / "metrics.json").read_text())["summary"]["status"] == \
         "interrupted"
-    assert oct(os.stat(run_dir / "last.npz").st_mode & 0o777) == oct(0o666 & ~current_umask())
+    for name in ("last.npz", "metrics.json"):
+        assert oct(os.stat(run_dir / name).st_mode & 0o777) == oct(0o666 & ~current_umask())
 
     (run_dir / ".last.npz.abc.tmp").write_bytes(b"half a save")  # a kill during the save
     out = lines_specified.main(["--resume", str(run_dir), "--no-progress"])
@@ -136,6 +137,7 @@ def test_interrupt_mid_epoch_then_resume_gives_the_uninterrupted_weights(tmp_pat
         np.testing.assert_array_equal(got[k], expected[k], err_msg=k)
     saved = json.loads((run_dir / "metrics.json").read_text())
     assert saved["summary"]["status"] == "finished"
+    assert oct(os.stat(run_dir / "checkpoint.npz").st_mode & 0o777) == oct(0o666 & ~current_umask())
     epochs = [step for step, _ in saved["scalars"]["train/loss"]]
     assert epochs == [1, 2]  # no epoch listed twice
 

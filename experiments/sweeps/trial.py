@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import tinygrad_edu as tg
 from tinygrad_edu.logging import Logger
-from tinygrad_edu.train import History, TrainingDiverged
+from tinygrad_edu.train import History, TrainingDiverged, make_readable
 
 from ..common import UsageError
 from .config import trial_params
@@ -111,6 +111,7 @@ def train(setup: TrialSetup, spec: TrialSpec, run_dir: str, path: str, resumed_f
         tune.report(reporter.diverged())
     finally:
         logger.close()
+        make_readable(logger.metrics_path)
 
 
 class Reporter:
