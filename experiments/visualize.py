@@ -300,8 +300,14 @@ def map_figure(inputs: Inputs, explained: list[Explained]) -> np.ndarray:
 def compare_figure(loaded: list[Trained], inputs: Inputs, method: str, layer: str | None,
                    target: int | None) -> np.ndarray:
     """One row per image: the input, then each model's map over it (tiles drawn larger, so
-    that the captions naming the models do not dwarf them)."""
-    columns = [explain(m, inputs, method, layer, target) for m in loaded]
+    that the captions naming the models do not dwarf them). Each model gets the pictures
+    scaled as its own run scaled them."""
+    shapes = {m.input_shape for m in loaded}
+    if len(shapes) > 1:
+        raise UsageError(f"--compare: the runs take different inputs ({', '.join(map(str, shapes))})"
+                         f"; compare runs of the same data set")
+    columns = [explain(m, Inputs(m.preprocessing.apply(inputs.pictures), inputs.pictures,
+                                 inputs.captions), method, layer, target) for m in loaded]
     tiles, captions = [], []
     for n in range(len(inputs.x)):
         tiles.append(viz.to_rgb(inputs.pictures[n]))

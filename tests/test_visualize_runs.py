@@ -147,3 +147,16 @@ def test_nan_weights_are_one_sentence_naming_the_tensor(lines_run, tmp_path, cap
                         str(tmp_path)])
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.count("\n") == 1 and "'classifier.fc.bias'" in err
+
+
+def test_compare_scales_each_run_its_own_way_and_refuses_other_inputs(lines_run, tmp_path,
+                                                                      capsys):
+    figures = visualize.main(["--index", "0", "1", "--compare", lines_run, lines_run,
+                              "--out", str(tmp_path)])
+    assert list(figures) == ["compare_gradcam"]
+    mnist = tmp_path / "cnn3.npz"
+    tg.save({"model": models.get_model("cnn3").state_dict(), "model_name": "cnn3"}, mnist)
+    with pytest.raises(SystemExit) as e:
+        visualize.main(["--index", "0", "--compare", lines_run, str(mnist), "--out",
+                        str(tmp_path)])
+    assert e.value.code == 2 and "take different inputs" in capsys.readouterr().err
