@@ -26,7 +26,7 @@ from tinygrad_edu.data import transforms as T
 from tinygrad_edu.data.lines import LineDataset
 from tinygrad_edu.logging import Logger
 from tinygrad_edu.optim.lr_scheduler import CosineAnnealingLR
-from tinygrad_edu.viz.images import blues, heatmap_image
+from tinygrad_edu.viz.images import heatmap_image
 
 from . import report
 from .common import Config, parse_config
@@ -229,12 +229,10 @@ def summary_facts(result: dict) -> list[list]:
 # ---- figures and tables ----------------------------------------------------------------------
 
 def confusion_image(cm: np.ndarray, names: list[str]) -> np.ndarray:
-    """An annotated heat map for a few classes; for many, one 4x4 block of colour per cell on a
-    square-root scale, so that rare confusions stay visible."""
-    if len(names) <= 12:
-        return heatmap_image(cm, labels=names, title="confusion matrix (row = true class)",
-                             fmt=".2f", vmin=0.0, vmax=1.0)
-    return np.repeat(np.repeat(blues(np.sqrt(cm)), 4, axis=0), 4, axis=1)  # (4C, 4C, 3)
+    """The confusion matrix drawn by viz (annotated for a few classes; for many, every tick
+    label, a colour bar and a square-root scale so that rare confusions stay visible)."""
+    return heatmap_image(cm, labels=names, title="confusion matrix (row = true class)",
+                         fmt=".2f", vmin=0.0, vmax=1.0)
 
 
 def _cm_caption(names: list[str]) -> str:

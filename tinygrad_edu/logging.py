@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from tinygrad_edu.viz.images import heatmap_image, to_rgb
-
 
 def _array(x) -> np.ndarray:
     """The numpy array behind a Tensor, list or array."""
@@ -137,6 +135,8 @@ class Logger:
 
     def image(self, tag: str, image, step: int) -> None:
         """Log an image: (H, W, 3) uint8, or any layout ``viz.images.to_rgb`` accepts."""
+        from tinygrad_edu.viz.images import to_rgb  # viz imports matplotlib: only when used
+
         self._check_open("image")
         self._writer.add_image(tag, to_rgb(image), int(step), dataformats="HWC")
 
@@ -206,6 +206,8 @@ class Logger:
 
     def confusion_matrix(self, tag: str, cm_probs, class_names: Sequence[str], step: int) -> None:
         """Log a row-normalised confusion matrix as an annotated heat-map image."""
+        from tinygrad_edu.viz.images import heatmap_image
+
         self.image(tag, heatmap_image(cm_probs, labels=class_names, title=f"{tag} (step {step})",
                                       fmt=".2f", vmin=0.0, vmax=1.0), step)
 
