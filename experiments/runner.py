@@ -137,6 +137,8 @@ def logged_run(cfg: Config, record: RunRecord, default_name: str, body) -> dict:
         raise UsageError(f"--resume {run_dir}: the run is still running (process "
                          f"{logger.summary.get('pid')}); stop it first (Ctrl-C saves a checkpoint)")
     write_record(run_dir, record)
+    if cfg.resume:
+        drop_points_after_checkpoint(logger)
     logger.summary.update(status="running", config=cfg.to_dict(), pid=os.getpid(),
                           host=socket.gethostname())
     if getattr(cfg, "overridden", None):
@@ -166,6 +168,19 @@ def open_logger(cfg: Config, default_name: str) -> Logger:
         where = e.filename or cfg.resume or cfg.logdir
         raise UsageError(f"cannot write the run directory {where} ({e.strerror or e}); pass "
                          f"a --logdir you can write to") from None
+
+
+def drop_points_after_checkpoint(logger: Logger) -> None:
+    """Forget the curve points a run logged after its last checkpoint (a kill -9 between an
+    epoch's log and its checkpoint): the resumed run logs them again, so metrics.json never
+    lists an epoch twice. Per-iteration tags (..._iter) count optimizer steps, the rest epochs."""
+    path = os.path.join(logger.logdir, LAST)
+    if not os.path.isfile(path):
+        return
+    state = tg.load(path)
+    for tag, points in logger.history.items():
+        limit = state["step"] if tag.endswith("_iter") else state["epoch"]
+        logger.history[tag] = [p for p in points if p[0] <= limit]
 
 
 def remove_stray_temporaries(run_dir: str) -> None:

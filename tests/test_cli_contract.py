@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -187,3 +188,20 @@ def test_a_run_killed_with_minus_9_shows_as_interrupted_and_resumes(tmp_path, ca
     with pytest.raises(SystemExit) as e:
         lines_specified.main(["--resume", run_dir, "--epochs", "2", "--override"])
     assert e.value.code == 2 and "is still running" in one_line_error(capsys)
+
+
+def test_epochs_logged_after_the_last_checkpoint_are_not_listed_twice(tmp_path, capsys):
+    """kill -9 after epoch 2 was logged but before its checkpoint: the resumed run trains
+    epoch 2 again from the epoch-1 checkpoint and metrics.json lists it once."""
+    import shutil
+    run_dir = Path(lines_specified.main(tiny_lines(tmp_path, "--epochs", "1"))["run_dir"])
+    shutil.copy(run_dir / "last.npz", tmp_path / "epoch1.npz")
+    lines_specified.main(["--resume", str(run_dir), "--epochs", "2", "--override",
+                          "--no-progress"])
+    shutil.copy(tmp_path / "epoch1.npz", run_dir / "last.npz")  # the epoch-2 save never happened
+    lines_specified.main(["--resume", str(run_dir), "--no-progress"])
+    scalars = json.loads((run_dir / "metrics.json").read_text())["scalars"]
+    assert [step for step, _ in scalars["train/loss"]] == [1, 2]
+    assert [step for step, _ in scalars["val/accuracy"]] == [1, 2]
+    iters = [step for step, _ in scalars.get("train/loss_iter", [])]
+    assert iters == sorted(set(iters))
