@@ -138,7 +138,7 @@ def logged_run(cfg: Config, record: RunRecord, default_name: str, body) -> dict:
                          f"{logger.summary.get('pid')}); stop it first (Ctrl-C saves a checkpoint)")
     write_record(run_dir, record)
     if cfg.resume:
-        drop_points_after_checkpoint(logger)
+        drop_points_after_checkpoint(logger, os.path.join(run_dir, LAST))
     logger.summary.update(status="running", config=cfg.to_dict(), pid=os.getpid(),
                           host=socket.gethostname())
     if getattr(cfg, "overridden", None):
@@ -170,11 +170,10 @@ def open_logger(cfg: Config, default_name: str) -> Logger:
                          f"a --logdir you can write to") from None
 
 
-def drop_points_after_checkpoint(logger: Logger) -> None:
-    """Forget the curve points a run logged after its last checkpoint (a kill -9 between an
+def drop_points_after_checkpoint(logger: Logger, path: str) -> None:
+    """Forget the curve points a run logged after its checkpoint `path` (a kill -9 between an
     epoch's log and its checkpoint): the resumed run logs them again, so metrics.json never
     lists an epoch twice. Per-iteration tags (..._iter) count optimizer steps, the rest epochs."""
-    path = os.path.join(logger.logdir, LAST)
     if not os.path.isfile(path):
         return
     state = tg.load(path)

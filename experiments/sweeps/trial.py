@@ -20,6 +20,7 @@ from tinygrad_edu.logging import Logger
 from tinygrad_edu.train import History, TrainingDiverged, make_readable
 
 from ..common import UsageError
+from ..runner import drop_points_after_checkpoint
 from .config import trial_params
 from .setups import TrialSetup, find_experiment, make_setup
 
@@ -98,6 +99,8 @@ def train(setup: TrialSetup, spec: TrialSpec, run_dir: str, path: str, resumed_f
     from ray import tune
 
     logger = Logger(logdir=run_dir)
+    if resumed_from:  # Tune's checkpoint may be older than the epochs the log holds
+        drop_points_after_checkpoint(logger, path)
     logger.summary.update(status="running", config=config)
     reporter = Reporter(os.path.dirname(path), resumed_from, spec.metric)
     try:
