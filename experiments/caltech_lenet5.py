@@ -40,7 +40,8 @@ def main(argv=None) -> dict:
     pre.add_argument("--improved", action=argparse.BooleanOptionalAction, default=False)
     defaults = IMPROVED if pre.parse_known_args(argv)[0].improved else SPECIFIED
     return exit_on_usage_error(lambda: run(parse_config(
-        defaults, argv, description=__doc__.splitlines()[0])), argv)
+        defaults, argv, description=__doc__.splitlines()[0],
+        experiment="caltech_lenet5")), argv)
 
 
 if __name__ == "__main__":

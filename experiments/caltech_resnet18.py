@@ -18,7 +18,8 @@ DEFAULTS = CaltechConfig(model="resnet18", epochs=4, optimizer="sgd", lr=0.05, m
 
 def main(argv=None) -> dict:
     return exit_on_usage_error(lambda: run(parse_config(
-        DEFAULTS, argv, description=__doc__.splitlines()[0])), argv)
+        DEFAULTS, argv, description=__doc__.splitlines()[0],
+        experiment="caltech_resnet18")), argv)
 
 
 if __name__ == "__main__":

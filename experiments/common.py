@@ -47,12 +47,13 @@ class Config:
         return asdict(self)
 
 
-def parse_config(defaults: Config, argv=None, description: str = "") -> Config:
+def parse_config(defaults: Config, argv=None, description: str = "",
+                 experiment: str | None = None) -> Config:
     """A config of `defaults`' class from the command line; `defaults` sets each experiment's
     defaults. A bool field is a --flag / --no-flag pair, and a field named in the class's
     CHOICES takes one of its values. With --resume RUN_DIR the run's saved config is the
-    default, and a flag given with another value is refused unless --override is given.
-    Bad values are UsageErrors."""
+    default, and a flag given with another value is refused unless --override is given; the
+    run must be one of `experiment` (the module name) if given. Bad values are UsageErrors."""
     cls = type(defaults)
     parser = _parser(cls, defaults, description)
     values = vars(parser.parse_args(argv))
@@ -60,6 +61,7 @@ def parse_config(defaults: Config, argv=None, description: str = "") -> Config:
     cfg = cls(**values)
     if cfg.resume is not None:
         given = _parser(cls, defaults, description, argparse.SUPPRESS).parse_args(argv)
+        check_experiment(cfg.resume, experiment)
         cfg = _resumed(cls, cfg.resume, vars(given), cfg.override)
     check_values(cfg)
     return cfg
@@ -116,6 +118,18 @@ def saved_config(run_dir: str) -> dict:
             continue
     raise UsageError(f"--resume {run_dir}: the directory holds no run.json or metrics.json with "
                      f"the run's config; was it written by an experiment?")
+
+
+def check_experiment(run_dir: str, experiment: str | None) -> None:
+    """A run is resumed by the experiment that started it (run.json says which)."""
+    try:
+        with open(os.path.join(run_dir, "run.json")) as f:
+            started_by = json.load(f).get("experiment")
+    except (OSError, ValueError, AttributeError):
+        return  # an older run: saved_config says what it can
+    if experiment is not None and started_by not in (None, experiment):
+        raise UsageError(f"--resume {run_dir}: that is a {started_by} run; continue it with "
+                         f"python -m experiments.{started_by} --resume {run_dir}")
 
 
 def _resumed(cls, run_dir: str, given: dict, override: bool) -> Config:

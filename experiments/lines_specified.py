@@ -290,7 +290,8 @@ DEFAULTS = LinesConfig(epochs=3)
 
 def main(argv=None) -> dict:
     return exit_on_usage_error(lambda: run(parse_config(
-        DEFAULTS, argv, description=__doc__.splitlines()[0])), argv)
+        DEFAULTS, argv, description=__doc__.splitlines()[0],
+        experiment="lines_specified")), argv)
 
 
 if __name__ == "__main__":

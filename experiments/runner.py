@@ -409,5 +409,6 @@ def script_main(model: str):
     """The `main(argv=None)` of an `experiments.mnist_<model>` script: flags -> Config -> run."""
     def main(argv=None) -> dict:
         return exit_on_usage_error(lambda: run(parse_config(
-            MNISTConfig(model=model), argv, description=f"Train {model} on MNIST.")), argv)
+            MNISTConfig(model=model), argv, description=f"Train {model} on MNIST.",
+            experiment=f"mnist_{model}")), argv)
     return main

@@ -205,3 +205,13 @@ def test_epochs_logged_after_the_last_checkpoint_are_not_listed_twice(tmp_path, 
     assert [step for step, _ in scalars["val/accuracy"]] == [1, 2]
     iters = [step for step, _ in scalars.get("train/loss_iter", [])]
     assert iters == sorted(set(iters))
+
+
+def test_a_run_is_resumed_by_the_experiment_that_started_it(tmp_path, capsys):
+    run_dir = lines_specified.main(tiny_lines(tmp_path, "--epochs", "1"))["run_dir"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        lines_multihead.main(["--resume", run_dir])
+    assert e.value.code == 2 and (f"that is a lines_specified run; continue it with python -m "
+                                  f"experiments.lines_specified --resume {run_dir}"
+                                  in one_line_error(capsys))
