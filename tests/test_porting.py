@@ -486,3 +486,83 @@ def test_module_devices():
         model.cuda()
     with pytest.raises(RuntimeError, match="runs on the CPU"):
         model.to("cuda")
+
+
+# Tensor methods of the PyTorch surface: the same line runs on both libraries' tensors.
+METHODS = [
+    ("norm", [(3, 4)], lambda x: x.norm()),
+    ("norm_dim", [(3, 4)], lambda x: x.norm(dim=1, keepdim=True)),
+    ("norm_p1", [(3, 4)], lambda x: x.norm(1)),
+    ("prod", [(3, 4)], lambda x: x.prod(1, keepdim=True)),
+    ("cumsum", [(3, 4)], lambda x: x.cumsum(0)),
+    ("sort", [(3, 4)], lambda x: x.sort(descending=True).values),
+    ("argsort", [(3, 4)], lambda x: x.argsort(0) + x.sum() * 0),
+    ("topk", [(3, 5)], lambda x: x.topk(2, dim=1)[0]),
+    ("flip", [(3, 4)], lambda x: x.flip(1)),
+    ("flip_dims", [(3, 4)], lambda x: x.flip(0, 1)),
+    ("roll", [(3, 4)], lambda x: x.roll(2, 1)),
+    ("index_select", [(4, 3)], lambda x: x.index_select(1, x.new_tensor([2, 0]).long())),
+    ("masked_select", [(3, 4)], lambda x: x.masked_select(x > 0)),
+    ("scatter", [(3, 4)], lambda x: x.scatter(1, (x > 0).long(), -1.0)),
+    ("scatter_add", [(2, 4), (2, 4)],
+     lambda x, s: x.scatter_add(0, (s > 0).long(), s)),
+    ("nonzero", [(3, 4)], lambda x: (x > 0).nonzero() + x.sum() * 0),
+    ("count_nonzero", [(3, 4)], lambda x: (x > 0).count_nonzero() + x.sum() * 0),
+    ("tril", [(4, 4)], lambda x: x.tril(1)),
+    ("triu", [(4, 4)], lambda x: x.triu(-1)),
+    ("log1p", [(3, 4)], lambda x: x.abs().log1p()),
+    ("expm1", [(3, 4)], lambda x: x.expm1()),
+    ("sin", [(3, 4)], lambda x: x.sin()),
+    ("cos", [(3, 4)], lambda x: x.cos()),
+    ("floor", [(3, 4)], lambda x: x.floor() + x),
+    ("ceil", [(3, 4)], lambda x: x.ceil() * x),
+    ("round", [(3, 4)], lambda x: x.round() + x),
+    ("trunc", [(3, 4)], lambda x: x.trunc() + x),
+    ("lerp", [(3, 4), (3, 4)], lambda x, y: x.lerp(y, 0.25)),
+    ("outer", [(3,), (4,)], lambda x, y: x.outer(y)),
+    ("mm", [(3, 4), (4, 2)], lambda x, y: x.mm(y)),
+    ("bmm", [(2, 3, 4), (2, 4, 2)], lambda x, y: x.bmm(y)),
+    ("contiguous", [(3, 4)], lambda x: x.t().contiguous() * 2),
+    ("type_as", [(3, 4)], lambda x: x.type_as(x) * 1.5),
+    ("new_zeros", [(3, 4)], lambda x: x + x.new_zeros(3, 4) + x.new_ones((3, 4))),
+    ("new_full", [(3, 4)], lambda x: x * x.new_full((3, 4), 2.0)),
+]
+
+
+@pytest.mark.parametrize("shapes, fn", [c[1:] for c in METHODS], ids=[c[0] for c in METHODS])
+def test_method_matches_torch(shapes, fn):
+    check_op(shapes, fn, finite_differences=False)
+
+
+def test_tensor_to_and_devices():
+    x = tg.ones(2, 3)
+    assert x.to("cpu") is x and x.cpu() is x and x.to(tg.device("cpu")) is x
+    assert x.device == "cpu" and not x.is_cuda and x.device == tg.device("cpu")
+    assert x.to(tg.float64).dtype == np.float64 and x.to("cpu", tg.int64).dtype == np.int64
+    assert x.to(tg.zeros(1, dtype=tg.float64)).dtype == np.float64
+    assert x.to(dtype=tg.float16, device="cpu").dtype == np.float16
+    assert x.to(device="cpu", copy=True) is not x
+    for move in (lambda: x.to("cuda"), lambda: x.to("mps"), lambda: x.cuda(),
+                 lambda: x.to("cuda:1")):
+        with pytest.raises(RuntimeError, match="runs on the CPU"):
+            move()
+    w = tg.ones(2, requires_grad=True)
+    w.to("cpu", tg.float64).sum().backward()            # a cast keeps the graph
+    assert w.grad.tolist() == [1.0, 1.0]
+    assert x.half().dtype == np.float16 and x.byte().dtype == np.uint8
+    assert x.short().dtype == np.int16 and x.is_floating_point()
+    assert x.element_size() == 4 and x.nelement() == 6
+    assert x.new_tensor([1, 2]).dtype == np.float32 and x.new_empty(2).shape == (2,)
+    assert x.t().contiguous().data.flags.c_contiguous and x.contiguous() is x
+    assert x.equal(tg.ones(2, 3)) and not x.equal(tg.ones(3, 2))
+    assert tg.tensor([1.0, float("inf")]).isinf().tolist() == [False, True]
+
+
+def test_in_place_scatter_as_in_the_data_tutorial():
+    """torch's "Datasets & DataLoaders" tutorial one-hot encodes with scatter_."""
+    one_hot = tg.zeros(10, dtype=tg.float32).scatter_(0, tg.tensor(3), value=1)
+    assert one_hot.tolist() == [0.0] * 3 + [1.0] + [0.0] * 6
+    x = tg.zeros(2, 3)
+    x.scatter_add_(1, tg.tensor([[0, 0], [2, 1]]), tg.ones(2, 2))
+    assert x.tolist() == [[2.0, 0.0, 0.0], [0.0, 1.0, 1.0]]
+

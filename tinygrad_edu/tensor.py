@@ -9,6 +9,7 @@ import numpy as np
 
 from . import autograd, inplace, ops
 from .autograd import Function
+from .device import dtype_of_to
 from .random import get_rng
 
 _default_dtype = np.dtype(np.float32)
@@ -297,10 +298,14 @@ class Tensor:
     def tolist(self):
         return self.data.tolist()
 
-    def to(self, dtype) -> Tensor:
+    def to(self, *args, dtype=None, device=None, non_blocking: bool = False,
+           copy: bool = False) -> Tensor:
+        """Cast to a dtype (a Cast in the graph when it needs grad), like torch's `to`; it also
+        takes a device (only the CPU exists: others raise) or a tensor, whose dtype it takes."""
+        dtype = dtype_of_to(args, dtype, device)
+        if dtype is None or np.dtype(dtype) == self.data.dtype:
+            return self.clone() if copy else self
         dtype = np.dtype(dtype)
-        if dtype == self.data.dtype:
-            return self
         if self.requires_grad and dtype.kind == "f":
             return ops.Cast.apply(self, dtype=dtype)
         return Tensor._wrap(self.data.astype(dtype))
@@ -925,6 +930,200 @@ class Tensor:
         return where(condition, self, other)
 
     # ------------------------------------------------------------ PyTorch surface (issue 14)
+    # Devices (only the CPU exists), constructors like self, and methods over
+    # tinygrad_edu.functions, where the composite ops live (imported in each method: that
+    # module imports this one).
+    @property
+    def device(self):
+        from .device import CPU
+        return CPU
+
+    @property
+    def is_cuda(self) -> bool:
+        return False
+
+    def cpu(self) -> Tensor:
+        return self
+
+    def cuda(self, device=None, non_blocking: bool = False) -> Tensor:
+        raise RuntimeError("tinygrad_edu runs on the CPU; drop the .cuda()")
+
+    def contiguous(self, memory_format=None) -> Tensor:
+        """Self when its array is C-contiguous, else a contiguous copy (in the graph)."""
+        return self if self.data.flags.c_contiguous else self.clone()
+
+    def is_floating_point(self) -> bool:
+        return self.data.dtype.kind == "f"
+
+    def element_size(self) -> int:
+        return self.data.itemsize
+
+    def nelement(self) -> int:
+        return self.data.size
+
+    def half(self) -> Tensor:
+        return self.to(np.float16)
+
+    def short(self) -> Tensor:
+        return self.to(np.int16)
+
+    def byte(self) -> Tensor:
+        return self.to(np.uint8)
+
+    def type_as(self, other: Tensor) -> Tensor:
+        return self.to(other.dtype)
+
+    def new_zeros(self, *size, dtype=None, requires_grad: bool = False) -> Tensor:
+        """zeros of `size` in self's dtype (or `dtype`)."""
+        return zeros(*size, dtype=self.dtype if dtype is None else dtype,
+                     requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, requires_grad: bool = False) -> Tensor:
+        return ones(*size, dtype=self.dtype if dtype is None else dtype,
+                    requires_grad=requires_grad)
+
+    def new_empty(self, *size, dtype=None, requires_grad: bool = False) -> Tensor:
+        return empty(*size, dtype=self.dtype if dtype is None else dtype,
+                     requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
+        return full(size, fill_value, dtype=self.dtype if dtype is None else dtype,
+                    requires_grad=requires_grad)
+
+    def new_tensor(self, data, dtype=None, requires_grad: bool = False) -> Tensor:
+        return tensor(data, dtype=self.dtype if dtype is None else dtype,
+                      requires_grad=requires_grad)
+
+    def norm(self, p="fro", dim=None, keepdim: bool = False) -> Tensor:
+        from . import functions
+        return functions.norm(self, p, dim, keepdim)
+
+    def prod(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        from . import functions
+        return functions.prod(self, dim, keepdim)
+
+    def cumsum(self, dim: int) -> Tensor:
+        from . import functions
+        return functions.cumsum(self, dim)
+
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False):
+        from . import functions
+        return functions.sort(self, dim, descending, stable)
+
+    def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
+        from . import functions
+        return functions.argsort(self, dim, descending, stable)
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
+        from . import functions
+        return functions.topk(self, k, dim, largest, sorted)
+
+    def flip(self, *dims) -> Tensor:
+        from . import functions
+        return functions.flip(self, _shape_arg(dims))
+
+    def roll(self, shifts, dims=None) -> Tensor:
+        from . import functions
+        return functions.roll(self, shifts, dims)
+
+    def index_select(self, dim: int, index) -> Tensor:
+        from . import functions
+        return functions.index_select(self, dim, index)
+
+    def masked_select(self, mask) -> Tensor:
+        from . import functions
+        return functions.masked_select(self, mask)
+
+    def scatter(self, dim: int, index, src=None, value=None, reduce: str | None = None):
+        from . import functions
+        return functions.scatter(self, dim, index, src, value, reduce)
+
+    def scatter_add(self, dim: int, index, src: Tensor) -> Tensor:
+        from . import functions
+        return functions.scatter_add(self, dim, index, src)
+
+    def nonzero(self, as_tuple: bool = False):
+        from . import functions
+        return functions.nonzero(self, as_tuple)
+
+    def count_nonzero(self, dim=None) -> Tensor:
+        from . import functions
+        return functions.count_nonzero(self, dim)
+
+    def bincount(self, weights=None, minlength: int = 0) -> Tensor:
+        from . import functions
+        return functions.bincount(self, weights, minlength)
+
+    def tril(self, diagonal: int = 0) -> Tensor:
+        from . import functions
+        return functions.tril(self, diagonal)
+
+    def triu(self, diagonal: int = 0) -> Tensor:
+        from . import functions
+        return functions.triu(self, diagonal)
+
+    def log1p(self) -> Tensor:
+        from . import functions
+        return functions.log1p(self)
+
+    def expm1(self) -> Tensor:
+        from . import functions
+        return functions.expm1(self)
+
+    def sin(self) -> Tensor:
+        from . import functions
+        return functions.sin(self)
+
+    def cos(self) -> Tensor:
+        from . import functions
+        return functions.cos(self)
+
+    def floor(self) -> Tensor:
+        from . import functions
+        return functions.floor(self)
+
+    def ceil(self) -> Tensor:
+        from . import functions
+        return functions.ceil(self)
+
+    def round(self) -> Tensor:
+        from . import functions
+        return functions.round(self)
+
+    def trunc(self) -> Tensor:
+        from . import functions
+        return functions.trunc(self)
+
+    def isinf(self) -> Tensor:
+        from . import functions
+        return functions.isinf(self)
+
+    def lerp(self, end: Tensor, weight) -> Tensor:
+        from . import functions
+        return functions.lerp(self, end, weight)
+
+    def outer(self, other: Tensor) -> Tensor:
+        from . import functions
+        return functions.outer(self, other)
+
+    def mm(self, other: Tensor) -> Tensor:
+        from . import functions
+        return functions.mm(self, other)
+
+    def bmm(self, other: Tensor) -> Tensor:
+        from . import functions
+        return functions.bmm(self, other)
+
+    def equal(self, other: Tensor) -> bool:
+        from . import functions
+        return functions.equal(self, other)
+
+    def scatter_(self, dim: int, index, src=None, value=None, reduce: str | None = None):
+        """In place `scatter`, recorded by autograd as the other in-place ops."""
+        return self._inplace("scatter_", lambda s: s.scatter(dim, index, src, value, reduce))
+
+    def scatter_add_(self, dim: int, index, src: Tensor) -> Tensor:
+        return self._inplace("scatter_add_", lambda s: s.scatter_add(dim, index, src))
 
 
 # ---------------------------------------------------------------- helpers used by methods
