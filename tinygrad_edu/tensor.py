@@ -469,6 +469,67 @@ class Tensor:
     def tanh_(self) -> Tensor:
         return self._inplace("tanh_", lambda s: s.tanh())
 
+    def log1p_(self) -> Tensor:
+        return self._inplace("log1p_", lambda s: s.log1p())
+
+    def expm1_(self) -> Tensor:
+        return self._inplace("expm1_", lambda s: s.expm1())
+
+    def sin_(self) -> Tensor:
+        return self._inplace("sin_", lambda s: s.sin())
+
+    def cos_(self) -> Tensor:
+        return self._inplace("cos_", lambda s: s.cos())
+
+    def floor_(self) -> Tensor:
+        return self._inplace("floor_", lambda s: s.floor())
+
+    def ceil_(self) -> Tensor:
+        return self._inplace("ceil_", lambda s: s.ceil())
+
+    def round_(self) -> Tensor:
+        return self._inplace("round_", lambda s: s.round())
+
+    def trunc_(self) -> Tensor:
+        return self._inplace("trunc_", lambda s: s.trunc())
+
+    def tril_(self, diagonal: int = 0) -> Tensor:
+        return self._inplace("tril_", lambda s: s.tril(diagonal))
+
+    def triu_(self, diagonal: int = 0) -> Tensor:
+        return self._inplace("triu_", lambda s: s.triu(diagonal))
+
+    def cumsum_(self, dim: int) -> Tensor:
+        return self._inplace("cumsum_", lambda s: s.cumsum(dim))
+
+    def index_fill_(self, dim: int, index, value) -> Tensor:
+        """Fill the entries at `index` along `dim` with `value` (a number or a 0-d tensor)."""
+        return self._setitem(_along(dim % self.ndim, index), value, "index_fill_")
+
+    def index_copy_(self, dim: int, index, source: Tensor) -> Tensor:
+        """Copy source's slices into the slices `index` of `dim` (as torch.index_copy_)."""
+        return self._setitem(_along(dim % self.ndim, index), source, "index_copy_")
+
+    def index_add_(self, dim: int, index, source: Tensor, alpha: float = 1.0) -> Tensor:
+        """Add alpha * source's slices into the slices `index` of `dim`; repeated indices add
+        up (as torch.index_add_)."""
+        return self._inplace("index_add_", lambda s: s.index_add(dim, index, source, alpha))
+
+    def index_add(self, dim: int, index, source: Tensor, alpha: float = 1.0) -> Tensor:
+        dim = dim % self.ndim
+        idx = np.asarray(index.data if isinstance(index, Tensor) else index)
+        shape = [1] * source.ndim
+        shape[dim] = -1
+        full = np.broadcast_to(idx.reshape(shape), source.shape)  # index of every source entry
+        return self.scatter_add(dim, Tensor._wrap(np.ascontiguousarray(full)),
+                                source if alpha == 1 else source * alpha)
+
+    def index_fill(self, dim: int, index, value) -> Tensor:
+        return self.clone().index_fill_(dim, index, value)
+
+    def index_copy(self, dim: int, index, source: Tensor) -> Tensor:
+        return self.clone().index_copy_(dim, index, source)
+
     def __iadd__(self, other):
         return self.add_(other)
 
@@ -1179,6 +1240,12 @@ def _index(index):
     if isinstance(index, list):
         return np.asarray(index)
     return index
+
+
+def _along(dim: int, index) -> tuple:
+    """The setitem index selecting entries `index` of axis `dim`."""
+    idx = np.asarray(index.data if isinstance(index, Tensor) else index)
+    return (slice(None),) * dim + (idx,)
 
 
 def _reshapes(arr: np.ndarray, shape) -> bool:
