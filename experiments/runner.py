@@ -30,6 +30,7 @@ from .run_record import (
     Preprocessing,
     RunRecord,
     checkpoint_payload,
+    read_checkpoint,
     run_status,
     write_record,
 )
@@ -333,6 +334,8 @@ class ScratchRun:
         if self.cfg.resume and not os.path.isfile(last):
             raise UsageError(f"--resume {self.cfg.resume}: the run has no {LAST} to continue "
                              f"from (it stopped before its first checkpoint); start it again")
+        if self.cfg.resume:
+            check_fits(read_checkpoint(last), self.model, last)
         history = tg.train.fit(self.model, self.optimizer, train_loader, val_loader,
                                epochs=self.cfg.epochs, logdir=logger, progress=self.cfg.progress,
                                checkpoint_path=last, resume=bool(self.cfg.resume),
@@ -348,6 +351,18 @@ class ScratchRun:
 
     def state_dict(self) -> dict:
         return self.model.state_dict()
+
+
+def check_fits(ckpt, model, path: str) -> None:
+    """A checkpoint (NaN weights are refused by read_checkpoint) whose tensors have the shapes
+    of `model`'s, else a UsageError naming the first that differs."""
+    mine = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    theirs = {k: tuple(v.shape) for k, v in ckpt.state.items()}
+    for name in sorted(set(mine) | set(theirs)):
+        if mine.get(name) != theirs.get(name):
+            raise UsageError(f"{path} holds another architecture ({name}: {theirs.get(name)} in "
+                             f"the checkpoint, {mine.get(name)} in the model); resume without "
+                             f"changing the network's flags")
 
 
 def make_optimizer(cfg: Config, params):

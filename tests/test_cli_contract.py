@@ -215,3 +215,21 @@ def test_a_run_is_resumed_by_the_experiment_that_started_it(tmp_path, capsys):
     assert e.value.code == 2 and (f"that is a lines_specified run; continue it with python -m "
                                   f"experiments.lines_specified --resume {run_dir}"
                                   in one_line_error(capsys))
+
+
+def test_resume_refuses_nan_weights_and_another_architecture(tmp_path, capsys):
+    argv = ["--per-class", "4", "--epochs", "1", "--no-progress", "--logdir",
+            str(tmp_path / "runs"), "--data-dir", str(tmp_path / "data")]
+    run_dir = Path(lines_multihead.main(argv)["run_dir"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        lines_multihead.main(["--resume", str(run_dir), "--channels", "8", "--override",
+                              "--epochs", "2"])
+    err = one_line_error(capsys)
+    assert e.value.code == 2 and "holds another architecture (net.features" in err
+    state = tg.load(run_dir / "last.npz")
+    state["model"]["net.heads.angle.bias"].data[0] = np.nan
+    tg.save(state, run_dir / "last.npz")
+    with pytest.raises(SystemExit) as e:
+        lines_multihead.main(["--resume", str(run_dir), "--epochs", "2", "--override"])
+    assert e.value.code == 2 and "'net.heads.angle.bias' holds NaN" in one_line_error(capsys)
