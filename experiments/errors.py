@@ -14,7 +14,7 @@ import warnings
 
 from tinygrad_edu.data import DataError
 from tinygrad_edu.serialization import CheckpointError
-from tinygrad_edu.train import TrainingDiverged
+from tinygrad_edu.train import ResumeError, TrainingDiverged
 
 DEBUG_ENV = "TINYGRAD_EDU_DEBUG"
 NUMERIC_WARNINGS = "(overflow|invalid value|divide by zero) encountered"
@@ -45,7 +45,7 @@ def one_sentence(e: BaseException) -> str | None:
     """The user-facing sentence for an expected failure, or None for a bug."""
     if isinstance(e, (UsageError, DataError, CheckpointError)):
         return " ".join(str(e).split())
-    if isinstance(e, TrainingDiverged):
+    if isinstance(e, (TrainingDiverged, ResumeError)):
         return " ".join(str(e).removeprefix("fit: ").split())
     if isinstance(e, OSError) and e.errno in DISK_ERRORS:
         where = e.filename or "the run directory"

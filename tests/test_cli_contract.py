@@ -233,3 +233,17 @@ def test_resume_refuses_nan_weights_and_another_architecture(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         lines_multihead.main(["--resume", str(run_dir), "--epochs", "2", "--override"])
     assert e.value.code == 2 and "'net.heads.angle.bias' holds NaN" in one_line_error(capsys)
+
+
+def test_an_overridden_batch_size_that_fit_cannot_resume_is_one_sentence(tmp_path, capsys,
+                                                                         monkeypatch):
+    with monkeypatch.context() as m:
+        interrupt_at(m, 3)
+        with pytest.raises(SystemExit):
+            lines_specified.main(tiny_lines(tmp_path))
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        lines_specified.main(["--resume", str(run_dir), "--batch-size", "64", "--override"])
+    err = one_line_error(capsys)
+    assert e.value.code == 2 and "batches per epoch, but train_loader has" in err

@@ -54,6 +54,10 @@ class TrainingDiverged(RuntimeError):
     """The loss or the weights became NaN or infinite; the last good checkpoint was kept."""
 
 
+class ResumeError(ValueError):
+    """fit(resume=...) cannot continue from this checkpoint with these arguments."""
+
+
 @dataclass
 class History:
     """Per-epoch results of `fit`; entry i is epoch i + 1. Validation lists stay empty without a
@@ -431,24 +435,24 @@ class _Run:
     def restore(self, path: str | None) -> None:
         """Load everything a checkpoint of `fit` holds, to continue where it stopped."""
         if path is None:
-            raise ValueError("fit(resume=True): there is no checkpoint path; pass "
+            raise ResumeError("fit(resume=True): there is no checkpoint path; pass "
                              "checkpoint_path=..., logdir=..., or resume='path/to/checkpoint.npz'")
         if not os.path.exists(path):
             raise FileNotFoundError(f"fit(resume=...): no checkpoint at {path}; run without "
                                     f"resume to start training from scratch")
         state = load(path)
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"fit(resume=...): {path} was not written by fit (it is not a "
+            raise ResumeError(f"fit(resume=...): {path} was not written by fit (it is not a "
                              f"training checkpoint); load weights from it with "
                              f"model.load_state_dict(...) instead")
         if (state["scheduler"] is None) != (self.scheduler is None):
             has = "has" if state["scheduler"] is not None else "has no"
             given = type(self.scheduler).__name__ if self.scheduler is not None else None
-            raise ValueError(f"fit(resume=...): {path} {has} scheduler state, but fit got "
+            raise ResumeError(f"fit(resume=...): {path} {has} scheduler state, but fit got "
                              f"scheduler={given}; resume with the scheduler of the original run")
         saved, now = state.get("batches_per_epoch"), _length(self.train_loader)
         if saved is not None and now is not None and saved != now:
-            raise ValueError(f"fit(resume=...): {path} was written with {saved} batches per "
+            raise ResumeError(f"fit(resume=...): {path} was written with {saved} batches per "
                              f"epoch, but train_loader has {now}; resume with the original "
                              f"batch size and data")
         self.model.load_state_dict(state["model"])
