@@ -258,6 +258,8 @@ FUNCTIONALS = [
         x, scale_factor=2, mode="bilinear", align_corners=True), {}),
     ("interpolate_bilinear_down", [(1, 1, 6, 8)], lambda L: lambda x: F(L).interpolate(
         x, size=(4, 3), mode="bilinear"), {}),
+    ("interpolate_area", [(1, 2, 6, 7)], lambda L: lambda x: F(L).interpolate(
+        x, size=(4, 3), mode="area"), {}),
     ("interpolate_linear", [(2, 3, 5)], lambda L: lambda x: F(L).interpolate(
         x, scale_factor=1.5, mode="linear"), {}),
 ]

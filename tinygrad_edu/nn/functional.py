@@ -548,7 +548,7 @@ def group_norm(x: Tensor, num_groups: int, weight: Tensor | None = None,
 def interpolate(x: Tensor, size=None, scale_factor=None, mode: str = "nearest",
                 align_corners: bool | None = None) -> Tensor:
     """Resize the spatial dims of (N, C, L), (N, C, H, W), ...: 'nearest', 'linear' or
-    'bilinear' (separable; align_corners as in torch)."""
+    'bilinear' (separable; align_corners as in torch), 'area' for (N, C, H, W)."""
     spatial = x.shape[2:]
     if (size is None) == (scale_factor is None):
         raise ValueError("interpolate: give exactly one of size and scale_factor")
@@ -560,9 +560,11 @@ def interpolate(x: Tensor, size=None, scale_factor=None, mode: str = "nearest",
             else tuple(scale_factor)
         out = tuple(int(np.floor(n * f)) for n, f in zip(spatial, factors))
         scales = list(factors)
+    if mode == "area" and x.ndim == 4:  # torch's 'area' is adaptive average pooling
+        return adaptive_avg_pool2d(x, out)
     if mode not in ("nearest", "linear", "bilinear"):
         raise NotImplementedError(f"interpolate: mode {mode!r} is not supported; use 'nearest', "
-                                  f"'linear' or 'bilinear'")
+                                  f"'linear', 'bilinear' or (for (N, C, H, W)) 'area'")
     if (mode, x.ndim) in (("linear", 4), ("bilinear", 3)) or (mode != "nearest" and x.ndim > 4):
         raise NotImplementedError(f"interpolate: mode {mode!r} does not take a {x.ndim}-D "
                                   f"input; 'linear' is for (N, C, L), 'bilinear' for (N, C, H, W)")
