@@ -568,3 +568,18 @@ def test_in_place_scatter_as_in_the_data_tutorial():
     x.scatter_add_(1, tg.tensor([[0, 0], [2, 1]]), tg.ones(2, 2))
     assert x.tolist() == [[2.0, 0.0, 0.0], [0.0, 1.0, 1.0]]
 
+
+
+def test_creation_functions_take_torchs_device_argument():
+    for make in (lambda d: tg.zeros(2, 3, device=d), lambda d: tg.ones((2,), device=d),
+                 lambda d: tg.randn(2, device=d), lambda d: tg.rand(2, device=d),
+                 lambda d: tg.empty(2, device=d), lambda d: tg.full((2,), 1.5, device=d),
+                 lambda d: tg.arange(4, device=d), lambda d: tg.linspace(0, 1, 3, device=d),
+                 lambda d: tg.eye(2, device=d), lambda d: tg.tensor([1.0], device=d),
+                 lambda d: tg.zeros_like(tg.ones(2), device=d),
+                 lambda d: tg.randn_like(tg.ones(2), device=d),
+                 lambda d: tg.randint(0, 3, (2,), device=d), lambda d: tg.randperm(3, device=d)):
+        assert make("cpu").device == "cpu" and make(tg.device("cpu")).shape == make(None).shape
+        with pytest.raises(RuntimeError, match=r"runs on the CPU; drop the device='cuda'"):
+            make("cuda")
+    assert tg.zeros(2, pin_memory=True, device="cpu").tolist() == [0.0, 0.0]

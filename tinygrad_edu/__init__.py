@@ -21,38 +21,21 @@ from .autograd import (
     set_grad_enabled,
 )
 from .device import accelerator, backends, cuda, device
-from .functions import *
-from .functions import randint, randperm
+from .functions import *  # torch's namespace: tg.exp, tg.max, tg.zeros(device=), ...
 from .generator import Generator
 from .missing import module_getattr
 from .random import get_rng, get_rng_state, manual_seed, set_rng_state
 from .serialization import load, save
 from .tensor import (
     Tensor,
-    arange,
     cat,
-    empty,
-    empty_like,
-    eye,
     from_numpy,
-    full,
-    full_like,
     get_default_dtype,
-    linspace,
     maximum,
     minimum,
-    ones,
-    ones_like,
-    rand,
-    rand_like,
-    randn,
-    randn_like,
     set_default_dtype,
     stack,
-    tensor,
     where,
-    zeros,
-    zeros_like,
 )
 
 float32 = _np.dtype(_np.float32)

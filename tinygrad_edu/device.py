@@ -29,8 +29,7 @@ class device:
             name, _, number = name.partition(":")
             index = int(number) if number.isdigit() else index
         if name != "cpu":
-            raise RuntimeError(f"tinygrad_edu runs on the CPU; drop the .to({str(type)!r}) "
-                               f"(or use device('cpu'))")
+            raise not_here(f".to({str(type)!r})")
         self.type, self.index = name, index
 
     def __eq__(self, other) -> bool:
@@ -48,6 +47,21 @@ class device:
     def __repr__(self) -> str:
         index = "" if self.index is None else f", index={self.index}"
         return f"device(type={self.type!r}{index})"
+
+
+def not_here(usage: str) -> RuntimeError:
+    """The one sentence for asking for an accelerator: `usage` is what to drop."""
+    return RuntimeError(f"tinygrad_edu runs on the CPU; drop the {usage} (or use 'cpu')")
+
+
+def check_cpu(value, argument: str = "device") -> None:
+    """Refuse `argument=value` (e.g. `zeros(3, device='cuda')`) unless it names the CPU."""
+    if value is None:
+        return
+    try:
+        device(value)
+    except RuntimeError:
+        raise not_here(f"{argument}={str(value)!r}") from None
 
 
 CPU = device("cpu")

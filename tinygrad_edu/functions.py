@@ -18,8 +18,25 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import ops_extra
+from .device import check_cpu
 from .generator import Generator, rng_of
 from .tensor import Tensor, ValuesIndices, _axes, _const, cat, where
+from .tensor import arange as arange_
+from .tensor import empty as empty_
+from .tensor import empty_like as empty_like_
+from .tensor import eye as eye_
+from .tensor import full as full_
+from .tensor import full_like as full_like_
+from .tensor import linspace as linspace_
+from .tensor import ones as ones_
+from .tensor import ones_like as ones_like_
+from .tensor import rand as rand_
+from .tensor import rand_like as rand_like_
+from .tensor import randn as randn_
+from .tensor import randn_like as randn_like_
+from .tensor import tensor as tensor_
+from .tensor import zeros as zeros_
+from .tensor import zeros_like as zeros_like_
 
 __all__ = [
     "abs",
@@ -29,6 +46,7 @@ __all__ = [
     "amax",
     "amin",
     "any",
+    "arange",
     "argmax",
     "argmin",
     "argsort",
@@ -54,13 +72,18 @@ __all__ = [
     "div",
     "dot",
     "einsum",
+    "empty",
+    "empty_like",
     "equal",
     "exp",
     "expm1",
+    "eye",
     "finfo",
     "flatten",
     "flip",
     "floor",
+    "full",
+    "full_like",
     "gather",
     "iinfo",
     "index_select",
@@ -71,6 +94,7 @@ __all__ = [
     "isinf",
     "isnan",
     "lerp",
+    "linspace",
     "log",
     "log1p",
     "log2",
@@ -97,11 +121,17 @@ __all__ = [
     "norm",
     "normal",
     "numel",
+    "ones",
+    "ones_like",
     "outer",
     "permute",
     "pow",
     "prod",
+    "rand",
+    "rand_like",
     "randint",
+    "randn",
+    "randn_like",
     "randperm",
     "reciprocal",
     "relu",
@@ -128,6 +158,7 @@ __all__ = [
     "sum",
     "swapaxes",
     "tanh",
+    "tensor",
     "tile",
     "topk",
     "trace",
@@ -139,6 +170,8 @@ __all__ = [
     "unique",
     "unsqueeze",
     "var",
+    "zeros",
+    "zeros_like",
 ]
 
 
@@ -782,3 +815,26 @@ def searchsorted(sorted_sequence: Tensor, values, right: bool = False) -> Tensor
 def bucketize(values: Tensor, boundaries: Tensor, right: bool = False) -> Tensor:
     """Index of the bucket of each value: boundaries[i-1] < v <= boundaries[i] (right=False)."""
     return searchsorted(boundaries, values, right=right)
+
+
+# ---------------------------------------------------------------- creation with torch's device=
+
+
+def _on_device(fn):
+    """`fn` taking torch's `device=` (only the CPU exists: others raise), `pin_memory=` and
+    `layout=` (accepted: there is one memory and one layout)."""
+    @functools.wraps(fn)
+    def create(*args, device=None, pin_memory: bool = False, layout=None, **kwargs):
+        check_cpu(device)
+        return fn(*args, **kwargs)
+    return create
+
+
+tensor, zeros, ones, empty, full, rand, randn, arange, linspace, eye = (
+    _on_device(tensor_), _on_device(zeros_), _on_device(ones_), _on_device(empty_),
+    _on_device(full_), _on_device(rand_), _on_device(randn_), _on_device(arange_),
+    _on_device(linspace_), _on_device(eye_))
+zeros_like, ones_like, empty_like, full_like, rand_like, randn_like = (
+    _on_device(zeros_like_), _on_device(ones_like_), _on_device(empty_like_),
+    _on_device(full_like_), _on_device(rand_like_), _on_device(randn_like_))
+randint, randperm = _on_device(randint), _on_device(randperm)

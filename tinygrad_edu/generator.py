@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .device import check_cpu
 from .device import device as _device
 from .random import get_rng
 
@@ -16,7 +17,8 @@ class Generator:
     """A seedable numpy generator with torch's method names (CPU only)."""
 
     def __init__(self, device: str | _device = "cpu"):
-        self.device = _device(device)   # raises its one sentence for anything but the CPU
+        check_cpu(device)
+        self.device = _device(device)
         self._seed = int(np.random.SeedSequence().entropy % 2**63)
         self.rng = np.random.default_rng(self._seed)
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .device import device
+from .device import check_cpu
 from .tensor import Tensor
 from .torch_format import TorchFileError, is_torch_zip, read_torch_file
 
@@ -238,7 +238,7 @@ def _check_map_location(map_location) -> None:
         return
     targets = map_location.values() if isinstance(map_location, Mapping) else [map_location]
     for target in targets:
-        device(target)
+        check_cpu(target, "map_location")
 
 
 def _head(path: str) -> bytes:

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from ..device import device as _device
+from ..device import check_cpu
 from ..tensor import Tensor, check_float_input, get_default_dtype
 from . import functional as F
 from . import init
@@ -23,8 +23,7 @@ def _single(v) -> int:
 
 def _empty(*shape, device=None, dtype=None) -> Parameter:
     """A zero Parameter of `shape` (filled by reset_parameters); `device` may only be the CPU."""
-    if device is not None:
-        _device(device)
+    check_cpu(device)
     dtype = get_default_dtype() if dtype is None else np.dtype(dtype)
     return Parameter(np.zeros(shape, dtype), dtype=dtype)
 
