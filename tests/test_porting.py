@@ -306,6 +306,11 @@ def test_random_functions_take_torch_overloads_and_generators():
     p = tg.randperm(6, generator=tg.Generator().manual_seed(1))
     assert sorted(p.tolist()) == list(range(6))
     assert tg.randint(3, 5, size=(2, 2)).data.min() >= 3
+    r1 = tg.randn(2, 3, generator=tg.Generator().manual_seed(4))
+    r2 = tg.randn((2, 3), generator=tg.Generator().manual_seed(4))
+    assert r1.tolist() == r2.tolist() and r1.dtype == np.float32
+    u = tg.rand(5, generator=tg.Generator().manual_seed(4), dtype=tg.float64)
+    assert u.dtype == np.float64 and 0 <= float(u.min()) and float(u.max()) < 1
     draws = tg.multinomial(tg.tensor([0.0, 1.0, 0.0]), 4, replacement=True)
     assert draws.tolist() == [1, 1, 1, 1]
     assert tg.bernoulli(tg.ones(3)).tolist() == [1.0, 1.0, 1.0]

@@ -830,10 +830,25 @@ def _on_device(fn):
     return create
 
 
-tensor, zeros, ones, empty, full, rand, randn, arange, linspace, eye = (
+def _seeded(fn, draw: str):
+    """`fn(*shape)` drawing from a Generator when one is given (`torch.randn(3, generator=g)`)."""
+    @functools.wraps(fn)
+    def create(*shape, generator: Generator | None = None, dtype=None,
+               requires_grad: bool = False):
+        if generator is None:
+            return fn(*shape, dtype=dtype, requires_grad=requires_grad)
+        size = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) \
+            else shape
+        values = getattr(generator.rng, draw)(size)
+        return tensor_(values, dtype=dtype, requires_grad=requires_grad)
+    return create
+
+
+tensor, zeros, ones, empty, full, arange, linspace, eye = (
     _on_device(tensor_), _on_device(zeros_), _on_device(ones_), _on_device(empty_),
-    _on_device(full_), _on_device(rand_), _on_device(randn_), _on_device(arange_),
-    _on_device(linspace_), _on_device(eye_))
+    _on_device(full_), _on_device(arange_), _on_device(linspace_), _on_device(eye_))
+rand = _on_device(_seeded(rand_, "random"))
+randn = _on_device(_seeded(randn_, "standard_normal"))
 zeros_like, ones_like, empty_like, full_like, rand_like, randn_like = (
     _on_device(zeros_like_), _on_device(ones_like_), _on_device(empty_like_),
     _on_device(full_like_), _on_device(rand_like_), _on_device(randn_like_))
