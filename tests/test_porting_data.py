@@ -181,6 +181,7 @@ def test_mnist_face_has_tensor_data_and_falls_back_to_the_cache(mnist_test):
     assert mnist_test.data.dtype == np.uint8 and mnist_test.targets.dtype == np.int64
     img, label = mnist_test[0]
     assert isinstance(img, Image.Image) and img.size == (28, 28) and label == 7
+    assert mnist_test.class_to_idx["7 - seven"] == 7 and len(mnist_test.classes) == 10
 
 
 def test_pil_path_and_array_path_give_the_same_tensors(mnist_test):

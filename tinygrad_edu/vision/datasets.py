@@ -45,6 +45,10 @@ class _TorchvisionArrays:
     def targets(self, value) -> None:
         mnist.MNIST.targets.fset(self, np.asarray(value))
 
+    @property
+    def class_to_idx(self) -> dict[str, int]:
+        return {c: i for i, c in enumerate(self.classes)}
+
     def __getitem__(self, index: int) -> tuple:
         inputs, rest, prepared = self.split_transform()
         if prepared:  # the ToTensor (+ Normalize) front was applied to all images at once
