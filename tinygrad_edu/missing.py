@@ -18,7 +18,6 @@ HINTS = {
     "torch.linalg": "use matmul / norm, or numpy.linalg on tensor.numpy() (no gradient)",
     "torch.set_num_threads": "set OMP_NUM_THREADS / NUMBA_NUM_THREADS before starting Python",
     "torch.set_float32_matmul_precision": "remove it; matmuls run in the tensors' dtype",
-    "torch.inference_mode": "use tinygrad_edu.no_grad()",
     "torch.FloatTensor": "use torch.tensor(data, dtype=torch.float32), or x.float()",
     "torch.LongTensor": "use torch.tensor(data, dtype=torch.int64), or x.long()",
     "torch.cuda.FloatTensor": "tinygrad_edu runs on the CPU; use torch.tensor(data)",
