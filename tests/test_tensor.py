@@ -20,10 +20,27 @@ def default_float64():
 
 @pytest.mark.parametrize("data, dtype", [([1.0, 2.0], np.float32), ([1, 2], np.int64),
                                          ([True, False], np.bool_), (3.5, np.float32),
-                                         (7, np.int64), (np.arange(3.0), np.float32),
+                                         (7, np.int64), (np.arange(3.0), np.float64),
+                                         (np.float64(1.5), np.float64),
                                          (np.arange(3, dtype=np.int32), np.int32)], ids=str)
 def test_tensor_infers_dtype_like_torch(data, dtype):
     assert tg.tensor(data).dtype == dtype
+    assert tg.tensor(tg.tensor(data)).dtype == dtype  # a tensor's copy keeps its dtype
+    if torch_available():
+        import torch
+        assert str(torch.tensor(data).dtype).replace("torch.", "") == np.dtype(dtype).name
+
+
+def test_the_tensor_constructor_uses_the_default_float_dtype_like_torch_Tensor():
+    assert tg.Tensor(np.arange(3.0)).dtype == np.float32
+
+
+def torch_available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def test_tensor_copies_from_numpy_shares():

@@ -20,7 +20,7 @@ import numpy as np
 from . import ops_extra
 from .device import check_cpu
 from .generator import Generator, rng_of
-from .tensor import Tensor, ValuesIndices, _axes, _const, cat, where
+from .tensor import Tensor, ValuesIndices, _axes, _const, cat, get_default_dtype, where
 from .tensor import arange as arange_
 from .tensor import empty as empty_
 from .tensor import empty_like as empty_like_
@@ -840,7 +840,8 @@ def _seeded(fn, draw: str):
         size = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) \
             else shape
         values = getattr(generator.rng, draw)(size)
-        return tensor_(values, dtype=dtype, requires_grad=requires_grad)
+        return tensor_(values, dtype=get_default_dtype() if dtype is None else dtype,
+                       requires_grad=requires_grad)
     return create
 
 

@@ -700,11 +700,13 @@ class Tensor:
     def isfinite(self):
         return Tensor._wrap(np.isfinite(self.data))
 
-    def all(self) -> Tensor:
-        return Tensor._wrap(np.asarray(self.data.all()))
+    def all(self, dim=None, keepdim: bool = False) -> Tensor:
+        return Tensor._wrap(np.asarray(self.data.all(axis=_axes(dim, self.ndim),
+                                                     keepdims=keepdim)))
 
-    def any(self) -> Tensor:
-        return Tensor._wrap(np.asarray(self.data.any()))
+    def any(self, dim=None, keepdim: bool = False) -> Tensor:
+        return Tensor._wrap(np.asarray(self.data.any(axis=_axes(dim, self.ndim),
+                                                     keepdims=keepdim)))
 
     def allclose(self, other, rtol=1e-5, atol=1e-8) -> bool:
         return bool(np.allclose(self.data, np.asarray(other), rtol=rtol, atol=atol))
@@ -1322,9 +1324,15 @@ def minimum(x: Tensor, y) -> Tensor:
 
 
 def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
-    """A new tensor from a list, scalar or array (floats become the default dtype)."""
-    return Tensor(np.array(data.data if isinstance(data, Tensor) else data, copy=True)
-                  if dtype is None else np.array(data, dtype=dtype),
+    """A new tensor (a copy) of a list, scalar, array or tensor, like `torch.tensor`: Python
+    floats become the default dtype, numpy arrays and scalars and tensors keep theirs."""
+    src = data.data if isinstance(data, Tensor) else data
+    if dtype is None and isinstance(src, (np.ndarray, np.generic)):
+        arr = np.array(src, copy=True)
+        if arr.dtype.kind not in "biuf":
+            _refuse_dtype(arr)
+        return Tensor(arr, dtype=arr.dtype, requires_grad=requires_grad)
+    return Tensor(np.array(src, copy=True) if dtype is None else np.array(src, dtype=dtype),
                   dtype=dtype, requires_grad=requires_grad)
 
 
