@@ -454,3 +454,12 @@ def test_a_notebook_shows_the_graph_inline():
     data = nb.cells[0].outputs[-1]["data"]
     assert data["text/plain"] == "Graph(2 ops, 2 tensors, 2 backward steps recorded)"
     assert "<svg" in data["image/svg+xml"] and "grad norm" in data["image/svg+xml"]
+
+
+def test_tg_viz_resolves_on_first_use_and_import_stays_light():
+    import subprocess
+    import sys
+    code = ("import sys, tinygrad_edu as tg; light = 'matplotlib' not in sys.modules; "
+            "print(light, tg.viz.graph.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "graph"]

@@ -8,6 +8,8 @@ It is also PyTorch's face: `import torch` -> `import tinygrad_edu as torch` and 
 `tinygrad_edu.vision` port a script (docs/porting.md). Names it lacks raise an AttributeError
 that says what to use instead.
 """
+import importlib
+
 import numpy as _np
 
 # Sub-packages after Tensor, which they all build on: tg.nn, tg.optim, tg.data, tg.train, ...
@@ -53,4 +55,12 @@ bool = bool_
 __version__ = "0.1.0"
 
 
-__getattr__ = module_getattr(__name__)
+_missing_getattr = module_getattr(__name__)
+
+
+def __getattr__(name: str):
+    """`tg.viz` on first use (it imports matplotlib, which `import tinygrad_edu` does not);
+    any other missing name says what to use instead."""
+    if name == "viz":
+        return importlib.import_module(f"{__name__}.viz")
+    return _missing_getattr(name)
