@@ -18,6 +18,7 @@ from .functions import *
 from .functions import randint, randperm
 from .generator import Generator
 from .missing import missing as _missing
+from .parallel import get_num_threads, set_num_threads
 from .random import get_rng, get_rng_state, manual_seed, set_rng_state
 from .serialization import load, save
 from .tensor import (

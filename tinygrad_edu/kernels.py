@@ -20,11 +20,12 @@ Conventions:
   ceil_mode and the asymmetric padding of `padding='same'` reach the loops without special cases.
 - `rows=(oh0, oh1)` restricts im2col/col2im to a band of output rows, so that a convolution can
   stream its columns through a cache-sized workspace (see ops_cnn.Conv2d).
-- Single-threaded on purpose (the GEMMs use OpenBLAS's threads): measured on the 2-core machine
-  under load, `parallel=True` loops made a CNN3 step 5x slower (OpenMP's workers spin between
-  loops and fight OpenBLAS's for the two cores: 190 ms of CPU per step instead of 12). `nogil`
-  lets other Python threads (data loading) run meanwhile. Each loop writes whole channels or
-  rows of its output, so splitting it over threads later would not race.
+- Each jitted loop is single-threaded and `nogil`; the wrappers split it over channels (or
+  rows) with `tinygrad_edu.parallel`, whose workers sleep rather than spin. Not Numba's
+  `parallel=True`: measured on the 2-core machine under load, it made a CNN3 step 5x slower
+  (OpenMP's workers spin between loops and fight OpenBLAS's for the two cores: 190 ms of CPU
+  per step instead of 12). Each loop writes whole channels or rows of its output, so the
+  pieces never race.
 - `cache=True` stores the compiled machine code next to this file (or in NUMBA_CACHE_DIR), so only
   the first import on a machine pays the compile time.
 - Set NUMBA_DISABLE_JIT=1 to run these as plain Python and step through them in a debugger.
@@ -33,6 +34,23 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from .parallel import chunks, parallel_for, tasks_for
+
+_TASK_ELEMENTS = 1 << 16  # a parallel task of pooling or batch norm: at least 64K elements
+
+
+def over_channels(kernel, *args, work: int) -> None:
+    """kernel(*args) split over the channels, the first axis of every array argument (the
+    loops below each write whole channels, so the tasks never race); `work` counts elements."""
+    C = next(a for a in args if isinstance(a, np.ndarray)).shape[0]
+    parts = chunks(C, tasks_for(work, _TASK_ELEMENTS))
+
+    def task(i: int, worker: int) -> None:
+        c0, c1 = parts[i]
+        kernel(*(a[c0:c1] if isinstance(a, np.ndarray) else a for a in args))
+
+    parallel_for(task, len(parts))
 
 
 def batch_minor(shape: tuple, dtype) -> np.ndarray:
@@ -148,8 +166,8 @@ def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
     N, C = x.shape[:2]
     y = batch_minor((N, C, OH, OW), x.dtype)
     window = batch_minor((N, C, OH, OW), np.int8 if KH * KW <= 127 else np.int32)
-    _max_pool2d(to_batch_minor(x), y.transpose(1, 2, 3, 0), window.transpose(1, 2, 3, 0),
-                KH, KW, SH, SW, PH, PW, DH, DW)
+    over_channels(_max_pool2d, to_batch_minor(x), y.transpose(1, 2, 3, 0),
+                  window.transpose(1, 2, 3, 0), KH, KW, SH, SW, PH, PW, DH, DW, work=x.size)
     return y, window
 
 
@@ -212,8 +230,8 @@ def max_pool2d_backward(gy, window, H, W, KH, KW, SH, SW, PH, PW, DH, DW):
     (overlapping windows add)."""
     N, C = gy.shape[:2]
     gx = batch_minor((N, C, H, W), gy.dtype)
-    _max_pool2d_backward(to_batch_minor(gy), to_batch_minor(window), gx.transpose(1, 2, 3, 0),
-                         KH, KW, SH, SW, PH, PW, DH, DW)
+    over_channels(_max_pool2d_backward, to_batch_minor(gy), to_batch_minor(window),
+                  gx.transpose(1, 2, 3, 0), KH, KW, SH, SW, PH, PW, DH, DW, work=gx.size)
     return gx
 
 
@@ -307,7 +325,8 @@ def batch_norm_forward(x, weight, bias, eps: float):
     C = rows.shape[0]
     y = batch_minor(x.shape, x.dtype)
     mean, var, inv_std = (np.empty(C, x.dtype) for _ in range(3))
-    _batch_norm_forward(rows, weight, bias, eps, channel_rows(y), mean, var, inv_std)
+    over_channels(_batch_norm_forward, rows, weight, bias, eps, channel_rows(y), mean, var,
+                  inv_std, work=x.size)
     return y, mean, var, inv_std
 
 
@@ -341,7 +360,8 @@ def batch_norm_backward(grad, x, mean, inv_std, weight):
         g = channel_rows(to_batch_minor(grad).transpose(3, 0, 1, 2))
     gx = batch_minor(x.shape, x.dtype)
     gw, gb = np.empty_like(weight), np.empty_like(weight)
-    _batch_norm_backward(g, channel_rows(x), mean, inv_std, weight, channel_rows(gx), gw, gb)
+    over_channels(_batch_norm_backward, g, channel_rows(x), mean, inv_std, weight,
+                  channel_rows(gx), gw, gb, work=x.size)
     return gx, gw, gb
 
 

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import kernels
+from . import kernels, parallel
 from .autograd import Function, is_grad_enabled
 from .tensor import Tensor, check_float_input
 
@@ -76,6 +76,7 @@ keep_freed_memory()
 _scratch = threading.local()
 _BAND_BYTES = 1 << 20  # im2col columns per GEMM: half of a 2 MB L2, so they stay in cache
 _KEEP_BYTES = 4 << 20  # a conv whose whole im2col is at most this keeps it for backward
+_TASK_MACS = 1 << 22  # a parallel task of a conv: at least ~4M multiply-adds (~50 us)
 
 
 def _workspace(shape: tuple, dtype) -> np.ndarray:
@@ -141,18 +142,25 @@ class Conv2d(Function):
         self.has_bias = b is not None
         col_bytes = C * KH * KW * OH * OW * N * x.dtype.itemsize
         self.keep = not self.pointwise and col_bytes <= _KEEP_BYTES and is_grad_enabled()
-        self.col = None  # the whole im2col, when kept for backward
+        self.macs = OC * Cg * KH * KW * OH * OW * N  # multiply-adds of the forward GEMM
+        # the whole im2col, when kept for backward (filled band by band below)
+        self.col = np.empty((C * KH * KW, OH * OW * N), x.dtype) if self.keep else None
 
         xb = kernels.to_batch_minor(x)  # (C, H, W, N): a view if x came from a conv or pool
         wg = w.reshape(groups, OC // groups, Cg * KH * KW)  # (G, OC/G, C/G*KH*KW)
         y = np.empty((OC, OH * OW * N), x.dtype)  # (OC, OH, OW, N)
         bias = None if b is None else b.astype(x.dtype, copy=False)[:, None]
-        for cols, rows in self._bands(x.dtype):
-            col = self._columns(xb, rows)  # (C*KH*KW, R*OW*N)
+        bands = list(self._bands(x.dtype))
+
+        def band(i: int, worker: int) -> None:  # one band: its im2col, GEMMs and bias
+            cols, rows = bands[i]
+            col = self._columns(xb, rows, build=True)  # (C*KH*KW, R*OW*N)
             for g, in_rows, out_rows in _group_slices(wg):
                 np.matmul(wg[g], col[in_rows], out=y[out_rows, cols])  # (OC/G, R*OW*N)
             if bias is not None:
                 y[:, cols] += bias  # while the band is in cache
+
+        parallel.parallel_for(band, len(bands))  # bands write disjoint columns of y
         self.save_for_backward(xb, wg)
         return y.reshape(OC, OH, OW, N).transpose(3, 0, 1, 2)  # (N, OC, OH, OW) view
 
@@ -165,63 +173,90 @@ class Conv2d(Function):
         row_bytes = g.C * g.KH * g.KW * g.OW * g.N * itemsize
         budget = max(_BAND_BYTES, self.weight_size * itemsize)
         step = g.OH if self.pointwise or self.keep else max(1, budget // row_bytes)
+        step = min(step, -(-g.OH // parallel.tasks_for(self.macs, _TASK_MACS)))  # ceil
         for oh0 in range(0, g.OH, step):
             oh1 = min(g.OH, oh0 + step)
             yield slice(oh0 * g.OW * g.N, oh1 * g.OW * g.N), (oh0, oh1)
 
-    def _columns(self, xb, rows) -> np.ndarray:
-        """im2col of one band into the workspace; a 1x1, stride-1 conv reads x itself. A small
-        conv (<= 4 MB of columns, e.g. CNN3's at batch 32) builds them once, in one band, and
-        keeps them for the weight gradient: cheaper than rebuilding them in backward."""
+    def _columns(self, xb, rows, build: bool = False) -> np.ndarray:
+        """im2col of one band into this thread's workspace; a 1x1, stride-1 conv reads x
+        itself. A small conv (<= 4 MB of columns, e.g. CNN3's at batch 32) keeps its columns
+        for the weight gradient (cheaper than rebuilding them in backward): forward `build`s
+        each band into self.col, backward reads it."""
         g = self.geo
         cols = slice(rows[0] * g.OW * g.N, rows[1] * g.OW * g.N)
         if self.pointwise:
             return xb.reshape(g.C, g.H * g.W * g.N)[:, cols]
-        if self.keep:
-            if self.col is None:
-                self.col = kernels.im2col(xb.transpose(3, 0, 1, 2), *g.window)
-            return self.col
+        if self.col is not None:
+            if build:
+                kernels.im2col(xb.transpose(3, 0, 1, 2), *g.window, rows=rows,
+                               out=self.col[:, cols])
+            return self.col[:, cols]
         col = _workspace((g.C * g.KH * g.KW, cols.stop - cols.start), xb.dtype)
         return kernels.im2col(xb.transpose(3, 0, 1, 2), *g.window, rows=rows, out=col)
 
     def backward(self, grad):
         xb, wg = self.saved
-        g = self.geo
         gy = kernels.to_batch_minor(grad.astype(xb.dtype, copy=False))  # (OC, OH, OW, N)
         gy = gy.reshape(gy.shape[0], -1)  # (OC, OH*OW*N), a view when grad is batch-minor
         need_x, need_w = self.needs_input_grad[:2]
-        gw = np.empty((wg.shape[0] * wg.shape[1], wg.shape[2] // (g.KH * g.KW), g.KH, g.KW),
-                      xb.dtype) if need_w else None
-        gw_groups = None if gw is None else gw.reshape(wg.shape)  # (G, OC/G, C/G*KH*KW) view
-        gx = kernels.batch_minor((g.N, g.C, g.H, g.W), xb.dtype) if need_x else None
-        if need_x:
-            gx[...] = 0
-        for band, (cols, rows) in enumerate(self._bands(xb.dtype)):
-            if need_w:
-                col = self._columns(xb, rows)
-                for k, in_rows, out_rows in _group_slices(wg):  # (OC/G, C/G*KH*KW)
-                    if band == 0:
-                        np.matmul(gy[out_rows, cols], col[in_rows].T, out=gw_groups[k])
-                    else:
-                        gw_groups[k] += gy[out_rows, cols] @ col[in_rows].T
-            if need_x:
-                self._add_input_grad(gy[:, cols], wg, rows, gx)
+        bands = list(self._bands(xb.dtype))
+        gw = self._weight_grad(xb, wg, gy, bands) if need_w else None
+        gx = self._input_grad(wg, gy, bands) if need_x else None
         self.col = None
         gb = gy.sum(axis=1) if self.has_bias and self.needs_input_grad[2] else None
         return (gx, gw, gb) if self.has_bias else (gx, gw)
 
-    def _add_input_grad(self, gy_band, wg, rows, gx) -> None:
-        """Add one band's input gradient into gx: gcol = w^T @ gy, then col2im."""
+    def _weight_grad(self, xb, wg, gy, bands) -> np.ndarray:
+        """gw = gy @ col^T, summed over the bands; each worker sums its bands into its own
+        (G, OC/G, C/G*KH*KW) array, and those few arrays are added at the end."""
         g = self.geo
-        if self.pointwise:  # col is x itself, so gcol is gx
-            gx2 = gx.transpose(1, 2, 3, 0).reshape(g.C, -1)  # (C, H*W*N), a view
+        sums = [None] * parallel.worker_count()
+
+        def band(i: int, worker: int) -> None:
+            cols, rows = bands[i]
+            col = self._columns(xb, rows)
+            if sums[worker] is None:
+                sums[worker] = np.empty(wg.shape, xb.dtype)
+                for k, in_rows, out_rows in _group_slices(wg):  # (OC/G, C/G*KH*KW)
+                    np.matmul(gy[out_rows, cols], col[in_rows].T, out=sums[worker][k])
+                return
             for k, in_rows, out_rows in _group_slices(wg):
-                np.matmul(wg[k].T, gy_band[out_rows], out=gx2[in_rows])
-            return
-        gcol = _workspace((g.C * g.KH * g.KW, gy_band.shape[1]), gx.dtype)  # col is done with
-        for k, in_rows, out_rows in _group_slices(wg):
-            np.matmul(wg[k].T, gy_band[out_rows], out=gcol[in_rows])  # (C/G*KH*KW, R*OW*N)
-        kernels.col2im(gcol, g.N, g.C, g.H, g.W, *g.window, rows=rows, out=gx)
+                sums[worker][k] += gy[out_rows, cols] @ col[in_rows].T
+
+        parallel.parallel_for(band, len(bands))
+        gw, *rest = (s for s in sums if s is not None)
+        for part in rest:
+            gw += part
+        return gw.reshape(wg.shape[0] * wg.shape[1], wg.shape[2] // (g.KH * g.KW), g.KH, g.KW)
+
+    def _input_grad(self, wg, gy, bands) -> np.ndarray:
+        """gx, batch-minor: per band gcol = w^T @ gy, then col2im. Split over input channels
+        (col2im writes whole channels of gx, so the tasks never race), each task doing every
+        band of its channels."""
+        g = self.geo
+        gx = kernels.batch_minor((g.N, g.C, g.H, g.W), gy.dtype)
+        G = wg.shape[0]
+        Cg, KK = g.C // G, g.KH * g.KW
+        per_group = max(1, parallel.tasks_for(self.macs, _TASK_MACS) // G)
+        tasks = [(k, c0, c1) for k in range(G) for c0, c1 in parallel.chunks(Cg, per_group)]
+
+        def channels(i: int, worker: int) -> None:
+            k, c0, c1 = tasks[i]
+            w_t = wg[k][:, c0 * KK:c1 * KK].T  # (c*KH*KW, OC/G) of these channels
+            gy_k = gy[k * wg.shape[1]:(k + 1) * wg.shape[1]]
+            gx_c = gx[:, k * Cg + c0:k * Cg + c1]  # (N, c, H, W) view
+            if self.pointwise:  # col is x itself, so gcol is gx
+                np.matmul(w_t, gy_k, out=gx_c.transpose(1, 2, 3, 0).reshape(c1 - c0, -1))
+                return
+            gx_c[...] = 0
+            for cols, rows in bands:
+                gcol = _workspace((w_t.shape[0], cols.stop - cols.start), gx.dtype)
+                np.matmul(w_t, gy_k[:, cols], out=gcol)  # (c*KH*KW, R*OW*N)
+                kernels.col2im(gcol, g.N, c1 - c0, g.H, g.W, *g.window, rows=rows, out=gx_c)
+
+        parallel.parallel_for(channels, len(tasks))
+        return gx
 
 
 def _group_slices(wg):
