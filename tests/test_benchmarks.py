@@ -12,7 +12,7 @@ except ImportError:
 
 
 @pytest.mark.parametrize("name, n_steps", [("mlp3", 3), ("cnn3", 3), ("lines_multihead", 3),
-                                            ("resnet18", 1)])
+                                            ("resnet18", 1), ("vgg_bn", 2)])
 def test_every_implementation_follows_the_same_losses(name, n_steps):
     steps = make_steps(name, 2, torch)
     assert "numpy" in steps and "tinygrad_edu" in steps
