@@ -163,3 +163,14 @@ def test_fused_updates_with_every_update_split_equal_the_numpy_reference(every_o
                                                                          kwargs, dtype):
     test_optim.test_fused_update_equals_the_numpy_reference(name, kwargs, dtype)
     assert max(every_op_split) > 1
+
+
+def test_split_winograd_conv_matches_reference_and_gradchecks(every_op_split, monkeypatch):
+    test_kernels.test_winograd_conv2d_matches_reference((2, 5, 9, 8), 1)
+    assert max(every_op_split) > 1
+    monkeypatch.setattr(ops_cnn, "_WINOGRAD_MIN_CHANNELS", 1)
+    monkeypatch.setattr(ops_cnn, "_WINOGRAD_MIN_RATIO", 0)
+    rng = np.random.default_rng(0)
+    X, Wt = (tg.Tensor(rng.standard_normal(s), dtype=np.float64, requires_grad=True)
+             for s in ((2, 3, 6, 5), (4, 3, 3, 3)))
+    assert tg.testing.gradcheck(lambda x, w: ops_cnn.conv2d(x, w, padding=1), X, Wt)

@@ -379,3 +379,110 @@ def _batch_norm_backward(g, x, mean, inv_std, weight, gx, gw, gb):
         k = weight[c] * r / M
         for i in range(M):
             gx[c, i] = k * (M * g[c, i] - sum_g - (x[c, i] - mu) * r * sum_gx)
+
+
+# ------------------------------------------------------------------ Winograd F(2x2, 3x3)
+# Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (2016): a 3x3 stride-1
+# convolution computed on 4x4 input tiles d (stride 2), each giving a 2x2 output tile, as
+# Y = A^T [(G g G^T) * (B^T d B)] A. Summed over input channels, the elementwise product is 16
+# GEMMs (OC, C) @ (C, tiles*N): 16 multiplies per 4 outputs instead of 36, 2.25x fewer.
+# Measured at one thread (load ~4): ResNet's 64->64 16x16 conv 4.4 ms vs 6.2 ms with im2col,
+# VGG's 64->128 16x16 7.4 vs 10.9 ms; slower where the weights outweigh the activations
+# (512->512 at 2x2: transforming 2.4M weights costs more than it saves), see ops_cnn.
+_G = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))
+
+
+def winograd_filter(w: np.ndarray) -> np.ndarray:
+    """Weights (OC, C, 3, 3) -> U = G w G^T as (16, OC, C): one GEMM operand per tile position."""
+    G = np.array(_G, w.dtype)
+    OC, C = w.shape[:2]
+    t = (w.reshape(-1, 3) @ G.T).reshape(OC, C, 3, 4)  # w G^T: two GEMMs with K = 3, not
+    u = (t.transpose(0, 1, 3, 2).reshape(-1, 3) @ G.T).reshape(OC, C, 4, 4)  # OC*C tiny ones
+    return np.ascontiguousarray(u.transpose(3, 2, 0, 1).reshape(16, OC, C))  # (i, j, OC, C)
+
+
+def winograd_conv2d(x, w, bias, P: int) -> np.ndarray:
+    """3x3, stride-1 convolution of (N, C, H, W) x with (OC, C, 3, 3) w (+ bias), zero padding
+    P on every side, by Winograd F(2x2, 3x3) -> batch-minor (N, OC, H + 2P - 2, W + 2P - 2).
+    The transforms are split over channels, the 16 GEMMs are 16 parallel tasks."""
+    N, C, H, W = x.shape
+    OC = w.shape[0]
+    OH, OW = H + 2 * P - 2, W + 2 * P - 2
+    TH, TW = (OH + 1) // 2, (OW + 1) // 2  # 2x2 output tiles; odd sizes: the last sticks out
+    xp = np.zeros((C, 2 * TH + 2, 2 * TW + 2, N), x.dtype)  # every tile inside: no checks
+    xp[:, P:P + H, P:P + W] = x.transpose(1, 2, 3, 0)
+    V = np.empty((16, C, TH * TW * N), x.dtype)  # B^T d B, column (th*TW + tw)*N + n
+    over_channels(_winograd_input, xp, V.transpose(1, 0, 2), work=V.size)
+    U = winograd_filter(w.astype(x.dtype, copy=False))
+    M = np.empty((16, OC, TH * TW * N), x.dtype)
+    parallel_for(lambda k, worker: np.matmul(U[k], V[k], out=M[k]), 16)
+    y = batch_minor((N, OC, 2 * TH, 2 * TW), x.dtype)
+    b = np.zeros(OC, x.dtype) if bias is None else bias.astype(x.dtype, copy=False)
+    over_channels(_winograd_output, M.transpose(1, 0, 2), b, y.transpose(1, 2, 3, 0),
+                  work=M.size)
+    if (2 * TH, 2 * TW) == (OH, OW):
+        return y
+    out = batch_minor((N, OC, OH, OW), x.dtype)  # odd sizes: drop the row / column outside
+    out[...] = y[:, :, :OH, :OW]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _winograd_input(xp, V):
+    """xp (C, 2TH+2, 2TW+2, N) -> V (C, 16, TH*TW*N); per tile row: the column transform on
+    whole input rows (long loops), then the row transform writing runs of TW*N."""
+    C, HP, WP, N = xp.shape
+    TH, TW = (HP - 2) // 2, (WP - 2) // 2
+    T = np.empty((4, WP * N), xp.dtype)
+    for c in range(C):
+        for th in range(TH):
+            r0 = xp[c, 2 * th].reshape(WP * N)
+            r1 = xp[c, 2 * th + 1].reshape(WP * N)
+            r2 = xp[c, 2 * th + 2].reshape(WP * N)
+            r3 = xp[c, 2 * th + 3].reshape(WP * N)
+            for q in range(WP * N):
+                T[0, q] = r0[q] - r2[q]
+                T[1, q] = r1[q] + r2[q]
+                T[2, q] = r2[q] - r1[q]
+                T[3, q] = r1[q] - r3[q]
+            base = th * TW * N
+            for i in range(4):
+                v0, v1, v2, v3 = V[c, 4 * i], V[c, 4 * i + 1], V[c, 4 * i + 2], V[c, 4 * i + 3]
+                t = T[i]
+                for tw in range(TW):
+                    s, o = 2 * tw * N, base + tw * N
+                    for n in range(N):
+                        a, b, cc, d = t[s + n], t[s + N + n], t[s + 2 * N + n], t[s + 3 * N + n]
+                        v0[o + n] = a - cc
+                        v1[o + n] = b + cc
+                        v2[o + n] = cc - b
+                        v3[o + n] = b - d
+
+
+@njit(cache=True, nogil=True)
+def _winograd_output(M, bias, y):
+    """M (OC, 16, TH*TW*N) -> y (OC, 2TH, 2TW, N)."""
+    OC, H2, W2, N = y.shape
+    TH, TW = H2 // 2, W2 // 2
+    for oc in range(OC):
+        b = bias[oc]
+        m = M[oc]
+        for th in range(TH):
+            base = th * TW * N
+            y0, y1 = y[oc, 2 * th].reshape(W2 * N), y[oc, 2 * th + 1].reshape(W2 * N)
+            for tw in range(TW):
+                o, s = base + tw * N, 2 * tw * N
+                for n in range(N):
+                    q = o + n
+                    s00 = m[0, q] + m[4, q] + m[8, q]
+                    s01 = m[1, q] + m[5, q] + m[9, q]
+                    s02 = m[2, q] + m[6, q] + m[10, q]
+                    s03 = m[3, q] + m[7, q] + m[11, q]
+                    s10 = m[4, q] - m[8, q] - m[12, q]
+                    s11 = m[5, q] - m[9, q] - m[13, q]
+                    s12 = m[6, q] - m[10, q] - m[14, q]
+                    s13 = m[7, q] - m[11, q] - m[15, q]
+                    y0[s + n] = s00 + s01 + s02 + b
+                    y0[s + N + n] = s01 - s02 - s03 + b
+                    y1[s + n] = s10 + s11 + s12 + b
+                    y1[s + N + n] = s11 - s12 - s13 + b

@@ -76,6 +76,8 @@ keep_freed_memory()
 _scratch = threading.local()
 _BAND_BYTES = 1 << 20  # im2col columns per GEMM: half of a 2 MB L2, so they stay in cache
 _KEEP_BYTES = 4 << 20  # a conv whose whole im2col is at most this keeps it for backward
+_WINOGRAD_MIN_CHANNELS = 16  # fewer input or output channels: GEMMs too thin for Winograd
+_WINOGRAD_MIN_RATIO = 1  # Winograd only when the input has as many values as the weights
 _TASK_MACS = 1 << 22  # a parallel task of a conv: at least ~4M multiply-adds (~50 us)
 
 
@@ -126,6 +128,9 @@ class Conv2d(Function):
     workspace and consumed by the GEMM while still in cache; backward rebuilds them from the
     saved x rather than keeping them, so a conv layer saves only its input, as in PyTorch;
     except a small conv (<= 4 MB of columns), which keeps them: cheaper than building twice.
+    A 3x3 stride-1 conv with enough channels (`_winograd_fits`) computes its output and input
+    gradient by Winograd F(2x2, 3x3) instead (kernels.winograd_conv2d), its weight gradient
+    as above. Bands, channel groups and GEMMs are tasks for the worker threads (parallel.py).
     """
 
     def forward(self, x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1):
@@ -138,16 +143,22 @@ class Conv2d(Function):
         OH, OW = _conv_out(H, PT + PB, KH, SH, DH), _conv_out(W, PL + PR, KW, SW, DW)
         self.geo = ConvGeometry(N, C, H, W, KH, KW, SH, SW, PT, PL, DH, DW, OH, OW)
         self.pointwise = (KH, KW, SH, SW, PT + PB + PL + PR) == (1, 1, 1, 1, 0)
+        self.winograd = _winograd_fits(x.shape, w.shape, (SH, SW, DH, DW), (PT, PB, PL, PR),
+                                       groups)
         self.weight_size = w.size
         self.has_bias = b is not None
         col_bytes = C * KH * KW * OH * OW * N * x.dtype.itemsize
-        self.keep = not self.pointwise and col_bytes <= _KEEP_BYTES and is_grad_enabled()
+        self.keep = (not self.pointwise and not self.winograd and col_bytes <= _KEEP_BYTES
+                     and is_grad_enabled())
         self.macs = OC * Cg * KH * KW * OH * OW * N  # multiply-adds of the forward GEMM
         # the whole im2col, when kept for backward (filled band by band below)
         self.col = np.empty((C * KH * KW, OH * OW * N), x.dtype) if self.keep else None
 
         xb = kernels.to_batch_minor(x)  # (C, H, W, N): a view if x came from a conv or pool
         wg = w.reshape(groups, OC // groups, Cg * KH * KW)  # (G, OC/G, C/G*KH*KW)
+        self.save_for_backward(xb, wg)
+        if self.winograd:
+            return kernels.winograd_conv2d(x, w, b, PT)
         y = np.empty((OC, OH * OW * N), x.dtype)  # (OC, OH, OW, N)
         bias = None if b is None else b.astype(x.dtype, copy=False)[:, None]
         bands = list(self._bands(x.dtype))
@@ -161,7 +172,6 @@ class Conv2d(Function):
                 y[:, cols] += bias  # while the band is in cache
 
         parallel.parallel_for(band, len(bands))  # bands write disjoint columns of y
-        self.save_for_backward(xb, wg)
         return y.reshape(OC, OH, OW, N).transpose(3, 0, 1, 2)  # (N, OC, OH, OW) view
 
     def _bands(self, dtype):
@@ -202,7 +212,10 @@ class Conv2d(Function):
         need_x, need_w = self.needs_input_grad[:2]
         bands = list(self._bands(xb.dtype))
         gw = self._weight_grad(xb, wg, gy, bands) if need_w else None
-        gx = self._input_grad(wg, gy, bands) if need_x else None
+        gx = None
+        if need_x:
+            gx = self._winograd_input_grad(wg, gy) if self.winograd else self._input_grad(
+                wg, gy, bands)
         self.col = None
         gb = gy.sum(axis=1) if self.has_bias and self.needs_input_grad[2] else None
         return (gx, gw, gb) if self.has_bias else (gx, gw)
@@ -257,6 +270,28 @@ class Conv2d(Function):
 
         parallel.parallel_for(channels, len(tasks))
         return gx
+
+
+    def _winograd_input_grad(self, wg, gy) -> np.ndarray:
+        """gx of a Winograd conv: the full correlation of gy with the flipped weights, channels
+        swapped, i.e. a 3x3 stride-1 conv with padding 2 - P, by Winograd again."""
+        g = self.geo
+        w = wg.reshape(-1, g.C, 3, 3)  # (OC, C, 3, 3)
+        gy4 = gy.reshape(-1, g.OH, g.OW, g.N).transpose(3, 0, 1, 2)  # (N, OC, OH, OW) view
+        return kernels.winograd_conv2d(gy4, w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3), None,
+                                       2 - g.PT)
+
+
+def _winograd_fits(x_shape, w_shape, strides, pads, groups) -> bool:
+    """Whether Winograd F(2x2, 3x3) is used (kernels.py): a 3x3 conv with stride 1, dilation 1,
+    one group, the same padding P <= 2 on every side, and enough channels and activations
+    for its 16 GEMMs and transforms to pay (measured: ResNet-18's 64- and 128-channel convs,
+    the VGG block's 64-channel ones; not the 256/512-channel ones at 4x4 and 2x2, where
+    transforming the weights costs more than the 2.25x fewer multiplies save)."""
+    OC, Cg, KH, KW = w_shape
+    return ((KH, KW, groups) == (3, 3, 1) and strides == (1, 1, 1, 1) and len(set(pads)) == 1
+            and pads[0] <= 2 and min(OC, Cg) >= _WINOGRAD_MIN_CHANNELS
+            and math.prod(x_shape) >= _WINOGRAD_MIN_RATIO * math.prod(w_shape))
 
 
 def _group_slices(wg):
