@@ -568,9 +568,10 @@ def test_winograd_conv2d_matches_reference(shape, padding):
     x, w, b = rng.standard_normal(shape), rng.standard_normal((4, shape[1], 3, 3)), \
         rng.standard_normal(4)
     expected = conv2d_ref(x, w, b, padding=padding)
-    y = kernels.winograd_conv2d(x, w, b, padding)
-    assert y.transpose(1, 2, 3, 0).flags.c_contiguous  # batch-minor like every conv output
-    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+    for band_bytes in (1 << 20, 1):  # one band of tile rows, then one band per tile row
+        y = kernels.winograd_conv2d(x, w, b, padding, band_bytes)
+        assert y.transpose(1, 2, 3, 0).flags.c_contiguous  # batch-minor, like every conv
+        np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
     y32 = kernels.winograd_conv2d(x.astype(np.float32), w.astype(np.float32), b, padding)
     assert y32.dtype == np.float32
     np.testing.assert_allclose(y32, expected, rtol=0, atol=1e-5 * np.abs(expected).max())

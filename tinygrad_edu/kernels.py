@@ -38,6 +38,7 @@ from numba import njit
 from .parallel import chunks, parallel_for, tasks_for
 
 _TASK_ELEMENTS = 1 << 16  # a parallel task of pooling or batch norm: at least 64K elements
+_TASK_MACS = 1 << 22  # a parallel task of a Winograd conv: at least ~4M multiply-adds
 
 
 def over_channels(kernel, *args, work: int) -> None:
@@ -401,25 +402,43 @@ def winograd_filter(w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(u.transpose(3, 2, 0, 1).reshape(16, OC, C))  # (i, j, OC, C)
 
 
-def winograd_conv2d(x, w, bias, P: int) -> np.ndarray:
+def winograd_conv2d(x, w, bias, P: int, band_bytes: int = 1 << 20, scratch=None) -> np.ndarray:
     """3x3, stride-1 convolution of (N, C, H, W) x with (OC, C, 3, 3) w (+ bias), zero padding
     P on every side, by Winograd F(2x2, 3x3) -> batch-minor (N, OC, H + 2P - 2, W + 2P - 2).
-    The transforms are split over channels, the 16 GEMMs are 16 parallel tasks."""
+
+    Streams bands of tile rows, each a parallel task: transform its input tiles into V, 16
+    GEMMs M[k] = U[k] @ V[k], transform M into its output rows; V and M of a band take about
+    `band_bytes`, from `scratch(shape, dtype)` (default np.empty; ops_cnn passes its per-thread
+    workspace), so no array 4x the size of x or y is ever made.
+    """
     N, C, H, W = x.shape
     OC = w.shape[0]
     OH, OW = H + 2 * P - 2, W + 2 * P - 2
     TH, TW = (OH + 1) // 2, (OW + 1) // 2  # 2x2 output tiles; odd sizes: the last sticks out
     xp = np.zeros((C, 2 * TH + 2, 2 * TW + 2, N), x.dtype)  # every tile inside: no checks
     xp[:, P:P + H, P:P + W] = x.transpose(1, 2, 3, 0)
-    V = np.empty((16, C, TH * TW * N), x.dtype)  # B^T d B, column (th*TW + tw)*N + n
-    over_channels(_winograd_input, xp, V.transpose(1, 0, 2), work=V.size)
     U = winograd_filter(w.astype(x.dtype, copy=False))
-    M = np.empty((16, OC, TH * TW * N), x.dtype)
-    parallel_for(lambda k, worker: np.matmul(U[k], V[k], out=M[k]), 16)
-    y = batch_minor((N, OC, 2 * TH, 2 * TW), x.dtype)
     b = np.zeros(OC, x.dtype) if bias is None else bias.astype(x.dtype, copy=False)
-    over_channels(_winograd_output, M.transpose(1, 0, 2), b, y.transpose(1, 2, 3, 0),
-                  work=M.size)
+    y = batch_minor((N, OC, 2 * TH, 2 * TW), x.dtype)
+    yb = y.transpose(1, 2, 3, 0)  # (OC, 2TH, 2TW, N)
+    row_bytes = 16 * (C + OC) * TW * N * x.dtype.itemsize  # V and M of one tile row
+    tasks = tasks_for(16 * C * OC * TH * TW * N, _TASK_MACS)  # the GEMMs' multiply-adds
+    step = max(1, min(band_bytes // row_bytes, -(-TH // tasks)))
+    bands = [(th0, min(TH, th0 + step)) for th0 in range(0, TH, step)]
+    scratch = scratch or np.empty
+
+    def band(i: int, worker: int) -> None:
+        th0, th1 = bands[i]
+        cols = (th1 - th0) * TW * N
+        buf = scratch((16 * (C + OC) * cols,), x.dtype)
+        V = buf[:16 * C * cols].reshape(16, C, cols)  # B^T d B, column (th*TW + tw)*N + n
+        M = buf[16 * C * cols:].reshape(16, OC, cols)
+        _winograd_input(xp, V, th0)
+        for k in range(16):
+            np.matmul(U[k], V[k], out=M[k])  # (OC, C) @ (C, cols)
+        _winograd_output(M, b, yb, th0)
+
+    parallel_for(band, len(bands))
     if (2 * TH, 2 * TW) == (OH, OW):
         return y
     out = batch_minor((N, OC, OH, OW), x.dtype)  # odd sizes: drop the row / column outside
@@ -428,14 +447,17 @@ def winograd_conv2d(x, w, bias, P: int) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _winograd_input(xp, V):
-    """xp (C, 2TH+2, 2TW+2, N) -> V (C, 16, TH*TW*N); per tile row: the column transform on
-    whole input rows (long loops), then the row transform writing runs of TW*N."""
-    C, HP, WP, N = xp.shape
-    TH, TW = (HP - 2) // 2, (WP - 2) // 2
+def _winograd_input(xp, V, th0):
+    """Padded x (C, 2TH+2, 2TW+2, N) -> V (16, C, R*TW*N) for the tile rows th0 .. th0+R-1:
+    the column transform t = B^T d on whole input rows (long loops), then the row transform
+    t B writing runs of N; every inner loop runs over n, contiguous, so it vectorises."""
+    C, WP, N = xp.shape[0], xp.shape[2], xp.shape[3]
+    TW = (WP - 2) // 2
+    R = V.shape[2] // (TW * N)
     T = np.empty((4, WP * N), xp.dtype)
     for c in range(C):
-        for th in range(TH):
+        for r in range(R):
+            th = th0 + r
             r0 = xp[c, 2 * th].reshape(WP * N)
             r1 = xp[c, 2 * th + 1].reshape(WP * N)
             r2 = xp[c, 2 * th + 2].reshape(WP * N)
@@ -445,12 +467,11 @@ def _winograd_input(xp, V):
                 T[1, q] = r1[q] + r2[q]
                 T[2, q] = r2[q] - r1[q]
                 T[3, q] = r1[q] - r3[q]
-            base = th * TW * N
             for i in range(4):
-                v0, v1, v2, v3 = V[c, 4 * i], V[c, 4 * i + 1], V[c, 4 * i + 2], V[c, 4 * i + 3]
+                v0, v1, v2, v3 = V[4 * i, c], V[4 * i + 1, c], V[4 * i + 2, c], V[4 * i + 3, c]
                 t = T[i]
                 for tw in range(TW):
-                    s, o = 2 * tw * N, base + tw * N
+                    s, o = 2 * tw * N, (r * TW + tw) * N
                     for n in range(N):
                         a, b, cc, d = t[s + n], t[s + N + n], t[s + 2 * N + n], t[s + 3 * N + n]
                         v0[o + n] = a - cc
@@ -460,18 +481,20 @@ def _winograd_input(xp, V):
 
 
 @njit(cache=True, nogil=True)
-def _winograd_output(M, bias, y):
-    """M (OC, 16, TH*TW*N) -> y (OC, 2TH, 2TW, N)."""
-    OC, H2, W2, N = y.shape
-    TH, TW = H2 // 2, W2 // 2
+def _winograd_output(M, bias, y, th0):
+    """M (16, OC, R*TW*N) of the tile rows th0 .. th0+R-1 -> their output rows of
+    y (OC, 2TH, 2TW, N): s = A^T m, then y = s A + bias, in registers, vectorised over n."""
+    OC, W2, N = y.shape[0], y.shape[2], y.shape[3]
+    TW = W2 // 2
+    R = M.shape[2] // (TW * N)
     for oc in range(OC):
         b = bias[oc]
-        m = M[oc]
-        for th in range(TH):
-            base = th * TW * N
+        m = M[:, oc]  # (16, R*TW*N)
+        for r in range(R):
+            th = th0 + r
             y0, y1 = y[oc, 2 * th].reshape(W2 * N), y[oc, 2 * th + 1].reshape(W2 * N)
             for tw in range(TW):
-                o, s = base + tw * N, 2 * tw * N
+                o, s = (r * TW + tw) * N, 2 * tw * N
                 for n in range(N):
                     q = o + n
                     s00 = m[0, q] + m[4, q] + m[8, q]
