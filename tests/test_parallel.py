@@ -1,6 +1,7 @@
 """tinygrad_edu.parallel: set_num_threads / get_num_threads like torch's, parallel_for, and every
 kernel test of tests/test_kernels.py and the fused optimizer tests again with each op cut into
 the smallest pieces over three threads (so that a race or a wrong split shows up)."""
+import os
 import threading
 
 import numpy as np
@@ -41,7 +42,6 @@ def every_op_split(threads, monkeypatch):
 
 
 def test_default_is_the_cores_of_this_process_and_set_changes_it(threads):
-    import os
     assert tg.get_num_threads() == len(os.sched_getaffinity(0))
     tg.set_num_threads(3)
     assert tg.get_num_threads() == 3
@@ -94,6 +94,22 @@ def test_nested_parallel_for_runs_serially_in_its_task(threads):
 
     parallel.parallel_for(outer, 2)
     assert sorted(inner) == [(i, j, 0) for i in range(2) for j in range(3)]
+
+
+def _two_tasks_at_once(_) -> bool:
+    """True when tasks 0 and 1 ran on two threads at the same time (else the barrier breaks)."""
+    barrier = threading.Barrier(2, timeout=10)
+    parallel.parallel_for(lambda i, w: barrier.wait() if i < 2 else None, 4)
+    return True
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_gets_its_own_workers(threads):
+    import multiprocessing
+    tg.set_num_threads(2)
+    parallel.parallel_for(lambda i, w: None, 4)  # the parent's workers exist now
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.map(_two_tasks_at_once, [0]) == [True]  # the parent's workers are gone
 
 
 def test_single_thread_runs_in_the_caller(threads):

@@ -95,6 +95,16 @@ _pool_lock = threading.Lock()
 _pin_blas_to_one_thread()
 
 
+def _forget_pool_after_fork() -> None:
+    """A forked child (a DataLoader worker) has none of the parent's threads: start afresh."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 def set_num_threads(n: int) -> None:
     """Use n threads (the caller and n - 1 workers) for the kernels, like torch.set_num_threads.
 
