@@ -41,8 +41,13 @@ def every_op_split(threads, monkeypatch):
     return counts
 
 
-def test_default_is_the_cores_of_this_process_and_set_changes_it(threads):
-    assert tg.get_num_threads() == len(os.sched_getaffinity(0))
+def test_default_is_omp_num_threads_or_the_cores_and_set_changes_it(threads, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert parallel.default_threads() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert parallel.default_threads() == 3  # as torch.get_num_threads() would say
+    monkeypatch.setenv("OMP_NUM_THREADS", "zero")
+    assert parallel.default_threads() == len(os.sched_getaffinity(0))
     tg.set_num_threads(3)
     assert tg.get_num_threads() == 3
 

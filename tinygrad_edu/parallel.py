@@ -26,8 +26,13 @@ import threading
 from collections.abc import Callable
 
 
-def _cores() -> int:
-    """The cores this process may run on (its affinity mask), as torch's default."""
+def default_threads() -> int:
+    """torch's default: OMP_NUM_THREADS when it is set to a positive integer (so that
+    `OMP_NUM_THREADS=1 python ...` runs single-threaded in both), else the cores this process
+    may run on (its affinity mask)."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    if value.isdigit() and int(value) > 0:
+        return int(value)
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
@@ -89,7 +94,7 @@ class _Pool:
 
 
 _local = threading.local()
-_num_threads = _cores()
+_num_threads = default_threads()
 _pool: _Pool | None = None
 _pool_lock = threading.Lock()
 _pin_blas_to_one_thread()
@@ -124,7 +129,7 @@ def set_num_threads(n: int) -> None:
 
 
 def get_num_threads() -> int:
-    """The number of threads the kernels use: the cores of this process unless set otherwise."""
+    """The number of threads the kernels use: default_threads() unless set otherwise."""
     return _num_threads
 
 
