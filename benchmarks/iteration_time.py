@@ -30,14 +30,48 @@ from benchmarks.numpy_reference import from_model
 from tinygrad_edu import nn, optim
 from tinygrad_edu.nn import functional as F
 
-# (model name in models.MODELS, batch size); input shapes per model below
+# (model name in models.MODELS or VGG_BN, batch size); input shapes per model below
 CASES = [("mlp3", 32), ("mlp3", 128), ("cnn2", 32), ("cnn2", 128), ("cnn3", 32), ("cnn3", 128),
-         ("lines_multihead", 32), ("lenet5", 32), ("resnet18", 32)]
+         ("lines_multihead", 32), ("lenet5", 32), ("resnet18", 32), ("vgg_bn", 32)]
 INPUT_SHAPES = {"mlp3": (1, 28, 28), "cnn2": (1, 28, 28), "cnn3": (1, 28, 28),
-                "lines_multihead": (3, 28, 28), "lenet5": (3, 64, 64), "resnet18": (3, 64, 64)}
+                "lines_multihead": (3, 28, 28), "lenet5": (3, 64, 64), "resnet18": (3, 64, 64),
+                "vgg_bn": (3, 32, 32)}
 MULTIHEAD = "lines_multihead"  # a dict of head logits, trained with models.lines.multihead_loss
+VGG_BN = "vgg_bn"  # a CIFAR-style block, built here with either framework's nn (vgg_bn_block)
 IMPLEMENTATIONS = ("tinygrad_edu", "torch", "numpy")
 LR, MOMENTUM = 0.01, 0.9
+
+
+# ------------------------------------------------------------------ the networks
+def vgg_bn_block(layers, num_classes: int = 10):
+    """3x3 convs 3 -> 64 -> 64 -> 128, each with batch norm and ReLU, a max pool after the
+    second, global average pooling and a linear classifier: the layers of a CIFAR VGG, built
+    from `layers`, tinygrad_edu.nn or torch.nn (the same names, so their state_dicts match)."""
+    def conv(c_in, c_out):
+        return [layers.Conv2d(c_in, c_out, 3, padding=1), layers.BatchNorm2d(c_out),
+                layers.ReLU()]
+
+    return layers.Sequential(*conv(3, 64), *conv(64, 64), layers.MaxPool2d(2), *conv(64, 128),
+                             layers.AdaptiveAvgPool2d(1), layers.Flatten(),
+                             layers.Linear(128, num_classes))
+
+
+def build_model(name: str):
+    """The tinygrad_edu network `name` (models.get_model, or the VGG block)."""
+    return vgg_bn_block(nn) if name == VGG_BN else models.get_model(name)
+
+
+def build_twin(name: str, model, torch):
+    """The PyTorch twin of `model` with a copy of its weights."""
+    if name != VGG_BN:
+        return models.to_torch(model)
+    twin = vgg_bn_block(torch.nn)
+    models.copy_weights(model, twin)
+    return twin
+
+
+def num_classes(name: str, model) -> int:
+    return 10 if name == VGG_BN else model.config["num_classes"]
 
 
 # ------------------------------------------------------------------ one training step each
@@ -50,7 +84,7 @@ def make_batch(name: str, batch: int, model):
         from models.lines import HEADS
         y = np.stack([rng.integers(0, max(units, 2), batch) for units in HEADS.values()], 1)
         return x, y
-    return x, rng.integers(0, model.config["num_classes"], batch)
+    return x, rng.integers(0, num_classes(name, model), batch)
 
 
 def loss_functions(name: str, torch):
@@ -72,15 +106,15 @@ def make_steps(name: str, batch: int, torch, which=IMPLEMENTATIONS) -> dict:
     """{implementation: zero-argument callable doing one training step (zero_grad, forward, loss,
     backward, SGD step) and returning the loss}, all starting from the same weights."""
     tg.manual_seed(0)
-    model = models.get_model(name)
+    model = build_model(name)
     x, y = make_batch(name, batch, model)
     ours_loss, torch_loss = loss_functions(name, torch)
     steps = {}
     if "numpy" in which:
         ref = from_model(model)
-        steps["numpy"] = lambda: ref.train_step(x, y, LR, MOMENTUM)
+        steps["numpy"] = numpy_blas_threads(lambda: ref.train_step(x, y, LR, MOMENTUM))
     if "torch" in which and torch is not None:
-        twin = models.to_torch(model)
+        twin = build_twin(name, model, torch)
         t_opt = torch.optim.SGD(twin.parameters(), lr=LR, momentum=MOMENTUM)
         steps["torch"] = training_step(twin, t_opt, torch_loss, torch.from_numpy(x), y)
     if "tinygrad_edu" in which:
@@ -133,7 +167,7 @@ def first_steps(steps: dict) -> tuple[dict, float]:
 def train_flops(name: str, batch: int) -> float:
     """Multiply-adds of every Conv2d and Linear times 2 FLOPs, times 3 for forward, weight
     gradient and input gradient (2 for the first layer, whose input needs no gradient)."""
-    model = models.get_model(name)
+    model = build_model(name)
     macs = []
 
     def count(module, inputs, out):
@@ -150,12 +184,14 @@ def train_flops(name: str, batch: int) -> float:
 
 
 def gemm_peak_gflops() -> float:
-    """float32 GEMM throughput of numpy's BLAS on a 1024^3 product (best of 5)."""
+    """float32 GEMM throughput of numpy's BLAS on a 1024^3 product (best of 5), with the BLAS
+    threads of the NumPy reference (tinygrad_edu's own GEMMs run one per worker thread)."""
     a = np.ones((1024, 1024), np.float32)
     best = np.inf
+    product = numpy_blas_threads(lambda: a @ a)
     for _ in range(5):
         t0 = time.perf_counter()
-        a @ a
+        product()
         best = min(best, time.perf_counter() - t0)
     return 2 * 1024 ** 3 / best / 1e9
 
@@ -248,17 +284,34 @@ def numba_start_times(threads: int | None) -> dict:
     return result
 
 
-# ------------------------------------------------------------------ environment
+# ------------------------------------------------------------------ threads and load
+_numpy_threads = [len(os.sched_getaffinity(0))]  # OpenBLAS's own default: one per core
+
+
 def set_threads(n: int, torch) -> None:
-    """n threads for PyTorch and for numpy's BLAS (tinygrad_edu's and the reference's GEMMs)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        raise SystemExit("--threads needs threadpoolctl to set numpy's BLAS threads: "
-                         "pip install threadpoolctl") from None
-    threadpool_limits(n, user_api="blas")
+    """n threads for every implementation: tg.set_num_threads, torch.set_num_threads, and
+    numpy's BLAS while the NumPy reference runs (tinygrad_edu keeps its BLAS at one thread)."""
+    tg.set_num_threads(n)
+    _numpy_threads[0] = n
     if torch is not None:
         torch.set_num_threads(n)
+
+
+def numpy_blas_threads(fn):
+    """fn, run with the NumPy reference's BLAS threads (set_threads, default one per core)
+    and then back to tinygrad_edu's one: numpy's OpenBLAS is shared by both."""
+    from threadpoolctl import ThreadpoolController
+    blas = ThreadpoolController().select(internal_api="openblas")
+
+    def run():
+        with blas.limit(limits=_numpy_threads[0]):
+            return fn()
+    return run
+
+
+def start_load(n: int) -> list:
+    """n CPU-bound processes (a Python busy loop each), to time the step on a busy machine."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
 
 
 def environment(torch) -> dict:
@@ -267,6 +320,7 @@ def environment(torch) -> dict:
            "tinygrad_edu": tg.__version__, "cpu_count": os.cpu_count(),
            "torch": None if torch is None else torch.__version__,
            "torch_threads": None if torch is None else torch.get_num_threads(),
+           "tinygrad_edu_threads": tg.get_num_threads(), "numpy_blas_threads": _numpy_threads[0],
            "openblas_env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS")}}
     try:
         from threadpoolctl import threadpool_info
@@ -333,8 +387,10 @@ def main(argv=None) -> None:
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes")
     parser.add_argument("--no-startup", action="store_true", help="skip Numba cold/warm start")
     parser.add_argument("--threads", type=int, help="threads for every implementation: "
-                        "torch.set_num_threads and numpy's BLAS pool (needs threadpoolctl); "
-                        "default: each library's own default, one per core")
+                        "tg.set_num_threads, torch.set_num_threads and the NumPy reference's "
+                        "BLAS pool; default: each library's own default, one per core")
+    parser.add_argument("--load", type=int, default=0, help="start this many CPU-bound "
+                        "processes while timing (a busy machine); default 0")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/iteration_time.json"))
     parser.add_argument("--memory-probe", nargs=3, metavar=("MODEL", "BATCH", "IMPL"),
                         help=argparse.SUPPRESS)  # internal: one probe, run in a subprocess
@@ -353,16 +409,24 @@ def main(argv=None) -> None:
     skipped, rows = [], []
     load_before = os.getloadavg()
     gflops = gemm_peak_gflops()
-    print(f"float32 GEMM peak here: {gflops:.0f} GFLOP/s; load average {load_before[0]:.1f}")
+    print(f"float32 GEMM peak here: {gflops:.0f} GFLOP/s; load average {load_before[0]:.1f}"
+          f"; threads: ours {tg.get_num_threads()}, torch "
+          f"{None if torch is None else torch.get_num_threads()}, numpy {_numpy_threads[0]}"
+          f"; {args.load} busy processes started")
     print(HEADER)
-    for name, batch in CASES:
-        if args.models and name not in args.models:
-            continue
-        if name not in models.MODELS or name not in INPUT_SHAPES:
-            skipped.append(name)
-            continue
-        rows.append(run_case(name, batch, args, torch, gflops))
-        print_row(rows[-1])
+    load = start_load(args.load)
+    try:
+        for name, batch in CASES:
+            if args.models and name not in args.models:
+                continue
+            if (name not in models.MODELS and name != VGG_BN) or name not in INPUT_SHAPES:
+                skipped.append(name)
+                continue
+            rows.append(run_case(name, batch, args, torch, gflops))
+            print_row(rows[-1])
+    finally:
+        for process in load:
+            process.kill()
     for name in skipped:
         print(f"skipped {name}: not in models.MODELS (or no input shape in INPUT_SHAPES) yet")
     start = None if args.no_startup else numba_start_times(args.threads)
@@ -375,6 +439,7 @@ def main(argv=None) -> None:
     write_json(args.out, {
         "rows": rows, "skipped": skipped, "numba_start": start, "gemm_peak_gflops": gflops,
         "rounds": args.rounds, "iters_per_round": args.iters, "threads_option": args.threads,
+        "busy_processes": args.load,
         "load_average": {"before": load_before, "after": load_after},
         "environment": environment(torch),
     })

@@ -12,7 +12,7 @@ except ImportError:
 
 
 @pytest.mark.parametrize("name, n_steps", [("mlp3", 3), ("cnn3", 3), ("lines_multihead", 3),
-                                            ("resnet18", 1)])
+                                            ("resnet18", 1), ("vgg_bn", 2)])
 def test_every_implementation_follows_the_same_losses(name, n_steps):
     steps = make_steps(name, 2, torch)
     assert "numpy" in steps and "tinygrad_edu" in steps
@@ -28,3 +28,23 @@ def test_training_flops_of_cnn3_by_hand():
     first = 16 * 9 * 784  # the first layer computes no input gradient
     assert train_flops("cnn3", 4) == 2 * 4 * (3 * macs - first)
     assert set(INPUT_SHAPES) >= {"mlp3", "cnn2", "cnn3", "lenet5", "resnet18"}
+
+
+def test_threads_option_sets_every_implementation_and_load_starts_busy_processes():
+    import tinygrad_edu as tg
+    from benchmarks import iteration_time
+    before = iteration_time.environment(None)
+    try:
+        iteration_time.set_threads(1, None)
+        env = iteration_time.environment(None)
+        assert env["tinygrad_edu_threads"] == env["numpy_blas_threads"] == 1
+    finally:
+        iteration_time.set_threads(before["numpy_blas_threads"], None)
+        tg.set_num_threads(before["tinygrad_edu_threads"])
+    busy = iteration_time.start_load(2)
+    try:
+        assert len(busy) == 2 and all(p.poll() is None for p in busy)  # running
+    finally:
+        for p in busy:
+            p.kill()
+            p.wait()

@@ -556,3 +556,85 @@ def test_batch_norm_kernels_gradcheck_and_any_upstream_layout():
     gx2, gw2, gb2 = y._ctx.backward(_batch_minor_copy(up))
     for got, want in ((gx, gx2), (gw, gw2), (gb, gb2)):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------------------------ Winograd F(2x2, 3x3)
+@pytest.mark.parametrize("shape, padding", [((2, 3, 6, 6), 1), ((3, 2, 7, 5), 0),
+                                            ((1, 4, 3, 4), 2), ((2, 5, 9, 8), 1)])
+def test_winograd_conv2d_matches_reference(shape, padding):
+    """Even and odd output sizes (the last tile sticks out), every padding it takes; float64
+    to rounding, float32 within 1e-5 of the largest output (measured 4e-7 at 64 channels)."""
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal(shape), rng.standard_normal((4, shape[1], 3, 3)), \
+        rng.standard_normal(4)
+    expected = conv2d_ref(x, w, b, padding=padding)
+    for band_bytes in (1 << 20, 1):  # one band of tile rows, then one band per tile row
+        y = kernels.winograd_conv2d(x, w, b, padding, band_bytes)
+        assert y.transpose(1, 2, 3, 0).flags.c_contiguous  # batch-minor, like every conv
+        np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+    y32 = kernels.winograd_conv2d(x.astype(np.float32), w.astype(np.float32), b, padding)
+    assert y32.dtype == np.float32
+    np.testing.assert_allclose(y32, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+
+
+def test_winograd_error_at_64_channels_in_float32():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 64, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((32, 64, 3, 3)).astype(np.float32)
+    expected = conv2d_ref(x.astype(np.float64), w.astype(np.float64), padding=1)
+    error = np.abs(kernels.winograd_conv2d(x, w, None, 1) - expected).max()
+    assert error <= 1e-5 * np.abs(expected).max()
+
+
+@pytest.fixture
+def winograd_everywhere(monkeypatch):
+    """Every eligible 3x3 conv takes the Winograd path, however small; counts the calls."""
+    from tinygrad_edu import ops_cnn
+    monkeypatch.setattr(ops_cnn, "_WINOGRAD_MIN_CHANNELS", 1)
+    monkeypatch.setattr(ops_cnn, "_WINOGRAD_MIN_RATIO", 0)
+    calls, real = [], kernels.winograd_conv2d
+    monkeypatch.setattr(kernels, "winograd_conv2d", lambda *a: calls.append(1) or real(*a))
+    return calls
+
+
+@pytest.mark.parametrize("padding", [0, 1, 2])
+def test_winograd_conv2d_gradcheck(winograd_everywhere, padding):
+    rng = np.random.default_rng(0)
+    x, w, b = _leaf(rng, 2, 3, 5, 4), _leaf(rng, 2, 3, 3, 3), _leaf(rng, 2)
+    assert gradcheck(lambda x, w, b: conv2d(x, w, b, padding=padding), x, w, b)
+    assert len(winograd_everywhere) >= 2  # forward and input gradient both went through it
+
+
+def test_winograd_and_im2col_paths_agree(winograd_everywhere, monkeypatch):
+    from tinygrad_edu import ops_cnn
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 16, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((24, 16, 3, 3)).astype(np.float32)
+    gy = rng.standard_normal((4, 24, 8, 8)).astype(np.float32)
+    results = []
+    for min_channels in (1, 10**9):  # Winograd, then im2col + GEMM
+        monkeypatch.setattr(ops_cnn, "_WINOGRAD_MIN_CHANNELS", min_channels)
+        X, Wt = _tensor(x), _tensor(w)
+        y = conv2d(X, Wt, padding=1)
+        y.backward(gy)
+        results.append((y.data, X.grad.data, Wt.grad.data))
+    assert len(winograd_everywhere) == 2
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 * np.abs(b).max())
+
+
+@pytest.mark.parametrize("x_shape, w_shape, opts, expected", [
+    ((32, 64, 16, 16), (64, 64, 3, 3), {"padding": 1}, True),      # ResNet-18 layer1 at 64x64
+    ((32, 128, 8, 8), (128, 128, 3, 3), {"padding": 1}, True),     # layer2
+    ((32, 512, 2, 2), (512, 512, 3, 3), {"padding": 1}, False),    # layer4: weights dominate
+    ((32, 3, 32, 32), (64, 3, 3, 3), {"padding": 1}, False),       # 3 input channels
+    ((32, 64, 16, 16), (64, 64, 3, 3), {"padding": 1, "stride": 2}, False),
+    ((32, 64, 16, 16), (64, 64, 3, 3), {"padding": "same", "dilation": 2}, False),
+])
+def test_which_convs_take_winograd(x_shape, w_shape, opts, expected, monkeypatch):
+    calls, real = [], kernels.winograd_conv2d
+    monkeypatch.setattr(kernels, "winograd_conv2d", lambda *a: calls.append(1) or real(*a))
+    with no_grad():
+        conv2d(Tensor(np.zeros(x_shape, np.float32)), Tensor(np.zeros(w_shape, np.float32)),
+               **opts)
+    assert bool(calls) == expected

@@ -26,6 +26,7 @@ from .device import accelerator, backends, cuda, device
 from .functions import *  # torch's namespace: tg.exp, tg.max, tg.zeros(device=), ...
 from .generator import Generator
 from .missing import module_getattr
+from .parallel import get_num_threads, set_num_threads
 from .random import get_rng, get_rng_state, manual_seed, set_rng_state
 from .serialization import load, save
 from .tensor import (

@@ -20,11 +20,12 @@ Conventions:
   ceil_mode and the asymmetric padding of `padding='same'` reach the loops without special cases.
 - `rows=(oh0, oh1)` restricts im2col/col2im to a band of output rows, so that a convolution can
   stream its columns through a cache-sized workspace (see ops_cnn.Conv2d).
-- Single-threaded on purpose (the GEMMs use OpenBLAS's threads): measured on the 2-core machine
-  under load, `parallel=True` loops made a CNN3 step 5x slower (OpenMP's workers spin between
-  loops and fight OpenBLAS's for the two cores: 190 ms of CPU per step instead of 12). `nogil`
-  lets other Python threads (data loading) run meanwhile. Each loop writes whole channels or
-  rows of its output, so splitting it over threads later would not race.
+- Each jitted loop is single-threaded and `nogil`; the wrappers split it over channels (or
+  rows) with `tinygrad_edu.parallel`, whose workers sleep rather than spin. Not Numba's
+  `parallel=True`: measured on the 2-core machine under load, it made a CNN3 step 5x slower
+  (OpenMP's workers spin between loops and fight OpenBLAS's for the two cores: 190 ms of CPU
+  per step instead of 12). Each loop writes whole channels or rows of its output, so the
+  pieces never race.
 - `cache=True` stores the compiled machine code next to this file (or in NUMBA_CACHE_DIR), so only
   the first import on a machine pays the compile time.
 - Set NUMBA_DISABLE_JIT=1 to run these as plain Python and step through them in a debugger.
@@ -33,6 +34,24 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from .parallel import chunks, parallel_for, tasks_for
+
+_TASK_ELEMENTS = 1 << 16  # a parallel task of pooling or batch norm: at least 64K elements
+_TASK_MACS = 1 << 22  # a parallel task of a Winograd conv: at least ~4M multiply-adds
+
+
+def over_channels(kernel, *args, work: int) -> None:
+    """kernel(*args) split over the channels, the first axis of every array argument (the
+    loops below each write whole channels, so the tasks never race); `work` counts elements."""
+    C = next(a for a in args if isinstance(a, np.ndarray)).shape[0]
+    parts = chunks(C, tasks_for(work, _TASK_ELEMENTS))
+
+    def task(i: int, worker: int) -> None:
+        c0, c1 = parts[i]
+        kernel(*(a[c0:c1] if isinstance(a, np.ndarray) else a for a in args))
+
+    parallel_for(task, len(parts))
 
 
 def batch_minor(shape: tuple, dtype) -> np.ndarray:
@@ -148,8 +167,8 @@ def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
     N, C = x.shape[:2]
     y = batch_minor((N, C, OH, OW), x.dtype)
     window = batch_minor((N, C, OH, OW), np.int8 if KH * KW <= 127 else np.int32)
-    _max_pool2d(to_batch_minor(x), y.transpose(1, 2, 3, 0), window.transpose(1, 2, 3, 0),
-                KH, KW, SH, SW, PH, PW, DH, DW)
+    over_channels(_max_pool2d, to_batch_minor(x), y.transpose(1, 2, 3, 0),
+                  window.transpose(1, 2, 3, 0), KH, KW, SH, SW, PH, PW, DH, DW, work=x.size)
     return y, window
 
 
@@ -212,8 +231,8 @@ def max_pool2d_backward(gy, window, H, W, KH, KW, SH, SW, PH, PW, DH, DW):
     (overlapping windows add)."""
     N, C = gy.shape[:2]
     gx = batch_minor((N, C, H, W), gy.dtype)
-    _max_pool2d_backward(to_batch_minor(gy), to_batch_minor(window), gx.transpose(1, 2, 3, 0),
-                         KH, KW, SH, SW, PH, PW, DH, DW)
+    over_channels(_max_pool2d_backward, to_batch_minor(gy), to_batch_minor(window),
+                  gx.transpose(1, 2, 3, 0), KH, KW, SH, SW, PH, PW, DH, DW, work=gx.size)
     return gx
 
 
@@ -307,7 +326,8 @@ def batch_norm_forward(x, weight, bias, eps: float):
     C = rows.shape[0]
     y = batch_minor(x.shape, x.dtype)
     mean, var, inv_std = (np.empty(C, x.dtype) for _ in range(3))
-    _batch_norm_forward(rows, weight, bias, eps, channel_rows(y), mean, var, inv_std)
+    over_channels(_batch_norm_forward, rows, weight, bias, eps, channel_rows(y), mean, var,
+                  inv_std, work=x.size)
     return y, mean, var, inv_std
 
 
@@ -341,7 +361,8 @@ def batch_norm_backward(grad, x, mean, inv_std, weight):
         g = channel_rows(to_batch_minor(grad).transpose(3, 0, 1, 2))
     gx = batch_minor(x.shape, x.dtype)
     gw, gb = np.empty_like(weight), np.empty_like(weight)
-    _batch_norm_backward(g, channel_rows(x), mean, inv_std, weight, channel_rows(gx), gw, gb)
+    over_channels(_batch_norm_backward, g, channel_rows(x), mean, inv_std, weight,
+                  channel_rows(gx), gw, gb, work=x.size)
     return gx, gw, gb
 
 
@@ -359,3 +380,132 @@ def _batch_norm_backward(g, x, mean, inv_std, weight, gx, gw, gb):
         k = weight[c] * r / M
         for i in range(M):
             gx[c, i] = k * (M * g[c, i] - sum_g - (x[c, i] - mu) * r * sum_gx)
+
+
+# ------------------------------------------------------------------ Winograd F(2x2, 3x3)
+# Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (2016): a 3x3 stride-1
+# convolution computed on 4x4 input tiles d (stride 2), each giving a 2x2 output tile, as
+# Y = A^T [(G g G^T) * (B^T d B)] A. Summed over input channels, the elementwise product is 16
+# GEMMs (OC, C) @ (C, tiles*N): 16 multiplies per 4 outputs instead of 36, 2.25x fewer.
+# Measured at one thread (load ~4): ResNet's 64->64 16x16 conv 4.4 ms vs 6.2 ms with im2col,
+# VGG's 64->128 16x16 7.4 vs 10.9 ms; slower where the weights outweigh the activations
+# (512->512 at 2x2: transforming 2.4M weights costs more than it saves), see ops_cnn.
+_G = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))
+
+
+def winograd_filter(w: np.ndarray) -> np.ndarray:
+    """Weights (OC, C, 3, 3) -> U = G w G^T as (16, OC, C): one GEMM operand per tile position."""
+    G = np.array(_G, w.dtype)
+    OC, C = w.shape[:2]
+    t = (w.reshape(-1, 3) @ G.T).reshape(OC, C, 3, 4)  # w G^T: two GEMMs with K = 3, not
+    u = (t.transpose(0, 1, 3, 2).reshape(-1, 3) @ G.T).reshape(OC, C, 4, 4)  # OC*C tiny ones
+    return np.ascontiguousarray(u.transpose(3, 2, 0, 1).reshape(16, OC, C))  # (i, j, OC, C)
+
+
+def winograd_conv2d(x, w, bias, P: int, band_bytes: int = 1 << 20, scratch=None) -> np.ndarray:
+    """3x3, stride-1 convolution of (N, C, H, W) x with (OC, C, 3, 3) w (+ bias), zero padding
+    P on every side, by Winograd F(2x2, 3x3) -> batch-minor (N, OC, H + 2P - 2, W + 2P - 2).
+
+    Streams bands of tile rows, each a parallel task: transform its input tiles into V, 16
+    GEMMs M[k] = U[k] @ V[k], transform M into its output rows; V and M of a band take about
+    `band_bytes`, from `scratch(shape, dtype)` (default np.empty; ops_cnn passes its per-thread
+    workspace), so no array 4x the size of x or y is ever made.
+    """
+    N, C, H, W = x.shape
+    OC = w.shape[0]
+    OH, OW = H + 2 * P - 2, W + 2 * P - 2
+    TH, TW = (OH + 1) // 2, (OW + 1) // 2  # 2x2 output tiles; odd sizes: the last sticks out
+    xp = np.zeros((C, 2 * TH + 2, 2 * TW + 2, N), x.dtype)  # every tile inside: no checks
+    xp[:, P:P + H, P:P + W] = x.transpose(1, 2, 3, 0)
+    U = winograd_filter(w.astype(x.dtype, copy=False))
+    b = np.zeros(OC, x.dtype) if bias is None else bias.astype(x.dtype, copy=False)
+    y = batch_minor((N, OC, 2 * TH, 2 * TW), x.dtype)
+    yb = y.transpose(1, 2, 3, 0)  # (OC, 2TH, 2TW, N)
+    row_bytes = 16 * (C + OC) * TW * N * x.dtype.itemsize  # V and M of one tile row
+    tasks = tasks_for(16 * C * OC * TH * TW * N, _TASK_MACS)  # the GEMMs' multiply-adds
+    step = max(1, min(band_bytes // row_bytes, -(-TH // tasks)))
+    bands = [(th0, min(TH, th0 + step)) for th0 in range(0, TH, step)]
+    scratch = scratch or np.empty
+
+    def band(i: int, worker: int) -> None:
+        th0, th1 = bands[i]
+        cols = (th1 - th0) * TW * N
+        buf = scratch((16 * (C + OC) * cols,), x.dtype)
+        V = buf[:16 * C * cols].reshape(16, C, cols)  # B^T d B, column (th*TW + tw)*N + n
+        M = buf[16 * C * cols:].reshape(16, OC, cols)
+        _winograd_input(xp, V, th0)
+        for k in range(16):
+            np.matmul(U[k], V[k], out=M[k])  # (OC, C) @ (C, cols)
+        _winograd_output(M, b, yb, th0)
+
+    parallel_for(band, len(bands))
+    if (2 * TH, 2 * TW) == (OH, OW):
+        return y
+    out = batch_minor((N, OC, OH, OW), x.dtype)  # odd sizes: drop the row / column outside
+    out[...] = y[:, :, :OH, :OW]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _winograd_input(xp, V, th0):
+    """Padded x (C, 2TH+2, 2TW+2, N) -> V (16, C, R*TW*N) for the tile rows th0 .. th0+R-1:
+    the column transform t = B^T d on whole input rows (long loops), then the row transform
+    t B writing runs of N; every inner loop runs over n, contiguous, so it vectorises."""
+    C, WP, N = xp.shape[0], xp.shape[2], xp.shape[3]
+    TW = (WP - 2) // 2
+    R = V.shape[2] // (TW * N)
+    T = np.empty((4, WP * N), xp.dtype)
+    for c in range(C):
+        for r in range(R):
+            th = th0 + r
+            r0 = xp[c, 2 * th].reshape(WP * N)
+            r1 = xp[c, 2 * th + 1].reshape(WP * N)
+            r2 = xp[c, 2 * th + 2].reshape(WP * N)
+            r3 = xp[c, 2 * th + 3].reshape(WP * N)
+            for q in range(WP * N):
+                T[0, q] = r0[q] - r2[q]
+                T[1, q] = r1[q] + r2[q]
+                T[2, q] = r2[q] - r1[q]
+                T[3, q] = r1[q] - r3[q]
+            for i in range(4):
+                v0, v1, v2, v3 = V[4 * i, c], V[4 * i + 1, c], V[4 * i + 2, c], V[4 * i + 3, c]
+                t = T[i]
+                for tw in range(TW):
+                    s, o = 2 * tw * N, (r * TW + tw) * N
+                    for n in range(N):
+                        a, b, cc, d = t[s + n], t[s + N + n], t[s + 2 * N + n], t[s + 3 * N + n]
+                        v0[o + n] = a - cc
+                        v1[o + n] = b + cc
+                        v2[o + n] = cc - b
+                        v3[o + n] = b - d
+
+
+@njit(cache=True, nogil=True)
+def _winograd_output(M, bias, y, th0):
+    """M (16, OC, R*TW*N) of the tile rows th0 .. th0+R-1 -> their output rows of
+    y (OC, 2TH, 2TW, N): s = A^T m, then y = s A + bias, in registers, vectorised over n."""
+    OC, W2, N = y.shape[0], y.shape[2], y.shape[3]
+    TW = W2 // 2
+    R = M.shape[2] // (TW * N)
+    for oc in range(OC):
+        b = bias[oc]
+        m = M[:, oc]  # (16, R*TW*N)
+        for r in range(R):
+            th = th0 + r
+            y0, y1 = y[oc, 2 * th].reshape(W2 * N), y[oc, 2 * th + 1].reshape(W2 * N)
+            for tw in range(TW):
+                o, s = (r * TW + tw) * N, 2 * tw * N
+                for n in range(N):
+                    q = o + n
+                    s00 = m[0, q] + m[4, q] + m[8, q]
+                    s01 = m[1, q] + m[5, q] + m[9, q]
+                    s02 = m[2, q] + m[6, q] + m[10, q]
+                    s03 = m[3, q] + m[7, q] + m[11, q]
+                    s10 = m[4, q] - m[8, q] - m[12, q]
+                    s11 = m[5, q] - m[9, q] - m[13, q]
+                    s12 = m[6, q] - m[10, q] - m[14, q]
+                    s13 = m[7, q] - m[11, q] - m[15, q]
+                    y0[s + n] = s00 + s01 + s02 + b
+                    y0[s + N + n] = s01 - s02 - s03 + b
+                    y1[s + n] = s10 + s11 + s12 + b
+                    y1[s + N + n] = s11 - s12 - s13 + b

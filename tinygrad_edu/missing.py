@@ -16,7 +16,6 @@ HINTS = {
     "torch.sparse": "use dense tensors",
     "torch.fft": "use numpy.fft on tensor.numpy() (no gradient)",
     "torch.linalg": "use matmul / norm, or numpy.linalg on tensor.numpy() (no gradient)",
-    "torch.set_num_threads": "set OMP_NUM_THREADS / NUMBA_NUM_THREADS before starting Python",
     "torch.set_float32_matmul_precision": "remove it; matmuls run in the tensors' dtype",
     "torch.FloatTensor": "use torch.tensor(data, dtype=torch.float32), or x.float()",
     "torch.LongTensor": "use torch.tensor(data, dtype=torch.int64), or x.long()",

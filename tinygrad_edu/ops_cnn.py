@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import kernels
+from . import kernels, parallel
 from .autograd import Function, is_grad_enabled
 from .ops import GraphRule
 from .tensor import Tensor, check_float_input
@@ -77,6 +77,9 @@ keep_freed_memory()
 _scratch = threading.local()
 _BAND_BYTES = 1 << 20  # im2col columns per GEMM: half of a 2 MB L2, so they stay in cache
 _KEEP_BYTES = 4 << 20  # a conv whose whole im2col is at most this keeps it for backward
+_WINOGRAD_MIN_CHANNELS = 64  # fewer channels: GEMMs too thin (CNN3 b128 +14% CPU)
+_WINOGRAD_MIN_RATIO = 1  # Winograd only when the input has as many values as the weights
+_TASK_MACS = 1 << 22  # a parallel task of a conv: at least ~4M multiply-adds (~50 us)
 
 
 def _workspace(shape: tuple, dtype) -> np.ndarray:
@@ -126,6 +129,11 @@ class Conv2d(Function):
     workspace and consumed by the GEMM while still in cache; backward rebuilds them from the
     saved x rather than keeping them, so a conv layer saves only its input, as in PyTorch;
     except a small conv (<= 4 MB of columns), which keeps them: cheaper than building twice.
+    A 3x3 stride-1 conv with enough channels (`_winograd_fits`) computes its output and input
+    gradient by Winograd F(2x2, 3x3) instead (kernels.winograd_conv2d), its weight gradient
+    as above. Bands, channel groups and GEMMs are tasks for the worker threads (parallel.py).
+    Double backward (backward_graph) computes the gradients as ops, ConvInputGrad and
+    ConvWeightGrad, with these same helpers on the im2col paths.
     """
 
     def forward(self, x, w_in, b=None, *, stride=1, padding=0, dilation=1, groups=1):
@@ -138,25 +146,37 @@ class Conv2d(Function):
         OH, OW = _conv_out(H, PT + PB, KH, SH, DH), _conv_out(W, PL + PR, KW, SW, DW)
         self.geo = ConvGeometry(N, C, H, W, KH, KW, SH, SW, PT, PL, DH, DW, OH, OW)
         self.pointwise = (KH, KW, SH, SW, PT + PB + PL + PR) == (1, 1, 1, 1, 0)
+        self.winograd = _winograd_fits(x.shape, w.shape, (SH, SW, DH, DW), (PT, PB, PL, PR),
+                                       groups)
         self.weight_size = w.size
         self.has_bias = b is not None
         self.opts = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
         col_bytes = C * KH * KW * OH * OW * N * x.dtype.itemsize
-        self.keep = not self.pointwise and col_bytes <= _KEEP_BYTES and is_grad_enabled()
-        self.col = None  # the whole im2col, when kept for backward
+        self.keep = (not self.pointwise and not self.winograd and col_bytes <= _KEEP_BYTES
+                     and is_grad_enabled())
+        self.macs = OC * Cg * KH * KW * OH * OW * N  # multiply-adds of the forward GEMM
+        # the whole im2col, when kept for backward (filled band by band below)
+        self.col = np.empty((C * KH * KW, OH * OW * N), x.dtype) if self.keep else None
 
         xb = kernels.to_batch_minor(x)  # (C, H, W, N): a view if x came from a conv or pool
         wg = w.reshape(groups, OC // groups, Cg * KH * KW)  # (G, OC/G, C/G*KH*KW)
         self.wg_shape = wg.shape
+        self.save_for_backward(xb, wg, x, w_in)  # x and w themselves for double backward
+        if self.winograd:
+            return kernels.winograd_conv2d(x, w, b, PT, _BAND_BYTES, _workspace)
         y = np.empty((OC, OH * OW * N), x.dtype)  # (OC, OH, OW, N)
         bias = None if b is None else b.astype(x.dtype, copy=False)[:, None]
-        for cols, rows in self._bands(x.dtype):
-            col = self._columns(xb, rows)  # (C*KH*KW, R*OW*N)
+        bands = list(self._bands(x.dtype))
+
+        def band(i: int, worker: int) -> None:  # one band: its im2col, GEMMs and bias
+            cols, rows = bands[i]
+            col = self._columns(xb, rows, build=True)  # (C*KH*KW, R*OW*N)
             for g, in_rows, out_rows in _group_slices(wg.shape):
                 np.matmul(wg[g], col[in_rows], out=y[out_rows, cols])  # (OC/G, R*OW*N)
             if bias is not None:
                 y[:, cols] += bias  # while the band is in cache
-        self.save_for_backward(xb, wg, x, w_in)  # x and w themselves for double backward
+
+        parallel.parallel_for(band, len(bands))  # bands write disjoint columns of y
         return y.reshape(OC, OH, OW, N).transpose(3, 0, 1, 2)  # (N, OC, OH, OW) view
 
     def _bands(self, dtype):
@@ -168,28 +188,31 @@ class Conv2d(Function):
         row_bytes = g.C * g.KH * g.KW * g.OW * g.N * itemsize
         budget = max(_BAND_BYTES, self.weight_size * itemsize)
         step = g.OH if self.pointwise or self.keep else max(1, budget // row_bytes)
+        step = min(step, -(-g.OH // parallel.tasks_for(self.macs, _TASK_MACS)))  # ceil
         for oh0 in range(0, g.OH, step):
             oh1 = min(g.OH, oh0 + step)
             yield slice(oh0 * g.OW * g.N, oh1 * g.OW * g.N), (oh0, oh1)
 
-    def _columns(self, xb, rows) -> np.ndarray:
-        """im2col of one band into the workspace; a 1x1, stride-1 conv reads x itself. A small
-        conv (<= 4 MB of columns, e.g. CNN3's at batch 32) builds them once, in one band, and
-        keeps them for the weight gradient: cheaper than rebuilding them in backward."""
+    def _columns(self, xb, rows, build: bool = False) -> np.ndarray:
+        """im2col of one band into this thread's workspace; a 1x1, stride-1 conv reads x
+        itself. A small conv (<= 4 MB of columns, e.g. CNN3's at batch 32) keeps its columns
+        for the weight gradient (cheaper than rebuilding them in backward): forward `build`s
+        each band into self.col, backward reads it."""
         g = self.geo
         cols = slice(rows[0] * g.OW * g.N, rows[1] * g.OW * g.N)
         if self.pointwise:
             return xb.reshape(g.C, g.H * g.W * g.N)[:, cols]
-        if self.keep:
-            if self.col is None:
-                self.col = kernels.im2col(xb.transpose(3, 0, 1, 2), *g.window)
-            return self.col
+        if self.col is not None:
+            if build:
+                kernels.im2col(xb.transpose(3, 0, 1, 2), *g.window, rows=rows,
+                               out=self.col[:, cols])
+            return self.col[:, cols]
         col = _workspace((g.C * g.KH * g.KW, cols.stop - cols.start), xb.dtype)
         return kernels.im2col(xb.transpose(3, 0, 1, 2), *g.window, rows=rows, out=col)
 
     def backward(self, grad):
         xb, wg = self.saved[:2]
-        gy = _output_rows(grad, xb.dtype)
+        gy = _output_rows(grad, xb.dtype)  # (OC, OH*OW*N)
         gx, gw = self._grads(gy, xb, wg, *self.needs_input_grad[:2])
         gb = gy.sum(axis=1) if self.has_bias and self.needs_input_grad[2] else None
         return (gx, gw, gb) if self.has_bias else (gx, gw)
@@ -206,47 +229,85 @@ class Conv2d(Function):
         return gx, gw, grad.sum((0, 2, 3)) if self.needs_input_grad[2] else None
 
     def _grads(self, gy, xb, wg, need_x: bool, need_w: bool) -> tuple:
-        """(gx, gw) from gy (OC, OH*OW*N), band by band: gw = gy @ col^T (col built from xb),
-        gx = col2im(w^T @ gy). xb is read only for gw and wg only for gx."""
-        g = self.geo
-        G, OCg, CKg = self.wg_shape
-        gw = np.empty((G * OCg, CKg // (g.KH * g.KW), g.KH, g.KW), gy.dtype) if need_w else None
-        gw_groups = None if gw is None else gw.reshape(self.wg_shape)  # (G, OC/G, C/G*KH*KW)
-        gx = kernels.batch_minor((g.N, g.C, g.H, g.W), gy.dtype) if need_x else None
+        """(gx, gw) from gy (OC, OH*OW*N): gw = gy @ col^T (col built from xb), gx = col2im(w^T
+        @ gy), or by Winograd for a Winograd conv. xb is read only for gw and wg only for gx."""
+        bands = list(self._bands(gy.dtype))
+        gw = self._weight_grad(xb, gy, bands) if need_w else None
+        gx = None
         if need_x:
-            gx[...] = 0
-        for band, (cols, rows) in enumerate(self._bands(gy.dtype)):
-            if need_w:
-                col = self._columns(xb, rows)
-                for k, in_rows, out_rows in _group_slices(self.wg_shape):  # (OC/G, C/G*KH*KW)
-                    if band == 0:
-                        np.matmul(gy[out_rows, cols], col[in_rows].T, out=gw_groups[k])
-                    else:
-                        gw_groups[k] += gy[out_rows, cols] @ col[in_rows].T
-            if need_x:
-                self._add_input_grad(gy[:, cols], wg, rows, gx)
-        self.col = None
+            gx = (self._winograd_input_grad(wg, gy) if self.winograd
+                  else self._input_grad(wg, gy, bands))
+        self.col = None  # the kept columns have served
         return gx, gw
 
-    def _add_input_grad(self, gy_band, wg, rows, gx) -> None:
-        """Add one band's input gradient into gx: gcol = w^T @ gy, then col2im."""
+    def _weight_grad(self, xb, gy, bands) -> np.ndarray:
+        """gw (OC, C/G, KH, KW) = gy @ col^T, summed over the bands; each worker sums its bands
+        into its own (G, OC/G, C/G*KH*KW) array, and those few arrays are added at the end."""
         g = self.geo
-        if self.pointwise:  # col is x itself, so gcol is gx
-            gx2 = gx.transpose(1, 2, 3, 0).reshape(g.C, -1)  # (C, H*W*N), a view
-            for k, in_rows, out_rows in _group_slices(wg.shape):
-                np.matmul(wg[k].T, gy_band[out_rows], out=gx2[in_rows])
-            return
-        gcol = _workspace((g.C * g.KH * g.KW, gy_band.shape[1]), gx.dtype)  # col is done with
-        for k, in_rows, out_rows in _group_slices(wg.shape):
-            np.matmul(wg[k].T, gy_band[out_rows], out=gcol[in_rows])  # (C/G*KH*KW, R*OW*N)
-        kernels.col2im(gcol, g.N, g.C, g.H, g.W, *g.window, rows=rows, out=gx)
+        G, OCg, CKg = self.wg_shape
+        sums = [None] * parallel.worker_count()
+
+        def band(i: int, worker: int) -> None:
+            cols, rows = bands[i]
+            col = self._columns(xb, rows)
+            if sums[worker] is None:
+                sums[worker] = np.empty(self.wg_shape, gy.dtype)
+                for k, in_rows, out_rows in _group_slices(self.wg_shape):  # (OC/G, C/G*KH*KW)
+                    np.matmul(gy[out_rows, cols], col[in_rows].T, out=sums[worker][k])
+                return
+            for k, in_rows, out_rows in _group_slices(self.wg_shape):
+                sums[worker][k] += gy[out_rows, cols] @ col[in_rows].T
+
+        parallel.parallel_for(band, len(bands))
+        gw, *rest = (s for s in sums if s is not None)
+        for part in rest:
+            gw += part
+        return gw.reshape(G * OCg, CKg // (g.KH * g.KW), g.KH, g.KW)
+
+    def _input_grad(self, wg, gy, bands) -> np.ndarray:
+        """gx, batch-minor: per band gcol = w^T @ gy, then col2im. Split over input channels
+        (col2im writes whole channels of gx, so the tasks never race), each task doing every
+        band of its channels."""
+        g = self.geo
+        gx = kernels.batch_minor((g.N, g.C, g.H, g.W), gy.dtype)
+        G = wg.shape[0]
+        Cg, KK = g.C // G, g.KH * g.KW
+        per_group = max(1, parallel.tasks_for(self.macs, _TASK_MACS) // G)
+        tasks = [(k, c0, c1) for k in range(G) for c0, c1 in parallel.chunks(Cg, per_group)]
+
+        def channels(i: int, worker: int) -> None:
+            k, c0, c1 = tasks[i]
+            w_t = wg[k][:, c0 * KK:c1 * KK].T  # (c*KH*KW, OC/G) of these channels
+            gy_k = gy[k * wg.shape[1]:(k + 1) * wg.shape[1]]
+            gx_c = gx[:, k * Cg + c0:k * Cg + c1]  # (N, c, H, W) view
+            if self.pointwise:  # col is x itself, so gcol is gx
+                np.matmul(w_t, gy_k, out=gx_c.transpose(1, 2, 3, 0).reshape(c1 - c0, -1))
+                return
+            gx_c[...] = 0
+            for cols, rows in bands:
+                gcol = _workspace((w_t.shape[0], cols.stop - cols.start), gx.dtype)
+                np.matmul(w_t, gy_k[:, cols], out=gcol)  # (c*KH*KW, R*OW*N)
+                kernels.col2im(gcol, g.N, c1 - c0, g.H, g.W, *g.window, rows=rows, out=gx_c)
+
+        parallel.parallel_for(channels, len(tasks))
+        return gx
+
+    def _winograd_input_grad(self, wg, gy) -> np.ndarray:
+        """gx of a Winograd conv: the full correlation of gy with the flipped weights, channels
+        swapped, i.e. a 3x3 stride-1 conv with padding 2 - P, by Winograd again."""
+        g = self.geo
+        w = wg.reshape(-1, g.C, 3, 3)  # (OC, C, 3, 3)
+        gy4 = gy.reshape(-1, g.OH, g.OW, g.N).transpose(3, 0, 1, 2)  # (N, OC, OH, OW) view
+        return kernels.winograd_conv2d(gy4, w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3), None,
+                                       2 - g.PT, _BAND_BYTES, _workspace)
 
     def _take_geometry(self, conv: Conv2d) -> None:
         """Use the sizes of `conv`: what ConvInputGrad and ConvWeightGrad compute is one of its
-        gradients."""
+        gradients. They take the im2col paths, which fit every geometry, even where conv took
+        Winograd's."""
         self.geo, self.pointwise, self.opts = conv.geo, conv.pointwise, conv.opts
-        self.weight_size, self.wg_shape = conv.weight_size, conv.wg_shape
-        self.keep, self.col, self.has_bias = False, None, False
+        self.weight_size, self.wg_shape, self.macs = conv.weight_size, conv.wg_shape, conv.macs
+        self.winograd, self.keep, self.col, self.has_bias = False, False, None, False
 
 
 def _output_rows(grad: np.ndarray, dtype) -> np.ndarray:
@@ -254,6 +315,18 @@ def _output_rows(grad: np.ndarray, dtype) -> np.ndarray:
     batch-minor."""
     gy = kernels.to_batch_minor(grad.astype(dtype, copy=False))  # (OC, OH, OW, N)
     return gy.reshape(gy.shape[0], -1)
+
+
+def _winograd_fits(x_shape, w_shape, strides, pads, groups) -> bool:
+    """Whether Winograd F(2x2, 3x3) is used (kernels.py): a 3x3 conv with stride 1, dilation 1,
+    one group, the same padding P <= 2 on every side, and enough channels and activations
+    for its 16 GEMMs and transforms to pay (measured: ResNet-18's 64- and 128-channel convs,
+    the VGG block's 64-channel ones; not the 256/512-channel ones at 4x4 and 2x2, where
+    transforming the weights costs more than the 2.25x fewer multiplies save)."""
+    OC, Cg, KH, KW = w_shape
+    return ((KH, KW, groups) == (3, 3, 1) and strides == (1, 1, 1, 1) and len(set(pads)) == 1
+            and pads[0] <= 2 and min(OC, Cg) >= _WINOGRAD_MIN_CHANNELS
+            and math.prod(x_shape) >= _WINOGRAD_MIN_RATIO * math.prod(w_shape))
 
 
 def _group_slices(wg_shape: tuple):

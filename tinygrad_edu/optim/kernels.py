@@ -14,6 +14,23 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from tinygrad_edu.parallel import chunks, parallel_for, tasks_for
+
+_TASK_ELEMENTS = 1 << 17  # a parallel task: at least 128K parameters (~40 us of Adam)
+
+
+def _split(kernel, *args) -> None:
+    """kernel(*args) on the flat arrays among args, cut into pieces updated in parallel (the
+    updates are elementwise, so any cut gives the same result)."""
+    size = next(a for a in args if isinstance(a, np.ndarray)).size
+    parts = chunks(size, tasks_for(size, _TASK_ELEMENTS))
+
+    def task(i: int, worker: int) -> None:
+        start, stop = parts[i]
+        kernel(*(a[start:stop] if isinstance(a, np.ndarray) else a for a in args))
+
+    parallel_for(task, len(parts))
+
 
 def fusable(*arrays: np.ndarray) -> bool:
     """True when the fused loops can take these arrays: C-contiguous, one float dtype."""
@@ -28,8 +45,8 @@ def sgd_momentum_(p, grad, buf, lr: float, momentum: float, dampening: float,
     p -= lr * (g + momentum * buf if nesterov else buf). Scalars in the arrays' dtype."""
     scalars = np.array([-1.0 if maximize else 1.0, weight_decay, momentum, 1 - dampening, lr],
                        p.dtype)
-    _sgd_momentum(p.reshape(-1), grad.reshape(-1), buf.reshape(-1), *scalars, dampening == 0,
-                  nesterov)
+    _split(_sgd_momentum, p.reshape(-1), grad.reshape(-1), buf.reshape(-1), *scalars,
+           dampening == 0, nesterov)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -54,8 +71,8 @@ def adam_(p, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr: float, beta1: float,
     l2 = 0.0 if decoupled else weight_decay
     scalars = np.array([-1.0 if maximize else 1.0, decay, l2, 1 - beta1, beta2, 1 - beta2,
                         bias_correction2_sqrt, eps, step_size], p.dtype)
-    _adam(p.reshape(-1), grad.reshape(-1), exp_avg.reshape(-1), exp_avg_sq.reshape(-1),
-          max_exp_avg_sq.reshape(-1), *scalars, amsgrad)
+    _split(_adam, p.reshape(-1), grad.reshape(-1), exp_avg.reshape(-1), exp_avg_sq.reshape(-1),
+           max_exp_avg_sq.reshape(-1), *scalars, amsgrad)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

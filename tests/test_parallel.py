@@ -1,0 +1,198 @@
+"""tinygrad_edu.parallel: set_num_threads / get_num_threads like torch's, parallel_for, and every
+kernel test of tests/test_kernels.py and the fused optimizer tests again with each op cut into
+the smallest pieces over three threads (so that a race or a wrong split shows up)."""
+import os
+import threading
+
+import numpy as np
+import pytest
+
+import tinygrad_edu as tg
+from tests import test_kernels, test_optim
+from tinygrad_edu import kernels, ops_cnn, parallel
+from tinygrad_edu.optim import kernels as optim_kernels
+
+
+@pytest.fixture
+def threads():
+    """Restore the thread count after the test."""
+    before = tg.get_num_threads()
+    yield
+    tg.set_num_threads(before)
+
+
+@pytest.fixture
+def every_op_split(threads, monkeypatch):
+    """Three threads, and every conv, pooling, batch-norm and optimizer call cut into as many
+    tasks as it can take; records the task counts of the parallel_for calls."""
+    tg.set_num_threads(3)
+    monkeypatch.setattr(ops_cnn, "_TASK_MACS", 1)
+    monkeypatch.setattr(kernels, "_TASK_ELEMENTS", 1)
+    monkeypatch.setattr(kernels, "_TASK_MACS", 1)
+    monkeypatch.setattr(optim_kernels, "_TASK_ELEMENTS", 1)
+    counts, real = [], parallel.parallel_for
+
+    def counting(fn, n_tasks):
+        counts.append(n_tasks)
+        real(fn, n_tasks)
+
+    for module in (ops_cnn.parallel, kernels, optim_kernels):
+        monkeypatch.setattr(module, "parallel_for", counting)
+    return counts
+
+
+def test_default_is_omp_num_threads_or_the_cores_and_set_changes_it(threads, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert parallel.default_threads() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert parallel.default_threads() == 3  # as torch.get_num_threads() would say
+    monkeypatch.setenv("OMP_NUM_THREADS", "zero")
+    assert parallel.default_threads() == len(os.sched_getaffinity(0))
+    tg.set_num_threads(3)
+    assert tg.get_num_threads() == 3
+
+
+@pytest.mark.parametrize("value, message", [(0, "expects a positive integer"),
+                                            (-1, "expects a positive integer"),
+                                            (1.5, "expects an int, but got float")])
+def test_set_num_threads_refuses_what_torch_refuses(threads, value, message):
+    with pytest.raises(RuntimeError, match=message):
+        tg.set_num_threads(value)
+
+
+def test_parallel_for_runs_every_task_once_on_several_threads(threads):
+    tg.set_num_threads(3)
+    seen, names, barrier = [], set(), threading.Barrier(3, timeout=10)
+
+    def task(i, worker):
+        if i < 3:
+            barrier.wait()  # only passes when three threads hold a task at once
+        seen.append(i)
+        names.add((worker, threading.current_thread().name))
+
+    parallel.parallel_for(task, 20)
+    assert sorted(seen) == list(range(20))
+    assert {w for w, _ in names} == {0, 1, 2} and len(names) == 3
+
+
+def test_parallel_for_reraises_a_task_error_and_stays_usable(threads):
+    tg.set_num_threads(2)
+
+    def task(i, worker):
+        if i == 3:
+            raise ValueError("task 3 failed")
+
+    with pytest.raises(ValueError, match="task 3 failed"):
+        parallel.parallel_for(task, 8)
+    out = np.zeros(4)
+    parallel.parallel_for(lambda i, w: out.__setitem__(i, 1), 4)
+    assert out.tolist() == [1, 1, 1, 1]
+
+
+def test_nested_parallel_for_runs_serially_in_its_task(threads):
+    tg.set_num_threads(2)
+    inner = []
+
+    def outer(i, worker):
+        assert parallel.worker_count() == 1
+        parallel.parallel_for(lambda j, w: inner.append((i, j, w)), 3)
+
+    parallel.parallel_for(outer, 2)
+    assert sorted(inner) == [(i, j, 0) for i in range(2) for j in range(3)]
+
+
+def _two_tasks_at_once(_) -> bool:
+    """True when tasks 0 and 1 ran on two threads at the same time (else the barrier breaks)."""
+    barrier = threading.Barrier(2, timeout=10)
+    parallel.parallel_for(lambda i, w: barrier.wait() if i < 2 else None, 4)
+    return True
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_gets_its_own_workers(threads):
+    import multiprocessing
+    tg.set_num_threads(2)
+    parallel.parallel_for(lambda i, w: None, 4)  # the parent's workers exist now
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.map(_two_tasks_at_once, [0]) == [True]  # the parent's workers are gone
+
+
+def test_single_thread_runs_in_the_caller(threads):
+    tg.set_num_threads(1)
+    names = set()
+    parallel.parallel_for(lambda i, w: names.add(threading.current_thread().name), 5)
+    assert names == {threading.current_thread().name}
+
+
+@pytest.mark.parametrize("total, parts, expected", [
+    (10, 3, [(0, 3), (3, 6), (6, 10)]), (2, 5, [(0, 1), (1, 2)]), (0, 4, []), (7, 1, [(0, 7)])])
+def test_chunks_cover_the_range_without_empty_pieces(total, parts, expected):
+    assert parallel.chunks(total, parts) == expected
+
+
+KERNEL_TESTS = [
+    test_kernels.test_conv2d_matches_reference_and_backward_is_the_adjoint,
+    test_kernels.test_max_pool2d_matches_reference,
+    test_kernels.test_conv_pool_chain_matches_references_and_gradchecks,
+    test_kernels.test_batch_norm_kernels_gradcheck_and_any_upstream_layout,
+]
+
+
+@pytest.mark.parametrize("test", KERNEL_TESTS, ids=lambda t: t.__name__)
+def test_kernel_tests_pass_with_every_op_split(every_op_split, test):
+    test()
+    assert max(every_op_split) > 1  # the ops really were cut into several tasks
+
+
+def test_split_conv_gradcheck_and_agreement_with_one_thread(every_op_split):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 4, 7, 6))
+    w = rng.standard_normal((6, 4, 3, 3))
+    b = rng.standard_normal(6)
+    X, Wt, B = (tg.Tensor(a, dtype=np.float64, requires_grad=True) for a in (x, w, b))
+    assert tg.testing.gradcheck(lambda *t: ops_cnn.conv2d(*t, padding=1, stride=(1, 2)),
+                                X, Wt, B)
+    gy = rng.standard_normal((3, 6, 7, 3))
+    results = []
+    for n in (3, 1):
+        tg.set_num_threads(n)
+        X.grad = Wt.grad = B.grad = None
+        y = ops_cnn.conv2d(X, Wt, B, padding=1, stride=(1, 2))
+        y.backward(gy)
+        results.append([y.data, X.grad.data, Wt.grad.data, B.grad.data])
+    for split, serial in zip(*results):
+        np.testing.assert_allclose(split, serial, rtol=1e-12, atol=1e-12)
+    assert max(every_op_split) > 1
+
+
+def test_split_batch_norm_matches_reference(every_op_split):
+    rng = np.random.default_rng(0)
+    x = kernels.batch_minor((4, 5, 3, 3), np.float64)
+    x[...] = rng.standard_normal(x.shape)
+    weight, bias = rng.standard_normal(5), rng.standard_normal(5)
+    ours = kernels.batch_norm_forward(x, weight, bias, 1e-5)[:3]
+    for value, expected in zip(ours, tg.testing.batch_norm_ref(x, weight, bias, eps=1e-5)):
+        np.testing.assert_allclose(value, expected, rtol=1e-10, atol=1e-10)
+    assert max(every_op_split) > 1
+
+
+SPLIT_CASES = [(n, k) for n, k in test_optim.FUSED_CASES if n != "SGD" or k.get("momentum")]
+
+
+@pytest.mark.parametrize("name, kwargs", SPLIT_CASES)  # plain SGD has no fused loop
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fused_updates_with_every_update_split_equal_the_numpy_reference(every_op_split, name,
+                                                                         kwargs, dtype):
+    test_optim.test_fused_update_equals_the_numpy_reference(name, kwargs, dtype)
+    assert max(every_op_split) > 1
+
+
+def test_split_winograd_conv_matches_reference_and_gradchecks(every_op_split, monkeypatch):
+    test_kernels.test_winograd_conv2d_matches_reference((2, 5, 9, 8), 1)
+    assert max(every_op_split) > 1
+    monkeypatch.setattr(ops_cnn, "_WINOGRAD_MIN_CHANNELS", 1)
+    monkeypatch.setattr(ops_cnn, "_WINOGRAD_MIN_RATIO", 0)
+    rng = np.random.default_rng(0)
+    X, Wt = (tg.Tensor(rng.standard_normal(s), dtype=np.float64, requires_grad=True)
+             for s in ((2, 3, 6, 5), (4, 3, 3, 3)))
+    assert tg.testing.gradcheck(lambda x, w: ops_cnn.conv2d(x, w, padding=1), X, Wt)

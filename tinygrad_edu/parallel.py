@@ -1,0 +1,192 @@
+"""The worker threads of the kernels: `tg.set_num_threads(n)`, `tg.get_num_threads()` and
+`parallel_for`, which the convolution, pooling, batch-norm and optimizer kernels split their
+work with.
+
+Why our own threads, not Numba's `parallel=True` or OpenBLAS's pool: their workers spin-wait
+for each other between loops. On a shared machine a partner the OS has not scheduled makes the
+others spin: measured on the 2-core machine at load 3.5, a CNN3 step took 384 ms instead of
+11 ms with two OpenBLAS threads (benchmarks/README.md). Here an idle worker sleeps on a queue,
+and tasks are dealt out dynamically: whichever thread is free, the caller included, takes the
+next one. A worker the OS has not scheduled therefore delays only the task it holds, and a
+step on a busy machine stays near single-threaded speed (measured at load 3-5: 0.9-1.5x the
+one-thread step) instead of collapsing (PyTorch's default: 8-15x, benchmarks/README.md).
+
+Every task runs Numba kernels compiled with `nogil=True` or numpy's matmul, both of which
+release the GIL, so the threads run at once. numpy's OpenBLAS is pinned to one thread
+(through threadpoolctl, when installed) so that each worker's GEMM stays on its own core; the
+GEMMs of tinygrad_edu run single-threaded inside these workers or in the caller.
+
+    tg.set_num_threads(1)     # everything in the calling thread, like torch.set_num_threads(1)
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import queue
+import threading
+from collections.abc import Callable
+
+
+def default_threads() -> int:
+    """torch's default: OMP_NUM_THREADS when it is set to a positive integer (so that
+    `OMP_NUM_THREADS=1 python ...` runs single-threaded in both), else the cores this process
+    may run on (its affinity mask)."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _pin_blas_to_one_thread() -> None:
+    """One OpenBLAS thread: our workers are the parallelism, and OpenBLAS's spin-waiting pool
+    is what collapses on a busy machine. Without threadpoolctl the BLAS keeps its default."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return
+    ThreadpoolController().select(internal_api="openblas").limit(limits=1)
+
+
+class _Job:
+    """One parallel_for call: tasks 0..n-1 handed out one at a time to whoever asks."""
+
+    def __init__(self, fn: Callable[[int, int], None], n_tasks: int):
+        self.fn, self.n_tasks = fn, n_tasks
+        self.next_task = itertools.count()  # next() is atomic under the GIL
+        self.done, self.lock, self.finished = 0, threading.Lock(), threading.Event()
+        self.error: BaseException | None = None
+
+    def work(self, worker: int) -> None:
+        """Run tasks until none is left; the last one to finish sets `finished`."""
+        for task in self.next_task:
+            if task >= self.n_tasks:
+                return
+            try:
+                if self.error is None:
+                    self.fn(task, worker)
+            except BaseException as error:  # noqa: BLE001 (re-raised in the caller)
+                self.error = error
+            with self.lock:
+                self.done += 1
+                if self.done == self.n_tasks:
+                    self.finished.set()
+
+
+class _Pool:
+    """n - 1 daemon threads, each waiting on its own queue; the caller is worker 0."""
+
+    def __init__(self, n_threads: int):
+        self.queues = [queue.SimpleQueue() for _ in range(n_threads - 1)]
+        for worker, jobs in enumerate(self.queues, start=1):
+            threading.Thread(target=self._serve, args=(worker, jobs), daemon=True,
+                             name=f"tinygrad_edu-worker-{worker}").start()
+
+    @staticmethod
+    def _serve(worker: int, jobs: queue.SimpleQueue) -> None:
+        _local.busy = True  # nested parallel_for calls run serially
+        while (job := jobs.get()) is not None:
+            job.work(worker)
+
+    def close(self) -> None:
+        for jobs in self.queues:
+            jobs.put(None)
+
+
+_local = threading.local()
+_num_threads = default_threads()
+_pool: _Pool | None = None
+_pool_lock = threading.Lock()
+_pin_blas_to_one_thread()
+
+
+def _forget_pool_after_fork() -> None:
+    """A forked child (a DataLoader worker) has none of the parent's threads: start afresh."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
+def set_num_threads(n: int) -> None:
+    """Use n threads (the caller and n - 1 workers) for the kernels, like torch.set_num_threads.
+
+        tg.set_num_threads(2)
+    """
+    global _num_threads, _pool
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise RuntimeError(  # noqa: TRY004 (torch raises RuntimeError here too)
+            f"set_num_threads expects an int, but got {type(n).__name__}")
+    if n < 1:
+        raise RuntimeError(f"set_num_threads expects a positive integer, got {n}")
+    with _pool_lock:
+        if _pool is not None and n != _num_threads:
+            _pool.close()
+            _pool = None
+        _num_threads = n
+
+
+def get_num_threads() -> int:
+    """The number of threads the kernels use: default_threads() unless set otherwise."""
+    return _num_threads
+
+
+def worker_count() -> int:
+    """How many threads a parallel_for may use from here: 1 inside a task (nested calls run
+    serially), else get_num_threads(). Size per-worker accumulators with this."""
+    return 1 if getattr(_local, "busy", False) else _num_threads
+
+
+def parallel_for(fn: Callable[[int, int], None], n_tasks: int) -> None:
+    """Call fn(task, worker) for every task in range(n_tasks), spread over the threads, and
+    return when all are done; worker in range(worker_count()) names the thread, so that tasks
+    may accumulate into per-worker buffers. Tasks must write disjoint outputs. The first
+    exception raised by a task is re-raised here (tasks not yet started are skipped).
+
+        parallel_for(lambda i, _: kernel(x[i::4], y[i::4]), 4)
+    """
+    threads = min(worker_count(), n_tasks)
+    if threads <= 1:
+        for task in range(n_tasks):
+            fn(task, 0)
+        return
+    job = _Job(fn, n_tasks)
+    for jobs in _get_pool().queues[:threads - 1]:
+        jobs.put(job)
+    _local.busy = True
+    try:
+        job.work(0)
+    finally:
+        _local.busy = False
+    job.finished.wait()
+    if job.error is not None:
+        raise job.error
+
+
+def _get_pool() -> _Pool:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = _Pool(_num_threads)
+        return _pool
+
+
+def chunks(total: int, parts: int) -> list[tuple[int, int]]:
+    """range(total) cut into at most `parts` contiguous (start, stop) pieces of nearly equal
+    size, none empty: chunks(10, 3) == [(0, 4), (4, 7), (7, 10)]."""
+    parts = min(max(parts, 1), total)
+    bounds = [total * k // max(parts, 1) for k in range(parts + 1)]
+    return [(bounds[k], bounds[k + 1]) for k in range(parts)]
+
+
+def tasks_for(work: int, grain: int) -> int:
+    """How many tasks to cut a job of `work` units into: 1 when single-threaded or when the job
+    is small (a task should carry at least `grain` units, so that the ~20 us of handing it out
+    pays), else up to twice the threads, so that a descheduled worker's share is picked up."""
+    threads = worker_count()
+    if threads <= 1:
+        return 1
+    return max(1, min(2 * threads, work // grain))
