@@ -196,3 +196,22 @@ def test_split_winograd_conv_matches_reference_and_gradchecks(every_op_split, mo
     X, Wt = (tg.Tensor(rng.standard_normal(s), dtype=np.float64, requires_grad=True)
              for s in ((2, 3, 6, 5), (4, 3, 3, 3)))
     assert tg.testing.gradcheck(lambda x, w: ops_cnn.conv2d(x, w, padding=1), X, Wt)
+
+
+@pytest.mark.parametrize("padding", [0, 1])
+def test_double_backward_of_a_winograd_conv_on_split_threads(every_op_split, monkeypatch,
+                                                             padding):
+    """A conv that takes the Winograd path, cut into many tasks over three threads, still has
+    the right second derivatives (its gradient ops use the im2col paths)."""
+    from tinygrad_edu.testing import gradgradcheck
+    monkeypatch.setattr(ops_cnn, "_WINOGRAD_MIN_CHANNELS", 1)
+    monkeypatch.setattr(ops_cnn, "_WINOGRAD_MIN_RATIO", 0)
+    rng = np.random.default_rng(0)
+    x = tg.tensor(rng.standard_normal((2, 3, 6, 6)), requires_grad=True)
+    w = tg.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
+
+    def conv_squared(x, w):
+        return tg.nn.functional.conv2d(x, w, padding=padding) ** 2
+    y = tg.nn.functional.conv2d(x, w, padding=padding)
+    assert y.grad_fn.winograd  # the path under test was taken
+    assert gradgradcheck(conv_squared, x, w)

@@ -67,15 +67,18 @@ def run_trial(config: dict, spec: TrialSpec) -> None:
 
 @contextmanager
 def limit_threads(n: int):
-    """At most n BLAS and Numba threads inside the block (the trial's CPU share), so that
-    concurrent trials do not fight for the cores. Numba's limit holds for the calling thread,
-    the one that trains."""
+    """At most n threads of tinygrad_edu's pool inside the block (the trial's CPU share), so
+    that concurrent trials do not fight for the cores; BLAS stays at one thread per worker, as
+    the pool keeps it, and Numba's own limit (for the calling thread) follows."""
     import numba
-    from threadpoolctl import threadpool_limits
 
+    previous = tg.get_num_threads()
     numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
-    with threadpool_limits(limits=n):
+    tg.set_num_threads(n)
+    try:
         yield
+    finally:
+        tg.set_num_threads(previous)
 
 
 def restore(checkpoint, path: str) -> int:
