@@ -215,3 +215,19 @@ def test_double_backward_of_a_winograd_conv_on_split_threads(every_op_split, mon
     y = tg.nn.functional.conv2d(x, w, padding=padding)
     assert y.grad_fn.winograd  # the path under test was taken
     assert gradgradcheck(conv_squared, x, w)
+
+
+def test_threaded_weight_gradient_is_bit_identical_run_to_run(every_op_split):
+    """The weight gradient's per-thread partial sums are added in a fixed order, so repeated
+    runs agree to the bit (resumed trainings equal unbroken ones)."""
+    rng = np.random.default_rng(0)
+    x = tg.tensor(rng.standard_normal((8, 3, 12, 12)).astype(np.float32))
+    w = tg.tensor(rng.standard_normal((5, 3, 3, 3)).astype(np.float32), requires_grad=True)
+    seed = rng.standard_normal((8, 5, 10, 10)).astype(np.float32)
+    grads = []
+    for _ in range(5):
+        w.grad = None
+        tg.nn.functional.conv2d(x, w).backward(tg.tensor(seed))
+        grads.append(w.grad.detach().numpy().copy())
+    for g in grads[1:]:
+        np.testing.assert_array_equal(g, grads[0])

@@ -27,9 +27,13 @@ def checked_threads(params: dict, epochs: int):
     import numba
     import threadpoolctl
 
+    import tinygrad_edu as tg
+
     blas = {p["internal_api"]: p["num_threads"] for p in threadpoolctl.threadpool_info()}
-    if numba.get_num_threads() != 1 or any(n != 1 for n in blas.values()):
-        raise RuntimeError(f"threads not limited: numba {numba.get_num_threads()}, BLAS {blas}")
+    if numba.get_num_threads() != 1 or tg.get_num_threads() != 1 or any(
+            n != 1 for n in blas.values()):
+        raise RuntimeError(f"threads not limited: numba {numba.get_num_threads()}, tinygrad_edu "
+                           f"{tg.get_num_threads()}, BLAS {blas}")
     return EXPERIMENTS["synthetic"].setup(params, epochs)
 
 

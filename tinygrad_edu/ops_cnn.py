@@ -241,26 +241,29 @@ class Conv2d(Function):
         return gx, gw
 
     def _weight_grad(self, xb, gy, bands) -> np.ndarray:
-        """gw (OC, C/G, KH, KW) = gy @ col^T, summed over the bands; each worker sums its bands
-        into its own (G, OC/G, C/G*KH*KW) array, and those few arrays are added at the end."""
+        """gw (OC, C/G, KH, KW) = gy @ col^T, summed over the bands. The bands are cut into one
+        contiguous run per worker, each summed in order into its own array, and the runs are
+        added in order: the same sums in the same order whichever thread takes which run, so
+        the result is bit-identical from run to run (a resumed training equals an unbroken
+        one)."""
         g = self.geo
         G, OCg, CKg = self.wg_shape
-        sums = [None] * parallel.worker_count()
+        runs = parallel.chunks(len(bands), parallel.worker_count())
+        sums = [np.empty(self.wg_shape, gy.dtype) for _ in runs]
 
-        def band(i: int, worker: int) -> None:
-            cols, rows = bands[i]
-            col = self._columns(xb, rows)
-            if sums[worker] is None:
-                sums[worker] = np.empty(self.wg_shape, gy.dtype)
+        def run(r: int, worker: int) -> None:
+            for i in range(*runs[r]):
+                cols, rows = bands[i]
+                col = self._columns(xb, rows)
                 for k, in_rows, out_rows in _group_slices(self.wg_shape):  # (OC/G, C/G*KH*KW)
-                    np.matmul(gy[out_rows, cols], col[in_rows].T, out=sums[worker][k])
-                return
-            for k, in_rows, out_rows in _group_slices(self.wg_shape):
-                sums[worker][k] += gy[out_rows, cols] @ col[in_rows].T
+                    if i == runs[r][0]:
+                        np.matmul(gy[out_rows, cols], col[in_rows].T, out=sums[r][k])
+                    else:
+                        sums[r][k] += gy[out_rows, cols] @ col[in_rows].T
 
-        parallel.parallel_for(band, len(bands))
-        gw, *rest = (s for s in sums if s is not None)
-        for part in rest:
+        parallel.parallel_for(run, len(runs))
+        gw = sums[0]
+        for part in sums[1:]:
             gw += part
         return gw.reshape(G * OCg, CKg // (g.KH * g.KW), g.KH, g.KW)
 

@@ -71,12 +71,15 @@ def limit_threads(n: int):
     that concurrent trials do not fight for the cores; BLAS stays at one thread per worker, as
     the pool keeps it, and Numba's own limit (for the calling thread) follows."""
     import numba
+    from threadpoolctl import threadpool_limits
 
     previous = tg.get_num_threads()
     numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
     tg.set_num_threads(n)
     try:
-        yield
+        with threadpool_limits(limits=1, user_api="blas"), \
+                threadpool_limits(limits=n, user_api="openmp"):
+            yield
     finally:
         tg.set_num_threads(previous)
 
