@@ -229,3 +229,27 @@ def test_summary_writer_graph_embedding_hparams(tmp_path):
     assert (tmp_path / "projector_config.pbtxt").exists()
     assert os.path.exists(tmp_path / "00000" / "default" / "tensors.tsv")
     assert os.path.isdir(tmp_path / "curves_train") and os.path.isdir(tmp_path / "curves_val")
+
+
+def test_logging_and_the_graphdef_never_load_torch(tmp_path):
+    """tensorboardX imports torch when it is installed; tinygrad_edu keeps PyTorch out: a run
+    that logs, reads its events back and builds a TensorBoard graph has no torch module."""
+    import subprocess
+    import sys
+    code = f"""
+import sys
+import tinygrad_edu as tg
+from tinygrad_edu.logging import Logger, read_events
+from tinygrad_edu.utils.tensorboard import SummaryWriter
+log = Logger({str(tmp_path / "run")!r})
+log.scalar("loss", 1.0, 0)
+log.close()
+read_events(log.logdir)
+model = tg.nn.Sequential(tg.nn.Linear(3, 2))
+w = SummaryWriter({str(tmp_path / "tb")!r})
+w.add_graph(model, tg.randn(1, 3))
+w.close()
+print("torch" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr

@@ -4,8 +4,9 @@ Every scalar is also kept in ``<run dir>/metrics.json`` so that scripts and test
 without TensorBoard: ``{"scalars": {tag: [[step, value], ...]}, "summary": {...}, "hparams": {...}}``.
 View a run with ``tensorboard --logdir runs``.
 
-tensorboardX is imported inside the functions that use it, not at module level: importing
-tensorboardX also imports torch when torch is installed (1 s), and ``import tinygrad_edu`` must not.
+tensorboardX is imported inside the functions that use it, not at module level, and through
+``load_tensorboardx``: tensorboardX imports torch when torch is installed (1 s), and tinygrad_edu
+must not load PyTorch.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import io
 import json
 import os
 import struct
+import sys
 import tempfile
 import time
 import warnings
@@ -23,6 +25,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
+
+
+def load_tensorboardx():
+    """Import tensorboardX without PyTorch: its writer imports torch when torch is installed
+    (1 s, and tinygrad_edu must work without it), inside a try that takes a missing torch in
+    its stride. So torch is hidden during the import unless the caller already loaded it.
+    Call this before the first `from tensorboardX ...` on every path."""
+    if "tensorboardX" in sys.modules:
+        return sys.modules["tensorboardX"]
+    hide = "torch" not in sys.modules
+    if hide:
+        sys.modules["torch"] = None  # `import torch` now raises ImportError
+    try:
+        import tensorboardX
+    finally:
+        if hide:
+            del sys.modules["torch"]
+    return tensorboardX
 
 
 def _array(x) -> np.ndarray:
@@ -93,7 +113,7 @@ class Logger:
         self.hparam_values: dict = {}
         if os.path.exists(self.metrics_path):
             self._load_metrics()
-        from tensorboardX import SummaryWriter
+        SummaryWriter = load_tensorboardx().SummaryWriter
 
         # A unique suffix: two writers started in the same second would share a file name.
         self._writer = SummaryWriter(logdir=logdir, filename_suffix=f".{time.time_ns()}")
@@ -277,6 +297,7 @@ def _records(path: str):
 
     A truncated last record (a writer still writing) ends the file; a bad checksum raises.
     """
+    load_tensorboardx()
     from tensorboardX.record_writer import masked_crc32c
 
     with open(path, "rb") as f:
@@ -335,6 +356,7 @@ def read_events(run_dir: str) -> Events:
     if not paths:
         raise FileNotFoundError(f"read_events: no events.out.tfevents.* file in {run_dir}; "
                                 f"is it a run directory, and was the Logger flushed or closed?")
+    load_tensorboardx()
     from tensorboardX.proto.event_pb2 import Event
 
     events = Events()

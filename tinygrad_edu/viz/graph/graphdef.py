@@ -3,6 +3,10 @@
 ('features/fc1/Linear_op3'), parameters by their names, shapes on the edges."""
 from __future__ import annotations
 
+from ...logging import load_tensorboardx
+
+load_tensorboardx()  # before tensorboardX's protos: it would import torch
+
 from tensorboardX.proto.attr_value_pb2 import AttrValue
 from tensorboardX.proto.graph_pb2 import GraphDef
 from tensorboardX.proto.node_def_pb2 import NodeDef
