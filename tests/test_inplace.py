@@ -777,3 +777,15 @@ def _index(like, values):
 @pytest.mark.parametrize("name,op,positive", SURFACE, ids=[c[0] for c in SURFACE])
 def test_surface_inplace_op_matches_torch(name, op, positive):
     compare(write_idiom(op, positive, returns_self=True))
+
+
+def test_grad_fn_name_and_next_functions_walk_the_graph_like_torch():
+    def idiom(lib):
+        x = leaf(lib, [1.0, 2.0])
+        y = (x * 3).exp()
+        (mul, _), = y.grad_fn.next_functions
+        (acc, _), (_, _) = mul.next_functions
+        names = [y.grad_fn.name(), mul.name()]
+        assert all(n.startswith(("Exp", "Mul")) for n in names), names
+        return [acc.variable if hasattr(acc, "variable") else acc]
+    compare(idiom, expected=[[1.0, 2.0]])

@@ -260,12 +260,12 @@ class Function:
         the arrays that ARE an input or the output, the graph-connected values for double
         backward (`saved_tensors`)."""
         everyone = tensors + (out,)
-        roots = [_root(t.data) for t in everyone]
+        roots = [memory_root(t.data) for t in everyone]
         versions, sources = [], []
         for j, a in enumerate(self.saved):
             if type(a) is not np.ndarray:
                 continue
-            r = _root(a)
+            r = memory_root(a)
             for i, t in enumerate(everyone):
                 if roots[i] is r:
                     versions.append((j, i, t._vc, t._vc.value))
@@ -327,7 +327,7 @@ class Function:
         return tuple((p, 0) for p in self.parents)
 
 
-def _root(a):
+def memory_root(a):
     """The object owning an array's memory: views of one buffer share it."""
     base = a.base
     return a if base is None else base
@@ -658,21 +658,27 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
 
 
 def _seed(out, g, create_graph: bool):
-    """The starting gradient of one output: ones for a scalar, else the given one."""
+    """The starting gradient of one output, checked: ones for a scalar, else the given one (an
+    array, or with create_graph a Tensor, which keeps its own graph)."""
     T = Function._out_type
     if not out.requires_grad:
-        raise RuntimeError("grad: an output does not require grad and has no grad_fn")
+        raise RuntimeError("backward: this tensor does not require grad and has no grad_fn (was "
+                           "it computed under no_grad(), or from tensors without "
+                           "requires_grad=True?)")
     if g is None:
         if out.data.size != 1:
-            raise RuntimeError(f"grad can be implicitly created only for scalar outputs, got "
-                               f"shape {out.shape}; pass grad_outputs")
+            raise RuntimeError(f"backward: grad can be implicitly created only for scalar "
+                               f"outputs, got shape {out.shape}; pass a gradient of that shape")
         g = np.ones(out.shape, out.data.dtype)
+    elif isinstance(g, T) and create_graph:
+        pass
+    else:
+        g = np.asarray(g.data if isinstance(g, T) else g, out.data.dtype)
+    if g.shape != out.shape:
+        raise RuntimeError(f"backward: gradient has shape {tuple(g.shape)}, expected the "
+                           f"output's shape {out.shape}")
     if isinstance(g, T):
-        if g.shape != out.shape:
-            raise RuntimeError(f"grad: grad_outputs of shape {g.shape} for an output of shape "
-                               f"{out.shape}")
-        return g if create_graph else np.asarray(g.data, out.data.dtype)
-    g = np.asarray(g, out.data.dtype)
+        return g
     return T._wrap(g) if create_graph else g
 
 

@@ -114,13 +114,13 @@ def _copy_saved_aliases(nodes: list, top: Function, arr: np.ndarray) -> None:
     keep a copy of the old value instead, so the op's own write does not corrupt them (torch
     saves the original self of `y.mul_(o)` the same way). Except where the op's other operand IS
     that memory (`y.mul_(y)`): torch keeps that one by reference, so backward refuses."""
-    root = arr if arr.base is None else arr.base
+    root = autograd.memory_root(arr)
     for node in nodes:
         saved = getattr(node, "saved", None)
         if not saved:
             continue
         hit = {j for j, a in enumerate(saved)
-               if type(a) is np.ndarray and (a if a.base is None else a.base) is root}
+               if type(a) is np.ndarray and autograd.memory_root(a) is root}
         if node is top:
             hit -= {j for j, i in node.sources if i > 0 and i < len(node.parents)}
         if hit:
@@ -200,4 +200,4 @@ def numpy_view(view_fn):
 
 def same_memory(a: np.ndarray, b: np.ndarray) -> bool:
     """True if array a is a view into b's buffer (numpy keeps the owner as `base`)."""
-    return (a if a.base is None else a.base) is (b if b.base is None else b.base)
+    return autograd.memory_root(a) is autograd.memory_root(b)

@@ -217,24 +217,7 @@ class Tensor:
         to those tensors, as in torch.
         """
         self._sync_view()
-        if not self.requires_grad:
-            raise RuntimeError("backward: this tensor does not require grad and has no grad_fn "
-                               "(was it computed under no_grad(), or from tensors without "
-                               "requires_grad=True?)")
-        if gradient is None:
-            if self.data.size != 1:
-                raise RuntimeError(f"backward: grad can be implicitly created only for scalar "
-                                   f"outputs, got shape {self.shape}; pass a gradient of that "
-                                   f"shape")
-            grad = np.ones(self.shape, self.data.dtype)
-        else:
-            grad = _as_array(gradient.data if isinstance(gradient, Tensor) else gradient,
-                             self.data.dtype)
-            if grad.shape != self.shape:
-                raise RuntimeError(f"backward: gradient has shape {grad.shape}, "
-                                   f"expected the output's shape {self.shape}")
-        seed = gradient if create_graph and isinstance(gradient, Tensor) else grad
-        autograd.backward(self, seed, retain_graph, create_graph, inputs)
+        autograd.backward([self], [gradient], retain_graph, create_graph, inputs)
 
     def retain_grad(self) -> None:
         """Keep `.grad` on this non-leaf tensor after backward (e.g. for Grad-CAM)."""
