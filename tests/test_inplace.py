@@ -789,3 +789,17 @@ def test_grad_fn_name_and_next_functions_walk_the_graph_like_torch():
         assert all(n.startswith(("Exp", "Mul")) for n in names), names
         return [acc.variable if hasattr(acc, "variable") else acc]
     compare(idiom, expected=[[1.0, 2.0]])
+
+
+def test_inference_mode_and_detach_like_torch():
+    x = leaf(tg, [1.0, 2.0])
+    with tg.inference_mode():
+        assert not (x * 2).requires_grad
+    with tg.inference_mode(False):
+        assert (x * 2).requires_grad
+    y = x * 2
+    y.retain_grad()
+    assert y.retains_grad and not x.retains_grad
+    assert y.detach_() is y and y.is_leaf and not y.requires_grad
+    with pytest.raises(RuntimeError, match="views in-place"):
+        (x * 1)[0].detach_()

@@ -348,7 +348,9 @@ class NotTwiceDifferentiable(Function):
 
     def backward(self, grad):
         raise RuntimeError(f"{self.op}: double backward is not implemented for this op, so its "
-                           f"gradient cannot be differentiated again (create_graph=True)")
+                           f"gradient cannot be differentiated again (create_graph=True); give "
+                           f"{self.op} a backward_graph (ops.py shows how), or keep it out of "
+                           f"what is differentiated twice")
 
 
 # ---------------------------------------------------------------- the backward pass

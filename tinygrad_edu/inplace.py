@@ -103,10 +103,12 @@ def _check_ambiguous_view(t, out, op: str) -> None:
 def _check_result(t, out, op: str) -> None:
     if out.shape != t.shape:
         raise RuntimeError(f"{op}: output with shape {list(t.shape)} doesn't match the broadcast "
-                           f"shape {list(out.shape)}")
+                           f"shape {list(out.shape)}; an in-place op keeps the tensor's shape, so "
+                           f"use the out-of-place op (x = x + y) to get the larger one")
     if out.dtype != t.dtype and not np.can_cast(out.dtype, t.dtype, "same_kind"):
         raise RuntimeError(f"{op}: result type {out.dtype} can't be cast to the desired output "
-                           f"type {t.dtype}")
+                           f"type {t.dtype}; convert the tensor first (x = x.float()) or use the "
+                           f"out-of-place op")
 
 
 def _copy_saved_aliases(nodes: list, top: Function, arr: np.ndarray) -> None:
