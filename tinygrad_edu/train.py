@@ -253,7 +253,7 @@ class _Run:
 
     # -------------------------------------------------------------- the loop
     def train(self) -> None:
-        with _InterruptAtBatchEnd() as interrupt:
+        with InterruptAtBatchEnd() as interrupt:
             try:
                 while self.epoch < self.epochs:
                     self._train_epoch(interrupt)
@@ -267,7 +267,7 @@ class _Run:
                 if self.bar is not None:
                     self.bar.close()
 
-    def _train_epoch(self, interrupt: _InterruptAtBatchEnd) -> None:
+    def _train_epoch(self, interrupt: InterruptAtBatchEnd) -> None:
         """Run the remaining batches of epoch `self.epoch`."""
         batches = self._start_epoch()
         bar = tqdm(total=_length(self.train_loader), initial=self.batch, disable=not self.progress,
@@ -494,7 +494,7 @@ def _first_nonfinite(model: Module) -> str | None:
     return None
 
 
-class _InterruptAtBatchEnd:
+class InterruptAtBatchEnd:
     """Turn the first Ctrl-C (SIGINT) or SIGTERM into a request checked between batches, so
     that the checkpoint written for it holds whole steps; a second one raises
     KeyboardInterrupt at once."""
