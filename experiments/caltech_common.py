@@ -13,7 +13,7 @@ import numpy as np
 import models
 import tinygrad_edu as tg
 from tinygrad_edu import metrics, viz
-from tinygrad_edu.data import DataError, DataLoader, ImageFolder
+from tinygrad_edu.data import ArrayDataset, DataError, DataLoader, ImageFolder
 from tinygrad_edu.data import transforms as T
 from tinygrad_edu.nn import functional as F
 
@@ -56,6 +56,8 @@ class CaltechConfig(Config):
     crop_padding: int = 4  # --augment's random crop: zero padding on each side, in pixels
     jitter: float = 0.3  # --augment's colour jitter strength (brightness, contrast, saturation)
     dropout: float = 0.3  # the improved LeNet-5's dropout before each hidden FC layer
+    label_smoothing: float = 0.0  # of the training loss's one-hot targets (torch's meaning)
+    tta: bool = False  # final evaluation averages the softmax of each image and its mirror image
 
 
 def load_caltech(cfg: CaltechConfig) -> tuple[ImageFolder, ImageFolder]:
@@ -82,15 +84,31 @@ def load_caltech(cfg: CaltechConfig) -> tuple[ImageFolder, ImageFolder]:
     return train, val
 
 
-def one_hot_cross_entropy(num_classes: int, framework: str):
+def one_hot_cross_entropy(num_classes: int, framework: str, label_smoothing: float = 0.0):
     """Cross-entropy against one-hot targets (the assignment's), built from the class indices
-    the loader yields; the loss equals index cross-entropy, and accuracy stays computable."""
+    the loader yields; the loss equals index cross-entropy, and accuracy stays computable.
+    label_smoothing applies while gradients are recorded (training), so the validation loss,
+    computed under no_grad, stays the plain cross-entropy of runs without it."""
     if framework == "torch":
         import torch
         return lambda out, y: torch.nn.functional.cross_entropy(
-            out, torch.nn.functional.one_hot(y, num_classes).to(out.dtype))
+            out, torch.nn.functional.one_hot(y, num_classes).to(out.dtype),
+            label_smoothing=label_smoothing if torch.is_grad_enabled() else 0.0)
     eye = np.eye(num_classes, dtype=np.float32)
-    return lambda out, y: F.cross_entropy(out, eye[y.data])  # (N, C) one-hot
+    return lambda out, y: F.cross_entropy(  # (N, C) one-hot
+        out, eye[y.data], label_smoothing=label_smoothing if tg.is_grad_enabled() else 0.0)
+
+
+def flip_tta(backend, val_loader, logits: np.ndarray, targets: np.ndarray):
+    """(loss, accuracy, log-probabilities) of the softmax averaged over each validation image
+    and its mirror image (horizontal-flip test-time augmentation); `logits` are the plain ones."""
+    data = val_loader.dataset
+    mirrored = ArrayDataset(data.data, data.targets, transform=T.Compose(
+        [data.transform, T.RandomHorizontalFlip(p=1.0)]))
+    flipped = backend.evaluate(DataLoader(mirrored, val_loader.batch_size))[2]
+    log_p = np.log((softmax(logits) + softmax(flipped)) / 2)
+    loss = float(-log_p[np.arange(len(targets)), targets].mean())
+    return loss, float((log_p.argmax(1) == targets).mean()), log_p
 
 
 def model_kwargs(cfg: CaltechConfig, num_classes: int) -> dict:
@@ -112,7 +130,7 @@ def run(cfg: CaltechConfig) -> dict:
     val_loader = DataLoader(val_set, 256)
     n = len(train_set.classes)
     model = models.get_model(cfg.model, **model_kwargs(cfg, n))
-    backend = backend_for(cfg, model, one_hot_cross_entropy(n, cfg.framework),
+    backend = backend_for(cfg, model, one_hot_cross_entropy(n, cfg.framework, cfg.label_smoothing),
                           scheduler_factory(cfg))
     record = RunRecord(experiment=experiment_name(cfg), model_name=cfg.model,
                        model_config=model.config, framework=cfg.framework, dataset="caltech101",
@@ -134,6 +152,9 @@ def _train_and_report(cfg, backend, record, train_loader, val_loader, train_set,
     history = backend.fit(train_loader, val_loader, logger)
     wall = time.perf_counter() - t0
     loss, acc, logits, targets = backend.evaluate(val_loader)
+    plain = {"val_loss_plain": loss, "val_accuracy_plain": acc}  # without --tta
+    if cfg.tta:
+        loss, acc, logits = flip_tta(backend, val_loader, logits, targets)
     top5 = metrics_top5(logits, targets)
     n = len(train_set.classes)
     cm = metrics.confusion_matrix(logits.argmax(1), targets, n, normalize="true")
@@ -147,7 +168,7 @@ def _train_and_report(cfg, backend, record, train_loader, val_loader, train_set,
         "val_loss": loss, "val_accuracy": acc, "val_top5_accuracy": top5,
         "wall_seconds": wall, "seconds_per_epoch": float(np.mean(history["epoch_time"])),
         "ms_per_iter": float(np.median(history["ms_per_iter"])), "history": history,
-        "val_accuracy_per_class": dict(zip(train_set.classes, map(float, per_class))),
+        "val_accuracy_per_class": dict(zip(train_set.classes, map(float, per_class))), **plain,
     }
     logger.hparams(hparams(cfg), {"hparam/val_accuracy": acc, "hparam/val_loss": loss})
     save_checkpoint(backend.state_dict(), record, logger.logdir)
@@ -185,6 +206,8 @@ def _report_html(cfg: CaltechConfig, summary: dict, cm, scores, classes) -> str:
              ["epochs", cfg.epochs], ["batch size", cfg.batch_size],
              ["optimizer", f"{cfg.optimizer} lr={cfg.lr} weight_decay={cfg.weight_decay}"],
              ["lr schedule", cfg.schedule], ["augmentation", augmentation_text(cfg)],
+             ["label smoothing", cfg.label_smoothing], ["flip test-time augmentation", cfg.tta],
+             ["val accuracy without flip TTA", summary["val_accuracy_plain"]],
              ["val accuracy", summary["val_accuracy"]],
              ["val top-5 accuracy", summary["val_top5_accuracy"]],
              ["val loss", summary["val_loss"]], ["seconds per epoch", summary["seconds_per_epoch"]],
