@@ -638,3 +638,109 @@ def test_which_convs_take_winograd(x_shape, w_shape, opts, expected, monkeypatch
         conv2d(Tensor(np.zeros(x_shape, np.float32)), Tensor(np.zeros(w_shape, np.float32)),
                **opts)
     assert bool(calls) == expected
+
+
+# ------------------------------------------------------------------ direct convolution
+@pytest.mark.parametrize("x_shape, w_shape, pads", [
+    ((3, 2, 7, 6), (6, 2, 3, 5), (1, 2, 0, 3)),   # 6 channels: a block and a half; asymmetric
+    ((2, 3, 9, 9), (8, 3, 5, 5), (2, 2, 2, 2)),   # LeNet-5's first conv, small
+    ((1, 1, 4, 5), (4, 1, 1, 2), (0, 0, 1, 0)),   # 1x2 kernel: no tap triple at all
+    ((2, 4, 6, 8), (5, 4, 7, 4), (3, 3, 0, 0)),   # 7 taps per row: two triples and one left
+])
+def test_direct_conv2d_and_its_weight_grad_match_reference(x_shape, w_shape, pads):
+    """float64 to rounding; float32 within 1e-5 of the largest value (measured 3e-7)."""
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal(x_shape), rng.standard_normal(w_shape), \
+        rng.standard_normal(w_shape[0])
+    PT, PB, PL, PR = pads
+    xp = np.pad(x, ((0, 0), (0, 0), (PT, PB), (PL, PR)))
+    expected = conv2d_ref(xp, w, b)
+    gy = rng.standard_normal(expected.shape)
+    # the weight gradient by its definition: d<conv(x, w), gy>/dw[o, c, i, j]
+    KH, KW = w_shape[2:]
+    OH, OW = expected.shape[2:]
+    gw_ref = np.einsum("nohw,nchwij->ocij", gy, np.stack(
+        [np.stack([xp[:, :, i:i + OH, j:j + OW] for j in range(KW)], -1) for i in range(KH)],
+        -2))
+    for dtype, tol in ((np.float64, 1e-12), (np.float32, 1e-5)):
+        y = kernels.direct_conv2d(x.astype(dtype), w.astype(dtype), b.astype(dtype), pads)
+        assert y.dtype == dtype and y.transpose(1, 2, 3, 0).flags.c_contiguous
+        np.testing.assert_allclose(y, expected, rtol=0, atol=tol * np.abs(expected).max())
+        gw, gb = kernels.direct_conv2d_weight_grad(x.astype(dtype), gy.astype(dtype), KH, KW,
+                                                   pads)
+        np.testing.assert_allclose(gw, gw_ref, rtol=0, atol=tol * np.abs(gw_ref).max())
+        np.testing.assert_allclose(gb, gy.sum(axis=(0, 2, 3)), rtol=0,
+                                   atol=tol * np.abs(gy.sum(axis=(0, 2, 3))).max())
+
+
+def test_direct_error_at_lenet5_size_in_float32():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 3, 32, 32)).astype(np.float32)
+    w = rng.standard_normal((32, 3, 5, 5)).astype(np.float32)
+    expected = conv2d_ref(x.astype(np.float64), w.astype(np.float64), padding=2)
+    error = np.abs(kernels.direct_conv2d(x, w, None, (2, 2, 2, 2)) - expected).max()
+    assert error <= 1e-5 * np.abs(expected).max()
+
+
+@pytest.fixture
+def direct_calls(monkeypatch):
+    """Counts the calls of the direct kernels (forward or input gradient, weight gradient)."""
+    calls = []
+    for name in ("direct_conv2d", "direct_conv2d_weight_grad"):
+        real = getattr(kernels, name)
+        monkeypatch.setattr(kernels, name, lambda *a, real=real, name=name:
+                            calls.append(name) or real(*a))
+    return calls
+
+
+@pytest.mark.parametrize("opts", [{"padding": 1}, {"padding": 0}, {"padding": "same"}])
+def test_direct_conv2d_gradcheck(direct_calls, opts):
+    rng = np.random.default_rng(0)
+    x, w, b = _leaf(rng, 2, 3, 5, 6), _leaf(rng, 5, 3, 3, 2), _leaf(rng, 5)
+    assert gradcheck(lambda x, w, b: conv2d(x, w, b, **opts), x, w, b)
+    assert gradcheck(lambda x, w: conv2d(x, w, **opts), x, w)
+    assert {"direct_conv2d", "direct_conv2d_weight_grad"} <= set(direct_calls)
+
+
+def test_direct_and_im2col_paths_agree(direct_calls, monkeypatch):
+    from tinygrad_edu import ops_cnn
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 3, 12, 10)).astype(np.float32)
+    w = rng.standard_normal((8, 3, 5, 5)).astype(np.float32)
+    b = rng.standard_normal(8).astype(np.float32)
+    gy = rng.standard_normal((4, 8, 12, 10)).astype(np.float32)
+    results = []
+    for max_channels in (4, 0):  # direct, then im2col + GEMM
+        monkeypatch.setattr(ops_cnn, "_DIRECT_MAX_CHANNELS", max_channels)
+        X, Wt, B = _tensor(x), _tensor(w), _tensor(b)
+        y = conv2d(X, Wt, B, padding=2)
+        y.backward(gy)
+        results.append((y.data, X.grad.data, Wt.grad.data, B.grad.data))
+    assert direct_calls == ["direct_conv2d", "direct_conv2d_weight_grad", "direct_conv2d"]
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 * np.abs(b).max())
+
+
+@pytest.mark.parametrize("x_shape, w_shape, opts, expected", [
+    ((32, 3, 64, 64), (32, 3, 5, 5), {"padding": 2}, True),        # LeNet-5's first conv
+    ((32, 1, 28, 28), (16, 1, 3, 3), {"padding": 1}, True),        # CNN3's
+    ((32, 3, 64, 64), (64, 3, 7, 7), {"padding": 3, "stride": 2}, False),  # ResNet-18's
+    ((32, 32, 16, 16), (64, 32, 5, 5), {"padding": 2}, False),     # many input channels
+    ((2, 3, 8, 8), (2, 3, 3, 3), {"padding": 1}, False),           # fewer outputs than a block
+    ((2, 3, 8, 8), (4, 3, 3, 3), {"padding": 3}, False),           # padding beyond the kernel
+    ((2, 3, 8, 8), (4, 3, 3, 3), {"padding": 2, "dilation": 2}, False),
+])
+def test_which_convs_take_direct(x_shape, w_shape, opts, expected, direct_calls):
+    with no_grad():
+        conv2d(Tensor(np.zeros(x_shape, np.float32)), Tensor(np.zeros(w_shape, np.float32)),
+               **opts)
+    assert bool(direct_calls) == expected
+
+
+def test_direct_conv2d_skips_the_input_gradient_when_not_needed(direct_calls):
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((2, 3, 6, 6)).astype(np.float32))
+    w = Tensor(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), requires_grad=True)
+    conv2d(x, w, padding=1).sum().backward()
+    assert direct_calls == ["direct_conv2d", "direct_conv2d_weight_grad"]
+    assert x.grad is None and w.grad.dtype == np.float32
