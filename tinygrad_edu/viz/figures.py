@@ -88,8 +88,11 @@ def _matrix_size(n: int) -> tuple[float, float, int]:
     if n <= ANNOTATE_MAX:
         side = max(2.6, 0.42 * n + 1.8)  # 10 classes: 6 in, 600 px; 2 classes: 2.6 in
         return side + 1.2, side, 9
-    side = 0.15 * n + 3.5  # 96 classes: 18 in, 1800 px at 100 dpi, 6 pt labels
-    return side + 1.0, side, 6
+    # a row per 0.12 in (12 px at 100 dpi) with 7 pt labels, and little margin: shrunk to a
+    # 1200 px report page, 101 classes keep 10 px rows and 8 px labels (an 18 in figure with
+    # 6 pt labels had 6 px rows and 5 px labels there)
+    side = 0.12 * n + 1.5  # 101 classes: 14 x 13.6 in
+    return side + 0.4, side, 7
 
 
 def plot_confusion_matrix(cm, class_names: Sequence[str] | None = None, title: str = "",
@@ -99,7 +102,7 @@ def plot_confusion_matrix(cm, class_names: Sequence[str] | None = None, title: s
     """A confusion matrix (rows: true class, columns: predicted) with a colour bar.
 
     Up to 20 classes every cell is annotated with its value; beyond, every class keeps a tick
-    label at a smaller size (96 classes: 6 pt on an 18-inch figure) and the colours follow the
+    label at 7 pt, a row per 0.12 in (101 classes: 14 inches wide) and the colours follow the
     square root of the value, so that rare confusions stay visible. `vmax` defaults to 1 for a
     row-normalised matrix, else the largest value.
     >>> fig = plot_confusion_matrix(cm_probs, [str(d) for d in range(10)], title="test")
