@@ -226,9 +226,9 @@ class Function:
         record = _grad_enabled and True in needs
         ctx.needs_input_grad = needs if record else (False,) * len(tensors)
         out = object.__new__(Function._out_type)
-        data = ctx.forward(*[t.data for t in tensors], **kwargs)
+        data = ctx.forward(*[t.array for t in tensors], **kwargs)
         # numpy ufuncs turn 0-d results into numpy scalars, which in-place methods cannot write
-        out.data = data if type(data) is np.ndarray else np.asarray(data)
+        out.array = data if type(data) is np.ndarray else np.asarray(data)
         out.grad = out._view = out._hooks = None
         out._retain = False
         out._vc = Version()
@@ -237,7 +237,7 @@ class Function:
             # that op, so an intermediate array is freed as soon as nothing but the graph
             # would hold it (PyTorch's rule); only what forward saved stays.
             ctx.parents = tuple(t if t._ctx is None else t._ctx for t in tensors)
-            ctx.out_shape = out.data.shape
+            ctx.out_shape = out.array.shape
             ctx.retained = ctx.hooks = ctx.prehooks = ctx.posthooks = None
             if getattr(ctx, "saved", None):
                 ctx._note_saved(tensors, out)
@@ -260,7 +260,7 @@ class Function:
         the arrays that ARE an input or the output, the graph-connected values for double
         backward (`saved_tensors`)."""
         everyone = tensors + (out,)
-        roots = [memory_root(t.data) for t in everyone]
+        roots = [memory_root(t.array) for t in everyone]
         versions, sources = [], []
         for j, a in enumerate(self.saved):
             if type(a) is not np.ndarray:
@@ -269,7 +269,7 @@ class Function:
             for i, t in enumerate(everyone):
                 if roots[i] is r:
                     versions.append((j, i, t._vc, t._vc.value))
-                if a is t.data:
+                if a is t.array:
                     sources.append((j, i))
         self.versions, self.sources = tuple(versions), tuple(sources)
 
@@ -501,7 +501,7 @@ def _node_step(ctx, g, retain_graph, create_graph, capture, leaf_grads, node_gra
             prev = node_grads.get(id(p))
             node_grads[id(p)] = gp if prev is None else prev + gp
         else:
-            gp = unbroadcast(gp, p.data.shape, name)
+            gp = unbroadcast(gp, p.array.shape, name)
             _add_leaf(leaf_grads, p, gp, owned=id(gp) not in handed_out,
                       create_graph=create_graph)
             handed_out.add(id(gp))
@@ -514,7 +514,7 @@ def _apply_rule(ctx, g, create_graph: bool) -> tuple:
         return gs if isinstance(gs, tuple) else (gs,)
     gs = ctx.backward_graph(g)
     if gs is None:  # no Tensor rule: right values, but a node that refuses a second backward
-        gs = ctx.backward(g.data)
+        gs = ctx.backward(g.array)
         gs = gs if isinstance(gs, tuple) else (gs,)
         stand_in = NotTwiceDifferentiable(type(ctx).__name__)
         stand_in.parents = ctx.parents + ((g._ctx or g),)
@@ -532,7 +532,7 @@ def _check_finite(ctx, gs) -> None:
     for i, gp in enumerate(gs):
         if gp is None:
             continue
-        arr = gp if isinstance(gp, np.ndarray) else gp.data
+        arr = gp if isinstance(gp, np.ndarray) else gp.array
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             bad = "nan" if np.isnan(arr).any() else "inf"
             trace = getattr(ctx, "trace", None) or "(forward ran before anomaly mode was on)"
@@ -549,7 +549,7 @@ def _as_grad(r, like, create_graph: bool):
     """A hook's returned Tensor back in the pass's currency (array or Tensor)."""
     if create_graph:
         return r
-    arr = r.data if hasattr(r, "data") else np.asarray(r)
+    arr = r.array if hasattr(r, "data") else np.asarray(r)
     if arr.shape != like.shape:
         raise RuntimeError(f"hook: returned a gradient of shape {arr.shape}, expected "
                            f"{like.shape}")
@@ -605,16 +605,16 @@ def _accumulate(t, g: np.ndarray, owned: bool) -> None:
     gradient computed by a GEMM) becomes the gradient as is; anything else is copied, so that
     `.grad` never shares memory with another gradient, a saved array or the caller's input.
     """
-    if g.dtype != t.data.dtype:
-        g, owned = g.astype(t.data.dtype), True
+    if g.dtype != t.array.dtype:
+        g, owned = g.astype(t.array.dtype), True
     if t.grad is None:
         if not (owned and g.base is None):
-            copy = np.empty_like(t.data)  # the parameter's layout, which the optimizer loops over
+            copy = np.empty_like(t.array)  # the parameter's layout, which the optimizer loops over
             copy[...] = g
             g = copy
         t.grad = Function._out_type._wrap(g)
     else:
-        t.grad.data = np.asarray(t.grad.data + g)  # asarray: 0-d sums come back as scalars
+        t.grad.array = np.asarray(t.grad.array + g)  # asarray: 0-d sums come back as scalars
 
 
 # ---------------------------------------------------------------- torch.autograd.grad
@@ -652,10 +652,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
             if not (allow_unused or materialize_grads):
                 raise RuntimeError(f"grad: input {i} was not used in the graph of the outputs; "
                                    f"pass allow_unused=True if this is intended")
-            result.append(T._wrap(np.zeros_like(t.data)) if materialize_grads else None)
+            result.append(T._wrap(np.zeros_like(t.array)) if materialize_grads else None)
             continue
         g = functools.reduce(lambda a, b: a + b, got)
-        result.append(g if create_graph else T._wrap(np.array(g, dtype=t.data.dtype)))
+        result.append(g if create_graph else T._wrap(np.array(g, dtype=t.array.dtype)))
     return tuple(result)
 
 
@@ -668,14 +668,14 @@ def _seed(out, g, create_graph: bool):
                            "it computed under no_grad(), or from tensors without "
                            "requires_grad=True?)")
     if g is None:
-        if out.data.size != 1:
+        if out.array.size != 1:
             raise RuntimeError(f"backward: grad can be implicitly created only for scalar "
                                f"outputs, got shape {out.shape}; pass a gradient of that shape")
-        g = np.ones(out.shape, out.data.dtype)
+        g = np.ones(out.shape, out.array.dtype)
     elif isinstance(g, T) and create_graph:
         pass
     else:
-        g = np.asarray(g.data if isinstance(g, T) else g, out.data.dtype)
+        g = np.asarray(g.array if isinstance(g, T) else g, out.array.dtype)
     if g.shape != out.shape:
         raise RuntimeError(f"backward: gradient has shape {tuple(g.shape)}, expected the "
                            f"output's shape {out.shape}")

@@ -25,7 +25,7 @@ def _prepare(inputs) -> tuple:
 
 def _zeros_for(grads, inputs) -> tuple:
     T = Function._out_type
-    return tuple(T._wrap(np.zeros_like(x.data)) if g is None else g
+    return tuple(T._wrap(np.zeros_like(x.array)) if g is None else g
                  for g, x in zip(grads, inputs))
 
 
@@ -67,10 +67,10 @@ def jvp(func: Callable, inputs, v=None, create_graph: bool = False, strict: bool
     """(func(inputs), J v), by the double-vjp trick: J v = d/du (u^T J) v."""
     T = Function._out_type
     xs = _prepare(inputs)
-    vs = _tuple(v) if v is not None else tuple(T._wrap(np.ones_like(x.data)) for x in xs)
+    vs = _tuple(v) if v is not None else tuple(T._wrap(np.ones_like(x.array)) for x in xs)
     with enable_grad():
         outs, single_out = _call(func, xs)
-        us = tuple(T._wrap(np.zeros_like(o.data)).requires_grad_(True) for o in outs)
+        us = tuple(T._wrap(np.zeros_like(o.array)).requires_grad_(True) for o in outs)
         gs = _zeros_for(grad(outs, xs, us, create_graph=True, allow_unused=True), xs)
         jv = _zeros_for(grad(_dot(gs, vs), us, create_graph=create_graph, allow_unused=True), us)
     return (_shape_like(_finish(outs, create_graph), single_out),
@@ -112,7 +112,7 @@ def hessian(func: Callable, inputs, create_graph: bool = False, strict: bool = F
 
     def gradient(*xs):
         out = func(*xs)
-        if out.data.size != 1:
+        if out.array.size != 1:
             raise RuntimeError(f"hessian: the function must return a single-element tensor, got "
                                f"shape {out.shape}")
         gs = _zeros_for(grad(out, xs, create_graph=True, allow_unused=True), xs)

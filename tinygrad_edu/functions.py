@@ -197,8 +197,8 @@ def as_tensor(data, dtype=None) -> Tensor:
 
 
 def _on_tensors(fn):
-    """Let `fn` take numpy arrays where it takes tensors: a ported script's `x.data` is the
-    array (`torch.max(outputs.data, 1)` is a common idiom)."""
+    """Let `fn` take numpy arrays where it takes tensors: a ported script's `x.array` is the
+    array (`torch.max(outputs.array, 1)` is a common idiom)."""
     @functools.wraps(fn)
     def call(*args, **kwargs):
         return fn(*(Tensor._wrap(a) if isinstance(a, np.ndarray) else a for a in args), **kwargs)
@@ -364,15 +364,15 @@ def cumsum(x: Tensor, dim: int) -> Tensor:
 
 
 def any(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
-    return Tensor._wrap(np.asarray(x.data.any(axis=dim, keepdims=keepdim)))
+    return Tensor._wrap(np.asarray(x.array.any(axis=dim, keepdims=keepdim)))
 
 
 def all(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
-    return Tensor._wrap(np.asarray(x.data.all(axis=dim, keepdims=keepdim)))
+    return Tensor._wrap(np.asarray(x.array.all(axis=dim, keepdims=keepdim)))
 
 
 def count_nonzero(x: Tensor, dim=None) -> Tensor:
-    return Tensor._wrap(np.asarray(np.count_nonzero(x.data, axis=dim), np.int64))
+    return Tensor._wrap(np.asarray(np.count_nonzero(x.array, axis=dim), np.int64))
 
 
 def norm(x: Tensor, p="fro", dim=None, keepdim: bool = False) -> Tensor:
@@ -382,14 +382,14 @@ def norm(x: Tensor, p="fro", dim=None, keepdim: bool = False) -> Tensor:
         p = 2
     if p == 2:  # sqrt(sum x^2); at a zero norm the gradient is 0, as in torch
         squared = (x * x).sum(dim, keepdim)
-        positive = squared.data > 0
+        positive = squared.array > 0
         return where(positive, where(positive, squared, 1.0).sqrt(), 0.0)
     if p == math.inf:
         return x.abs().amax(dim, keepdim)
     if p == -math.inf:
         return x.abs().amin(dim, keepdim)
     if p == 0:
-        return Tensor._wrap(np.asarray((x.data != 0).sum(axis=_axes(dim, x.ndim),
+        return Tensor._wrap(np.asarray((x.array != 0).sum(axis=_axes(dim, x.ndim),
                                                          keepdims=keepdim), x.dtype))
     if p == 1:
         return x.abs().sum(dim, keepdim)
@@ -538,7 +538,7 @@ def roll(x: Tensor, shifts, dims=None) -> Tensor:
 
 def index_select(x: Tensor, dim: int, index) -> Tensor:
     """The entries of `index` (1-D) along `dim`."""
-    idx = np.asarray(index.data if isinstance(index, Tensor) else index, np.int64)
+    idx = np.asarray(index.array if isinstance(index, Tensor) else index, np.int64)
     if idx.ndim != 1:
         raise IndexError(f"index_select: index must be 1-D, got shape {idx.shape}")
     dim = dim % x.ndim
@@ -551,7 +551,7 @@ def masked_fill(x: Tensor, mask, value) -> Tensor:
 
 
 def masked_select(x: Tensor, mask) -> Tensor:
-    m = np.broadcast_to(np.asarray(mask.data if isinstance(mask, Tensor) else mask, bool),
+    m = np.broadcast_to(np.asarray(mask.array if isinstance(mask, Tensor) else mask, bool),
                         x.shape)
     return x[np.nonzero(m)]
 
@@ -567,7 +567,7 @@ def scatter(x: Tensor, dim: int, index, src=None, value=None, reduce: str | None
                                   f"None")
     if src is None:
         src = value
-    idx = np.asarray(index.data if isinstance(index, Tensor) else index, np.int64)
+    idx = np.asarray(index.array if isinstance(index, Tensor) else index, np.int64)
     if idx.ndim == 0:  # torch reads a 0-d index (and src) as one element
         idx = idx.reshape(1)
         src = src.reshape(1) if isinstance(src, Tensor) else src
@@ -582,7 +582,7 @@ def scatter_add(x: Tensor, dim: int, index, src: Tensor) -> Tensor:
 
 def nonzero(x: Tensor, as_tuple: bool = False):
     """(n, ndim) int64 indices of the non-zero elements, or one index tensor per dim."""
-    found = np.nonzero(x.data)
+    found = np.nonzero(x.array)
     if as_tuple:
         return tuple(Tensor._wrap(i.astype(np.int64)) for i in found)
     return Tensor._wrap(np.stack(found, axis=1).astype(np.int64))
@@ -590,10 +590,10 @@ def nonzero(x: Tensor, as_tuple: bool = False):
 
 def argsort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
     """Indices that sort x along `dim` (stable, so ties keep their order)."""
-    data = -x.data if descending and x.dtype.kind != "b" else x.data
+    data = -x.array if descending and x.dtype.kind != "b" else x.array
     order = np.argsort(data, axis=dim, kind="stable")
     if descending and x.dtype.kind == "b":
-        order = np.flip(np.argsort(x.data, axis=dim, kind="stable"), dim)
+        order = np.flip(np.argsort(x.array, axis=dim, kind="stable"), dim)
     return Tensor._wrap(order.astype(np.int64))
 
 
@@ -609,17 +609,17 @@ def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = 
         raise RuntimeError(f"topk: k={k} is out of range for dim {dim} of shape {x.shape}")
     indices = argsort(x, dim, descending=largest)
     dim = dim % x.ndim
-    indices = Tensor._wrap(np.take(indices.data, range(k), axis=dim))
+    indices = Tensor._wrap(np.take(indices.array, range(k), axis=dim))
     return ValuesIndices(x.gather(dim, indices), indices)
 
 
 def bincount(x: Tensor, weights=None, minlength: int = 0) -> Tensor:
     w = None if weights is None else np.asarray(getattr(weights, "data", weights))
-    return Tensor._wrap(np.bincount(x.data, w, minlength))
+    return Tensor._wrap(np.bincount(x.array, w, minlength))
 
 
 def equal(x: Tensor, y: Tensor) -> bool:
-    return x.shape == y.shape and bool((x.data == y.data).all())
+    return x.shape == y.shape and bool((x.array == y.array).all())
 
 
 def allclose(x: Tensor, y, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
@@ -650,7 +650,7 @@ def multinomial(probs: Tensor, num_samples: int, replacement: bool = False,
                 generator: Generator | None = None) -> Tensor:
     """Class indices drawn with the given (unnormalised) weights; rows are independent."""
     rng = rng_of(generator)
-    p = np.atleast_2d(probs.data.astype(np.float64))
+    p = np.atleast_2d(probs.array.astype(np.float64))
     rows = [rng.choice(p.shape[1], num_samples, replace=replacement, p=row / row.sum())
             for row in p]
     out = np.asarray(rows, np.int64)
@@ -658,7 +658,7 @@ def multinomial(probs: Tensor, num_samples: int, replacement: bool = False,
 
 
 def bernoulli(probs: Tensor, generator: Generator | None = None) -> Tensor:
-    return Tensor._wrap((rng_of(generator).random(probs.shape) < probs.data).astype(probs.dtype))
+    return Tensor._wrap((rng_of(generator).random(probs.shape) < probs.array).astype(probs.dtype))
 
 
 def normal(mean, std, size=None, generator: Generator | None = None) -> Tensor:
@@ -671,7 +671,7 @@ def normal(mean, std, size=None, generator: Generator | None = None) -> Tensor:
 
 def isinf(x: Tensor) -> Tensor:
     """True where x is +inf or -inf."""
-    return Tensor._wrap(np.isinf(x.data))
+    return Tensor._wrap(np.isinf(x.array))
 
 
 # ---------------------------------------------------------------- more of torch's namespace
@@ -788,7 +788,7 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0) -> Tensor:
 
 
 def isclose(x: Tensor, y, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False):
-    return Tensor._wrap(np.isclose(x.data, np.asarray(getattr(y, "data", y)), rtol, atol,
+    return Tensor._wrap(np.isclose(x.array, np.asarray(getattr(y, "data", y)), rtol, atol,
                                    equal_nan))
 
 
@@ -797,7 +797,7 @@ def unique(x: Tensor, sorted: bool = True, return_inverse: bool = False,
     """The distinct values (sorted), and optionally the inverse indices and the counts."""
     if dim is not None:
         raise NotImplementedError("unique: dim is not supported by tinygrad_edu")
-    values, inverse, counts = np.unique(x.data, return_inverse=True, return_counts=True)
+    values, inverse, counts = np.unique(x.array, return_inverse=True, return_counts=True)
     out = [Tensor._wrap(values)]
     if return_inverse:
         out.append(Tensor._wrap(inverse.reshape(x.shape).astype(np.int64)))
@@ -809,7 +809,7 @@ def unique(x: Tensor, sorted: bool = True, return_inverse: bool = False,
 def searchsorted(sorted_sequence: Tensor, values, right: bool = False) -> Tensor:
     side = "right" if right else "left"
     v = np.asarray(getattr(values, "data", values))
-    return Tensor._wrap(np.searchsorted(sorted_sequence.data, v, side).astype(np.int64))
+    return Tensor._wrap(np.searchsorted(sorted_sequence.array, v, side).astype(np.int64))
 
 
 def bucketize(values: Tensor, boundaries: Tensor, right: bool = False) -> Tensor:

@@ -37,7 +37,7 @@ def apply(t, op: str, compute):
     a tensor whose memory is shared by several elements (an expanded view).
     """
     check_allowed(t, op)
-    if not t.data.flags.writeable:
+    if not t.array.flags.writeable:
         raise RuntimeError(f"{op}: unsupported operation: more than one element of the written-to "
                            f"tensor refers to a single memory location (an expanded tensor). "
                            f"Please clone() the tensor before performing the operation.")
@@ -56,17 +56,17 @@ def apply(t, op: str, compute):
         out = ops.IndexPut.apply(t, out.to(t.dtype), index=Ellipsis)
     node = out._ctx
     if node is not None:
-        _copy_saved_aliases(created, node, t.data)
+        _copy_saved_aliases(created, node, t.array)
     if node is not None and t._view is not None:
         base, view_fn = t._view[0], t._view[1]
         merged = ops.CopyView.apply(base, out, view=numpy_view(view_fn), view_fn=view_fn)
         base._ctx, base.requires_grad = merged._ctx, True
-    elif out.data is not t.data:
-        t.data[...] = out.data
+    elif out.array is not t.array:
+        t.array[...] = out.array
     t._vc.value += 1
     t._vc.op = op
     if node is not None:
-        _output_is(node, out.data, t)
+        _output_is(node, out.array, t)
         if t._view is None:
             if t._ctx is not None and t._ctx.retained is t:
                 t._ctx.retained = None
@@ -140,7 +140,7 @@ def _output_is(node: Function, fresh: np.ndarray, t) -> None:
     hit = {j for j, a in enumerate(saved) if a is fresh}
     if not hit:
         return
-    node.saved = tuple(t.data if j in hit else a for j, a in enumerate(saved))
+    node.saved = tuple(t.array if j in hit else a for j, a in enumerate(saved))
     out_index = len(node.parents)
     node.versions = tuple(v for v in node.versions if v[0] not in hit) + tuple(
         (j, out_index, t._vc, t._vc.value) for j in hit)
@@ -196,7 +196,7 @@ def numpy_view(view_fn):
 
     def view(arr: np.ndarray) -> np.ndarray:
         with no_grad():
-            return view_fn(T._wrap(arr)).data
+            return view_fn(T._wrap(arr)).array
     return view
 
 

@@ -30,8 +30,8 @@ class GraphRule(Function):
     def backward(self, grad):
         gs = self.backward_graph(_const(grad))
         if not isinstance(gs, tuple):
-            return gs.data
-        return tuple(None if g is None else g.data for g in gs)
+            return gs.array
+        return tuple(None if g is None else g.array for g in gs)
 
 
 class SharedRule(Function):

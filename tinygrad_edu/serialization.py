@@ -99,7 +99,7 @@ def _encode(obj, where: str, arrays: dict[str, np.ndarray]):
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else {"float": repr(obj)}
     if isinstance(obj, Tensor):
-        return {"tensor": _add_array(obj.data, where, arrays)}
+        return {"tensor": _add_array(obj.array, where, arrays)}
     if isinstance(obj, np.ndarray):
         return {"array": _add_array(obj, where, arrays)}
     if isinstance(obj, np.generic):

@@ -43,9 +43,9 @@ def _as_array(data, dtype) -> np.ndarray:
 def check_float_input(layer: str, x: Tensor, weight: Tensor) -> None:
     """A layer with floating weights refuses an integer or bool input, naming itself and both
     dtypes (torch refuses too; numpy would silently compute in the input's dtype)."""
-    if x.data.dtype.kind != "f" and weight.data.dtype.kind == "f":
-        raise TypeError(f"{layer}: input of dtype {x.data.dtype} but weights of dtype "
-                        f"{weight.data.dtype}; convert the input first, e.g. x.float()")
+    if x.array.dtype.kind != "f" and weight.array.dtype.kind == "f":
+        raise TypeError(f"{layer}: input of dtype {x.array.dtype} but weights of dtype "
+                        f"{weight.array.dtype}; convert the input first, e.g. x.float()")
 
 
 def _refuse_dtype(arr: np.ndarray) -> None:
@@ -76,12 +76,12 @@ class Tensor:
         (x * x).sum().backward();  x.grad  # tensor([2., 4.])
     """
 
-    __slots__ = ("__weakref__", "_ctx", "_hooks", "_retain", "_vc", "_view", "data", "grad",
+    __slots__ = ("__weakref__", "_ctx", "_hooks", "_retain", "_vc", "_view", "array", "grad",
                  "requires_grad")
     __array_priority__ = 1000  # numpy defers `ndarray op Tensor` to Tensor's reflected ops
 
     def __init__(self, data, dtype=None, requires_grad: bool = False):
-        self.data = _as_array(data.data if isinstance(data, Tensor) else data, dtype)
+        self.array = _as_array(data.array if isinstance(data, Tensor) else data, dtype)
         self.grad: Tensor | None = None
         self._ctx = self._view = self._hooks = None
         self._retain = False
@@ -96,7 +96,7 @@ class Tensor:
         t = Tensor.__new__(Tensor)
         if type(arr) is not np.ndarray:  # numpy returns scalars for 0-d results; keep arrays
             arr = np.asarray(arr)
-        t.data, t.grad, t._ctx, t._retain, t.requires_grad = arr, None, None, False, False
+        t.array, t.grad, t._ctx, t._retain, t.requires_grad = arr, None, None, False, False
         t._view = t._hooks = None
         t._vc = autograd.Version()
         return t
@@ -111,16 +111,25 @@ class Tensor:
 
     # ------------------------------------------------------------ properties
     @property
+    def data(self) -> np.ndarray:
+        """The numpy array holding the values (transitional: becoming torch's detached Tensor)."""
+        return self.array
+
+    @data.setter
+    def data(self, value) -> None:
+        self.array = value.array if isinstance(value, Tensor) else np.asarray(value)
+
+    @property
     def shape(self) -> tuple:
-        return self.data.shape
+        return self.array.shape
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self.array.ndim
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self.array.dtype
 
     @property
     def T(self) -> Tensor:
@@ -157,19 +166,19 @@ class Tensor:
         return self.shape if dim is None else self.shape[dim]
 
     def numel(self) -> int:
-        return self.data.size
+        return self.array.size
 
     def dim(self) -> int:
         return self.ndim
 
     def __len__(self) -> int:
-        return len(self.data)
+        return len(self.array)
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, separator=", ", precision=4, prefix="tensor(")
+        body = np.array2string(self.array, separator=", ", precision=4, prefix="tensor(")
         extra = ""
-        if self.data.dtype not in (_default_dtype, np.int64, np.bool_):
-            extra += f", dtype={self.data.dtype}"
+        if self.array.dtype not in (_default_dtype, np.int64, np.bool_):
+            extra += f", dtype={self.array.dtype}"
         if self._ctx is not None:
             extra += f", grad_fn=<{type(self._ctx).__name__}Backward>"
         elif self.requires_grad:
@@ -182,25 +191,25 @@ class Tensor:
         return (self[i] for i in range(len(self)))
 
     def __bool__(self) -> bool:
-        return bool(self.data)
+        return bool(self.array)
 
     def __float__(self) -> float:
-        return float(self.data)
+        return float(self.array)
 
     def __int__(self) -> int:
-        return int(self.data)
+        return int(self.array)
 
     def __index__(self) -> int:
-        return int(self.data)
+        return int(self.array)
 
     def __array__(self, dtype=None, copy=None):
-        return self.data if dtype is None else self.data.astype(dtype)
+        return self.array if dtype is None else self.array.astype(dtype)
 
     # ------------------------------------------------------------ autograd
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
-        if requires_grad and self.data.dtype.kind != "f":
+        if requires_grad and self.array.dtype.kind != "f":
             raise RuntimeError(f"requires_grad: only floating point tensors can require "
-                               f"gradients, got a tensor of dtype {self.data.dtype}; convert it "
+                               f"gradients, got a tensor of dtype {self.array.dtype}; convert it "
                                f"first with .float()")
         if not requires_grad and self._ctx is not None:
             raise RuntimeError("requires_grad_(False): you can only change requires_grad flags "
@@ -247,7 +256,7 @@ class Tensor:
     def detach(self) -> Tensor:
         """The same memory without a graph; it shares the version counter, so an in-place write
         to either is seen by backward's checks (as in torch)."""
-        t = Tensor._wrap(self.data)
+        t = Tensor._wrap(self.array)
         t._vc = self._vc
         return t
 
@@ -270,28 +279,28 @@ class Tensor:
         if self.requires_grad and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
                                "tensor.detach().numpy() instead.")
-        return self.data
+        return self.array
 
     def item(self):
-        if self.data.size != 1:
+        if self.array.size != 1:
             raise ValueError(f"item: only one-element tensors can be converted, got shape "
                              f"{self.shape}")
-        return self.data.item()
+        return self.array.item()
 
     def tolist(self):
-        return self.data.tolist()
+        return self.array.tolist()
 
     def to(self, *args, dtype=None, device=None, non_blocking: bool = False,
            copy: bool = False) -> Tensor:
         """Cast to a dtype (a Cast in the graph when it needs grad), like torch's `to`; it also
         takes a device (only the CPU exists: others raise) or a tensor, whose dtype it takes."""
         dtype = dtype_of_to(args, dtype, device)
-        if dtype is None or np.dtype(dtype) == self.data.dtype:
+        if dtype is None or np.dtype(dtype) == self.array.dtype:
             return self.clone() if copy else self
         dtype = np.dtype(dtype)
         if self.requires_grad and dtype.kind == "f":
             return ops.Cast.apply(self, dtype=dtype)
-        return Tensor._wrap(self.data.astype(dtype))
+        return Tensor._wrap(self.array.astype(dtype))
 
     def type(self, dtype) -> Tensor:
         return self.to(dtype)
@@ -319,13 +328,13 @@ class Tensor:
         """`self[index] = value` through autograd (value broadcast and cast to self's dtype)."""
         index = _index(index)
         if isinstance(value, Tensor):
-            v = value.to(self.data.dtype)
+            v = value.to(self.array.dtype)
         else:
             try:
-                v = Tensor._wrap(np.asarray(value, dtype=self.data.dtype))
+                v = Tensor._wrap(np.asarray(value, dtype=self.array.dtype))
             except (TypeError, ValueError):
                 raise TypeError(f"{op}: can't assign a {type(value).__name__} to a tensor of "
-                                f"dtype {self.data.dtype}") from None
+                                f"dtype {self.array.dtype}") from None
         return self._inplace(op, lambda s: ops.IndexPut.apply(s, v, index=index))
 
     def __setitem__(self, index, value) -> None:
@@ -352,7 +361,7 @@ class Tensor:
 
     def masked_fill_(self, mask, value) -> Tensor:
         """Write `value` where `mask` (a bool tensor broadcast to self's shape) is True."""
-        m = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
+        m = np.asarray(mask.array if isinstance(mask, Tensor) else mask)
         if m.dtype != np.bool_:
             raise RuntimeError(f"masked_fill_: expected a bool mask, got dtype {m.dtype}")
         if isinstance(value, Tensor) and value.ndim:
@@ -500,7 +509,7 @@ class Tensor:
 
     def index_add(self, dim: int, index, source: Tensor, alpha: float = 1.0) -> Tensor:
         dim = dim % self.ndim
-        idx = np.asarray(index.data if isinstance(index, Tensor) else index)
+        idx = np.asarray(index.array if isinstance(index, Tensor) else index)
         shape = [1] * source.ndim
         shape[dim] = -1
         full = np.broadcast_to(idx.reshape(shape), source.shape)  # index of every source entry
@@ -592,9 +601,9 @@ class Tensor:
         a, b = self.shape, other.shape
         if not a or not b:
             raise RuntimeError(f"matmul: both arguments need at least 1 dimension, got {a} and {b}")
-        if (self.data.dtype.kind == "f") != (other.data.dtype.kind == "f"):
+        if (self.array.dtype.kind == "f") != (other.array.dtype.kind == "f"):
             raise TypeError(f"matmul: expected both operands to have the same dtype, got "
-                            f"{self.data.dtype} and {other.data.dtype}; convert one with "
+                            f"{self.array.dtype} and {other.array.dtype}; convert one with "
                             f".float() or .to(...)")
         k_a, k_b = a[-1], (b[0] if len(b) == 1 else b[-2])
         if k_a != k_b:
@@ -613,7 +622,7 @@ class Tensor:
     def _compare(self, other, fn) -> Tensor:
         if not isinstance(other, (Tensor, np.ndarray, np.generic, int, float, bool, list, tuple)):
             return NotImplemented  # let the other side answer (pytest.approx, ...)
-        return Tensor._wrap(np.asarray(fn(self.data, other.data if isinstance(other, Tensor)
+        return Tensor._wrap(np.asarray(fn(self.array, other.array if isinstance(other, Tensor)
                                           else other)))
 
     def __eq__(self, other):
@@ -662,8 +671,8 @@ class Tensor:
         return self._compare(other, np.logical_xor)
 
     def __invert__(self):
-        return Tensor._wrap(np.logical_not(self.data) if self.data.dtype == np.bool_
-                            else np.invert(self.data))
+        return Tensor._wrap(np.logical_not(self.array) if self.array.dtype == np.bool_
+                            else np.invert(self.array))
 
     def logical_and(self, other):
         return self & other
@@ -675,24 +684,24 @@ class Tensor:
         return self ^ other
 
     def logical_not(self):
-        return Tensor._wrap(np.logical_not(self.data))
+        return Tensor._wrap(np.logical_not(self.array))
 
     def isnan(self):
-        return Tensor._wrap(np.isnan(self.data))
+        return Tensor._wrap(np.isnan(self.array))
 
     def isfinite(self):
-        return Tensor._wrap(np.isfinite(self.data))
+        return Tensor._wrap(np.isfinite(self.array))
 
     def all(self, dim=None, keepdim: bool = False) -> Tensor:
-        return Tensor._wrap(np.asarray(self.data.all(axis=_axes(dim, self.ndim),
+        return Tensor._wrap(np.asarray(self.array.all(axis=_axes(dim, self.ndim),
                                                      keepdims=keepdim)))
 
     def any(self, dim=None, keepdim: bool = False) -> Tensor:
-        return Tensor._wrap(np.asarray(self.data.any(axis=_axes(dim, self.ndim),
+        return Tensor._wrap(np.asarray(self.array.any(axis=_axes(dim, self.ndim),
                                                      keepdims=keepdim)))
 
     def allclose(self, other, rtol=1e-5, atol=1e-8) -> bool:
-        return bool(np.allclose(self.data, np.asarray(other), rtol=rtol, atol=atol))
+        return bool(np.allclose(self.array, np.asarray(other), rtol=rtol, atol=atol))
 
     # ------------------------------------------------------------ elementwise math
     def exp(self):
@@ -714,7 +723,7 @@ class Tensor:
         return self * self
 
     def sign(self):
-        return Tensor._wrap(np.sign(self.data))
+        return Tensor._wrap(np.sign(self.array))
 
     def reciprocal(self):
         return 1 / self
@@ -764,7 +773,7 @@ class Tensor:
         if unbiased is not None:
             correction = int(unbiased)
         axes = _axes(dim if axis is None else axis, self.ndim)
-        n = self.data.size if axes is None else math.prod(self.shape[a] for a in axes)
+        n = self.array.size if axes is None else math.prod(self.shape[a] for a in axes)
         centered = self - self.mean(axes, keepdim=True)
         return (centered * centered).sum(axes, keepdim=keepdim) / max(n - correction, 0)
 
@@ -775,7 +784,7 @@ class Tensor:
         if dim is None:
             return ops.Amax.apply(self, axis=None, keepdims=False, reduce=reduce)
         dim = dim % self.ndim
-        indices = arg(self.data, axis=dim)
+        indices = arg(self.array, axis=dim)
         values = ops.MaxDim.apply(self, idx=indices, dim=dim, keepdim=keepdim)
         return ValuesIndices(values, Tensor._wrap(np.expand_dims(indices, dim) if keepdim
                                                   else indices))
@@ -794,10 +803,10 @@ class Tensor:
         return ops.Amax.apply(self, axis=_axes(dim, self.ndim), keepdims=keepdim, reduce=np.min)
 
     def argmax(self, dim: int | None = None, keepdim: bool = False):
-        return _arg(self.data, np.argmax, dim, keepdim)
+        return _arg(self.array, np.argmax, dim, keepdim)
 
     def argmin(self, dim: int | None = None, keepdim: bool = False):
-        return _arg(self.data, np.argmin, dim, keepdim)
+        return _arg(self.array, np.argmin, dim, keepdim)
 
     def softmax(self, dim: int = -1):
         return ops.Softmax.apply(self, axis=dim)
@@ -806,18 +815,18 @@ class Tensor:
         return ops.LogSoftmax.apply(self, axis=dim)
 
     def logsumexp(self, dim, keepdim: bool = False):
-        m = Tensor._wrap(self.data.max(axis=dim, keepdims=True))
+        m = Tensor._wrap(self.array.max(axis=dim, keepdims=True))
         out = (self - m).exp().sum(dim, keepdim=True).log() + m
         return out if keepdim else out.squeeze(dim)
 
     # ------------------------------------------------------------ movement
     def reshape(self, *shape):
         shape = _shape_arg(shape)
-        if -1 not in shape and math.prod(shape) != self.data.size:
+        if -1 not in shape and math.prod(shape) != self.array.size:
             raise RuntimeError(f"reshape: shape {tuple(shape)} is invalid for a tensor of "
-                               f"{self.data.size} elements (shape {self.shape})")
+                               f"{self.array.size} elements (shape {self.shape})")
         out = ops.Reshape.apply(self, shape=shape)
-        if inplace.same_memory(out.data, self.data):  # numpy copies only when it must, as torch
+        if inplace.same_memory(out.array, self.array):  # numpy copies only when it must, as torch
             inplace.as_view(out, self, lambda t, s=out.shape: t.reshape(s))
         return out
 
@@ -826,9 +835,9 @@ class Tensor:
         allow it without a copy, e.g. `x.T.view(-1)`: use reshape there."""
         shape = _shape_arg(shape)
         try:
-            np.reshape(self.data, shape, copy=False)
+            np.reshape(self.array, shape, copy=False)
         except ValueError:
-            if _reshapes(self.data, shape):  # the size fits: only the strides refuse
+            if _reshapes(self.array, shape):  # the size fits: only the strides refuse
                 raise RuntimeError(f"view: view size is not compatible with input tensor's size "
                                    f"and stride (at least one dimension spans across two "
                                    f"contiguous subspaces): shape {self.shape} to "
@@ -931,7 +940,7 @@ class Tensor:
 
     def gather(self, dim: int, index: Tensor):
         """out[i][j] = self[i][index[i][j]] along `dim`, like `torch.gather`."""
-        idx = np.asarray(index.data if isinstance(index, Tensor) else index)
+        idx = np.asarray(index.array if isinstance(index, Tensor) else index)
         grids = np.ix_(*[np.arange(n) for n in idx.shape])
         full = tuple(idx if d == dim % self.ndim else grids[d] for d in range(self.ndim))
         return self[full]
@@ -996,16 +1005,16 @@ class Tensor:
 
     def contiguous(self, memory_format=None) -> Tensor:
         """Self when its array is C-contiguous, else a contiguous copy (in the graph)."""
-        return self if self.data.flags.c_contiguous else self.clone()
+        return self if self.array.flags.c_contiguous else self.clone()
 
     def is_floating_point(self) -> bool:
-        return self.data.dtype.kind == "f"
+        return self.array.dtype.kind == "f"
 
     def element_size(self) -> int:
-        return self.data.itemsize
+        return self.array.itemsize
 
     def nelement(self) -> int:
-        return self.data.size
+        return self.array.size
 
     def half(self) -> Tensor:
         return self.to(np.float16)
@@ -1185,7 +1194,7 @@ def _const(value, like: Tensor, floating: bool = False) -> Tensor:
     """A constant operand for a binary op: Tensors pass through, scalars take `like`'s dtype."""
     if isinstance(value, Tensor):
         return value
-    dtype = like.data.dtype
+    dtype = like.array.dtype
     if dtype.kind != "f" and (floating or isinstance(value, float)):
         dtype = _default_dtype
     elif dtype.kind == "b":
@@ -1200,12 +1209,12 @@ def _operands(a: Tensor, other, floating: bool = False, reverse: bool = False) -
     a's dtype, and an integer (or bool) operand meeting a floating one takes its float dtype, so
     `int_tensor * 0.5` is float32, not numpy's float64."""
     b = _const(other, a, floating)
-    kind_a, kind_b = a.data.dtype.kind, b.data.dtype.kind
+    kind_a, kind_b = a.array.dtype.kind, b.array.dtype.kind
     if kind_a != kind_b and "f" in (kind_a, kind_b):
         if kind_a == "f":
-            b = b.to(a.data.dtype)
+            b = b.to(a.array.dtype)
         else:
-            a = a.to(b.data.dtype)
+            a = a.to(b.array.dtype)
     return (b, a) if reverse else (a, b)
 
 
@@ -1219,9 +1228,9 @@ def _shape_arg(shape) -> tuple:
 def _index(index):
     """Replace Tensors inside an index with their arrays."""
     if isinstance(index, Tensor):
-        return index.data
+        return index.array
     if isinstance(index, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        return tuple(i.array if isinstance(i, Tensor) else i for i in index)
     if isinstance(index, list):
         return np.asarray(index)
     return index
@@ -1229,7 +1238,7 @@ def _index(index):
 
 def _along(dim: int, index) -> tuple:
     """The setitem index selecting entries `index` of axis `dim`."""
-    idx = np.asarray(index.data if isinstance(index, Tensor) else index)
+    idx = np.asarray(index.array if isinstance(index, Tensor) else index)
     return (slice(None),) * dim + (idx,)
 
 
@@ -1257,7 +1266,7 @@ def ops_reshape(x: Tensor, shape, copy: bool = False) -> Tensor:
     """Reshape, optionally into a fresh copy (clone keeps the graph)."""
     out = ops.Reshape.apply(x, shape=shape)
     if copy:
-        out.data = out.data.copy()
+        out.array = out.array.copy()
     return out
 
 
@@ -1290,7 +1299,7 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
 
 def where(condition, x, y) -> Tensor:
     """Elements of x where condition holds, else of y; no gradient flows to the condition."""
-    cond = np.asarray(condition.data if isinstance(condition, Tensor) else condition, bool)
+    cond = np.asarray(condition.array if isinstance(condition, Tensor) else condition, bool)
     like = x if isinstance(x, Tensor) else y
     return ops.Where.apply(_const(x, like), _const(y, like), cond=cond)
 
@@ -1309,7 +1318,7 @@ def minimum(x: Tensor, y) -> Tensor:
 def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
     """A new tensor (a copy) of a list, scalar, array or tensor, like `torch.tensor`: Python
     floats become the default dtype, numpy arrays and scalars and tensors keep theirs."""
-    src = data.data if isinstance(data, Tensor) else data
+    src = data.array if isinstance(data, Tensor) else data
     if dtype is None and isinstance(src, (np.ndarray, np.generic)):
         arr = np.array(src, copy=True)
         if arr.dtype.kind not in "biuf":

@@ -232,8 +232,8 @@ def _same_first_order(grads, args: list, checked: list, raise_exception: bool) -
     first = grads(*args, create_graph=False)
     second = grads(*args)
     for i, a, b in zip(checked, first, second):
-        a = np.zeros(args[i].shape) if a is None else a.data
-        b = np.zeros(args[i].shape) if b is None else b.data
+        a = np.zeros(args[i].shape) if a is None else a.array
+        b = np.zeros(args[i].shape) if b is None else b.array
         if not np.allclose(b, a, atol=atol, rtol=rtol, equal_nan=False):
             if raise_exception:
                 j = np.unravel_index(np.argmax(np.abs(a - b)), a.shape) if a.size else ()
@@ -255,7 +255,7 @@ def _worst_of(fn, inputs: list, eps, atol, rtol):
     pairs = {}
     for i in checked:
         t = inputs[i]
-        analytic = np.zeros_like(t.data) if t.grad is None else t.grad.data
+        analytic = np.zeros_like(t.array) if t.grad is None else t.grad.array
         pairs[i] = (analytic, _numeric_grad(fn, inputs, t, upstream, eps))
     return _worst(pairs, atol, rtol)
 
@@ -300,7 +300,7 @@ def _verdict(worst, what: str, eps, atol, rtol, raise_exception: bool) -> bool:
 def _float64_copy(t):
     """Floating Tensors become float64 leaf copies (same requires_grad); anything else passes."""
     if isinstance(t, Tensor) and t.dtype.kind == "f":
-        return Tensor(t.data.astype(np.float64), dtype=np.float64, requires_grad=t.requires_grad)
+        return Tensor(t.array.astype(np.float64), dtype=np.float64, requires_grad=t.requires_grad)
     return t
 
 
@@ -310,14 +310,14 @@ def _first_output(out) -> Tensor:
 
 def _numeric_grad(fn, inputs: list, t: Tensor, upstream: np.ndarray, eps: float) -> np.ndarray:
     """d(sum(fn(inputs) * upstream)) / d(t), one central difference per element of t."""
-    grad = np.zeros(t.data.shape, np.float64)
+    grad = np.zeros(t.array.shape, np.float64)
     with no_grad():
-        for k in np.ndindex(t.data.shape):  # indexes t.data in place, whatever its strides
-            orig = t.data[k]
-            t.data[k] = orig + eps
-            plus = np.sum(_first_output(fn(*inputs)).data * upstream)
-            t.data[k] = orig - eps
-            minus = np.sum(_first_output(fn(*inputs)).data * upstream)
-            t.data[k] = orig
+        for k in np.ndindex(t.array.shape):  # indexes t.array in place, whatever its strides
+            orig = t.array[k]
+            t.array[k] = orig + eps
+            plus = np.sum(_first_output(fn(*inputs)).array * upstream)
+            t.array[k] = orig - eps
+            minus = np.sum(_first_output(fn(*inputs)).array * upstream)
+            t.array[k] = orig
             grad[k] = (plus - minus) / (2 * eps)
     return grad

@@ -137,8 +137,8 @@ def evaluate(model: Module, loader, loss_fn: Callable | None = None
     with _eval_mode(model), no_grad():
         for x, y in loader:
             out = model(x)
-            loss_sum += float(loss_fn(out, y).data) * len(y)
-            outputs.append(out.data)
+            loss_sum += float(loss_fn(out, y).array) * len(y)
+            outputs.append(out.array)
             targets.append(np.asarray(getattr(y, "data", y)))
     if not outputs:
         raise ValueError("evaluate: the loader yielded no batches; is the dataset empty?")
@@ -159,7 +159,7 @@ def predict(model: Module, inputs, batch_size: int = 256) -> np.ndarray:
     else:
         batches = (b[0] if isinstance(b, (tuple, list)) else b for b in inputs)
     with _eval_mode(model), no_grad():
-        outputs = [model(x if isinstance(x, Tensor) else Tensor(x)).data for x in batches]
+        outputs = [model(x if isinstance(x, Tensor) else Tensor(x)).array for x in batches]
     if not outputs:
         raise ValueError("predict: got no inputs")
     return np.concatenate(outputs)
@@ -313,7 +313,7 @@ class _Run:
         """One forward, backward and optimizer step; returns the loss and the outputs."""
         out = self.model(x)
         loss = self.loss_fn(out, y)
-        value = float(loss.data)  # the one sync per step
+        value = float(loss.array)  # the one sync per step
         if not math.isfinite(value):
             self._diverged(f"the loss is {value} at epoch {self.epoch + 1}, step {self.step + 1} "
                            f"(batch {self.batch + 1} of the epoch)")
@@ -325,7 +325,7 @@ class _Run:
         if self.per_batch_scheduler:
             self.scheduler.step()
         self.last_loss = (value, self.step + 1)
-        return value, out.data
+        return value, out.array
 
     def _end_epoch(self) -> None:
         """Validate, step the scheduler, log, and save a checkpoint if one is due."""
@@ -400,9 +400,9 @@ class _Run:
             scalars.update({f"val/{k}": v for k, v in val["metrics"].items()})
         self.logger.scalars({k: v for k, v in scalars.items() if math.isfinite(v)}, e)
         for name, p in self.model.named_parameters():
-            self.logger.histogram(f"weights/{name}", p.data, e)
+            self.logger.histogram(f"weights/{name}", p.array, e)
             if p.grad is not None:
-                self.logger.histogram(f"grads/{name}", p.grad.data, e)
+                self.logger.histogram(f"grads/{name}", p.grad.array, e)
         self.logger.flush()
 
     # -------------------------------------------------------------- checkpoints
@@ -489,7 +489,7 @@ def _length(loader) -> int | None:
 def _first_nonfinite(model: Module) -> str | None:
     """The name of the first parameter holding a NaN or infinity, or None."""
     for name, p in model.named_parameters():
-        if not np.isfinite(p.data).all():
+        if not np.isfinite(p.array).all():
             return name
     return None
 

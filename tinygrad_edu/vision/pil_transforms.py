@@ -66,7 +66,7 @@ def crop(img, top: int, left: int, height: int, width: int):
     if isinstance(img, Image.Image):
         return img.crop((left, top, left + width, top + height))
     return Tensor._wrap(np.ascontiguousarray(
-        img.data[..., top:top + height, left:left + width]))
+        img.array[..., top:top + height, left:left + width]))
 
 
 def pad(img, padding, fill=0, padding_mode: str = "constant"):
@@ -84,7 +84,7 @@ def pad(img, padding, fill=0, padding_mode: str = "constant"):
         x = np.asarray(img)
         width = ((top, bottom), (left, right)) + ((0, 0),) * (x.ndim - 2)
         return Image.fromarray(np.pad(x, width, mode=padding_mode))
-    x = img.data
+    x = img.array
     width = ((0, 0),) * (x.ndim - 2) + ((top, bottom), (left, right))
     extra = {"constant_values": fill} if padding_mode == "constant" else {}
     return Tensor._wrap(np.pad(x, width, mode=padding_mode, **extra))
@@ -171,7 +171,7 @@ class RandomVerticalFlip:
             return img
         if isinstance(img, Image.Image):
             return img.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
-        return Tensor._wrap(np.ascontiguousarray(img.data[..., ::-1, :]))
+        return Tensor._wrap(np.ascontiguousarray(img.array[..., ::-1, :]))
 
 
 class Grayscale:

@@ -63,7 +63,7 @@ Compose = T.Compose
 def on_tensor(fn: Callable, x, name: str):
     """Apply an array function to a Tensor (giving a Tensor) or to an array (giving an array)."""
     if isinstance(x, Tensor):
-        return Tensor._wrap(np.ascontiguousarray(fn(x.data)))
+        return Tensor._wrap(np.ascontiguousarray(fn(x.array)))
     if isinstance(x, Image.Image):
         raise TypeError(f"{name}: expected a Tensor, got a PIL image; put ToTensor() before it "
                         f"in Compose")
@@ -155,7 +155,7 @@ class ToPILImage:
 
     def __call__(self, pic) -> Image.Image:
         if isinstance(pic, Tensor):
-            x = pic.data
+            x = pic.array
             x = x[0] if x.ndim == 3 and x.shape[0] == 1 else x.transpose(1, 2, 0) if \
                 x.ndim == 3 else x
         else:
@@ -174,7 +174,7 @@ class ConvertImageDtype:
         self.dtype = np.dtype(dtype)
 
     def __call__(self, x: Tensor) -> Tensor:
-        d = x.data
+        d = x.array
         if d.dtype == np.uint8 and self.dtype.kind == "f":
             return Tensor._wrap((d / 255).astype(self.dtype))
         if d.dtype.kind == "f" and self.dtype == np.uint8:

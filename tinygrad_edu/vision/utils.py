@@ -64,7 +64,7 @@ def _batch(tensor) -> np.ndarray:
 
 def save_image(tensor, fp, format: str | None = None, **grid_kwargs) -> None:
     """Write images (a batch is tiled by make_grid) to a PNG / JPEG file; values in [0, 1]."""
-    grid = make_grid(tensor, **grid_kwargs).data
+    grid = make_grid(tensor, **grid_kwargs).array
     pixels = np.clip(grid * 255 + 0.5, 0, 255).astype(np.uint8).transpose(1, 2, 0)
     Image.fromarray(pixels).save(os.fspath(fp) if isinstance(fp, os.PathLike) else fp,
                                  format=format)

@@ -40,10 +40,10 @@ class ScratchFramework:
         return isinstance(value, Tensor)
 
     def numpy(self, t: Tensor) -> np.ndarray:
-        return t.data
+        return t.array
 
     def grad(self, t: Tensor) -> np.ndarray | None:
-        return None if t.grad is None else t.grad.data
+        return None if t.grad is None else t.grad.array
 
     def no_grad(self):
         return autograd.no_grad()
@@ -63,7 +63,7 @@ def framework_of(model):
 def as_batch(x) -> np.ndarray:
     """A Tensor, torch tensor or array of shape (N, C, H, W) or (C, H, W) -> float32 (N, C, H, W)."""
     if isinstance(x, Tensor):
-        x = x.data
+        x = x.array
     elif hasattr(x, "detach"):  # a torch tensor
         x = x.detach().cpu().numpy()
     x = np.asarray(x, dtype=np.float32)

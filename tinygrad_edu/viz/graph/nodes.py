@@ -51,7 +51,7 @@ class TensorNode:
     def grad(self) -> Stats | None:
         """Statistics of the tensor's `.grad` now (None before backward, and for outputs)."""
         g = getattr(self.tensor, "grad", None)
-        return None if g is None or self.kind in ("output", "cut") else Stats.of(g.data)
+        return None if g is None or self.kind in ("output", "cut") else Stats.of(g.array)
 
 
 def tensors_in(x) -> list:
@@ -86,7 +86,7 @@ def walk(outputs: tuple, names: dict, depth: int | None) -> dict:
     for t in leaves.values():
         key = f"t{len(nodes)}"
         nodes[id(t)] = TensorNode(key, names.get(id(t)) or _leaf_name(t), _leaf_kind(t),
-                                  t, tuple(t.data.shape), value=Stats.of(t.data))
+                                  t, tuple(t.array.shape), value=Stats.of(t.array))
     for fn in cuts.values():
         nodes[id(fn)] = TensorNode(f"t{len(nodes)}", "...", "cut", None, tuple(fn.out_shape))
     for i, fn in enumerate(order):
@@ -137,7 +137,7 @@ def _add_outputs(nodes: dict, outputs: tuple, names: dict) -> dict:
             continue
         key = f"out{i}"
         by_key[key] = TensorNode(key, names.get(id(t)) or f"output {i}", "output", t,
-                                 tuple(t.data.shape), [nodes[id(t._ctx)].key], Stats.of(t.data))
+                                 tuple(t.array.shape), [nodes[id(t._ctx)].key], Stats.of(t.array))
     return by_key
 
 
