@@ -165,7 +165,7 @@ def test_graph_is_freed_after_backward():
     x = tg.randn(1000, requires_grad=True)
     hidden = (x * 2).exp()
     loss = (hidden * hidden).sum()
-    hidden_ref, hidden_data = weakref.ref(hidden), weakref.ref(hidden.data)
+    hidden_ref, hidden_data = weakref.ref(hidden), weakref.ref(hidden.array)
     del hidden
     loss.backward()
     gc.collect()
@@ -180,7 +180,7 @@ def test_retain_graph_keeps_the_graph():
     x = tg.randn(10, requires_grad=True)
     hidden = x.exp()
     loss = (hidden * hidden).sum()
-    hidden_ref, data_ref = weakref.ref(hidden), weakref.ref(hidden.data)
+    hidden_ref, data_ref = weakref.ref(hidden), weakref.ref(hidden.array)
     del hidden
     gc.collect()
     assert hidden_ref() is None and data_ref() is not None
@@ -197,7 +197,7 @@ def test_graph_does_not_keep_arrays_no_op_saved():
     x = tg.randn(1000, requires_grad=True)
     h = x * 2  # Mul saves x and 2, not h
     y = h.exp()  # Exp saves its output, not its input
-    h_data = weakref.ref(h.data)
+    h_data = weakref.ref(h.array)
     del h
     gc.collect()
     assert h_data() is None
@@ -250,10 +250,10 @@ def test_leaf_gradients_own_their_memory():
     a = leaf(1.0, 2.0, 3.0, 4.0)
     seed = np.arange(4.0).reshape(2, 2)
     (a.reshape(2, 2).T + tg.nn.functional.linear(x, w) + w[:, :2]).backward(seed)
-    for grad in (a.grad.data, w.grad.data):
+    for grad in (a.grad.array, w.grad.array):
         assert not np.shares_memory(grad, seed) and grad.flags.owndata
     np.testing.assert_array_equal(a.grad.detach().numpy(), seed.T.reshape(-1))
-    expected = seed.T @ x.data
+    expected = seed.T @ x.array
     expected[:, :2] += seed
     np.testing.assert_array_equal(w.grad.detach().numpy(), expected)
 
@@ -263,7 +263,7 @@ def test_zero_dim_gradients_support_in_place_ops():
     x = tg.tensor(2.0, requires_grad=True)
     (x * x).backward()
     (x * x).backward()
-    assert isinstance(x.grad.data, np.ndarray) and x.grad.item() == 8.0
+    assert isinstance(x.grad.array, np.ndarray) and x.grad.item() == 8.0
     x.grad.zero_()
     assert x.grad.item() == 0.0
 

@@ -49,13 +49,13 @@ def test_improved_lenet5_adds_bn_dropout_and_xavier():
     kinds = [type(m).__name__ for m in model.modules()]
     assert kinds.count("BatchNorm2d") == 2 and kinds.count("BatchNorm1d") == 2
     assert kinds.count("Dropout") == 2
-    w = model.classifier.fc1.weight.data
+    w = model.classifier.fc1.weight.array
     bound = np.sqrt(2) * np.sqrt(6 / (1024 + 1021))  # xavier_uniform with the ReLU gain
     assert np.abs(w).max() <= bound and np.abs(w).max() > 0.9 * bound
     x = tg.Tensor(images(4))
     assert model(x).shape == (4, 101)
     model.eval()
-    assert np.array_equal(model(x).data, model(x).data)  # no dropout in eval mode
+    assert np.array_equal(model(x).array, model(x).array)  # no dropout in eval mode
 
 
 def test_lenet5_checks_its_image_size():
@@ -90,7 +90,7 @@ def test_twins_agree_in_eval_mode(torch, name):
     model.eval()
     twin.eval()
     x = images(2, 32 if name == "resnet18" else 64)
-    got = model(tg.Tensor(x)).data
+    got = model(tg.Tensor(x)).array
     with torch.no_grad():
         want = twin(torch.from_numpy(x)).detach().numpy()
     assert np.allclose(got, want, rtol=1e-4, atol=1e-5)
@@ -115,10 +115,10 @@ def test_twins_agree_on_training_gradients(torch, name):
     grads = dict(twin.named_parameters())
     for pname, p in model.named_parameters():
         want = grads[pname].grad.detach().numpy()
-        assert np.allclose(p.grad.data, want, rtol=1e-6, atol=1e-8 * np.abs(want).max()), pname
+        assert np.allclose(p.grad.array, want, rtol=1e-6, atol=1e-8 * np.abs(want).max()), pname
     if name == "resnet18":  # running statistics were updated the same way
         bn = model.features.layer2[0].bn1
-        assert np.allclose(bn.running_var.data, twin.features.layer2[0].bn1.running_var.detach().numpy(),
+        assert np.allclose(bn.running_var.array, twin.features.layer2[0].bn1.running_var.detach().numpy(),
                            rtol=1e-8)
 
 

@@ -69,7 +69,7 @@ def test_ops_and_leaves_are_named_from_the_callers_variables():
     mul = ops(g)[0]
     assert [names[k] for k in mul.inputs] == ["x", "y"] and mul.name == "h"
     assert ops(g)[1].inputs == [mul.key, mul.inputs[0]]  # x feeds Add too: one node, two edges
-    assert ops(g)[0].saved[1][0] == "y" and ops(g)[0].saved[1][1] == Stats.of(y.data)
+    assert ops(g)[0].saved[1][0] == "y" and ops(g)[0].saved[1][1] == Stats.of(y.array)
 
 
 def test_several_outputs_share_their_leaves():
@@ -80,7 +80,7 @@ def test_several_outputs_share_their_leaves():
     assert sum(getattr(n, "kind", "") == "input" for n in g.nodes.values()) == 1
     tg.autograd.backward([a, b])
     final = {k: t for s in g.steps for k, _, t in s.accumulated}
-    np.testing.assert_allclose(next(iter(final.values())).values, x.grad.data, rtol=1e-6)
+    np.testing.assert_allclose(next(iter(final.values())).values, x.grad.array, rtol=1e-6)
 
 
 def test_depth_keeps_only_the_ops_near_the_output():
@@ -112,7 +112,7 @@ def test_steps_follow_backward_with_the_gradients_of_each_op():
     mul, add, relu = ops(g)
     assert [s.node for s in g.steps] == [relu.key, add.key, mul.key]
     np.testing.assert_array_equal(g.steps[0].incoming.values, upstream.ravel())
-    xv, yv = x.data.astype(np.float64), y.data.astype(np.float64)
+    xv, yv = x.array.astype(np.float64), y.array.astype(np.float64)
     grad_h = upstream * (xv * yv + xv > 0)  # through ReLU, then Add passes it on
     np.testing.assert_allclose(g.steps[2].incoming.values, grad_h.ravel(), rtol=1e-6)
     np.testing.assert_allclose(g.steps[2].outgoing[1].values, (grad_h * xv).ravel(), rtol=1e-6)
@@ -120,8 +120,8 @@ def test_steps_follow_backward_with_the_gradients_of_each_op():
     (key_add, contrib, _), = g.steps[1].accumulated
     np.testing.assert_allclose(contrib.values, grad_h.ravel(), rtol=1e-6)
     final = {k: t for s in g.steps for k, _, t in s.accumulated}
-    np.testing.assert_allclose(final[key_add].values, x.grad.data.ravel(), rtol=1e-6)
-    np.testing.assert_allclose(final[mul.inputs[1]].values, y.grad.data.ravel(), rtol=1e-6)
+    np.testing.assert_allclose(final[key_add].values, x.grad.array.ravel(), rtol=1e-6)
+    np.testing.assert_allclose(final[mul.inputs[1]].values, y.grad.array.ravel(), rtol=1e-6)
 
 
 def test_totals_start_from_the_gradient_already_accumulated():
@@ -131,10 +131,10 @@ def test_totals_start_from_the_gradient_already_accumulated():
     g = graph(z)
     z.backward()
     (_, first, total1), (_, _, total2) = [a for s in g.steps for a in s.accumulated]
-    np.testing.assert_allclose(first.values, x.data, rtol=1e-6)  # Mul sends x.data to each x
-    np.testing.assert_allclose(total1.values, 3 + x.data, rtol=1e-6)
-    np.testing.assert_allclose(total2.values, x.grad.data, rtol=1e-6)
-    np.testing.assert_allclose(total2.values, 3 + 2 * x.data, rtol=1e-6)
+    np.testing.assert_allclose(first.values, x.array, rtol=1e-6)  # Mul sends x.array to each x
+    np.testing.assert_allclose(total1.values, 3 + x.array, rtol=1e-6)
+    np.testing.assert_allclose(total2.values, x.grad.array, rtol=1e-6)
+    np.testing.assert_allclose(total2.values, 3 + 2 * x.array, rtol=1e-6)
 
 
 def test_a_second_backward_pass_replaces_the_steps():
@@ -144,7 +144,7 @@ def test_a_second_backward_pass_replaces_the_steps():
     z.backward(retain_graph=True)
     z.backward()
     assert len(g.steps) == 2  # Sum then Mul, once
-    np.testing.assert_allclose(g.steps[-1].accumulated[-1][2].values, 4 * x.data, rtol=1e-6)
+    np.testing.assert_allclose(g.steps[-1].accumulated[-1][2].values, 4 * x.array, rtol=1e-6)
 
 
 def test_in_place_ops_and_views_are_steps_too():
@@ -160,8 +160,8 @@ def test_in_place_ops_and_views_are_steps_too():
     loss.backward()
     totals = {k: t for s in g.steps for k, _, t in s.accumulated}
     key = next(n.key for n in g.nodes.values() if getattr(n, "name", "") == "a")
-    np.testing.assert_allclose(totals[key].values, a.grad.data.ravel(), rtol=1e-6)
-    assert a.grad.data[0].sum() == 0  # the overwritten row gets no gradient
+    np.testing.assert_allclose(totals[key].values, a.grad.array.ravel(), rtol=1e-6)
+    assert a.grad.array[0].sum() == 0  # the overwritten row gets no gradient
 
 
 # ---------------------------------------------------------------- modules
@@ -249,10 +249,10 @@ def test_page_shows_each_parameters_value_and_gradient(name, tmp_path):
     totals = {data["nodes"][k]["name"]: t for s in data["steps"] for k, _, t in s["accumulated"]}
     assert len(shown) == len(list(model.parameters()))
     for pname, p in model.named_parameters():
-        grad = p.grad.data.astype(np.float64).ravel()
+        grad = p.grad.array.astype(np.float64).ravel()
         np.testing.assert_allclose(shown[pname]["grad"]["values"], grad[:16], rtol=1e-6)
         np.testing.assert_allclose(shown[pname]["grad"]["norm"], np.linalg.norm(grad), rtol=1e-5)
-        np.testing.assert_allclose(shown[pname]["value"]["mean"], p.data.mean(), rtol=1e-4,
+        np.testing.assert_allclose(shown[pname]["value"]["mean"], p.array.mean(), rtol=1e-4,
                                    atol=1e-7)
         np.testing.assert_allclose(totals[pname]["values"], grad[:16], rtol=1e-5, atol=1e-7)
     assert data["steps"][0]["incoming"]["values"] == [1.0]  # d loss / d loss
@@ -404,13 +404,13 @@ def test_page_steps_through_backward_showing_the_gradients(browser, tmp_path):
     np.testing.assert_allclose(numbers(states[0]["incoming"]), upstream.ravel(), rtol=1e-6)
     shown = {k: numbers(v) for s in states for k, v in s["leaves"]}
     keys = {n.name: n.key for n in g.nodes.values()}
-    np.testing.assert_allclose(shown[keys["x"]], x.grad.data.ravel(), rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(shown[keys["y"]], y.grad.data.ravel(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(shown[keys["x"]], x.grad.array.ravel(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(shown[keys["y"]], y.grad.array.ravel(), rtol=1e-6, atol=1e-7)
     browser.key("ArrowLeft", 37)
     assert browser.js(STEP_STATE)["counter"] == "step 2 / 3"
     browser.js(f"document.getElementById('{keys['x']}').dispatchEvent(new MouseEvent('click'))")
     details = browser.js("document.getElementById('details').textContent")
-    assert details.startswith("x") and f"{x.data.ravel()[0]:.6}"[:6] in details
+    assert details.startswith("x") and f"{x.array.ravel()[0]:.6}"[:6] in details
 
 
 DETAILS = """(k => {
@@ -435,7 +435,7 @@ def test_page_of_each_model_shows_the_tensors_values_and_gradients(name, browser
     for n in g.nodes.values():
         if getattr(n, "kind", "") != "parameter":
             continue
-        grad, value = n.tensor.grad.data.ravel()[:16], n.tensor.data.ravel()[:16]
+        grad, value = n.tensor.grad.array.ravel()[:16], n.tensor.array.ravel()[:16]
         np.testing.assert_allclose(shown[n.key], grad, rtol=1e-5, atol=1e-6)
         panel = dict(browser.js(f"{DETAILS}('{n.key}')"))  # what a click on the node shows
         np.testing.assert_allclose(numbers(panel["value"]), value, rtol=1e-6, atol=1e-7)

@@ -54,14 +54,14 @@ def make_params(arrays) -> list[Tensor]:
 def run_ours(opt, params, steps: int) -> None:
     for _ in range(steps):
         for i, p in enumerate(params):
-            p.grad = Tensor(pseudo_grad(p.data, i), dtype=p.dtype)
+            p.grad = Tensor(pseudo_grad(p.array, i), dtype=p.dtype)
         opt.step()
 
 
 def ours_after(name: str, kwargs: dict, steps: int, dtype=np.float64) -> list[np.ndarray]:
     params = make_params(initial_arrays(dtype))
     run_ours(getattr(optim, name)(params, **kwargs), params, steps)
-    return [p.data for p in params]
+    return [p.array for p in params]
 
 
 def torch_after(torch, name: str, kwargs: dict, steps: int, dtype=np.float64) -> list[np.ndarray]:
@@ -115,7 +115,7 @@ def test_param_groups_match_torch():
             p.grad = torch.from_numpy(pseudo_grad(p.detach().numpy(), i))
         topt.step()
     for p, tp in zip(params, tparams):
-        np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(p.array, tp.detach().numpy(), rtol=1e-10, atol=1e-10)
 
 
 # ---------------------------------------------------------------- optimizers without torch
@@ -132,7 +132,7 @@ def test_state_dict_round_trip(name, kwargs):
     fresh.load_state_dict(copy.deepcopy(saved))
     run_ours(fresh, resumed, 5)
     for p, r in zip(params, resumed):
-        np.testing.assert_array_equal(p.data, r.data)
+        np.testing.assert_array_equal(p.array, r.array)
 
 
 def test_state_dict_layout_is_torchs():
@@ -175,24 +175,24 @@ def test_load_state_dict_casts_to_param_dtype():
 @pytest.mark.parametrize("name,kwargs", OPTIMIZER_CASES, ids=CASE_IDS)
 def test_float32_updates_in_place_without_upcast(name, kwargs):
     params = make_params(initial_arrays(np.float32))
-    before = [p.data for p in params]
+    before = [p.array for p in params]
     opt = getattr(optim, name)(params, **kwargs)
     run_ours(opt, params, 3)
     for p, arr in zip(params, before):
-        assert p.data is arr and p.data.dtype == np.float32
+        assert p.array is arr and p.array.dtype == np.float32
     for state in opt.state.values():
         assert all(v.dtype == np.float32 for v in state.values() if isinstance(v, np.ndarray))
 
 
 def test_step_skips_params_without_grad_and_leaves_grads_alone():
     params = make_params(initial_arrays())
-    untouched = params[0].data.copy()
+    untouched = params[0].array.copy()
     opt = optim.Adam(params, weight_decay=0.1, maximize=True)
-    g = pseudo_grad(params[1].data, 1)
+    g = pseudo_grad(params[1].array, 1)
     params[1].grad = Tensor(g.copy(), dtype=np.float64)
     opt.step()
-    np.testing.assert_array_equal(params[0].data, untouched)
-    np.testing.assert_array_equal(params[1].grad.data, g)
+    np.testing.assert_array_equal(params[0].array, untouched)
+    np.testing.assert_array_equal(params[1].grad.array, g)
     assert params[0] not in opt.state and params[1] in opt.state
 
 
@@ -200,10 +200,10 @@ def test_zero_grad():
     params = make_params(initial_arrays())
     opt = optim.SGD(params, lr=0.1)
     for i, p in enumerate(params):
-        p.grad = Tensor(pseudo_grad(p.data, i), dtype=np.float64)
-    grad_array = params[0].grad.data
+        p.grad = Tensor(pseudo_grad(p.array, i), dtype=np.float64)
+    grad_array = params[0].grad.array
     opt.zero_grad(set_to_none=False)
-    assert params[0].grad.data is grad_array and not grad_array.any()
+    assert params[0].grad.array is grad_array and not grad_array.any()
     opt.zero_grad()
     assert all(p.grad is None for p in params)
 
@@ -219,7 +219,7 @@ def test_step_with_closure_returns_its_loss():
         return loss
 
     loss = opt.step(closure)
-    assert loss.item() == 9.0 and p.data[0] == 1.5  # 3 - 0.25 * 2 * 3
+    assert loss.item() == 9.0 and p.array[0] == 1.5  # 3 - 0.25 * 2 * 3
 
 
 def test_sgd_converges_on_a_quadratic():
@@ -227,9 +227,9 @@ def test_sgd_converges_on_a_quadratic():
     p = Tensor(np.zeros(3), dtype=np.float64, requires_grad=True)
     opt = optim.SGD([p], lr=0.1, momentum=0.5)
     for _ in range(100):
-        p.grad = Tensor(2 * (p.data - target), dtype=np.float64)
+        p.grad = Tensor(2 * (p.array - target), dtype=np.float64)
         opt.step()
-    np.testing.assert_allclose(p.data, target, atol=1e-6)
+    np.testing.assert_allclose(p.array, target, atol=1e-6)
 
 
 @pytest.mark.parametrize("name,lr", [("SGD", 0.1), ("Adam", 0.05), ("RMSprop", 0.01)])
@@ -237,7 +237,7 @@ def test_linear_regression_trains_with_autograd(name, lr):
     rng = np.random.default_rng(1)
     x = Tensor(rng.standard_normal((64, 3)).astype(np.float32))
     w_true = np.array([[1.5], [-2.0], [0.5]], np.float32)
-    y = Tensor(x.data @ w_true + 0.3)  # (64, 1)
+    y = Tensor(x.array @ w_true + 0.3)  # (64, 1)
     w = Tensor(np.zeros((3, 1), np.float32), requires_grad=True)
     b = Tensor(np.zeros(1, np.float32), requires_grad=True)
     opt = getattr(optim, name)([w, b], lr=lr)
@@ -247,8 +247,8 @@ def test_linear_regression_trains_with_autograd(name, lr):
         loss.backward()
         opt.step()
     assert loss.item() < 1e-4
-    np.testing.assert_allclose(w.data, w_true, atol=1e-2)
-    assert w.data.dtype == np.float32
+    np.testing.assert_allclose(w.array, w_true, atol=1e-2)
+    assert w.array.dtype == np.float32
 
 
 def test_constructor_errors_speak():
@@ -448,13 +448,13 @@ def test_fused_update_equals_the_numpy_reference(name, kwargs, dtype):
     fused = make_params(initial_arrays(dtype))
     reference = [Tensor(np.asfortranarray(a.reshape(a.shape[0], -1)), dtype=dtype,
                         requires_grad=True) for a in initial_arrays(dtype)]
-    assert fusable(fused[0].data) and not fusable(reference[0].data)
+    assert fusable(fused[0].array) and not fusable(reference[0].array)
     opts = [getattr(optim, name)(ps, **kwargs) for ps in (fused, reference)]
     for ps, opt in zip((fused, reference), opts):
         run_ours(opt, ps, 6)
     tol = 1e-13 if dtype == np.float64 else 1e-6
     for a, b in zip(fused, reference):
-        np.testing.assert_allclose(a.data.reshape(-1), b.data.reshape(-1), rtol=tol, atol=tol)
+        np.testing.assert_allclose(a.array.reshape(-1), b.array.reshape(-1), rtol=tol, atol=tol)
     for sa, sb in zip(opts[0].state.values(), opts[1].state.values()):
         for key, value in sa.items():
             np.testing.assert_allclose(np.ravel(value), np.ravel(sb[key]), rtol=tol, atol=tol)

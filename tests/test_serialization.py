@@ -237,7 +237,7 @@ def test_model_state_round_trip_and_wrong_shape_names_the_key(tmp_path):
     other.load_state_dict(load(tmp_path / "model.npz"))
     for (name, p), q in zip(model.named_parameters(), other.parameters(),
                             strict=True):
-        np.testing.assert_array_equal(p.data, q.data, err_msg=name)
+        np.testing.assert_array_equal(p.array, q.array, err_msg=name)
     wider = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
     with pytest.raises(RuntimeError, match=r"0\.weight: checkpoint \(8, 4\), model \(16, 4\)"):
         wider.load_state_dict(load(tmp_path / "model.npz"))
@@ -273,7 +273,7 @@ def test_safetensors_round_trip_any_state_dict(tmp_path):
     assert set(loaded) == set(model.state_dict())
     for k, v in model.state_dict().items():
         assert loaded[k].dtype == v.dtype
-        np.testing.assert_array_equal(loaded[k].data, v.data, err_msg=k)
+        np.testing.assert_array_equal(loaded[k].array, v.array, err_msg=k)
     safetensors = pytest.importorskip("safetensors.numpy")
     assert set(safetensors.load_file(str(path))) == set(model.state_dict())   # a real file
     with pytest.raises(TypeError, match="flat dict of tensors"):
@@ -297,7 +297,7 @@ import tinygrad_edu as tg
 state = tg.load(sys.argv[1])
 expected = np.load(sys.argv[2])
 for k in expected.files:
-    assert np.array_equal(state["model"][k].data, expected[k]), k
+    assert np.array_equal(state["model"][k].array, expected[k]), k
 assert state["epoch"] == 3 and state["names"] == ["a", "b"] and state["lr"] == 0.5
 print("ok", len(expected.files))
 """
@@ -334,7 +334,7 @@ def test_pytorch_weights_load_into_the_twin():
     ours = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 4 * 4, 5))
     ours.load_state_dict(load(buffer))
     x = np.random.default_rng(0).standard_normal((2, 1, 6, 6)).astype(np.float32)
-    np.testing.assert_allclose(ours(tg.tensor(x)).data, theirs(torch.from_numpy(x)).detach(),
+    np.testing.assert_allclose(ours(tg.tensor(x)).array, theirs(torch.from_numpy(x)).detach(),
                                atol=1e-5)
 
 

@@ -193,8 +193,8 @@ def test_in_place_methods_do_not_build_a_graph():
 def test_clone_is_a_copy_in_the_graph():
     x = tg.tensor([1.0, 2.0], requires_grad=True)
     y = x.clone()
-    assert y.data is not x.data
-    y.data[0] = 9
+    assert y.array is not x.array
+    y.array[0] = 9
     assert x.detach().numpy()[0] == 1
     (y * 3).sum().backward()
     np.testing.assert_array_equal(x.grad.detach().numpy(), [3, 3])

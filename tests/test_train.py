@@ -44,7 +44,7 @@ def make_run(seed=0, lr=0.02):
 
 
 def weights(model):
-    return {k: v.data.copy() for k, v in model.state_dict().items()}
+    return {k: v.array.copy() for k, v in model.state_dict().items()}
 
 
 def assert_same_weights(a, b):
@@ -66,7 +66,7 @@ def counting_loss(on_train_step):
     def loss_fn(out, y):
         loss = F.cross_entropy(out, y)
         if tg.is_grad_enabled():  # training, not evaluation under no_grad
-            calls.append(float(loss.data))
+            calls.append(float(loss.array))
             loss = on_train_step(len(calls), loss) or loss
         return loss
     loss_fn.calls = calls
@@ -131,7 +131,7 @@ def test_ctrl_c_mid_epoch_saves_and_resume_is_exact(tmp_path, loader_seed):
             loss_fn=counting_loss(press_ctrl_c), checkpoint_path=path, progress=False)
     saved = tg.load(path)
     assert (saved["epoch"], saved["batch"], saved["step"]) == (1, 4, 12)
-    assert_same_weights({k: v.data for k, v in saved["model"].items()}, weights(model))
+    assert_same_weights({k: v.array for k, v in saved["model"].items()}, weights(model))
 
     model, optimizer, scheduler = make_run(seed=42)
     train, val = loaders(seed=loader_seed)
@@ -167,7 +167,7 @@ def test_keyboard_interrupt_saves_checkpoint_and_flushes_logs(tmp_path):
             log_every=1, progress=False)
     saved = tg.load(logdir / "checkpoint.npz")
     assert (saved["epoch"], saved["batch"]) == (1, 3)
-    assert_same_weights({k: v.data for k, v in saved["model"].items()}, weights(model))
+    assert_same_weights({k: v.array for k, v in saved["model"].items()}, weights(model))
     steps = [s for s, _ in read_events(str(logdir)).scalars["train/loss_iter"]]
     assert steps == list(range(1, 12))  # 8 steps of epoch 1 and 3 of epoch 2
 
@@ -192,8 +192,8 @@ def test_nan_loss_stops_naming_the_step_and_keeps_last_good_checkpoint(tmp_path)
     saved = tg.load(path)
     assert (saved["epoch"], saved["batch"]) == (1, 0)
     for name, value in saved["model"].items():
-        assert np.isfinite(value.data).all(), name
-    assert all(np.isfinite(p.data).all() for p in model.parameters())  # no NaN step was taken
+        assert np.isfinite(value.array).all(), name
+    assert all(np.isfinite(p.array).all() for p in model.parameters())  # no NaN step was taken
 
 
 def test_nan_weights_are_caught_before_the_checkpoint(tmp_path):
@@ -203,7 +203,7 @@ def test_nan_weights_are_caught_before_the_checkpoint(tmp_path):
 
     def break_weights(step, loss):
         if step == 8:  # last batch of epoch 1: the loss is fine, the weights are not
-            model[0].weight.data[0, 0] = np.inf
+            model[0].weight.array[0, 0] = np.inf
 
     with pytest.raises(TrainingDiverged, match="parameter 0.weight is not finite after epoch 1"):
         fit(model, optimizer, train, val, epochs=2, loss_fn=counting_loss(break_weights),
@@ -337,7 +337,7 @@ def test_clip_grad_norm_scales_all_gradients_together():
     a, b = tg.Tensor(np.zeros(2), requires_grad=True), tg.Tensor(np.zeros(1), requires_grad=True)
     a.grad, b.grad = tg.Tensor(np.array([3.0, 0.0])), tg.Tensor(np.array([4.0]))
     assert clip_grad_norm_([a, b], max_norm=1.0) == pytest.approx(5.0)
-    np.testing.assert_allclose(np.concatenate([a.grad.data, b.grad.data]), [0.6, 0, 0.8],
+    np.testing.assert_allclose(np.concatenate([a.grad.array, b.grad.array]), [0.6, 0, 0.8],
                                rtol=1e-5)
     assert clip_grad_norm_([a, b], max_norm=10.0) == pytest.approx(1.0, rel=1e-5)
-    assert math.isclose(float(np.linalg.norm(a.grad.data)), 0.6, rel_tol=1e-5)
+    assert math.isclose(float(np.linalg.norm(a.grad.array)), 0.6, rel_tol=1e-5)

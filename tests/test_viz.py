@@ -46,7 +46,7 @@ def test_cam_sums_to_logit_minus_bias(gap):
     maps = viz.cam(model, x, target=targets)
     assert maps.shape == (4, 7, 7)
     logits = logits_of(model, x)
-    bias = model.classifier.fc.bias.data
+    bias = model.classifier.fc.bias.array
     expected = logits[np.arange(4), targets] - bias[targets]
     np.testing.assert_allclose(maps.sum((1, 2)), expected, rtol=1e-4, atol=1e-6)
 
@@ -64,7 +64,7 @@ def test_saliency_of_a_linear_model_is_its_weights():
     tg.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
     maps = viz.saliency(model, digits(2), target=[4, 6])
-    w = np.abs(model[1].weight.data).reshape(10, 28, 28)
+    w = np.abs(model[1].weight.array).reshape(10, 28, 28)
     np.testing.assert_allclose(maps, w[[4, 6]], rtol=1e-6)
 
 
@@ -185,7 +185,7 @@ def test_multi_output_models_choose_the_head_by_name_or_index():
     maps = viz.cam(model, x, output="parity")
     t = parity.argmax(1)
     np.testing.assert_allclose(maps.sum((1, 2)),
-                               parity[[0, 1], t] - model.parity.bias.data[t], rtol=1e-4, atol=1e-6)
+                               parity[[0, 1], t] - model.parity.bias.array[t], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(viz.grad_cam(model, x, output=1), viz.grad_cam(model, x,
                                output="parity"))
     assert viz.saliency(model, x, output="digit").shape == (2, 28, 28)
@@ -213,7 +213,7 @@ def test_gradient_ascent_raises_the_filter_activation_tenfold(shape):
 def test_first_layer_weights_as_images():
     model = cnn2()
     w = viz.conv_weights(model)
-    np.testing.assert_array_equal(w, model.features.conv1.weight.data)
+    np.testing.assert_array_equal(w, model.features.conv1.weight.array)
     grid = viz.weight_grid(w, title="conv1")
     assert grid.ndim == 3 and grid.shape[2] == 3
     with pytest.raises(VizError, match="conv layers"):
