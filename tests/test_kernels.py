@@ -744,3 +744,28 @@ def test_direct_conv2d_skips_the_input_gradient_when_not_needed(direct_calls):
     conv2d(x, w, padding=1).sum().backward()
     assert direct_calls == ["direct_conv2d", "direct_conv2d_weight_grad"]
     assert x.grad is None and w.grad.dtype == np.float32
+
+
+def test_direct_weight_grad_gradcheck_with_many_input_channels(direct_calls, monkeypatch):
+    """Many input channels: im2col + GEMM forward, direct weight gradient (rows forced long
+    enough), im2col input gradient."""
+    from tinygrad_edu import ops_cnn
+    monkeypatch.setattr(ops_cnn, "_DIRECT_MIN_ROW", 1)
+    rng = np.random.default_rng(0)
+    x, w, b = _leaf(rng, 2, 6, 5, 6), _leaf(rng, 5, 6, 3, 2), _leaf(rng, 5)
+    assert gradcheck(lambda x, w, b: conv2d(x, w, b, padding=1), x, w, b)
+    assert set(direct_calls) == {"direct_conv2d_weight_grad"}
+
+
+@pytest.mark.parametrize("x_shape, w_shape, opts, expected", [
+    ((32, 64, 16, 16), (64, 64, 3, 3), {"padding": 1}, True),      # ResNet-18 layer1
+    ((32, 32, 16, 16), (64, 32, 5, 5), {"padding": 2}, True),      # LeNet-5's second conv
+    ((32, 256, 4, 4), (256, 256, 3, 3), {"padding": 1}, False),    # rows of 128: GEMM
+    ((32, 64, 16, 16), (128, 64, 3, 3), {"padding": 1, "stride": 2}, False),
+    ((32, 64, 16, 16), (128, 64, 1, 1), {}, False),                # 1x1: GEMM
+])
+def test_which_convs_take_the_direct_weight_grad(x_shape, w_shape, opts, expected, direct_calls):
+    x = Tensor(np.zeros(x_shape, np.float32))
+    w = Tensor(np.zeros(w_shape, np.float32), requires_grad=True)
+    conv2d(x, w, **opts).sum().backward()
+    assert ("direct_conv2d_weight_grad" in direct_calls) == expected

@@ -78,6 +78,7 @@ _scratch = threading.local()
 _BAND_BYTES = 1 << 20  # im2col columns per GEMM: half of a 2 MB L2, so they stay in cache
 _KEEP_BYTES = 4 << 20  # a conv whose whole im2col is at most this keeps it for backward
 _DIRECT_MAX_CHANNELS = 4  # more input channels: im2col + GEMM is faster (kernels.py)
+_DIRECT_MIN_ROW = 256  # shorter output rows (OW*N): the GEMM's weight gradient is faster
 _WINOGRAD_MIN_CHANNELS = 64  # fewer channels: GEMMs too thin (CNN3 b128 +14% CPU)
 _WINOGRAD_MIN_RATIO = 1  # Winograd only when the input has as many values as the weights
 _TASK_MACS = 1 << 22  # a parallel task of a conv: at least ~4M multiply-adds (~50 us)
@@ -133,8 +134,9 @@ class Conv2d(Function):
     A 3x3 stride-1 conv with enough channels (`_winograd_fits`) computes its output and input
     gradient by Winograd F(2x2, 3x3) instead (kernels.winograd_conv2d), its weight gradient
     as above. A stride-1 conv with few input channels (`_direct_fits`, e.g. on an image)
-    computes all three directly, without columns (kernels.direct_conv2d). Bands, channel
-    groups and GEMMs are tasks for the worker threads (parallel.py).
+    computes its output and input gradient directly, without columns (kernels.direct_conv2d),
+    and most stride-1 convs their weight gradient (`_direct_weight_grad_fits`). Bands,
+    channel groups and GEMMs are tasks for the worker threads (parallel.py).
     Double backward (backward_graph) computes the gradients as ops, ConvInputGrad and
     ConvWeightGrad, with these same helpers on the im2col paths.
     """
@@ -152,11 +154,14 @@ class Conv2d(Function):
         self.pads = (PT, PB, PL, PR)
         self.winograd = _winograd_fits(x.shape, w.shape, (SH, SW, DH, DW), self.pads, groups)
         self.direct = _direct_fits(w.shape, (SH, SW, DH, DW), self.pads, groups)
+        self.direct_weight_grad = _direct_weight_grad_fits(w.shape, (SH, SW, DH, DW), self.pads,
+                                                           groups, OW * N)
         self.weight_size = w.size
         self.has_bias = b is not None
         self.opts = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
         col_bytes = C * KH * KW * OH * OW * N * x.dtype.itemsize
-        self.keep = (not (self.pointwise or self.winograd or self.direct)
+        self.keep = (not (self.pointwise or self.winograd or self.direct
+                          or self.direct_weight_grad)
                      and col_bytes <= _KEEP_BYTES and is_grad_enabled())
         self.macs = OC * Cg * KH * KW * OH * OW * N  # multiply-adds of the forward GEMM
         # the whole im2col, when kept for backward (filled band by band below)
@@ -235,38 +240,42 @@ class Conv2d(Function):
         return gx, gw, grad.sum((0, 2, 3)) if self.needs_input_grad[2] else None
 
     def _grads(self, gy, xb, wg, need_x: bool, need_w: bool, need_b: bool = False) -> tuple:
-        """(gx, gw, gb) from gy (OC, OH*OW*N): gw = gy @ col^T (col built from xb), gx =
-        col2im(w^T @ gy), or by Winograd for a Winograd conv, or all directly for a direct one
-        (whose weight gradient kernel sums gb on the way). xb is read only for gw and wg only
-        for gx; each is None when not needed."""
-        if self.direct:
-            return self._direct_grads(gy, xb, wg, need_x, need_w, need_b)
+        """(gx, gw, gb) from gy (OC, OH*OW*N): gw = gy @ col^T (col built from xb) or directly
+        (whose kernel sums gb on the way), gx = col2im(w^T @ gy) or by Winograd or directly.
+        xb is read only for gw and wg only for gx; each result is None when not needed."""
         bands = list(self._bands(gy.dtype))
-        gw = self._weight_grad(xb, gy, bands) if need_w else None
-        gx = None
-        if need_x:
-            gx = (self._winograd_input_grad(wg, gy) if self.winograd
-                  else self._input_grad(wg, gy, bands))
+        gw = gb = gx = None
+        if need_w and self.direct_weight_grad:
+            gw, gb = self._direct_weight_grad(xb, gy)
+        elif need_w:
+            gw = self._weight_grad(xb, gy, bands)
+        if need_x and self.winograd:
+            gx = self._winograd_input_grad(wg, gy)
+        elif need_x and self.direct:
+            gx = self._direct_input_grad(wg, gy)
+        elif need_x:
+            gx = self._input_grad(wg, gy, bands)
         self.col = None  # the kept columns have served
-        return gx, gw, gy.sum(axis=1) if need_b else None
+        if need_b and gb is None:
+            gb = gy.sum(axis=1)
+        return gx, gw, gb if need_b else None
 
-    def _direct_grads(self, gy, xb, wg, need_x: bool, need_w: bool, need_b: bool) -> tuple:
-        """(gx, gw, gb) of a direct conv. gx is the full correlation of gy with the flipped
-        weights, channels swapped: a stride-1 conv with padding K - 1 - P, direct again."""
+    def _direct_weight_grad(self, xb, gy) -> tuple:
+        """(gw, gb) by kernels.direct_conv2d_weight_grad: no columns."""
         g = self.geo
         gy4 = gy.reshape(-1, g.OH, g.OW, g.N).transpose(3, 0, 1, 2)  # (N, OC, OH, OW) view
-        gw = gb = gx = None
-        if need_w:
-            gw, gb = kernels.direct_conv2d_weight_grad(xb.transpose(3, 0, 1, 2), gy4, g.KH,
-                                                       g.KW, self.pads)
-        elif need_b:
-            gb = gy.sum(axis=1)
-        if need_x:
-            w = wg.reshape(-1, g.C, g.KH, g.KW)  # (OC, C, KH, KW)
-            PT, PB, PL, PR = self.pads
-            full = (g.KH - 1 - PT, g.KH - 1 - PB, g.KW - 1 - PL, g.KW - 1 - PR)
-            gx = kernels.direct_conv2d(gy4, w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3), None, full)
-        return gx, gw, gb if need_b else None
+        return kernels.direct_conv2d_weight_grad(xb.transpose(3, 0, 1, 2), gy4, g.KH, g.KW,
+                                                 self.pads)
+
+    def _direct_input_grad(self, wg, gy) -> np.ndarray:
+        """gx of a direct conv: the full correlation of gy with the flipped weights, channels
+        swapped, i.e. a stride-1 conv with padding K - 1 - P, direct again."""
+        g = self.geo
+        gy4 = gy.reshape(-1, g.OH, g.OW, g.N).transpose(3, 0, 1, 2)  # (N, OC, OH, OW) view
+        w = wg.reshape(-1, g.C, g.KH, g.KW)  # (OC, C, KH, KW)
+        PT, PB, PL, PR = self.pads
+        full = (g.KH - 1 - PT, g.KH - 1 - PB, g.KW - 1 - PL, g.KW - 1 - PR)
+        return kernels.direct_conv2d(gy4, w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3), None, full)
 
     def _weight_grad(self, xb, gy, bands) -> np.ndarray:
         """gw (OC, C/G, KH, KW) = gy @ col^T, summed over the bands. The bands are cut into one
@@ -339,7 +348,7 @@ class Conv2d(Function):
         self.geo, self.pointwise, self.opts = conv.geo, conv.pointwise, conv.opts
         self.weight_size, self.wg_shape, self.macs = conv.weight_size, conv.wg_shape, conv.macs
         self.winograd, self.direct, self.keep, self.col = False, False, False, None
-        self.has_bias = False
+        self.direct_weight_grad, self.has_bias = False, False
 
 
 def _output_rows(grad: np.ndarray, dtype) -> np.ndarray:
@@ -362,15 +371,33 @@ def _winograd_fits(x_shape, w_shape, strides, pads, groups) -> bool:
 
 
 def _direct_fits(w_shape, strides, pads, groups) -> bool:
-    """Whether the direct convolution is used (kernels.py): stride 1, dilation 1, one group, at
-    most _DIRECT_MAX_CHANNELS input channels (an image's), at least one whole block of output
-    channels, and padding below the kernel size (so that the input gradient is a stride-1 conv
-    too). Measured: LeNet-5's 3 -> 32 5x5 conv 2x (forward) and 2.7x (weight gradient) faster
-    than im2col + GEMM; at 32 input channels 1.3x slower."""
-    OC, Cg, KH, KW = w_shape
+    """Whether a conv's forward and input gradient are direct (kernels.py): at most
+    _DIRECT_MAX_CHANNELS input channels (an image's) and `_direct_geometry`. Measured: LeNet-5's
+    3 -> 32 5x5 conv forward 2x faster than im2col + GEMM; at 32 input channels 1.3x slower."""
+    return w_shape[1] <= _DIRECT_MAX_CHANNELS and _direct_geometry(w_shape, strides, pads,
+                                                                    groups)
+
+
+def _direct_weight_grad_fits(w_shape, strides, pads, groups, row: int) -> bool:
+    """Whether a conv's weight gradient is direct: `_direct_geometry`, and either few input
+    channels or a kernel larger than 1x1 with output rows (OW*N values) of at least
+    _DIRECT_MIN_ROW. Measured at one thread against im2col + GEMM (load ~4.5): 1.4-3.1x faster
+    for LeNet-5's, CNN3's, ResNet-18's 16x16 and 8x8 and the VGG block's convs, equal at rows
+    of 128 (ResNet's 256 channels at 4x4, batch 32), 0.6x at 64 (512 channels at 2x2)."""
+    KH, KW = w_shape[2:]
+    few_channels = w_shape[1] <= _DIRECT_MAX_CHANNELS
+    return _direct_geometry(w_shape, strides, pads, groups) and (
+        few_channels or (KH * KW > 1 and row >= _DIRECT_MIN_ROW))
+
+
+def _direct_geometry(w_shape, strides, pads, groups) -> bool:
+    """What the direct kernels take: stride 1, dilation 1, one group, at least one whole block
+    of output channels, and padding below the kernel size (so that the input gradient is a
+    stride-1 conv too)."""
+    OC, _, KH, KW = w_shape
     PT, PB, PL, PR = pads
-    return (strides == (1, 1, 1, 1) and groups == 1 and Cg <= _DIRECT_MAX_CHANNELS
-            and OC >= kernels.DIRECT_BLOCK and max(PT, PB) < KH and max(PL, PR) < KW)
+    return (strides == (1, 1, 1, 1) and groups == 1 and OC >= kernels.DIRECT_BLOCK
+            and max(PT, PB) < KH and max(PL, PR) < KW)
 
 
 def _group_slices(wg_shape: tuple):
