@@ -23,8 +23,9 @@ from tinygrad_edu import viz
 from tinygrad_edu.data.image_folder import decode_image
 from tinygrad_edu.logging import Logger
 
+from . import UsageError
 from .caltech_common import DATA_DIR
-from .errors import UsageError, exit_on_usage_error
+from .common import exit_on_usage_error
 from .run_record import Trained, load_trained
 
 IMAGES = ("accordion/image_0001.jpg", "camera/image_0001.jpg")

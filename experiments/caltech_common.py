@@ -1,10 +1,9 @@
-"""The shared Caltech-101 experiment: image folders, one-hot cross-entropy, training in either
-framework (the runner's backends and lr schedules), per-epoch curves, metrics.json, checkpoint
-and report.html. `caltech_lenet5` and `caltech_resnet18` are thin over it."""
+"""The Caltech-101 experiment: its config, its build (stratified image-folder splits, the
+network, one-hot cross-entropy, in either framework) and its report (per-epoch table, hardest
+classes, confusion matrix, F-scores). `caltech_lenet5` and `caltech_resnet18` run it through
+the runner; the sweeps' `caltech_lenet5` experiment calls the same build."""
 from __future__ import annotations
 
-import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,21 +16,9 @@ from tinygrad_edu.data import ArrayDataset, DataError, DataLoader, ImageFolder
 from tinygrad_edu.data import transforms as T
 from tinygrad_edu.nn import functional as F
 
-from . import report
-from .common import Config
-from .errors import UsageError
-from .run_record import Preprocessing, RunRecord
-from .runner import (
-    backend_for,
-    check_model_and_framework,
-    curves,
-    hparams,
-    logged_run,
-    save_checkpoint,
-    scheduler_factory,
-    softmax,
-    subset,
-)
+from . import UsageError, report
+from .common import Config, Report, Result, Setup, softmax, subset, trainable
+from .run_record import Preprocessing
 
 # the repository's sibling folder shared/ holds the original JPEGs (with a sha256sums file)
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared/data/caltech101/101_ObjectCategories"
@@ -99,13 +86,13 @@ def one_hot_cross_entropy(num_classes: int, framework: str, label_smoothing: flo
         out, eye[y.data], label_smoothing=label_smoothing if tg.is_grad_enabled() else 0.0)
 
 
-def flip_tta(backend, val_loader, logits: np.ndarray, targets: np.ndarray):
+def flip_tta(evaluate, val_loader, logits: np.ndarray, targets: np.ndarray):
     """(loss, accuracy, log-probabilities) of the softmax averaged over each validation image
     and its mirror image (horizontal-flip test-time augmentation); `logits` are the plain ones."""
     data = val_loader.dataset
     mirrored = ArrayDataset(data.data, data.targets, transform=T.Compose(
         [data.transform, T.RandomHorizontalFlip(p=1.0)]))
-    flipped = backend.evaluate(DataLoader(mirrored, val_loader.batch_size))[2]
+    flipped = evaluate(DataLoader(mirrored, val_loader.batch_size))[2]
     log_p = np.log((softmax(logits) + softmax(flipped)) / 2)
     loss = float(-log_p[np.arange(len(targets)), targets].mean())
     return loss, float((log_p.argmax(1) == targets).mean()), log_p
@@ -120,68 +107,52 @@ def model_kwargs(cfg: CaltechConfig, num_classes: int) -> dict:
     return kwargs
 
 
-def run(cfg: CaltechConfig) -> dict:
-    """Train one network on Caltech-101; return the run's summary (also in metrics.json)."""
-    check_model_and_framework(cfg)
+def build(cfg: CaltechConfig) -> Setup:
+    """cfg.model on the training split (its first --subset images), validated on the
+    validation split, with one-hot cross-entropy."""
+    if cfg.model not in models.MODELS:
+        raise UsageError(f"unknown model {cfg.model!r}; choose one of {', '.join(models.MODELS)}")
     train_set, val_set = load_caltech(cfg)
-    tg.manual_seed(cfg.seed)
+    n = len(train_set.classes)
+    network = models.get_model(cfg.model, **model_kwargs(cfg, n))
+    model, optimizer, scheduler = trainable(cfg, network)
     train_loader = DataLoader(subset(train_set, cfg.subset, cfg.seed), cfg.batch_size,
                               shuffle=True, drop_last=True)  # BatchNorm1d needs 2+ samples
-    val_loader = DataLoader(val_set, 256)
-    n = len(train_set.classes)
-    model = models.get_model(cfg.model, **model_kwargs(cfg, n))
-    backend = backend_for(cfg, model, one_hot_cross_entropy(n, cfg.framework, cfg.label_smoothing),
-                          scheduler_factory(cfg))
-    record = RunRecord(experiment=experiment_name(cfg), model_name=cfg.model,
-                       model_config=model.config, framework=cfg.framework, dataset="caltech101",
-                       preprocessing=Preprocessing(mean=MEAN, std=STD, size=cfg.image_size,
-                                                   channels=3, dark_background=False),
-                       class_names=list(train_set.classes), config=cfg.to_dict())
-    return logged_run(cfg, record, f"caltech_{cfg.model}-{cfg.framework}", lambda logger:
-                      _train_and_report(cfg, backend, record, train_loader, val_loader,
-                                        train_set, logger))
+    return Setup(model, optimizer, train_loader, DataLoader(val_set, 256), model_name=cfg.model,
+                 model_config=network.config, dataset="caltech101",
+                 preprocessing=Preprocessing(mean=MEAN, std=STD, size=cfg.image_size,
+                                             channels=3, dark_background=False),
+                 class_names=list(train_set.classes), name=f"caltech_{cfg.model}-{cfg.framework}",
+                 loss_fn=one_hot_cross_entropy(n, cfg.framework, cfg.label_smoothing),
+                 scheduler=scheduler)
 
 
-def experiment_name(cfg: CaltechConfig) -> str:
-    """The module that trains cfg.model: caltech_lenet5 or caltech_resnet18."""
-    return "caltech_resnet18" if cfg.model == "resnet18" else "caltech_lenet5"
-
-
-def _train_and_report(cfg, backend, record, train_loader, val_loader, train_set, logger) -> dict:
-    t0 = time.perf_counter()
-    history = backend.fit(train_loader, val_loader, logger)
-    wall = time.perf_counter() - t0
-    loss, acc, logits, targets = backend.evaluate(val_loader)
+def finish(cfg: CaltechConfig, setup: Setup, result: Result, logger) -> Report:
+    """Validation metrics (top-5, per class, confusion matrix, F-scores) to TensorBoard and
+    the report."""
+    loss, acc, logits, targets = result.evaluate()
     plain = {"val_loss_plain": loss, "val_accuracy_plain": acc}  # without --tta
     if cfg.tta:
-        loss, acc, logits = flip_tta(backend, val_loader, logits, targets)
-    top5 = metrics_top5(logits, targets)
-    n = len(train_set.classes)
-    cm = metrics.confusion_matrix(logits.argmax(1), targets, n, normalize="true")
-    per_class = cm.diagonal()
+        loss, acc, logits = flip_tta(result.evaluate, setup.val_loader, logits, targets)
+    top5, classes, h = metrics_top5(logits, targets), setup.class_names, result.history
+    cm = metrics.confusion_matrix(logits.argmax(1), targets, len(classes), normalize="true")
     logger.scalar("val/top5_accuracy", top5, cfg.epochs)
     summary = {
         "model": cfg.model, "framework": cfg.framework, "epochs": cfg.epochs,
-        "parameters": backend.num_parameters(), "train_images": len(train_loader.dataset),
-        "val_images": len(targets), "classes": n,
-        "train_loss": history["train_loss"][-1], "train_accuracy": history["train_acc"][-1],
-        "val_loss": loss, "val_accuracy": acc, "val_top5_accuracy": top5,
-        "wall_seconds": wall, "seconds_per_epoch": float(np.mean(history["epoch_time"])),
-        "ms_per_iter": float(np.median(history["ms_per_iter"])), "history": history,
-        "val_accuracy_per_class": dict(zip(train_set.classes, map(float, per_class))), **plain,
+        "train_images": len(setup.train_loader.dataset), "val_images": len(targets),
+        "classes": len(classes), "train_loss": h["train_loss"][-1],
+        "train_accuracy": h["train_acc"][-1], "val_loss": loss, "val_accuracy": acc,
+        "val_top5_accuracy": top5,
+        "val_accuracy_per_class": dict(zip(classes, map(float, cm.diagonal()))), **plain,
     }
-    logger.hparams(hparams(cfg), {"hparam/val_accuracy": acc, "hparam/val_loss": loss})
-    save_checkpoint(backend.state_dict(), record, logger.logdir)
-    logger.summary.update(summary)
-    logger.summary["status"] = "finished"
-    logger.flush()
-    scores = metrics.precision_recall_f1(logits.argmax(1), targets, n)
-    html = _report_html(cfg, summary, cm, scores, train_set.classes)
-    report.write_text_atomic(os.path.join(logger.logdir, "report.html"), html)
-    print(f"{cfg.model} ({cfg.framework}): val accuracy {acc:.4f} (top-5 {top5:.4f}), loss "
-          f"{loss:.4f}, {summary['seconds_per_epoch']:.1f} s/epoch, {wall:.1f} s; run in "
-          f"{logger.logdir}")
-    return summary | {"run_dir": logger.logdir}
+    scores = metrics.precision_recall_f1(logits.argmax(1), targets, len(classes))
+    sections = report_sections(cfg, summary | {"parameters": result.parameters}
+                               | result.timing(), h, cm, scores, classes)
+    return Report(summary, f"Caltech-101 {cfg.model} ({cfg.framework})", sections,
+                  {"hparam/val_accuracy": acc, "hparam/val_loss": loss},
+                  f"{cfg.model} ({cfg.framework}): val accuracy {acc:.4f} (top-5 {top5:.4f}), "
+                  f"loss {loss:.4f}, {result.timing()['seconds_per_epoch']:.1f} s/epoch, "
+                  f"{result.wall_seconds:.1f} s")
 
 
 def metrics_top5(logits: np.ndarray, targets: np.ndarray) -> float:
@@ -198,8 +169,7 @@ def augmentation_text(cfg: CaltechConfig) -> str:
     return f"random crop (padding {cfg.crop_padding}), horizontal flip{jitter}"
 
 
-def _report_html(cfg: CaltechConfig, summary: dict, cm, scores, classes) -> str:
-    h = summary["history"]
+def report_sections(cfg: CaltechConfig, summary: dict, h: dict, cm, scores, classes) -> list:
     facts = [["model", cfg.model], ["framework", cfg.framework],
              ["parameters", summary["parameters"]], ["classes", summary["classes"]],
              ["train / val images", f"{summary['train_images']} / {summary['val_images']}"],
@@ -215,9 +185,9 @@ def _report_html(cfg: CaltechConfig, summary: dict, cm, scores, classes) -> str:
     epochs = [[e + 1, h["train_loss"][e], h["train_acc"][e], h["val_loss"][e], h["val_acc"][e],
                h["epoch_time"][e]] for e in range(len(h["train_loss"]))]
     worst = sorted(summary["val_accuracy_per_class"].items(), key=lambda kv: kv[1])[:10]
-    sections = [
+    return [
         ("Summary", report.table_html(["", ""], facts)),
-        ("Learning curves (cross-entropy and accuracy per epoch)", curves(h)),
+        ("Learning curves (cross-entropy and accuracy per epoch)", report.curves(h)),
         ("Per epoch", report.table_html(
             ["epoch", "train loss", "train acc", "val loss", "val acc", "seconds"], epochs)),
         ("Hardest classes (validation accuracy)", report.table_html(
@@ -226,4 +196,3 @@ def _report_html(cfg: CaltechConfig, summary: dict, cm, scores, classes) -> str:
             cm, classes, title="P(predicted | true)"), "rows: true class, sum to 1")),
         ("F-scores (validation)", report.figure(viz.plot_f_scores(scores, classes), "per class")),
     ]
-    return report.page(f"Caltech-101 {cfg.model} ({cfg.framework})", sections)

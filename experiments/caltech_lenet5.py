@@ -14,9 +14,8 @@ import dataclasses
 import sys
 from dataclasses import dataclass
 
-from .caltech_common import CaltechConfig, run
-from .common import parse_config
-from .errors import exit_on_usage_error
+from . import runner
+from .caltech_common import CaltechConfig, build, finish
 
 
 @dataclass
@@ -39,9 +38,8 @@ def main(argv=None) -> dict:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--improved", action=argparse.BooleanOptionalAction, default=False)
     defaults = IMPROVED if pre.parse_known_args(argv)[0].improved else SPECIFIED
-    return exit_on_usage_error(lambda: run(parse_config(
-        defaults, argv, description=__doc__.splitlines()[0],
-        experiment="caltech_lenet5")), argv)
+    return runner.main_for(defaults, build, finish, "caltech_lenet5",
+                           __doc__.splitlines()[0])(argv)
 
 
 if __name__ == "__main__":

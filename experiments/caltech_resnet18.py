@@ -8,18 +8,12 @@ ResNet-18 is ~15x the work of LeNet-5 per image: measure seconds per epoch with 
 first. The run directory (runs/caltech_resnet18-<framework>-<time>/) holds TensorBoard events,
 metrics.json, checkpoint.npz and report.html.
 """
-from .caltech_common import CaltechConfig, run
-from .common import parse_config
-from .errors import exit_on_usage_error
+from . import runner
+from .caltech_common import CaltechConfig, build, finish
 
 DEFAULTS = CaltechConfig(model="resnet18", epochs=4, optimizer="sgd", lr=0.05, momentum=0.9,
                          weight_decay=5e-4, augment=True, schedule="cosine")
-
-
-def main(argv=None) -> dict:
-    return exit_on_usage_error(lambda: run(parse_config(
-        DEFAULTS, argv, description=__doc__.splitlines()[0],
-        experiment="caltech_resnet18")), argv)
+main = runner.main_for(DEFAULTS, build, finish, "caltech_resnet18", __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

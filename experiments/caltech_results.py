@@ -15,8 +15,8 @@ import glob
 import json
 import os
 
-from . import report
-from .errors import UsageError, exit_on_usage_error
+from . import UsageError, report
+from .common import exit_on_usage_error
 from .run_record import run_status
 
 TARGET_IMPROVED, TWIN_GAP_POINTS = 0.71, 1.5

@@ -16,10 +16,10 @@ import numpy as np
 
 from tinygrad_edu.viz.images import heatmap_image
 
-from . import report
-from .common import parse_config
-from .errors import UsageError, exit_on_usage_error
-from .runner import CLASS_NAMES, MNISTConfig, check_framework, curves, run
+from . import UsageError, report, runner
+from .common import check_framework, exit_on_usage_error, parse_config
+from .mnist_common import MNISTConfig, build, finish
+from .run_record import mnist_class_names
 
 NETWORKS = ("mlp3", "cnn2", "cnn3")
 FRAMEWORKS = ("tinygrad_edu", "torch")
@@ -77,10 +77,10 @@ def write_report(results: dict, out_dir: str) -> str:
     for key in sorted(results, key=lambda k: (NETWORKS.index(k[0]), k[1])):
         s = results[key]
         cm = np.array(s["confusion_matrix"])
-        img = heatmap_image(cm, labels=CLASS_NAMES, title=f"{key[0]} ({key[1]})", fmt=".2f",
+        img = heatmap_image(cm, labels=mnist_class_names(s.get("dataset", "mnist")), title=f"{key[0]} ({key[1]})", fmt=".2f",
                             vmin=0.0, vmax=1.0)
         figures.append(f"<div>{report.figure(img, f'{key[0]} ({key[1]})')}"
-                       f"{curves(s['history'])}</div>")
+                       f"{report.curves(s['history'])}</div>")
     sections = [("Results", report.table_html(COLUMNS, rows)),
                 ("Scratch vs framework", report.table_html(diff_header, diffs)),
                 ("Confusion matrices and learning curves", "".join(figures))]
@@ -128,7 +128,7 @@ def compare(cfg: CompareConfig) -> dict:
                                          for f in fields(MNISTConfig)} | {"model": net,
                                                                           "framework": fw})
                 check_framework(run_cfg)
-                s = run(run_cfg)
+                s = runner.run(run_cfg, build, finish, f"mnist_{net}")
             results[(net, fw)] = s
     if not results:
         raise UsageError(f"no runs to compare in {cfg.logdir}; run without --collect")

@@ -15,77 +15,30 @@ report.html (also with a Grad-CAM of each head).
 """
 from __future__ import annotations
 
-import inspect
-import os
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 
 import tinygrad_edu as tg
-from models.lines import (
-    DOWNSAMPLE,
-    HEADS,
-    MultiHeadNet,
-    MultiHeadNetCode,
-    multihead_loss,
-    predict_attributes,
-)
+from models.lines import HEADS, MultiHeadNet, multihead_loss, predict_attributes
 from tinygrad_edu import metrics, nn, viz
+from tinygrad_edu.data import DataLoader
 from tinygrad_edu.data.lines import ATTRIBUTES
-from tinygrad_edu.logging import Logger
 
-from . import report
-from .common import parse_config
-from .errors import UsageError, exit_on_usage_error
-from .lines_specified import (
-    LinesConfig,
-    check_config,
-    fit_timed,
-    load_data,
-    record_for,
-    schedule_fn,
-    timing,
-)
-from .run_record import RunRecord
-from .runner import hparams, logged_run, save_checkpoint
+from . import UsageError, report, runner
+from .common import Report, Result, Setup, trainable
+from .lines_common import LinesConfig, architecture, check_config, load_data, per_batch_schedule
 
 ALL = "all"  # the aggregated accuracy: every head right
 
 
-NET = inspect.signature(MultiHeadNetCode.__init__).parameters  # the network's own defaults
-
-
 @dataclass
 class MultiHeadConfig(LinesConfig):
-    """LinesConfig plus the loss weights and the feature network's architecture, so that
-    "variations tried" can vary it (--channels 32,64 --kernel-size 5 --padding 2 ...)."""
+    """LinesConfig (with the feature network's architecture: --channels 32,64 --kernel-size 5
+    --padding 2 ..., so that "variations tried" can vary it) plus the loss weights."""
 
-    CHOICES: ClassVar[dict] = LinesConfig.CHOICES | {"downsample": DOWNSAMPLE}
     model: str = "lines_multihead"
     loss_weights: str = "1,1,1,1"  # length, width, colour, angle
-    channels: str = ",".join(map(str, NET["channels"].default))  # one conv block per entry
-    kernel_size: int = NET["kernel_size"].default
-    padding: int = NET["padding"].default
-    downsample: str = NET["downsample"].default  # pool, or stride (a stride-2 convolution)
-    hidden: int = NET["hidden"].default
-    dropout: float = NET["dropout"].default
-
-
-def architecture(cfg: MultiHeadConfig) -> dict:
-    """MultiHeadNet's keyword arguments from the flags; a bad combination is a UsageError."""
-    try:
-        channels = tuple(int(c) for c in cfg.channels.split(","))
-    except ValueError:
-        raise UsageError(f"--channels takes filter counts separated by commas, e.g. 32,64; got "
-                         f"{cfg.channels!r}") from None
-    kwargs = {"channels": channels, "kernel_size": cfg.kernel_size, "padding": cfg.padding,
-              "downsample": cfg.downsample, "hidden": cfg.hidden, "dropout": cfg.dropout}
-    try:
-        MultiHeadNet(**kwargs | {"hidden": 1})  # checks the options without 4M weights
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    return kwargs
 
 
 def loss_weights(cfg: MultiHeadConfig) -> tuple[float, ...]:
@@ -180,49 +133,32 @@ def head_scores(outputs: dict, targets: np.ndarray) -> dict:
 
 # ---- the run ---------------------------------------------------------------------------------
 
-def run(cfg: MultiHeadConfig) -> dict:
-    """Train and test the multi-head network; return the summary (also in metrics.json)."""
+def build(cfg: MultiHeadConfig) -> Setup:
+    """The multi-head network, packed for fit, on the 60/40 split of the line dataset's
+    attributes, with the weighted head loss and the per-head metrics."""
     check_config(cfg, DEFAULTS.model)
     if cfg.dataset != "lines":
         raise UsageError("the multi-head network learns the line attributes: --dataset lines")
-    weights = loss_weights(cfg)
-    scheduler_fn = schedule_fn(cfg)
-    data = load_data(cfg, target_type="attributes")
+    loss = TrainingLoss(loss_weights(cfg))
     kwargs = architecture(cfg)
-    tg.manual_seed(cfg.seed)
+    data = load_data(cfg, target_type="attributes")
     net = MultiHeadNet(**kwargs)
+    train_loader = DataLoader(data.train, cfg.batch_size, shuffle=True)
+    model, optimizer, scheduler = trainable(cfg, PackedHeads(net),
+                                            per_batch_schedule(cfg, train_loader))
     heads = {name: [str(v) for v in values] for name, values in ATTRIBUTES.items()}
-    record = record_for(cfg, "lines_multihead", "lines_multihead", net, data, heads)
-
-    def body(logger: Logger) -> dict:
-        result = train(cfg, data, net, weights, logger, scheduler_fn)
-        finish(cfg, logger, result, net, data, record)
-        accuracies = ", ".join(f"{h} {a:.4f}" for h, a in result["test_accuracy"].items())
-        print(f"lines_multihead: test accuracy {accuracies}; {result['wall_seconds']:.1f} s; "
-              f"run in {logger.logdir}")
-        return {k: v for k, v in result.items() if k != "scores"} | {"run_dir": logger.logdir}
-    return logged_run(cfg, record, "lines_multihead", body)
+    return Setup(model, optimizer, train_loader, DataLoader(data.test, 1000),
+                 model_name="lines_multihead", model_config=net.config, dataset="lines",
+                 preprocessing=data.preprocessing, class_names=data.class_names,
+                 name="lines_multihead", loss_fn=loss, scheduler=scheduler,
+                 metrics_fn=HeadMetrics(loss), heads=heads, network=net, data=data)
 
 
-def train(cfg: MultiHeadConfig, data, net: MultiHeadNet, weights, logger: Logger,
-          scheduler_fn=None) -> dict:
-    """Fit the packed network on the weighted loss; return history, per-head scores, times."""
-    loss = TrainingLoss(weights)
-    head_metrics = HeadMetrics(loss)
-    history, wall = fit_timed(cfg, data, PackedHeads(net), logger, head_metrics, loss_fn=loss,
-                              scheduler_fn=scheduler_fn)
-    scores = head_scores(head_metrics.outputs, head_metrics.targets)
-    return {"history": history, "scores": scores,
-            "test_accuracy": {h: s["accuracy"] for h, s in scores.items()},
-            "test_macro_f1": {h: s["macro_f1"] for h, s in scores.items() if h != ALL},
-            "test_loss": history["val_loss"][-1], "parameters": net.num_parameters(),
-            **timing(history, wall)}
-
-
-def finish(cfg: MultiHeadConfig, logger: Logger, result: dict, net: MultiHeadNet, data,
-           record: RunRecord) -> None:
-    """Log the per-head test results and hparams, save the weights, write report.html."""
-    scores, step = result["scores"], cfg.epochs
+def finish(cfg: MultiHeadConfig, setup: Setup, result: Result, logger) -> Report:
+    """Log the per-head test results, and the report (with a Grad-CAM of each head)."""
+    kept, step = setup.metrics_fn, cfg.epochs
+    scores = head_scores(kept.outputs, kept.targets)
+    test_accuracy = {h: s["accuracy"] for h, s in scores.items()}
     for name, values in ATTRIBUTES.items():
         logger.confusion_matrix(f"test/confusion_{name}", scores[name]["confusion"],
                                 [str(v) for v in values], step)
@@ -230,15 +166,16 @@ def finish(cfg: MultiHeadConfig, logger: Logger, result: dict, net: MultiHeadNet
         logger.scalar(f"test/f1_{name}", scores[name]["macro_f1"], step)
     logger.scalar(f"test/accuracy_{ALL}", scores[ALL]["accuracy"], step)
     logger.text("test/heads", report.table_markdown(*head_table(scores)), step)
-    logger.hparams(hparams(cfg), {f"hparam/accuracy_{h}": a
-                                  for h, a in result["test_accuracy"].items()}
-                   | {"hparam/wall_seconds": result["wall_seconds"]})
-    save_checkpoint(net.state_dict(), record, logger.logdir)
-    logger.summary.update({k: v for k, v in result.items() if k != "scores"}, status="finished",
-                          confusion_matrices={h: scores[h]["confusion"].tolist() for h in HEADS})
-    logger.flush()
-    html = report_html(cfg, result, net, data)
-    report.write_text_atomic(os.path.join(logger.logdir, "report.html"), html)
+    summary = {"test_accuracy": test_accuracy,
+               "test_macro_f1": {h: s["macro_f1"] for h, s in scores.items() if h != ALL},
+               "test_loss": result.history["val_loss"][-1],
+               "confusion_matrices": {h: scores[h]["confusion"].tolist() for h in HEADS}}
+    accuracies = ", ".join(f"{h} {a:.4f}" for h, a in test_accuracy.items())
+    return Report(summary, "The multi-head network on the line dataset",
+                  report_sections(cfg, summary["test_loss"], scores, result, setup),
+                  {f"hparam/accuracy_{h}": a for h, a in test_accuracy.items()}
+                  | {"hparam/wall_seconds": result.wall_seconds},
+                  f"lines_multihead: test accuracy {accuracies}; {result.wall_seconds:.1f} s")
 
 
 # ---- the report ------------------------------------------------------------------------------
@@ -251,13 +188,13 @@ def head_table(scores: dict) -> tuple[list, list]:
 
 
 def value_table(scores: dict) -> tuple[list, list]:
-    """Precision, recall and F1 of every value of every head."""
+    """The F-score table (report.f_table) of every head, one after the other."""
     rows = []
     for name, values in ATTRIBUTES.items():
-        prf = scores[name]["prf"]
-        rows += [[f"{name} = {v}", float(prf["precision"][i]), float(prf["recall"][i]),
-                  float(prf["f1"][i]), int(prf["support"][i])] for i, v in enumerate(values)]
-    return ["head = value", "precision", "recall", "F1", "support"], rows
+        header, head_rows = report.f_table(scores[name]["prf"], [f"{name} = {v}" for v in values])
+        rows += [[f"{name}: {r[0]}" if r[0] in ("macro", "weighted") else r[0], *r[1:]]
+                 for r in head_rows]
+    return ["head = value", *header[1:]], rows
 
 
 def learning_curves(history: dict) -> str:
@@ -296,35 +233,29 @@ def grad_cam_figure(net: MultiHeadNet, data, count: int = 8) -> str:
                                f"the predicted angle")
 
 
-def report_html(cfg: MultiHeadConfig, result: dict, net: MultiHeadNet, data) -> str:
-    facts = [["data set", f"lines: {len(data.train)} train / {len(data.test)} test"],
-             ["model", "MultiHeadNet " + str(net.config)], ["epochs", cfg.epochs],
+def report_sections(cfg: MultiHeadConfig, test_loss: float, scores: dict, result: Result,
+                    setup: Setup) -> list:
+    facts = [["data set", f"lines: {len(setup.data.train)} train / {len(setup.data.test)} test"],
+             ["model", "MultiHeadNet " + str(setup.model_config)], ["epochs", cfg.epochs],
              ["batch size", cfg.batch_size], ["optimizer", f"{cfg.optimizer} lr={cfg.lr}"],
              ["loss weights (length, width, colour, angle)", cfg.loss_weights],
              ["learning-rate schedule", cfg.schedule],
-             ["parameters", result["parameters"]], ["test loss", result["test_loss"]],
-             ["seconds per epoch", result["seconds_per_epoch"]],
-             ["ms per iteration", result["ms_per_iter"]],
-             ["wall time (s)", result["wall_seconds"]]]
-    scores = result["scores"]
-    sections = [
+             ["parameters", result.parameters], ["test loss", test_loss],
+             *report.time_facts(result.timing())]
+    return [
         ("Summary", report.table_html(["", ""], facts)),
         ("Accuracy of each head", report.table_html(*head_table(scores))),
-        ("Learning curves (validation = the 40% test split)", learning_curves(result["history"])),
+        ("Learning curves (validation = the 40% test split)", learning_curves(result.history)),
         ("Confusion matrices", confusion_figures(scores)),
-        ("Grad-CAM of each head", grad_cam_figure(net, data)),
+        ("Grad-CAM of each head", grad_cam_figure(setup.network, setup.data)),
         ("F-scores of each value", report.table_html(*value_table(scores))),
     ]
-    return report.page("The multi-head network on the line dataset", sections)
 
 
 DEFAULTS = MultiHeadConfig(epochs=3)
 
 
-def main(argv=None) -> dict:
-    return exit_on_usage_error(lambda: run(parse_config(
-        DEFAULTS, argv, description=__doc__.splitlines()[0],
-        experiment="lines_multihead")), argv)
+main = runner.main_for(DEFAULTS, build, finish, "lines_multihead", __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

@@ -19,50 +19,34 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 
-import tinygrad_edu as tg
-from models.lines import SpecCNN
-
-from . import report
-from .common import parse_config
-from .errors import UsageError, exit_on_usage_error
-from .lines_specified import (
-    LinesConfig,
-    check_config,
-    cosine_decay,
-    finish_run,
-    load_data,
-    record_for,
-    train_classifier,
-)
-from .runner import logged_run, open_logger
+from . import UsageError, report, runner
+from .common import exit_on_usage_error, parse_config
+from .lines_common import LinesConfig, architecture, build, check_config, finish
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One change to the specified CNN or to how it is trained."""
+    """One change to the specified CNN or to how it is trained: config fields and values."""
 
     name: str
     change: str  # what differs from the specified CNN, for the table
-    model: dict = field(default_factory=dict)  # SpecCNN options
-    weight_decay: float = 0.0  # L2: Adam's weight_decay adds weight_decay * w to the gradient
-    lr_decay: bool = False  # cosine annealing from lr to 0 over all the steps
+    overrides: dict = field(default_factory=dict)  # LinesConfig fields (architecture, training)
 
 
-
-DEEPER = {"channels": (32, 64), "kernel_size": 5, "padding": 2}
+DEEPER = {"channels": "32,64", "kernel_size": 5, "padding": 2}
 VARIANTS = {v.name: v for v in (
     Variant("specified", "none: 7x7 conv with 32 filters, 2x2 max pool, fc 1024"),
     Variant("kernel5", "5x5 filters", {"kernel_size": 5}),
     Variant("kernel3", "3x3 filters", {"kernel_size": 3}),
-    Variant("filters16", "16 filters", {"channels": (16,)}),
-    Variant("filters64", "64 filters", {"channels": (64,)}),
+    Variant("filters16", "16 filters", {"channels": "16"}),
+    Variant("filters64", "64 filters", {"channels": "64"}),
     Variant("strided", "stride-2 convolution instead of max pooling", {"downsample": "stride"}),
     Variant("deeper", "two conv blocks: 32 and 64 filters, 5x5, padding 2", DEEPER),
-    Variant("lr_decay", "cosine learning-rate decay to 0", lr_decay=True),
+    Variant("lr_decay", "cosine learning-rate decay to 0", {"schedule": "cosine"}),
     Variant("dropout", "dropout 0.5 after fc 1024", {"dropout": 0.5}),
-    Variant("l2", "L2 weight decay 1e-4", weight_decay=1e-4),
-    Variant("combined", "deeper + cosine lr decay + dropout 0.5", DEEPER | {"dropout": 0.5},
-            lr_decay=True),
+    Variant("l2", "L2 weight decay 1e-4", {"weight_decay": 1e-4}),
+    Variant("combined", "deeper + cosine lr decay + dropout 0.5",
+            DEEPER | {"dropout": 0.5, "schedule": "cosine"}),
 )}
 COLUMNS = ["variant", "change", "parameters", "test accuracy", "macro F1", "s / epoch",
            "wall s"]
@@ -72,7 +56,7 @@ COLUMNS = ["variant", "change", "parameters", "test accuracy", "macro F1", "s / 
 class VariationsConfig(LinesConfig):
     per_class: int = 200
     epochs: int = 2
-    schedule: str = "none"  # each variant sets its own (lr_decay); --schedule is refused
+    schedule: str = "none"  # each variant sets its own (lr_decay: cosine); --schedule is refused
     variants: str = ",".join(VARIANTS)
 
 
@@ -85,28 +69,16 @@ def chosen(cfg: VariationsConfig) -> list[Variant]:
     return [VARIANTS[n] for n in names]
 
 
-def run_variant(cfg: VariationsConfig, data, variant: Variant) -> dict:
-    """Train and test one variant in its own run directory; return its table row values.
-    Seeded before the model is built, so a variant gives the same numbers every time."""
-    vcfg = dataclasses.replace(cfg, weight_decay=cfg.weight_decay + variant.weight_decay)
-    tg.manual_seed(cfg.seed)
-    model = SpecCNN(in_channels=data.in_channels, num_classes=len(data.class_names),
-                    **variant.model)
-    record = record_for(vcfg, "lines_variations", "spec_cnn", model, data)
+def run_variant(cfg: VariationsConfig, variant: Variant) -> dict:
+    """Train and test one variant in its own run directory (named after it) through the
+    runner, which seeds before it builds: a variant gives the same numbers every time."""
+    vcfg = dataclasses.replace(cfg, **variant.overrides, name=variant.name)
 
-    def body(logger) -> dict:
+    def finish_variant(cfg, setup, result, logger) -> runner.Report:
         logger.summary["variant"] = dataclasses.asdict(variant)
-        result = train_classifier(vcfg, data, model, logger,
-                                  cosine_decay if variant.lr_decay else None)
-        facts = [["variant", f"{variant.name}: {variant.change}"],
-                 ["data set", f"{cfg.dataset}: {len(data.train)} train / {len(data.test)} test"],
-                 ["model", "SpecCNN " + str(model.config)], ["epochs", cfg.epochs],
-                 ["learning-rate decay", "cosine" if variant.lr_decay else "none"],
-                 ["L2 weight decay", vcfg.weight_decay]]
-        finish_run(vcfg, logger, result, f"Variant {variant.name} of the specified CNN", facts,
-                   record, model)
-        return result | {"run_dir": logger.logdir}
-    return logged_run(vcfg, record, variant.name, body)
+        return finish(cfg, setup, result, logger, f"Variant {variant.name} of the specified CNN",
+                      (["variant", f"{variant.name}: {variant.change}"],))
+    return runner.run(vcfg, build, finish_variant, "lines_variations")
 
 
 def run(cfg: VariationsConfig) -> dict:
@@ -120,20 +92,20 @@ def run(cfg: VariationsConfig) -> dict:
         raise UsageError("--schedule: each variant sets its learning-rate schedule (the lr_decay "
                          "variant adds cosine decay); compare schedules with --variants")
     variants = chosen(cfg)
-    data = load_data(cfg)
+    architecture(cfg)  # a bad --channels etc. before anything is written
     rows, results, table = [], {}, ""
-    with open_logger(cfg, "lines_variations") as logger:  # the variants' runs go inside
+    with runner.open_logger(cfg, "lines_variations") as logger:  # the variants' runs go inside
         sweep_dir = logger.logdir
         logger.summary.update(status="running", config=cfg.to_dict())
         for variant in variants:
             print(f"--- {variant.name}: {variant.change}")
-            r = run_variant(dataclasses.replace(cfg, logdir=sweep_dir, name=None), data, variant)
+            r = run_variant(dataclasses.replace(cfg, logdir=sweep_dir), variant)
             results[variant.name] = {k: r[k] for k in ("test_accuracy", "macro_f1", "parameters",
                                                        "seconds_per_epoch", "wall_seconds",
                                                        "run_dir")}
             rows.append([variant.name, variant.change, r["parameters"], r["test_accuracy"],
                          r["macro_f1"], r["seconds_per_epoch"], r["wall_seconds"]])
-            table = write_table(cfg, data, rows, sweep_dir)  # a partial table survives
+            table = write_table(cfg, r["split"], rows, sweep_dir)  # a partial table survives
             logger.summary["results"] = results
             logger.flush()
         logger.summary["status"] = "finished"
@@ -141,12 +113,13 @@ def run(cfg: VariationsConfig) -> dict:
     return {"table": table, "results": results, "run_dir": sweep_dir}
 
 
-def write_table(cfg: VariationsConfig, data, rows: list, sweep_dir: str) -> str:
-    """variations.md in the sweep directory; returns its text."""
+def write_table(cfg: VariationsConfig, split: list[int], rows: list, sweep_dir: str) -> str:
+    """variations.md in the sweep directory (split: the training and test images); returns
+    its text."""
     what = (f"the line dataset: {cfg.per_class} images per class" if cfg.dataset == "lines"
             else f"{cfg.dataset}")
     text = (f"## Variations tried\n\nThe specified CNN and its variants on {what}: "
-            f"{len(data.train)} to train, {len(data.test)} "
+            f"{split[0]} to train, {split[1]} "
             f"to test (60/40), {cfg.epochs} epochs, batch {cfg.batch_size}, {cfg.optimizer} "
             f"lr {cfg.lr}, seed {cfg.seed}.\n\n" + report.table_markdown(COLUMNS, rows) + "\n")
     report.write_text_atomic(os.path.join(sweep_dir, "variations.md"), text)

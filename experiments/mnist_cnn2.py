@@ -7,9 +7,11 @@
 The run directory (runs/mnist_cnn2-<framework>-<time>/) holds TensorBoard events, metrics.json,
 checkpoint.npz and report.html. Flags: python -m experiments.mnist_cnn2 --help
 """
-from .runner import script_main
+from . import runner
+from .mnist_common import MNISTConfig, build, finish
 
-main = script_main("cnn2")
+main = runner.main_for(MNISTConfig(model="cnn2"), build, finish, "mnist_cnn2",
+                       "Train cnn2 on MNIST.")
 
 if __name__ == "__main__":
     main()

@@ -7,9 +7,11 @@
 The run directory (runs/mnist_cnn3-<framework>-<time>/) holds TensorBoard events, metrics.json,
 checkpoint.npz and report.html. Flags: python -m experiments.mnist_cnn3 --help
 """
-from .runner import script_main
+from . import runner
+from .mnist_common import MNISTConfig, build, finish
 
-main = script_main("cnn3")
+main = runner.main_for(MNISTConfig(model="cnn3"), build, finish, "mnist_cnn3",
+                       "Train cnn3 on MNIST.")
 
 if __name__ == "__main__":
     main()

@@ -7,9 +7,11 @@
 The run directory (runs/mnist_mlp3-<framework>-<time>/) holds TensorBoard events, metrics.json,
 checkpoint.npz and report.html. Flags: python -m experiments.mnist_mlp3 --help
 """
-from .runner import script_main
+from . import runner
+from .mnist_common import MNISTConfig, build, finish
 
-main = script_main("mlp3")
+main = runner.main_for(MNISTConfig(model="mlp3"), build, finish, "mnist_mlp3",
+                       "Train mlp3 on MNIST.")
 
 if __name__ == "__main__":
     main()

@@ -87,6 +87,35 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def f_table(scores: dict, names: Sequence[str]) -> tuple[list, list]:
+    """Precision, recall, F1 and support per class (metrics.precision_recall_f1's `scores`),
+    then the macro and weighted averages: the one F-score table of every report."""
+    header = ["class", "precision", "recall", "F1", "support"]
+    rows = [[names[c], float(scores["precision"][c]), float(scores["recall"][c]),
+             float(scores["f1"][c]), int(scores["support"][c])] for c in range(len(names))]
+    for avg in ("macro", "weighted"):
+        a = scores[avg]
+        rows.append([avg, float(a["precision"]), float(a["recall"]), float(a["f1"]), ""])
+    return header, rows
+
+
+def curves(history: Mapping) -> str:
+    """Loss and accuracy per epoch, train against validation, as two charts side by side."""
+    epochs = range(1, len(history["train_loss"]) + 1)
+    out = []
+    for metric, title in (("loss", "cross-entropy loss"), ("acc", "accuracy")):
+        series = {split: list(zip(epochs, history[f"{split}_{metric}"]))
+                  for split in ("train", "val")}
+        out.append(line_chart(series, title, "epoch"))
+    return f"<div class='row'>{''.join(out)}</div>"
+
+
+def time_facts(timing: Mapping) -> list[list]:
+    """The Summary rows of a run's times (runner's Result.timing())."""
+    return [["seconds per epoch", timing["seconds_per_epoch"]],
+            ["ms per iteration", timing["ms_per_iter"]], ["wall time (s)", timing["wall_seconds"]]]
+
+
 def figure(image, caption: str) -> str:
     """A captioned figure: a matplotlib Figure or an (H, W, 3) uint8 image, embedded as PNG."""
     return (f'<figure><img src="{png_data_uri(image)}" alt="{html.escape(caption)}">'

@@ -2,7 +2,7 @@
 the one checkpoint payload. Everything that reads a finished run (visualize, the activations
 figure, resume) reads these instead of guessing.
 
-    write_record(run_dir, RunRecord(experiment="mnist_cnn3", model_name="cnn3", ...))
+    write_text_atomic(path, record_json(RunRecord(experiment="mnist_cnn3", ...)))  # run.json
     record = read_record(run_dir)              # None for a run written before run.json existed
     x = record.preprocessing.apply(pictures)   # (N, C, H, W) in [0, 1] -> the model's input
 """
@@ -20,10 +20,11 @@ import numpy as np
 
 import models
 import tinygrad_edu as tg
+from tinygrad_edu.data import transforms as T
+from tinygrad_edu.data.mnist import DATASETS
 from tinygrad_edu.serialization import CheckpointError
 
-from .errors import UsageError
-from .report import write_text_atomic
+from . import UsageError
 
 RUN_FILE = "run.json"
 CHECKPOINT = "checkpoint.npz"  # the finished run's weights
@@ -49,6 +50,10 @@ class Preprocessing:
     def undo(self, x: np.ndarray) -> np.ndarray:
         """The model's input -> pictures in [0, 1] (what people see)."""
         return np.clip(x * self._column(self.std) + self._column(self.mean), 0, 1)
+
+    def transform(self):
+        """The data-set transform that feeds the model so: pictures -> normalised tensors."""
+        return T.Compose([T.ToTensor(), T.Normalize(self.mean, self.std)])
 
     def _column(self, values) -> np.ndarray:
         v = np.asarray(values, np.float32)
@@ -84,10 +89,9 @@ def code_version() -> str:
     return done.stdout.strip() or "unknown"
 
 
-def write_record(run_dir: str, record: RunRecord) -> None:
-    """Write <run_dir>/run.json (atomically)."""
-    text = json.dumps(asdict(record), indent=1, default=_json_default)
-    write_text_atomic(os.path.join(run_dir, RUN_FILE), text + "\n")
+def record_json(record: RunRecord) -> str:
+    """The text of run.json (the runner writes it with report.write_text_atomic)."""
+    return json.dumps(asdict(record), indent=1, default=_json_default) + "\n"
 
 
 def _json_default(value):
@@ -126,6 +130,25 @@ def run_status(summary: dict) -> str:
     return status
 
 
+def drop_points_after_checkpoint(logger, path: str) -> None:
+    """Forget the curve points a run logged after its checkpoint `path` (a kill -9 between an
+    epoch's log and its checkpoint): the resumed run logs them again, so metrics.json never
+    lists an epoch twice. Per-iteration tags (..._iter) count optimizer steps, the rest epochs."""
+    if not os.path.isfile(path):
+        return
+    state = tg.load(path)
+    for tag, points in logger.history.items():
+        limit = state["step"] if tag.endswith("_iter") else state["epoch"]
+        logger.history[tag] = [p for p in points if p[0] <= limit]
+
+
+def remove_stray_temporaries(run_dir: str) -> None:
+    """Delete the temporary files of a save that a kill interrupted (.name.XXXX.tmp)."""
+    for name in os.listdir(run_dir):
+        if name.startswith(".") and name.endswith(".tmp"):
+            os.remove(os.path.join(run_dir, name))
+
+
 def checkpoint_payload(state: dict, record: RunRecord) -> dict:
     """The one checkpoint.npz payload: weights plus the model that holds them."""
     return {"model": state, "model_name": record.model_name, "model_config": record.model_config}
@@ -133,8 +156,24 @@ def checkpoint_payload(state: dict, record: RunRecord) -> dict:
 
 # ---- reading a trained model back ----------------------------------------------------------
 
-MNIST_INPUT = Preprocessing(mean=(0.1307,), std=(0.3081,), size=28, channels=1,
-                            dark_background=True)  # runs from before run.json: all MNIST
+# MNIST's and Fashion-MNIST's pixel mean and std of the training images (the published values)
+NORMALISATION = {"mnist": (0.1307, 0.3081), "fashion-mnist": (0.2860, 0.3530)}
+
+
+def mnist_preprocessing(dataset: str) -> Preprocessing:
+    """How MNIST or Fashion-MNIST (`dataset`) is fed: 28x28 gray, normalised, dark background."""
+    mean, std = NORMALISATION[dataset]
+    return Preprocessing(mean=(mean,), std=(std,), size=28, channels=1, dark_background=True)
+
+
+def mnist_class_names(dataset: str) -> list[str]:
+    """The digits '0'..'9' for MNIST, the clothing names for Fashion-MNIST."""
+    if dataset == "mnist":
+        return [str(d) for d in range(10)]
+    return list(DATASETS[dataset].classes)
+
+
+MNIST_INPUT = mnist_preprocessing("mnist")  # runs from before run.json: all MNIST
 
 
 @dataclass

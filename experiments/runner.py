@@ -1,127 +1,76 @@
-"""The shared MNIST / Fashion-MNIST experiment: data, model, training in either framework,
-evaluation, figures, TensorBoard, metrics.json, run.json, checkpoint and report.html. The
-`mnist_*` scripts are thin over it."""
+"""The one runner: what every training experiment does the same way. An experiment module gives
+its config, its `build(cfg) -> Setup` and its `finish(cfg, setup, result, logger) -> Report`;
+the runner parses the flags, seeds before building anything, opens the run directory (run.json,
+metrics.json's status, TensorBoard), trains with tinygrad_edu's fit or the PyTorch twin's,
+checkpoints (last.npz every epoch, checkpoint.npz at the end), resumes, writes report.html and
+turns every expected failure into one sentence.
+
+    main = runner.main_for(MNISTConfig(model="cnn3"), mnist_common.build, mnist_common.finish,
+                           "mnist_cnn3", "Train CNN3 on MNIST.")
+    summary = runner.run(cfg, build, finish, "mnist_cnn3")   # the same, from Python
+"""
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import time
-from dataclasses import dataclass
-from typing import ClassVar
+from collections.abc import Callable
 
-import numpy as np
-
-import models
 import tinygrad_edu as tg
-from tinygrad_edu import metrics, viz
-from tinygrad_edu.data import DataError, DataLoader, Subset
-from tinygrad_edu.data import transforms as T
-from tinygrad_edu.data.mnist import DATASETS
 from tinygrad_edu.logging import Logger
 from tinygrad_edu.train import make_readable
 
-from . import report
-from .common import Config, parse_config
-from .errors import RunInterrupted, UsageError, exit_on_usage_error
+from . import UsageError, report, torch_backend
+from .common import (
+    Config,
+    Result,
+    RunInterrupted,
+    Setup,
+    check_framework,
+    exit_on_usage_error,
+    parse_config,
+)
 from .run_record import (
     CHECKPOINT,
     LAST,
-    Preprocessing,
+    RUN_FILE,
     RunRecord,
     checkpoint_payload,
+    drop_points_after_checkpoint,
     read_checkpoint,
+    record_json,
+    remove_stray_temporaries,
     run_status,
-    write_record,
 )
 
-# per-dataset pixel mean and std of the training images (the usual published values)
-NORMALISATION = {"mnist": (0.1307, 0.3081), "fashion-mnist": (0.2860, 0.3530)}
-MNIST_MEAN, MNIST_STD = NORMALISATION["mnist"]
-CLASS_NAMES = [str(d) for d in range(10)]
+NOT_HPARAMS = ("progress", "logdir", "data_dir", "name", "resume", "override")
 
 
-@dataclass
-class MNISTConfig(Config):
-    """Config plus the data set: MNIST's digits or Fashion-MNIST's clothes (same format)."""
-
-    CHOICES: ClassVar[dict] = {"dataset": tuple(NORMALISATION)}
-    dataset: str = "mnist"
-
-
-def class_names(dataset: str) -> list[str]:
-    """The digits '0'..'9' for MNIST, the clothing names for Fashion-MNIST."""
-    if dataset == "mnist":
-        return list(CLASS_NAMES)
-    return list(DATASETS[dataset].classes)
+def main_for(defaults: Config, build: Callable, finish: Callable, experiment: str,
+             description: str) -> Callable:
+    """The `main(argv=None)` of an experiment: flags (defaults: `defaults`) -> run."""
+    def main(argv=None) -> dict:
+        return exit_on_usage_error(lambda: run(parse_config(
+            defaults, argv, description=description, experiment=experiment), build, finish,
+            experiment), argv)
+    return main
 
 
-def preprocessing(dataset: str) -> Preprocessing:
-    mean, std = NORMALISATION[dataset]
-    return Preprocessing(mean=(mean,), std=(std,), size=28, channels=1, dark_background=True)
-
-
-def load_mnist(cfg: MNISTConfig) -> tuple:
-    """Train and test splits of cfg.dataset, normalised; a missing, corrupt or wrong data set
-    is a UsageError."""
-    mean, std = NORMALISATION[cfg.dataset]
-    transform = T.Compose([T.ToTensor(), T.Normalize((mean,), (std,))])
-    if cfg.data_dir is not None and not os.path.isdir(cfg.data_dir):
-        raise UsageError(f"--data-dir {cfg.data_dir} is not a directory; point it at the folder "
-                         f"holding the {cfg.dataset} files, or leave it out to download them")
-    dataset = DATASETS[cfg.dataset]
-    try:
-        train = dataset(cfg.data_dir, train=True, transform=transform)
-        test = dataset(cfg.data_dir, train=False, transform=transform)
-    except DataError as e:
-        raise UsageError(str(e)) from None
-    return train, test
-
-
-def check_framework(cfg: Config) -> None:
-    if cfg.framework == "torch":
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            raise UsageError("--framework torch needs PyTorch: pip install torch==2.13.0 "
-                             "(the CPU build), or run with --framework tinygrad_edu") from None
-
-
-def subset(dataset, n: int | None, seed: int):
-    """The first `n` samples of a seeded permutation (all of them when n is None)."""
-    if n is None:
-        return dataset
-    if not 0 < n <= len(dataset):
-        raise UsageError(f"--subset {n} must be between 1 and the {len(dataset)} training "
-                         f"images")
-    return Subset(dataset, np.random.default_rng(seed).permutation(len(dataset))[:n])
-
-
-def check_model_and_framework(cfg: Config) -> None:
-    """UsageErrors for an unknown --model or a --framework that is not installed."""
+def run(cfg: Config, build: Callable, finish: Callable, experiment: str) -> dict:
+    """Seed, build(cfg), train and report one run; return its summary and run_dir."""
     check_framework(cfg)
-    if cfg.model not in models.MODELS:
-        raise UsageError(f"unknown model {cfg.model!r}; choose one of {', '.join(models.MODELS)}")
-
-
-def run(cfg: MNISTConfig) -> dict:
-    """Train and evaluate one network; return the run's summary (also in metrics.json)."""
-    check_model_and_framework(cfg)
-    train_set, test_set = load_mnist(cfg)
-    train_set = subset(train_set, cfg.subset, cfg.seed)
-    tg.manual_seed(cfg.seed)
-    train_loader = DataLoader(train_set, cfg.batch_size, shuffle=True)  # tg.manual_seed above
-    test_loader = DataLoader(test_set, 1000)
-    backend = backend_for(cfg, make_scheduler=scheduler_factory(cfg))
-    names = class_names(cfg.dataset)
-    record = RunRecord(experiment=f"mnist_{cfg.model}", model_name=cfg.model,
-                       model_config=backend.model.config, framework=cfg.framework,
-                       dataset=cfg.dataset, preprocessing=preprocessing(cfg.dataset),
-                       class_names=names, config=cfg.to_dict())
-    default_name = f"mnist_{cfg.model}-{cfg.framework}" if cfg.dataset == "mnist" else \
-        f"{cfg.dataset}_{cfg.model}-{cfg.framework}"
-    return logged_run(cfg, record, default_name, lambda logger: _train_and_report(
-        cfg, backend, record, train_loader, test_loader, test_set, logger))
+    if cfg.framework == "torch" and cfg.resume and not torch_resumes():
+        raise UsageError("--resume continues tinygrad_edu runs; a --framework torch run "
+                         "keeps no resumable checkpoint: start it again")
+    cfg.seed_generators()
+    setup = build(cfg)
+    record = RunRecord(experiment=experiment, model_name=setup.model_name,
+                       model_config=setup.model_config, framework=cfg.framework,
+                       dataset=setup.dataset, preprocessing=setup.preprocessing,
+                       class_names=list(setup.class_names), config=cfg.to_dict(),
+                       heads=setup.heads)
+    return logged_run(cfg, record, setup.name,
+                      lambda logger: train_and_report(cfg, setup, record, finish, logger))
 
 
 def logged_run(cfg: Config, record: RunRecord, default_name: str, body) -> dict:
@@ -137,7 +86,7 @@ def logged_run(cfg: Config, record: RunRecord, default_name: str, body) -> dict:
         logger.close()
         raise UsageError(f"--resume {run_dir}: the run is still running (process "
                          f"{logger.summary.get('pid')}); stop it first (Ctrl-C saves a checkpoint)")
-    write_record(run_dir, record)
+    report.write_text_atomic(os.path.join(run_dir, RUN_FILE), record_json(record))
     if cfg.resume:
         drop_points_after_checkpoint(logger, os.path.join(run_dir, LAST))
     logger.summary.update(status="running", config=cfg.to_dict(), pid=os.getpid(),
@@ -171,186 +120,92 @@ def open_logger(cfg: Config, default_name: str) -> Logger:
                          f"a --logdir you can write to") from None
 
 
-def drop_points_after_checkpoint(logger: Logger, path: str) -> None:
-    """Forget the curve points a run logged after its checkpoint `path` (a kill -9 between an
-    epoch's log and its checkpoint): the resumed run logs them again, so metrics.json never
-    lists an epoch twice. Per-iteration tags (..._iter) count optimizer steps, the rest epochs."""
-    if not os.path.isfile(path):
-        return
-    state = tg.load(path)
-    for tag, points in logger.history.items():
-        limit = state["step"] if tag.endswith("_iter") else state["epoch"]
-        logger.history[tag] = [p for p in points if p[0] <= limit]
-
-
-def remove_stray_temporaries(run_dir: str) -> None:
-    """Delete the temporary files of a save that a kill interrupted (.name.XXXX.tmp)."""
-    for name in os.listdir(run_dir):
-        if name.startswith(".") and name.endswith(".tmp"):
-            os.remove(os.path.join(run_dir, name))
-
-
-def _train_and_report(cfg, backend, record, train_loader, test_loader, test_set, logger) -> dict:
-    t0 = time.perf_counter()
-    history = backend.fit(train_loader, test_loader, logger)
-    wall = time.perf_counter() - t0
-    loss, acc, logits, targets = backend.evaluate(test_loader)
-    probs = softmax(logits)
-    pred = probs.argmax(1)
-    names = record.class_names
-    cm = metrics.confusion_matrix(pred, targets, 10, normalize="true")
-    scores = metrics.precision_recall_f1(pred, targets, 10)
-    top_idx, top_p = metrics.topk_per_class(probs, k=3)
-    images = test_set.data[top_idx]  # (10, 3, 28, 28) uint8
-    step = cfg.epochs
-    logger.confusion_matrix("test/confusion_matrix", cm, names, step)
-    logger.topk_grid("test/top3_per_class", images, top_p, names, step, targets[top_idx])
-    for c in range(10):
-        logger.scalar(f"test/f1/class_{c}", scores["f1"][c], step)
-    logger.scalar("test/f1_macro", scores["macro"]["f1"], step)
-    logger.text("test/f_scores", report.table_markdown(*f_table(scores, names)), step)
-    summary = {
-        "model": cfg.model, "framework": cfg.framework, "dataset": cfg.dataset,
-        "epochs": cfg.epochs, "parameters": backend.num_parameters(), "test_loss": loss,
-        "test_accuracy": acc, "macro_f1": float(scores["macro"]["f1"]), "wall_seconds": wall,
-        "seconds_per_epoch": float(np.mean(history["epoch_time"])),
-        "ms_per_iter": float(np.median(history["ms_per_iter"])),
-        "history": history, "confusion_matrix": cm.tolist(),
-        "f1_per_class": [float(v) for v in scores["f1"]], "config": cfg.to_dict(),
-    }
-    logger.hparams(hparams(cfg), {"hparam/test_accuracy": acc, "hparam/test_loss": loss})
-    save_checkpoint(backend.state_dict(), record, logger.logdir)
-    logger.summary.update(summary)
-    logger.summary["status"] = "finished"
+def train_and_report(cfg: Config, setup: Setup, record: RunRecord, finish: Callable,
+                     logger: Logger) -> dict:
+    """Train, let the experiment report (finish), save the weights, metrics.json, report.html."""
+    start = time.perf_counter()
+    history = fit(cfg, setup, logger)
+    result = Result(history, time.perf_counter() - start,
+                    lambda loader=None: evaluate(setup, loader), num_parameters(setup.saved))
+    out = finish(cfg, setup, result, logger)
+    logger.hparams(hparams(cfg), out.hparam_metrics)
+    save_checkpoint(state_dict(setup.saved), record, logger.logdir)
+    summary = out.summary | result.timing() | {"parameters": result.parameters,
+                                              "history": history, "config": cfg.to_dict()}
+    logger.summary.update(summary, status="finished")
     logger.flush()
-    html = _report_html(cfg, summary, cm, (images, top_p, targets[top_idx]), scores, names)
-    report.write_text_atomic(os.path.join(logger.logdir, "report.html"), html)
-    print(f"{cfg.model} on {cfg.dataset} ({cfg.framework}): test accuracy {acc:.4f}, loss "
-          f"{loss:.4f}, macro F1 {summary['macro_f1']:.4f}, {wall:.1f} s; run in {logger.logdir}")
-    return summary | {"run_dir": logger.logdir}
+    report.write_text_atomic(os.path.join(logger.logdir, "report.html"),
+                             report.page(out.title, out.sections))
+    print(f"{out.line}; run in {logger.logdir}")
+    return summary | out.extra | {"run_dir": logger.logdir}
 
 
 def hparams(cfg: Config) -> dict:
     """The flags worth comparing runs by (TensorBoard's HPARAMS tab)."""
-    return {k: v for k, v in cfg.to_dict().items()
-            if v is not None and k not in ("progress", "logdir", "data_dir", "name", "resume",
-                                           "override")}
+    return {k: v for k, v in cfg.to_dict().items() if v is not None and k not in NOT_HPARAMS}
 
 
-def save_checkpoint(state: dict, record: RunRecord, run_dir: str) -> None:
-    """checkpoint.npz: the weights and the model that holds them (the one payload), readable
-    like the run's other files."""
-    path = os.path.join(run_dir, CHECKPOINT)
-    tg.save(checkpoint_payload(state, record), path)
-    make_readable(path)
+# ---- the two training loops ------------------------------------------------------------------
+
+def fit(cfg: Config, setup: Setup, logger: Logger) -> dict:
+    """Train setup.model for cfg.epochs with tg.train.fit, or with the PyTorch twin's loop for
+    --framework torch; last.npz is the resumable checkpoint (with cfg.resume, fit continues
+    from it). Returns the history as a dict of per-epoch lists."""
+    last = os.path.join(logger.logdir, LAST)
+    if cfg.resume and not os.path.isfile(last):
+        raise UsageError(f"--resume {cfg.resume}: the run has no {LAST} to continue from (it "
+                         f"stopped before its first checkpoint); start it again")
+    if cfg.framework == "torch":
+        return torch_fit(cfg, setup, logger, last)
+    if cfg.resume:
+        check_fits(read_checkpoint(last), setup.model, last)
+    history = tg.train.fit(setup.model, setup.optimizer, setup.train_loader, setup.val_loader,
+                           epochs=cfg.epochs, logdir=logger, progress=cfg.progress,
+                           checkpoint_path=last, resume=bool(cfg.resume),
+                           loss_fn=setup.loss_fn, scheduler=setup.scheduler,
+                           metrics_fn=setup.metrics_fn)
+    return history.as_dict()
 
 
-def scheduler_factory(cfg: Config):
-    """`optimizer -> scheduler` for cfg.schedule, in the run's framework (same names in both),
-    stepped once per epoch; None for 'none'."""
-    if getattr(cfg, "schedule", "none") == "none":
-        return None
-
-    def make(optimizer):
-        if cfg.framework == "torch":
-            from torch.optim import lr_scheduler
-        else:
-            from tinygrad_edu.optim import lr_scheduler
-        if cfg.schedule == "cosine":
-            return lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
-        return lr_scheduler.StepLR(optimizer, step_size=max(1, 2 * cfg.epochs // 3), gamma=0.1)
-    return make
+def torch_fit(cfg: Config, setup: Setup, logger: Logger, last: str) -> dict:
+    if setup.metrics_fn is not None:
+        raise UsageError("this experiment trains with tinygrad_edu only")
+    resumable = {"checkpoint_path": last, "resume": bool(cfg.resume)} if torch_resumes() else {}
+    return torch_backend.fit(setup.model, setup.optimizer, setup.train_loader,
+                             setup.val_loader, cfg.epochs, logger, progress=cfg.progress,
+                             loss_fn=setup.loss_fn, scheduler=setup.scheduler, **resumable)
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of (N, C) logits."""
-    e = np.exp(logits - logits.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
+def torch_resumes() -> bool:
+    """Whether the PyTorch twin's loop takes a checkpoint to resume from."""
+    import inspect
+    return "checkpoint_path" in inspect.signature(torch_backend.fit).parameters
 
 
-def f_table(scores: dict, names: list[str]) -> tuple[list, list]:
-    """Precision, recall, F1 and support per class, then the macro and weighted averages."""
-    header = ["class", "precision", "recall", "F1", "support"]
-    rows = [[names[c], float(scores["precision"][c]), float(scores["recall"][c]),
-             float(scores["f1"][c]), int(scores["support"][c])] for c in range(len(names))]
-    for avg in ("macro", "weighted"):
-        a = scores[avg]
-        rows.append([avg, float(a["precision"]), float(a["recall"]), float(a["f1"]), ""])
-    return header, rows
+def is_torch(model) -> bool:
+    return not isinstance(model, tg.nn.Module)
 
 
-def curves(history: dict) -> str:
-    """Loss and accuracy per epoch, train against validation, as two SVG charts."""
-    epochs = range(1, len(history["train_loss"]) + 1)
-    out = []
-    for metric, title in (("loss", "cross-entropy loss"), ("acc", "accuracy")):
-        series = {split: list(zip(epochs, history[f"{split}_{metric}"]))
-                  for split in ("train", "val")}
-        out.append(report.line_chart(series, title, "epoch"))
-    return f"<div class='row'>{''.join(out)}</div>"
+def evaluate(setup: Setup, loader=None):
+    """(loss, accuracy, outputs, targets) of the trained model on `loader` (default: the
+    validation loader)."""
+    loader = setup.val_loader if loader is None else loader
+    if is_torch(setup.model):
+        return torch_backend.evaluate(setup.model, loader)
+    return tg.train.evaluate(setup.model, loader, setup.loss_fn)
 
 
-def _report_html(cfg, summary, cm, top3, scores, names) -> str:
-    """top3: (images (10, 3, ...), their probabilities, their true labels)."""
-    cm_img = viz.plot_confusion_matrix(cm, names, title="confusion matrix (row = true class)")
-    grid = viz.plot_topk(*top3[:2], names, top3[2])
-    facts = [["data set", cfg.dataset], ["model", cfg.model], ["framework", cfg.framework],
-             ["parameters", summary["parameters"]], ["epochs", cfg.epochs],
-             ["batch size", cfg.batch_size], ["optimizer", f"{cfg.optimizer} lr={cfg.lr}"],
-             ["test accuracy", summary["test_accuracy"]], ["test loss", summary["test_loss"]],
-             ["macro F1", summary["macro_f1"]], ["seconds per epoch", summary["seconds_per_epoch"]],
-             ["ms per iteration", summary["ms_per_iter"]], ["wall time (s)", summary["wall_seconds"]]]
-    title = "MNIST" if cfg.dataset == "mnist" else "Fashion-MNIST"
-    sections = [
-        ("Summary", report.table_html(["", ""], facts)),
-        ("Learning curves (validation = the 10k test set)", curves(summary["history"])),
-        ("Confusion matrix and top-3 test images per class",
-         "<div class='row'>" + report.figure(cm_img, "probabilities, rows sum to 1")
-         + report.figure(grid, "the 3 images with the highest probability of each class")
-         + "</div>"),
-        ("F-scores", report.figure(viz.plot_f_scores(scores, names), "per class")
-         + report.table_html(*f_table(scores, names))),
-    ]
-    return report.page(f"{title} {cfg.model} ({cfg.framework})", sections)
+def num_parameters(model) -> int:
+    if is_torch(model):
+        return sum(p.numel() for p in model.parameters())
+    return model.num_parameters()
 
 
-# ---- the two training loops --------------------------------------------------------------------
-
-class ScratchRun:
-    """Training with tinygrad_edu's own trainer. `model` defaults to get_model(cfg.model),
-    `loss_fn` to cross-entropy; make_scheduler(optimizer) builds an optional lr scheduler.
-    With cfg.resume, fit continues from the run's last.npz."""
-
-    def __init__(self, cfg: Config, model=None, loss_fn=None, make_scheduler=None,
-                 metrics_fn=None):
-        self.cfg = cfg
-        self.model = model if model is not None else models.get_model(cfg.model)
-        self.optimizer = make_optimizer(cfg, self.model.parameters())
-        self.scheduler = make_scheduler(self.optimizer) if make_scheduler else None
-        self.loss_fn, self.metrics_fn = loss_fn, metrics_fn
-
-    def fit(self, train_loader, val_loader, logger) -> dict:
-        last = os.path.join(logger.logdir, LAST)
-        if self.cfg.resume and not os.path.isfile(last):
-            raise UsageError(f"--resume {self.cfg.resume}: the run has no {LAST} to continue "
-                             f"from (it stopped before its first checkpoint); start it again")
-        if self.cfg.resume:
-            check_fits(read_checkpoint(last), self.model, last)
-        history = tg.train.fit(self.model, self.optimizer, train_loader, val_loader,
-                               epochs=self.cfg.epochs, logdir=logger, progress=self.cfg.progress,
-                               checkpoint_path=last, resume=bool(self.cfg.resume),
-                               loss_fn=self.loss_fn, scheduler=self.scheduler,
-                               metrics_fn=self.metrics_fn)
-        return history.as_dict()
-
-    def evaluate(self, loader):
-        return tg.train.evaluate(self.model, loader, self.loss_fn)
-
-    def num_parameters(self) -> int:
-        return self.model.num_parameters()
-
-    def state_dict(self) -> dict:
-        return self.model.state_dict()
+def state_dict(model) -> dict:
+    """The weights as numpy arrays (the twins use the scratch models' names)."""
+    if is_torch(model):
+        return torch_backend.state_dict_numpy(model)
+    return model.state_dict()
 
 
 def check_fits(ckpt, model, path: str) -> None:
@@ -365,65 +220,10 @@ def check_fits(ckpt, model, path: str) -> None:
                              f"changing the network's flags")
 
 
-def make_optimizer(cfg: Config, params):
-    """cfg.optimizer over `params` with cfg.lr and cfg.weight_decay (and cfg.momentum for
-    SGD)."""
-    opt = {"adam": tg.optim.Adam, "sgd": tg.optim.SGD, "adamw": tg.optim.AdamW,
-           "rmsprop": tg.optim.RMSprop}[cfg.optimizer]
-    kwargs = {"momentum": cfg.momentum} if cfg.optimizer == "sgd" else {}
-    return opt(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **kwargs)
+def save_checkpoint(state: dict, record: RunRecord, run_dir: str) -> None:
+    """checkpoint.npz: the weights and the model that holds them (the one payload), readable
+    like the run's other files."""
+    path = os.path.join(run_dir, CHECKPOINT)
+    tg.save(checkpoint_payload(state, record), path)
+    make_readable(path)
 
-
-class TorchRun:
-    """Training of the PyTorch twin, started from the same initial weights as the scratch run
-    (`model`, default get_model(cfg.model)); loss_fn and make_scheduler as in ScratchRun."""
-
-    def __init__(self, cfg: Config, model=None, loss_fn=None, make_scheduler=None,
-                 metrics_fn=None):
-        from . import torch_backend
-        if cfg.resume:
-            raise UsageError("--resume continues tinygrad_edu runs; a --framework torch run "
-                             "keeps no resumable checkpoint: start it again")
-        if metrics_fn is not None:
-            raise UsageError("this experiment trains with tinygrad_edu only")
-        self.cfg, self.tb = cfg, torch_backend
-        self.model = models.to_torch(model if model is not None else models.get_model(cfg.model))
-        self.optimizer = torch_backend.make_optimizer(cfg.optimizer, self.model.parameters(),
-                                                      cfg.lr, cfg.weight_decay, cfg.momentum)
-        self.scheduler = make_scheduler(self.optimizer) if make_scheduler else None
-        self.loss_fn = loss_fn
-
-    def fit(self, train_loader, val_loader, logger) -> dict:
-        return self.tb.fit(self.model, self.optimizer, train_loader, val_loader, self.cfg.epochs,
-                           logger, progress=self.cfg.progress, loss_fn=self.loss_fn,
-                           scheduler=self.scheduler)
-
-    def evaluate(self, loader):
-        return self.tb.evaluate(self.model, loader)
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.model.parameters())
-
-    def state_dict(self) -> dict:
-        return self.tb.state_dict_numpy(self.model)
-
-
-def backend_for(cfg: Config, model=None, loss_fn=None, make_scheduler=None, metrics_fn=None):
-    """The training loop of cfg.framework: ScratchRun or TorchRun."""
-    cls = TorchRun if cfg.framework == "torch" else ScratchRun
-    return cls(cfg, model, loss_fn, make_scheduler, metrics_fn)
-
-
-def remove_unfinished(run_dir: str) -> None:
-    """Delete a run directory that never got past set-up (no curves worth keeping)."""
-    if os.path.isdir(run_dir) and not os.path.exists(os.path.join(run_dir, "report.html")):
-        shutil.rmtree(run_dir, ignore_errors=True)
-
-
-def script_main(model: str):
-    """The `main(argv=None)` of an `experiments.mnist_<model>` script: flags -> Config -> run."""
-    def main(argv=None) -> dict:
-        return exit_on_usage_error(lambda: run(parse_config(
-            MNISTConfig(model=model), argv, description=f"Train {model} on MNIST.",
-            experiment=f"mnist_{model}")), argv)
-    return main

@@ -24,10 +24,17 @@ import time
 from dataclasses import asdict, dataclass
 
 from .common import UsageError, exit_on_usage_error
-from .sweeps.config import SCHEDULERS, SweepConfig, find_config, is_sampler, load_config
+from .sweeps.config import (
+    SCHEDULERS,
+    SweepConfig,
+    find_config,
+    is_sampler,
+    load_config,
+    trial_name,
+)
 from .sweeps.results import trial_rows, write_hparams, write_results
 from .sweeps.setups import Experiment, find_experiment
-from .sweeps.trial import TrialSpec, run_trial, trial_name
+from .sweeps.trial import TrialSpec, run_trial
 
 INSTALL = ('sweeps run on Ray Tune, which is not installed: pip install -e ".[sweep]" '
            '(or pip install "ray[tune]==2.60.0" threadpoolctl pyyaml)')

@@ -30,11 +30,11 @@ import models
 import tinygrad_edu as tg
 from tinygrad_edu import viz
 from tinygrad_edu.data import DataError
-from tinygrad_edu.data import transforms as T
 from tinygrad_edu.data.image_folder import eight_bit
 from tinygrad_edu.data.mnist import DATASETS
 
-from .errors import UsageError, exit_on_usage_error
+from . import UsageError
+from .common import exit_on_usage_error
 from .run_record import Trained, build_model, load_trained
 
 MAP_METHODS = ("cam", "gradcam", "gradcam++", "saliency", "smoothgrad")
@@ -156,13 +156,12 @@ def _test_set(trained: Trained, data_dir: str | None):
             from .caltech_common import CaltechConfig, load_caltech
             dataset = load_caltech(CaltechConfig(**_known(CaltechConfig, config)))[1]
         elif record is not None and record.experiment.startswith("lines_"):
-            from .lines_specified import LinesConfig, load_data
+            from .lines_common import LinesConfig, load_data
             target = "attributes" if record.heads else "class"
             dataset = load_data(LinesConfig(**_known(LinesConfig, config)), target).test
         elif name in DATASETS:
-            prep = trained.preprocessing
-            dataset = DATASETS[name](config.get("data_dir"), train=False, transform=T.Compose(
-                [T.ToTensor(), T.Normalize(prep.mean, prep.std)]))
+            dataset = DATASETS[name](config.get("data_dir"), train=False,
+                                     transform=trained.preprocessing.transform())
         else:
             raise UsageError(f"--index: the run's data set {name!r} is not one visualize can "
                              f"read; pass image files")

@@ -14,6 +14,7 @@ import pytest
 import tinygrad_edu as tg
 import tinygrad_edu.train
 from experiments import (
+    UsageError,
     caltech_lenet5,
     caltech_resnet18,
     lines_multihead,
@@ -22,7 +23,6 @@ from experiments import (
     mnist_cnn3,
     mnist_mlp3,
 )
-from experiments.errors import UsageError
 
 MAINS = {"mnist_cnn3": mnist_cnn3.main, "mnist_mlp3": mnist_mlp3.main,
          "lines_specified": lines_specified.main, "lines_multihead": lines_multihead.main,

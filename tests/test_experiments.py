@@ -60,7 +60,8 @@ def test_compare_trains_with_the_given_optimizer_and_says_so(tmp_path):
 
 
 def test_sgd_momentum_defaults_to_pytorchs_zero():
-    from experiments.runner import MNISTConfig, make_optimizer
+    from experiments.common import make_optimizer
+    from experiments.mnist_common import MNISTConfig
     from models import MLP3
     opt = make_optimizer(MNISTConfig(optimizer="sgd"), MLP3().parameters())
     assert opt.param_groups[0]["momentum"] == 0.0

@@ -693,27 +693,42 @@ def direct_calls(monkeypatch):
     return calls
 
 
-@pytest.mark.parametrize("opts", [{"padding": 1}, {"padding": 0}, {"padding": "same"}])
-def test_direct_conv2d_gradcheck(direct_calls, opts):
+FORWARD, WEIGHT_GRAD = "direct_conv2d", "direct_conv2d_weight_grad"
+
+
+@pytest.mark.parametrize("w_shape, opts, calls", [
+    # 3 input channels: forward and weight gradient direct; the input gradient's conv has 3
+    # outputs, less than a block: im2col
+    ((5, 3, 3, 2), {"padding": 1}, [FORWARD, WEIGHT_GRAD]),
+    ((5, 3, 3, 2), {"padding": 0}, [FORWARD, WEIGHT_GRAD]),
+    ((5, 3, 3, 2), {"padding": "same"}, [FORWARD, WEIGHT_GRAD]),
+    # 3x3, 5 channels in and 6 out: forward and input gradient direct, rows too short for the
+    # weight gradient
+    ((6, 5, 3, 3), {"padding": 1}, [FORWARD, FORWARD]),
+])
+def test_direct_conv2d_gradcheck(direct_calls, w_shape, opts, calls):
     rng = np.random.default_rng(0)
-    x, w, b = _leaf(rng, 2, 3, 5, 6), _leaf(rng, 5, 3, 3, 2), _leaf(rng, 5)
+    x, w, b = _leaf(rng, 2, w_shape[1], 5, 6), _leaf(rng, *w_shape), _leaf(rng, w_shape[0])
     assert gradcheck(lambda x, w, b: conv2d(x, w, b, **opts), x, w, b)
     assert gradcheck(lambda x, w: conv2d(x, w, **opts), x, w)
-    assert {"direct_conv2d", "direct_conv2d_weight_grad"} <= set(direct_calls)
+    direct_calls.clear()
+    conv2d(x, w, b, **opts).sum().backward()  # forward, weight and input gradients
+    assert direct_calls == calls
 
 
 def test_direct_and_im2col_paths_agree(direct_calls, monkeypatch):
     from tinygrad_edu import ops_cnn
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((4, 3, 12, 10)).astype(np.float32)
-    w = rng.standard_normal((8, 3, 5, 5)).astype(np.float32)
+    x = rng.standard_normal((4, 4, 12, 10)).astype(np.float32)
+    w = rng.standard_normal((8, 4, 3, 3)).astype(np.float32)
     b = rng.standard_normal(8).astype(np.float32)
     gy = rng.standard_normal((4, 8, 12, 10)).astype(np.float32)
     results = []
     for max_channels in (4, 0):  # direct, then im2col + GEMM
         monkeypatch.setattr(ops_cnn, "_DIRECT_MAX_CHANNELS", max_channels)
+        monkeypatch.setattr(ops_cnn, "_DIRECT_MAX_CHANNELS_3", max_channels * 8)
         X, Wt, B = _tensor(x), _tensor(w), _tensor(b)
-        y = conv2d(X, Wt, B, padding=2)
+        y = conv2d(X, Wt, B, padding=1)
         y.backward(gy)
         results.append((y.data, X.grad.data, Wt.grad.data, B.grad.data))
     assert direct_calls == ["direct_conv2d", "direct_conv2d_weight_grad", "direct_conv2d"]
@@ -725,7 +740,9 @@ def test_direct_and_im2col_paths_agree(direct_calls, monkeypatch):
     ((32, 3, 64, 64), (32, 3, 5, 5), {"padding": 2}, True),        # LeNet-5's first conv
     ((32, 1, 28, 28), (16, 1, 3, 3), {"padding": 1}, True),        # CNN3's
     ((32, 3, 64, 64), (64, 3, 7, 7), {"padding": 3, "stride": 2}, False),  # ResNet-18's
-    ((32, 32, 16, 16), (64, 32, 5, 5), {"padding": 2}, False),     # many input channels
+    ((32, 32, 16, 16), (64, 32, 5, 5), {"padding": 2}, False),     # LeNet-5's second conv
+    ((32, 16, 14, 14), (32, 16, 3, 3), {"padding": 1}, True),      # CNN3's second: 3x3
+    ((32, 64, 16, 16), (64, 64, 3, 3), {"padding": 1}, False),     # 64 channels: Winograd
     ((2, 3, 8, 8), (2, 3, 3, 3), {"padding": 1}, False),           # fewer outputs than a block
     ((2, 3, 8, 8), (4, 3, 3, 3), {"padding": 3}, False),           # padding beyond the kernel
     ((2, 3, 8, 8), (4, 3, 3, 3), {"padding": 2, "dilation": 2}, False),

@@ -12,7 +12,7 @@ from PIL import Image
 
 import models
 import tinygrad_edu as tg
-from experiments import lines_multihead, lines_specified, lines_variations
+from experiments import lines_common, lines_multihead, lines_specified, lines_variations
 from models.lines import (
     HEADS,
     LOSS_WEIGHTS,
@@ -485,10 +485,11 @@ def test_bad_input_is_one_sentence_and_exit_code_2(tmp_path, capsys, main, argv,
 
 
 def test_a_run_that_raises_is_marked_failed(tmp_path):
+    from experiments.run_record import RunRecord
     from experiments.runner import logged_run
-    cfg = lines_specified.LinesConfig(logdir=str(tmp_path))
-    data = lines_specified.Data([], [], ["a"], lines_specified.LINES_INPUT)
-    record = lines_specified.record_for(cfg, "lines_specified", "spec_cnn", SpecCNN(), data)
+    cfg = lines_common.LinesConfig(logdir=str(tmp_path))
+    record = RunRecord("lines_specified", "spec_cnn", SpecCNN().config, cfg.framework, "lines",
+                       lines_common.LINES_INPUT, ["a"], cfg.to_dict())
 
     def body(logger):
         raise RuntimeError("stop")

@@ -9,6 +9,7 @@ import socket
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -115,24 +116,26 @@ def test_every_shipped_config_reads_and_names_parameters_its_experiment_has():
 
 
 def test_the_variation_configs_match_their_experiments():
+    """Each variant of the lines_variations sweep is the experiment's own variant: the same
+    config (the sweep's lists of channels read as the flags' "32,64")."""
     pytest.importorskip("yaml")
     from experiments.caltech_lenet5 import IMPROVED
+    from experiments.lines_common import architecture
     from experiments.lines_variations import VARIANTS, VariationsConfig
 
+    def normalised(cfg):
+        return cfg.to_dict() | {"channels": architecture(cfg)["channels"]}
     lines = load_config("lines_variations")
     assert list(lines.variants) == list(VARIANTS)
-    for name, variant in VARIANTS.items():
-        expected = {k: list(v) if isinstance(v, tuple) else v for k, v in variant.model.items()}
-        expected |= {"weight_decay": variant.weight_decay} if variant.weight_decay else {}
-        expected |= {"lr_decay": True} if variant.lr_decay else {}
-        assert lines.variants[name] == expected, name
     defaults = VariationsConfig()
+    for name, variant in VARIANTS.items():
+        assert normalised(replace(defaults, **lines.variants[name])) == normalised(
+            replace(defaults, **variant.overrides)), name
     assert lines.epochs == defaults.epochs
     assert {k: lines.space[k] for k in ("per_class", "lr", "batch_size", "optimizer")} == {
         "per_class": defaults.per_class, "lr": defaults.lr, "batch_size": defaults.batch_size,
         "optimizer": defaults.optimizer}
     caltech = load_config("caltech_lenet5")
-    assert caltech.epochs == IMPROVED.epochs
     improved = caltech.variants["all_improvements"]
     assert {k: getattr(IMPROVED, k) for k in improved} == improved
 
@@ -293,11 +296,11 @@ def test_killing_a_node_mid_sweep_resumes_its_trial_from_its_checkpoint(tmp_path
     assert epochs.count(1) == 1 and epochs[-1] == 6  # no restart from epoch 0
 
 
-def test_lines_trial_with_lr_decay_anneals_per_batch_to_zero(tmp_path):
-    """The `lines` experiment's lr_decay is the line experiments' cosine, stepped every batch."""
+def test_lines_trial_with_a_cosine_schedule_anneals_per_batch_to_zero(tmp_path):
+    """The `lines` experiment's schedule is the line experiments' cosine, stepped every batch."""
     from experiments.sweeps.setups import EXPERIMENTS
     setup = EXPERIMENTS["lines"].setup({"per_class": 2, "data_dir": str(tmp_path),
-                                        "lr_decay": True, "batch_size": 8}, epochs=2)
+                                        "schedule": "cosine", "batch_size": 8}, epochs=2)
     steps = 2 * len(setup.train_loader)
     assert setup.scheduler.step_per_batch and setup.scheduler.T_max == steps
     for _ in range(steps):

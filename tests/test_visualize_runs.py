@@ -9,7 +9,13 @@ from PIL import Image
 
 import models
 import tinygrad_edu as tg
-from experiments import lines_multihead, lines_specified, lines_variations, visualize
+from experiments import (
+    lines_common,
+    lines_multihead,
+    lines_specified,
+    lines_variations,
+    visualize,
+)
 from experiments.run_record import load_trained, read_record
 from tinygrad_edu.data import lines as L
 
@@ -88,9 +94,9 @@ def test_index_reads_the_runs_own_test_split(lines_run, tmp_path, capsys):
                     "--out", str(tmp_path)])
     said = printed_predictions(capsys.readouterr().out)
     assert [s[0].split()[0] for s in said] == [f"#{i}" for i in range(6)]
-    data = lines_specified.load_data(lines_specified.LinesConfig(
+    data = lines_common.load_data(lines_common.LinesConfig(
         **{k: v for k, v in read_record(lines_run).config.items()
-           if k in lines_specified.LinesConfig.__dataclass_fields__}))
+           if k in lines_common.LinesConfig.__dataclass_fields__}))
     x, _ = data.test.get_batch(np.arange(6))
     logits = tg.viz.predict(load_trained(lines_run).model, x)
     assert [s[1] for s in said] == [L.CLASS_NAMES[c] for c in logits.argmax(1)]
@@ -115,7 +121,7 @@ def test_every_head_of_the_multihead_network_is_explained(tmp_path, capsys):
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("#")]
     assert len(lines) == 2 and all(all(f"{h} " in line for h in L.ATTRIBUTES) for line in lines)
     trained = load_trained(run_dir)
-    x, _ = lines_specified.load_data(lines_multihead.MultiHeadConfig(
+    x, _ = lines_common.load_data(lines_multihead.MultiHeadConfig(
         per_class=5, data_dir=str(tmp_path / "data")), "attributes").test.get_batch(
         np.arange(2))
     length = 1 / (1 + np.exp(-tg.viz.predict(trained.model, x, output="length")[:, 0]))

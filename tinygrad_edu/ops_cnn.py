@@ -78,6 +78,7 @@ _scratch = threading.local()
 _BAND_BYTES = 1 << 20  # im2col columns per GEMM: half of a 2 MB L2, so they stay in cache
 _KEEP_BYTES = 4 << 20  # a conv whose whole im2col is at most this keeps it for backward
 _DIRECT_MAX_CHANNELS = 4  # more input channels: im2col + GEMM is faster (kernels.py)
+_DIRECT_MAX_CHANNELS_3 = 32  # the same for kernels 3, 6, ... wide (taps all in triples)
 _DIRECT_MIN_ROW = 256  # shorter output rows (OW*N): the GEMM's weight gradient is faster
 _WINOGRAD_MIN_CHANNELS = 64  # fewer channels: GEMMs too thin (CNN3 b128 +14% CPU)
 _WINOGRAD_MIN_RATIO = 1  # Winograd only when the input has as many values as the weights
@@ -134,8 +135,9 @@ class Conv2d(Function):
     A 3x3 stride-1 conv with enough channels (`_winograd_fits`) computes its output and input
     gradient by Winograd F(2x2, 3x3) instead (kernels.winograd_conv2d), its weight gradient
     as above. A stride-1 conv with few input channels (`_direct_fits`, e.g. on an image)
-    computes its output and input gradient directly, without columns (kernels.direct_conv2d),
-    and most stride-1 convs their weight gradient (`_direct_weight_grad_fits`). Bands,
+    computes its output directly, without columns (kernels.direct_conv2d), and so its input
+    gradient when that conv fits too; most stride-1 convs compute their weight gradient
+    directly (`_direct_weight_grad_fits`). Bands,
     channel groups and GEMMs are tasks for the worker threads (parallel.py).
     Double backward (backward_graph) computes the gradients as ops, ConvInputGrad and
     ConvWeightGrad, with these same helpers on the im2col paths.
@@ -154,6 +156,8 @@ class Conv2d(Function):
         self.pads = (PT, PB, PL, PR)
         self.winograd = _winograd_fits(x.shape, w.shape, (SH, SW, DH, DW), self.pads, groups)
         self.direct = _direct_fits(w.shape, (SH, SW, DH, DW), self.pads, groups)
+        self.direct_input_grad = _direct_fits((C, OC, KH, KW), (SH, SW, DH, DW),
+                                              _full_pads(self.pads, KH, KW), groups)
         self.direct_weight_grad = _direct_weight_grad_fits(w.shape, (SH, SW, DH, DW), self.pads,
                                                            groups, OW * N)
         self.weight_size = w.size
@@ -251,7 +255,7 @@ class Conv2d(Function):
             gw = self._weight_grad(xb, gy, bands)
         if need_x and self.winograd:
             gx = self._winograd_input_grad(wg, gy)
-        elif need_x and self.direct:
+        elif need_x and self.direct_input_grad:
             gx = self._direct_input_grad(wg, gy)
         elif need_x:
             gx = self._input_grad(wg, gy, bands)
@@ -268,14 +272,13 @@ class Conv2d(Function):
                                                  self.pads)
 
     def _direct_input_grad(self, wg, gy) -> np.ndarray:
-        """gx of a direct conv: the full correlation of gy with the flipped weights, channels
-        swapped, i.e. a stride-1 conv with padding K - 1 - P, direct again."""
+        """gx, directly: the full correlation of gy with the flipped weights, channels swapped,
+        i.e. a stride-1 conv with padding K - 1 - P (`_full_pads`)."""
         g = self.geo
         gy4 = gy.reshape(-1, g.OH, g.OW, g.N).transpose(3, 0, 1, 2)  # (N, OC, OH, OW) view
         w = wg.reshape(-1, g.C, g.KH, g.KW)  # (OC, C, KH, KW)
-        PT, PB, PL, PR = self.pads
-        full = (g.KH - 1 - PT, g.KH - 1 - PB, g.KW - 1 - PL, g.KW - 1 - PR)
-        return kernels.direct_conv2d(gy4, w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3), None, full)
+        return kernels.direct_conv2d(gy4, w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3), None,
+                                     _full_pads(self.pads, g.KH, g.KW))
 
     def _weight_grad(self, xb, gy, bands) -> np.ndarray:
         """gw (OC, C/G, KH, KW) = gy @ col^T, summed over the bands. The bands are cut into one
@@ -348,7 +351,7 @@ class Conv2d(Function):
         self.geo, self.pointwise, self.opts = conv.geo, conv.pointwise, conv.opts
         self.weight_size, self.wg_shape, self.macs = conv.weight_size, conv.wg_shape, conv.macs
         self.winograd, self.direct, self.keep, self.col = False, False, False, None
-        self.direct_weight_grad, self.has_bias = False, False
+        self.direct_input_grad = self.direct_weight_grad = self.has_bias = False
 
 
 def _output_rows(grad: np.ndarray, dtype) -> np.ndarray:
@@ -371,11 +374,16 @@ def _winograd_fits(x_shape, w_shape, strides, pads, groups) -> bool:
 
 
 def _direct_fits(w_shape, strides, pads, groups) -> bool:
-    """Whether a conv's forward and input gradient are direct (kernels.py): at most
-    _DIRECT_MAX_CHANNELS input channels (an image's) and `_direct_geometry`. Measured: LeNet-5's
-    3 -> 32 5x5 conv forward 2x faster than im2col + GEMM; at 32 input channels 1.3x slower."""
-    return w_shape[1] <= _DIRECT_MAX_CHANNELS and _direct_geometry(w_shape, strides, pads,
-                                                                    groups)
+    """Whether a conv (OC, C, KH, KW) is computed directly (kernels.py): `_direct_geometry`,
+    and at most _DIRECT_MAX_CHANNELS input channels (an image's), or _DIRECT_MAX_CHANNELS_3
+    when the kernel's rows split into tap triples (3x3). Measured at one thread (load ~5):
+    LeNet-5's 3 -> 32 5x5 conv 2x faster than im2col + GEMM; 3x3 convs 16 -> 32 at 14x14
+    0.42 vs 0.77 ms, 32 -> 64 at 7x7 0.48 vs 0.65 ms, at 14x14 1.6 vs 2.5 ms; slower at 32
+    input channels with a 5x5 kernel (28.6 vs 21.2 ms: its lone taps are store-bound) and at
+    64 channels (Winograd's)."""
+    C, KW = w_shape[1], w_shape[3]
+    limit = _DIRECT_MAX_CHANNELS_3 if KW % 3 == 0 else _DIRECT_MAX_CHANNELS
+    return C <= limit and _direct_geometry(w_shape, strides, pads, groups)
 
 
 def _direct_weight_grad_fits(w_shape, strides, pads, groups, row: int) -> bool:
@@ -390,14 +398,19 @@ def _direct_weight_grad_fits(w_shape, strides, pads, groups, row: int) -> bool:
         few_channels or (KH * KW > 1 and row >= _DIRECT_MIN_ROW))
 
 
+def _full_pads(pads, KH: int, KW: int) -> tuple:
+    """The padding of the input gradient of a stride-1 conv padded by `pads`, as a conv."""
+    PT, PB, PL, PR = pads
+    return KH - 1 - PT, KH - 1 - PB, KW - 1 - PL, KW - 1 - PR
+
+
 def _direct_geometry(w_shape, strides, pads, groups) -> bool:
     """What the direct kernels take: stride 1, dilation 1, one group, at least one whole block
     of output channels, and padding below the kernel size (so that the input gradient is a
     stride-1 conv too)."""
     OC, _, KH, KW = w_shape
-    PT, PB, PL, PR = pads
     return (strides == (1, 1, 1, 1) and groups == 1 and OC >= kernels.DIRECT_BLOCK
-            and max(PT, PB) < KH and max(PL, PR) < KW)
+            and 0 <= min(pads) and max(pads[:2]) < KH and max(pads[2:]) < KW)
 
 
 def _group_slices(wg_shape: tuple):

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..common import UsageError
+from .. import UsageError
 
 SWEEPS_DIR = Path(__file__).resolve().parent
 SAMPLERS = ("grid", "choice", "uniform", "loguniform")
@@ -225,6 +225,11 @@ def _check_variants(variants, where: str) -> None:
         if not isinstance(params, dict):
             raise UsageError(f"{where}: variants.{name} must be a mapping of parameters (or "
                              f"{{}}), got {params!r}")
+
+
+def trial_name(trial) -> str:
+    """'trial_00003': a Tune trial's number in the sweep (names its run directory)."""
+    return "trial_" + trial.trial_id.rsplit("_", 1)[-1]
 
 
 def trial_params(config: dict, variants: dict) -> dict:

@@ -13,8 +13,7 @@ import os
 from tinygrad_edu.logging import Logger
 
 from .. import report
-from .config import SweepConfig
-from .trial import trial_name
+from .config import SweepConfig, trial_name
 
 STANDARD = ("val_loss", "val_acc", "train_loss", "train_acc")
 

@@ -20,9 +20,9 @@ from tinygrad_edu.logging import Logger
 from tinygrad_edu.train import History, TrainingDiverged, make_readable
 
 from ..common import UsageError
-from ..runner import drop_points_after_checkpoint
+from ..run_record import drop_points_after_checkpoint
 from .config import trial_params
-from .setups import TrialSetup, find_experiment, make_setup
+from .setups import find_experiment, make_setup
 
 CHECKPOINT = "checkpoint.npz"  # in <run dir>/checkpoint/, the directory handed to Tune
 
@@ -38,11 +38,6 @@ class TrialSpec:
     trials_dir: str  # absolute; a trial's run directory is <trials_dir>/<trial name>
     cpus: int  # the trial's CPU share, and so its BLAS and Numba threads
     cwd: str  # the driver's working directory: relative paths mean the same in a trial
-
-
-def trial_name(trial) -> str:
-    """'trial_00003': the trial's number in the sweep (names its run directory)."""
-    return "trial_" + trial.trial_id.rsplit("_", 1)[-1]
 
 
 def run_trial(config: dict, spec: TrialSpec) -> None:
@@ -99,7 +94,7 @@ def restore(checkpoint, path: str) -> int:
     return int(tg.load(path)["epoch"])
 
 
-def train(setup: TrialSetup, spec: TrialSpec, run_dir: str, path: str, resumed_from: int,
+def train(setup, spec: TrialSpec, run_dir: str, path: str, resumed_from: int,
           config: dict) -> None:
     """tg.train.fit with TensorBoard logs in run_dir, reporting to Tune after every epoch."""
     from ray import tune
