@@ -67,10 +67,14 @@ class Config:
         return asdict(self)
 
     def seed_generators(self) -> None:
-        """Seed tinygrad_edu's and numpy's generators with --seed. Called before anything
-        is built (weights, splits, shuffling), so the same command gives the same numbers."""
+        """Seed tinygrad_edu's and numpy's generators (and torch's, for --framework torch:
+        dropout in the twin) with --seed. Called before anything is built (weights, splits,
+        shuffling), so the same command gives the same numbers."""
         tg.manual_seed(self.seed)
         np.random.seed(self.seed)
+        if getattr(self, "framework", "tinygrad_edu") == "torch":
+            import torch
+            torch.manual_seed(self.seed)
 
 
 def parse_config(defaults: Config, argv=None, description: str = "",

@@ -59,9 +59,6 @@ def main_for(defaults: Config, build: Callable, finish: Callable, experiment: st
 def run(cfg: Config, build: Callable, finish: Callable, experiment: str) -> dict:
     """Seed, build(cfg), train and report one run; return its summary and run_dir."""
     check_framework(cfg)
-    if cfg.framework == "torch" and cfg.resume and not torch_resumes():
-        raise UsageError("--resume continues tinygrad_edu runs; a --framework torch run "
-                         "keeps no resumable checkpoint: start it again")
     cfg.seed_generators()
     setup = build(cfg)
     record = RunRecord(experiment=experiment, model_name=setup.model_name,
@@ -155,10 +152,10 @@ def fit(cfg: Config, setup: Setup, logger: Logger) -> dict:
     if cfg.resume and not os.path.isfile(last):
         raise UsageError(f"--resume {cfg.resume}: the run has no {LAST} to continue from (it "
                          f"stopped before its first checkpoint); start it again")
-    if cfg.framework == "torch":
-        return torch_fit(cfg, setup, logger, last)
     if cfg.resume:
         check_fits(read_checkpoint(last), setup.model, last)
+    if cfg.framework == "torch":
+        return torch_fit(cfg, setup, logger, last)
     history = tg.train.fit(setup.model, setup.optimizer, setup.train_loader, setup.val_loader,
                            epochs=cfg.epochs, logdir=logger, progress=cfg.progress,
                            checkpoint_path=last, resume=bool(cfg.resume),
@@ -170,16 +167,10 @@ def fit(cfg: Config, setup: Setup, logger: Logger) -> dict:
 def torch_fit(cfg: Config, setup: Setup, logger: Logger, last: str) -> dict:
     if setup.metrics_fn is not None:
         raise UsageError("this experiment trains with tinygrad_edu only")
-    resumable = {"checkpoint_path": last, "resume": bool(cfg.resume)} if torch_resumes() else {}
     return torch_backend.fit(setup.model, setup.optimizer, setup.train_loader,
                              setup.val_loader, cfg.epochs, logger, progress=cfg.progress,
-                             loss_fn=setup.loss_fn, scheduler=setup.scheduler, **resumable)
-
-
-def torch_resumes() -> bool:
-    """Whether the PyTorch twin's loop takes a checkpoint to resume from."""
-    import inspect
-    return "checkpoint_path" in inspect.signature(torch_backend.fit).parameters
+                             loss_fn=setup.loss_fn, scheduler=setup.scheduler,
+                             checkpoint_path=last, resume=bool(cfg.resume))
 
 
 def is_torch(model) -> bool:

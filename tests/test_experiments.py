@@ -124,3 +124,31 @@ def test_fashion_mnist_trains_on_fashion_mnist(tmp_path, capsys):
     code, err = _exit_code(mnist_mlp3.main, SMALL + ["--data-dir", str(FASHION_DIR),
                                                      "--logdir", str(tmp_path / "b")], capsys)
     assert code == 2 and "holds FashionMNIST, not MNIST" in err and not (tmp_path / "b").exists()
+
+
+@needs_mnist
+def test_a_torch_run_resumes_to_the_uninterrupted_weights(tmp_path, monkeypatch):
+    """--resume of a --framework torch run continues its last.npz (the twin's loop checkpoints
+    too): one epoch, then one more, ends where two epochs in one go end."""
+    pytest.importorskip("torch")
+    import numpy as np
+
+    import tinygrad_edu as tg
+    from experiments import torch_backend
+    real_fit, resumes = torch_backend.fit, []
+
+    def fit(*args, **kwargs):
+        resumes.append(kwargs["resume"])
+        return real_fit(*args, **kwargs)
+    monkeypatch.setattr(torch_backend, "fit", fit)
+    args = SMALL + ["--framework", "torch", "--schedule", "none"]
+    whole = mnist_mlp3.main(args + ["--epochs", "2", "--logdir", str(tmp_path / "a")])
+    first = mnist_mlp3.main(args + ["--logdir", str(tmp_path / "b")])
+    resumed = mnist_mlp3.main(["--resume", first["run_dir"], "--epochs", "2", "--override",
+                               "--no-progress"])
+    assert resumes == [False, False, True]
+    assert resumed["run_dir"] == first["run_dir"] and len(resumed["history"]["train_loss"]) == 2
+    weights = [tg.load(os.path.join(r["run_dir"], "checkpoint.npz"))["model"]
+               for r in (whole, resumed)]
+    for name in weights[0]:
+        np.testing.assert_array_equal(weights[0][name].data, weights[1][name].data, name)
