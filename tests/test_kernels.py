@@ -642,10 +642,11 @@ def test_which_convs_take_winograd(x_shape, w_shape, opts, expected, monkeypatch
 
 # ------------------------------------------------------------------ direct convolution
 @pytest.mark.parametrize("x_shape, w_shape, pads", [
-    ((3, 2, 7, 6), (6, 2, 3, 5), (1, 2, 0, 3)),   # 6 channels: a block and a half; asymmetric
-    ((2, 3, 9, 9), (8, 3, 5, 5), (2, 2, 2, 2)),   # LeNet-5's first conv, small
+    ((3, 2, 7, 6), (6, 2, 3, 5), (1, 2, 0, 3)),   # 6 outputs: a block and a half; asymmetric
+    ((2, 3, 9, 9), (8, 3, 5, 5), (2, 2, 2, 2)),   # LeNet-5's first conv, small: 5-tap rows
     ((1, 1, 4, 5), (4, 1, 1, 2), (0, 0, 1, 0)),   # 1x2 kernel: no tap triple at all
-    ((2, 4, 6, 8), (5, 4, 7, 4), (3, 3, 0, 0)),   # 7 taps per row: two triples and one left
+    ((2, 4, 6, 8), (5, 4, 7, 4), (3, 3, 0, 0)),   # rows of 4 taps: a triple and one left
+    ((2, 6, 5, 7), (4, 6, 3, 3), (1, 1, 1, 1)),   # 3x3: triples only
 ])
 def test_direct_conv2d_and_its_weight_grad_match_reference(x_shape, w_shape, pads):
     """float64 to rounding; float32 within 1e-5 of the largest value (measured 3e-7)."""
@@ -727,6 +728,7 @@ def test_direct_and_im2col_paths_agree(direct_calls, monkeypatch):
     for max_channels in (4, 0):  # direct, then im2col + GEMM
         monkeypatch.setattr(ops_cnn, "_DIRECT_MAX_CHANNELS", max_channels)
         monkeypatch.setattr(ops_cnn, "_DIRECT_MAX_CHANNELS_3", max_channels * 8)
+        monkeypatch.setattr(ops_cnn, "_DIRECT_MAX_CHANNELS_5", max_channels * 16)
         X, Wt, B = _tensor(x), _tensor(w), _tensor(b)
         y = conv2d(X, Wt, B, padding=1)
         y.backward(gy)
@@ -740,7 +742,8 @@ def test_direct_and_im2col_paths_agree(direct_calls, monkeypatch):
     ((32, 3, 64, 64), (32, 3, 5, 5), {"padding": 2}, True),        # LeNet-5's first conv
     ((32, 1, 28, 28), (16, 1, 3, 3), {"padding": 1}, True),        # CNN3's
     ((32, 3, 64, 64), (64, 3, 7, 7), {"padding": 3, "stride": 2}, False),  # ResNet-18's
-    ((32, 32, 16, 16), (64, 32, 5, 5), {"padding": 2}, False),     # LeNet-5's second conv
+    ((32, 32, 16, 16), (64, 32, 5, 5), {"padding": 2}, True),      # LeNet-5's second conv
+    ((32, 128, 16, 16), (64, 128, 5, 5), {"padding": 2}, False),   # many input channels
     ((32, 16, 14, 14), (32, 16, 3, 3), {"padding": 1}, True),      # CNN3's second: 3x3
     ((32, 64, 16, 16), (64, 64, 3, 3), {"padding": 1}, False),     # 64 channels: Winograd
     ((2, 3, 8, 8), (2, 3, 3, 3), {"padding": 1}, False),           # fewer outputs than a block

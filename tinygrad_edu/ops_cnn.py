@@ -79,6 +79,7 @@ _BAND_BYTES = 1 << 20  # im2col columns per GEMM: half of a 2 MB L2, so they sta
 _KEEP_BYTES = 4 << 20  # a conv whose whole im2col is at most this keeps it for backward
 _DIRECT_MAX_CHANNELS = 4  # more input channels: im2col + GEMM is faster (kernels.py)
 _DIRECT_MAX_CHANNELS_3 = 32  # the same for kernels 3, 6, ... wide (taps all in triples)
+_DIRECT_MAX_CHANNELS_5 = 64  # and for 5 wide (one pass per row of taps)
 _DIRECT_MIN_ROW = 256  # shorter output rows (OW*N): the GEMM's weight gradient is faster
 _WINOGRAD_MIN_CHANNELS = 64  # fewer channels: GEMMs too thin (CNN3 b128 +14% CPU)
 _WINOGRAD_MIN_RATIO = 1  # Winograd only when the input has as many values as the weights
@@ -375,14 +376,19 @@ def _winograd_fits(x_shape, w_shape, strides, pads, groups) -> bool:
 
 def _direct_fits(w_shape, strides, pads, groups) -> bool:
     """Whether a conv (OC, C, KH, KW) is computed directly (kernels.py): `_direct_geometry`,
-    and at most _DIRECT_MAX_CHANNELS input channels (an image's), or _DIRECT_MAX_CHANNELS_3
-    when the kernel's rows split into tap triples (3x3). Measured at one thread (load ~5):
-    LeNet-5's 3 -> 32 5x5 conv 2x faster than im2col + GEMM; 3x3 convs 16 -> 32 at 14x14
-    0.42 vs 0.77 ms, 32 -> 64 at 7x7 0.48 vs 0.65 ms, at 14x14 1.6 vs 2.5 ms; slower at 32
-    input channels with a 5x5 kernel (28.6 vs 21.2 ms: its lone taps are store-bound) and at
-    64 channels (Winograd's)."""
+    and at most _DIRECT_MAX_CHANNELS input channels (an image's), or more for kernels whose
+    rows need no one-tap passes (which are store-bound): _DIRECT_MAX_CHANNELS_3 for 3x3,
+    _DIRECT_MAX_CHANNELS_5 for 5x5. Winograd, where it fits, goes first. Measured at one
+    thread against im2col + GEMM (load 2-5): LeNet-5's 3 -> 32 5x5 conv 4.2-4.9 vs 9.7 ms,
+    32 -> 64 5x5 at 16x16 4.9 vs 9.1 ms (CPU time), 64 -> 32 6.7 vs 11.3; 3x3 convs 16 -> 32
+    at 14x14 0.42 vs 0.77 ms, 32 -> 64 at 7x7 0.48 vs 0.65 ms, at 14x14 1.6 vs 2.5 ms."""
     C, KW = w_shape[1], w_shape[3]
-    limit = _DIRECT_MAX_CHANNELS_3 if KW % 3 == 0 else _DIRECT_MAX_CHANNELS
+    if KW == 5:
+        limit = _DIRECT_MAX_CHANNELS_5
+    elif KW % 3 == 0:
+        limit = _DIRECT_MAX_CHANNELS_3
+    else:
+        limit = _DIRECT_MAX_CHANNELS
     return C <= limit and _direct_geometry(w_shape, strides, pads, groups)
 
 
