@@ -1,6 +1,7 @@
 """The PyTorch twin's training loop (experiments/torch_backend.fit) resumes like tg.train.fit:
 interrupted after any step (a raised KeyboardInterrupt, Ctrl-C or SIGTERM), then resumed, it
 ends with exactly the weights, optimizer state and history of an uninterrupted run."""
+import json
 import os
 import signal
 
@@ -9,11 +10,13 @@ import pytest
 
 import models
 import tinygrad_edu as tg
-from experiments import torch_backend
+from experiments import mnist_mlp3, torch_backend
 from experiments.run_record import read_checkpoint
 from tinygrad_edu.data import DataLoader, TensorDataset
 from tinygrad_edu.logging import Logger
 from tinygrad_edu.train import ResumeError
+
+from .helpers import mnist_available
 
 torch = pytest.importorskip("torch")
 
@@ -119,3 +122,33 @@ def test_resume_refuses_another_batch_size_and_a_checkpoint_of_the_other_loop(tm
     os.remove(tmp_path / "last.npz")
     with pytest.raises(ResumeError, match="no checkpoint at"):
         train(tmp_path, "run", "step", resume=True)
+
+
+@pytest.mark.skipif(not mnist_available(), reason="real MNIST not in the data cache")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_the_cli_resumes_a_torch_run_stopped_mid_epoch(tmp_path, capsys, monkeypatch, signum):
+    args = ["--framework", "torch", "--subset", "256", "--batch-size", "32", "--epochs", "2",
+            "--no-progress"]  # 8 batches an epoch
+    whole = mnist_mlp3.main(args + ["--logdir", str(tmp_path / "a")])
+    real_step = torch_backend._Loop._step
+
+    def step(loop, x, y):
+        if loop.step + 1 == 11:  # epoch 2, batch 3
+            os.kill(os.getpid(), signum)
+        return real_step(loop, x, y)
+    with monkeypatch.context() as m:
+        m.setattr(torch_backend._Loop, "_step", step)
+        with pytest.raises(SystemExit) as e:
+            mnist_mlp3.main(args + ["--logdir", str(tmp_path / "b")])
+    (run_dir,) = (tmp_path / "b").iterdir()
+    assert e.value.code == 130 and f"--resume {run_dir}" in capsys.readouterr().err
+    assert (tg.load(str(run_dir / "last.npz"))["step"], tg.load(str(run_dir / "last.npz"))[
+        "batch"]) == (11, 3)
+    resumed = mnist_mlp3.main(["--resume", str(run_dir), "--no-progress"])
+    weights = [tg.load(os.path.join(r["run_dir"], "checkpoint.npz"))["model"]
+               for r in (whole, resumed)]
+    assert_same_state({k: v.data for k, v in weights[0].items()},
+                      {k: v.data for k, v in weights[1].items()})
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    assert [step for step, _ in saved["scalars"]["train/loss"]] == [1, 2]
+    assert saved["summary"]["status"] == "finished"
