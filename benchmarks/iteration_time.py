@@ -3,6 +3,7 @@ vs PyTorch CPU (when installed) vs a plain-NumPy reference, plus peak memory and
 
     python -m benchmarks.iteration_time                        # everything (several minutes)
     python -m benchmarks.iteration_time --models cnn3 mlp3 --no-memory --no-startup
+    python -m benchmarks.iteration_time --paths      # also: each conv path's effect (ours only)
 
 Implementations run alternately in rounds (each round: one untimed iteration of each, then
 --iters timed ones), so load from other processes hits all of them alike and the ratios hold on a
@@ -391,6 +392,8 @@ def main(argv=None) -> None:
                         "BLAS pool; default: each library's own default, one per core")
     parser.add_argument("--load", type=int, default=0, help="start this many CPU-bound "
                         "processes while timing (a busy machine); default 0")
+    parser.add_argument("--paths", action="store_true", help="then time ours with its conv "
+                        "paths switched off and on (benchmarks/conv_paths.py)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/iteration_time.json"))
     parser.add_argument("--memory-probe", nargs=3, metavar=("MODEL", "BATCH", "IMPL"),
                         help=argparse.SUPPRESS)  # internal: one probe, run in a subprocess
@@ -429,6 +432,11 @@ def main(argv=None) -> None:
             process.kill()
     for name in skipped:
         print(f"skipped {name}: not in models.MODELS (or no input shape in INPUT_SHAPES) yet")
+    if args.paths:
+        from benchmarks import conv_paths
+        print("conv paths (tinygrad_edu only, alternating in this process):")
+        conv_paths.print_table([(r["model"], r["batch"]) for r in rows if r["model"] != "mlp3"],
+                               rounds=5, iters=2)
     start = None if args.no_startup else numba_start_times(args.threads)
     for label, s in (start or {}).items():
         print(f"numba {label} start (CNN3, batch 32): import {s['import_s']:.2f} s, first step "

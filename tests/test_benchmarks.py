@@ -48,3 +48,27 @@ def test_threads_option_sets_every_implementation_and_load_starts_busy_processes
         for p in busy:
             p.kill()
             p.wait()
+
+
+def test_conv_path_variants_switch_the_kernels_compute_the_same_step_and_restore(monkeypatch):
+    from benchmarks import conv_paths
+    from tinygrad_edu import kernels, ops_cnn
+    defaults = {k: getattr(ops_cnn, k) for v in conv_paths.VARIANTS.values() for k in v}
+    seen = []
+
+    def recording(real, path):
+        return lambda *args: seen.append(path) or real(*args)
+
+    for kernel, path in (("direct_conv2d", "direct"), ("direct_conv2d_weight_grad", "direct"),
+                         ("winograd_conv2d", "winograd")):
+        monkeypatch.setattr(kernels, kernel, recording(getattr(kernels, kernel), path))
+    losses, calls = {}, {}
+    for name in conv_paths.VARIANTS:
+        seen.clear()
+        step = make_steps("vgg_bn", 2, None, ("tinygrad_edu",))["tinygrad_edu"]
+        with conv_paths.variant(name):
+            losses[name] = step()
+        calls[name] = set(seen)
+    assert calls == {"im2col": set(), "winograd": {"winograd"}, "all": {"winograd", "direct"}}
+    np.testing.assert_allclose(list(losses.values()), losses["all"], rtol=1e-5)
+    assert {k: getattr(ops_cnn, k) for k in defaults} == defaults

@@ -1,0 +1,95 @@
+"""What each convolution path of tinygrad_edu buys: one training step of every model with the
+direct kernels and Winograd switched off and on, alternately in one process.
+
+    python -m benchmarks.conv_paths                          # all models, default threads
+    python -m benchmarks.conv_paths --models lenet5 cnn3 --threads 1
+
+Variants (tinygrad_edu.ops_cnn chooses a path per conv; these switch its thresholds):
+- `im2col`: every conv by im2col + GEMM (the paths before issue 18's kernels);
+- `winograd`: Winograd F(2x2, 3x3) where it fits, the rest im2col + GEMM;
+- `all`: the default, Winograd and the direct kernels (kernels.direct_conv2d and
+  direct_conv2d_weight_grad) where they fit.
+Each round runs one untimed and `--iters` timed steps of each variant in turn, so load from
+other processes hits them alike; the table shows the minimum wall time and the minimum CPU time
+of the calling thread (with one thread, the step's whole CPU time; steadier on a busy machine).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import time
+
+import tinygrad_edu as tg
+from benchmarks.iteration_time import CASES, make_steps
+from tinygrad_edu import ops_cnn
+
+# the ops_cnn thresholds each variant sets; None keeps the default
+_OFF = {"_DIRECT_MAX_CHANNELS": 0, "_DIRECT_MAX_CHANNELS_3": 0, "_DIRECT_MAX_CHANNELS_5": 0,
+        "_DIRECT_MIN_ROW": 1 << 62}
+VARIANTS = {
+    "im2col": {**_OFF, "_WINOGRAD_MIN_CHANNELS": 1 << 62},
+    "winograd": _OFF,
+    "all": {},
+}
+
+
+@contextlib.contextmanager
+def variant(name: str):
+    """ops_cnn's thresholds set for the variant `name`, restored afterwards."""
+    saved = {k: getattr(ops_cnn, k) for k in VARIANTS[name]}
+    for k, v in VARIANTS[name].items():
+        setattr(ops_cnn, k, v)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(ops_cnn, k, v)
+
+
+def time_variants(step, rounds: int, iters: int) -> dict:
+    """{variant: (min wall ms, min thread-CPU ms)} of `step`, the variants alternating."""
+    wall = {v: [] for v in VARIANTS}
+    cpu = {v: [] for v in VARIANTS}
+    for _ in range(rounds):
+        for name in VARIANTS:
+            with variant(name):
+                step()
+                for _ in range(iters):
+                    t0, c0 = time.perf_counter(), time.thread_time()
+                    step()
+                    wall[name].append((time.perf_counter() - t0) * 1e3)
+                    cpu[name].append((time.thread_time() - c0) * 1e3)
+    return {v: (min(wall[v]), min(cpu[v])) for v in VARIANTS}
+
+
+def print_table(cases, rounds: int, iters: int) -> None:
+    """One row per (model, batch): each variant's ms (wall / CPU), and im2col's time over
+    all's (wall, then CPU)."""
+    cells = "".join(f"{v + ' wall/cpu':>22}" for v in VARIANTS)
+    print(f"{'model':<16}{'batch':>6}{cells}{'im2col/all':>12}{'(cpu)':>7}", flush=True)
+    for name, batch in cases:
+        step = make_steps(name, batch, None, ("tinygrad_edu",))["tinygrad_edu"]
+        t = time_variants(step, rounds, iters)
+        cells = "".join(f"{f'{w:.2f} / {c:.2f}':>22}" for w, c in t.values())
+        print(f"{name:<16}{batch:>6}{cells}{t['im2col'][0] / t['all'][0]:>12.2f}"
+              f"{t['im2col'][1] / t['all'][1]:>7.2f}", flush=True)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", help="model names (default: every conv model)")
+    parser.add_argument("--threads", type=int, help="tg.set_num_threads (default: the cores)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternation rounds per model")
+    parser.add_argument("--iters", type=int, default=2, help="timed steps per round and variant")
+    args = parser.parse_args(argv)
+    if args.threads:
+        tg.set_num_threads(args.threads)
+    cases = [(m, b) for m, b in CASES if m != "mlp3" and (not args.models or m in args.models)]
+    print(f"threads {tg.get_num_threads()}; load average {os.getloadavg()[0]:.1f}")
+    print_table(cases, args.rounds, args.iters)
+    print(f"load average after {os.getloadavg()[0]:.1f} (on {os.cpu_count()} cores)")
+
+
+if __name__ == "__main__":
+    main()
