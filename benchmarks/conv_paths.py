@@ -25,8 +25,7 @@ from benchmarks.iteration_time import CASES, make_steps
 from tinygrad_edu import ops_cnn
 
 # the ops_cnn thresholds each variant sets; None keeps the default
-_OFF = {"_DIRECT_MAX_CHANNELS": 0, "_DIRECT_MAX_CHANNELS_3": 0, "_DIRECT_MAX_CHANNELS_5": 0,
-        "_DIRECT_MIN_ROW": 1 << 62}
+_OFF = {"_DIRECT_MAX_CHANNELS": 0, "_DIRECT_MAX_CHANNELS_WIDE": 0, "_DIRECT_MIN_ROW": 1 << 62}
 VARIANTS = {
     "im2col": {**_OFF, "_WINOGRAD_MIN_CHANNELS": 1 << 62},
     "winograd": _OFF,

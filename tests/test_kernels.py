@@ -727,8 +727,7 @@ def test_direct_and_im2col_paths_agree(direct_calls, monkeypatch):
     results = []
     for max_channels in (4, 0):  # direct, then im2col + GEMM
         monkeypatch.setattr(ops_cnn, "_DIRECT_MAX_CHANNELS", max_channels)
-        monkeypatch.setattr(ops_cnn, "_DIRECT_MAX_CHANNELS_3", max_channels * 8)
-        monkeypatch.setattr(ops_cnn, "_DIRECT_MAX_CHANNELS_5", max_channels * 16)
+        monkeypatch.setattr(ops_cnn, "_DIRECT_MAX_CHANNELS_WIDE", max_channels * 16)
         X, Wt, B = _tensor(x), _tensor(w), _tensor(b)
         y = conv2d(X, Wt, B, padding=1)
         y.backward(gy)

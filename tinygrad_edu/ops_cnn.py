@@ -78,8 +78,7 @@ _scratch = threading.local()
 _BAND_BYTES = 1 << 20  # im2col columns per GEMM: half of a 2 MB L2, so they stay in cache
 _KEEP_BYTES = 4 << 20  # a conv whose whole im2col is at most this keeps it for backward
 _DIRECT_MAX_CHANNELS = 4  # more input channels: im2col + GEMM is faster (kernels.py)
-_DIRECT_MAX_CHANNELS_3 = 32  # the same for kernels 3, 6, ... wide (taps all in triples)
-_DIRECT_MAX_CHANNELS_5 = 64  # and for 5 wide (one pass per row of taps)
+_DIRECT_MAX_CHANNELS_WIDE = 64  # the same for kernels 3, 5, 6, 9 ... wide (no one-tap passes)
 _DIRECT_MIN_ROW = 256  # shorter output rows (OW*N): the GEMM's weight gradient is faster
 _WINOGRAD_MIN_CHANNELS = 64  # fewer channels: GEMMs too thin (CNN3 b128 +14% CPU)
 _WINOGRAD_MIN_RATIO = 1  # Winograd only when the input has as many values as the weights
@@ -376,19 +375,16 @@ def _winograd_fits(x_shape, w_shape, strides, pads, groups) -> bool:
 
 def _direct_fits(w_shape, strides, pads, groups) -> bool:
     """Whether a conv (OC, C, KH, KW) is computed directly (kernels.py): `_direct_geometry`,
-    and at most _DIRECT_MAX_CHANNELS input channels (an image's), or more for kernels whose
-    rows need no one-tap passes (which are store-bound): _DIRECT_MAX_CHANNELS_3 for 3x3,
-    _DIRECT_MAX_CHANNELS_5 for 5x5. Winograd, where it fits, goes first. Measured at one
-    thread against im2col + GEMM (load 2-5): LeNet-5's 3 -> 32 5x5 conv 4.2-4.9 vs 9.7 ms,
-    32 -> 64 5x5 at 16x16 4.9 vs 9.1 ms (CPU time), 64 -> 32 6.7 vs 11.3; 3x3 convs 16 -> 32
-    at 14x14 0.42 vs 0.77 ms, 32 -> 64 at 7x7 0.48 vs 0.65 ms, at 14x14 1.6 vs 2.5 ms."""
+    and at most _DIRECT_MAX_CHANNELS input channels (an image's), or _DIRECT_MAX_CHANNELS_WIDE
+    for kernels whose rows need no one-tap pass (store-bound): 5 wide, or a multiple of 3.
+    Winograd, where it fits, goes first. Measured at one thread against im2col + GEMM (CPU
+    time, load 2-5): forward of LeNet-5's 3 -> 32 5x5 conv 4.2-4.9 vs 9.7 ms, of its 32 -> 64
+    at 16x16 4.9 vs 9.1 ms; 3x3 forward 16 -> 32 at 14x14 0.42 vs 0.77 ms, 32 -> 64 at 7x7
+    0.48 vs 0.65 ms; input gradients with 64 channels in (CNN2's, LeNet-5's second conv)
+    1.6 vs 2.5 ms (3x3, 14x14) and 6.7 vs 9.0 ms (5x5, 16x16)."""
     C, KW = w_shape[1], w_shape[3]
-    if KW == 5:
-        limit = _DIRECT_MAX_CHANNELS_5
-    elif KW % 3 == 0:
-        limit = _DIRECT_MAX_CHANNELS_3
-    else:
-        limit = _DIRECT_MAX_CHANNELS
+    wide = KW == 5 or KW % 3 == 0
+    limit = _DIRECT_MAX_CHANNELS_WIDE if wide else _DIRECT_MAX_CHANNELS
     return C <= limit and _direct_geometry(w_shape, strides, pads, groups)
 
 
