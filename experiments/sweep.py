@@ -20,7 +20,9 @@ import json
 import os
 import socket
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 from .common import UsageError, exit_on_usage_error
@@ -151,20 +153,22 @@ def run_sweep(cfg: SweepConfig, out: str, options: SweepOptions | None = None,
     experiment = find_experiment(cfg.experiment)
     if isinstance(experiment, Experiment):
         experiment.check_names(parameter_names(cfg))
-    os.makedirs(out, exist_ok=True)
-    _save_settings(out, cfg, options, source)
     spec = TrialSpec(cfg.experiment, cfg.epochs, cfg.metric, cfg.variants,
                      os.path.join(out, "trials"), options.cpus_per_trial, os.getcwd())
     start = time.perf_counter()
-    started = _connect(options.address)
+    earlier = _earlier_wall(out) if options.resume else 0.0
+    started = _connect(options.address)  # before `out` exists: a refusal leaves nothing behind
     try:
+        os.makedirs(out, exist_ok=True)
+        _save_settings(out, cfg, options, source)
         trials = _tune(cfg, spec, out, options, scheduler)
-    finally:
+    finally:  # every part of the sweep counts, also one that ends in an exception
+        wall = earlier + time.perf_counter() - start
+        if os.path.isdir(out):
+            _save_settings(out, cfg, options, source, wall)
         if started:
             import ray
             ray.shutdown()
-    wall = time.perf_counter() - start + (_earlier_wall(out) if options.resume else 0.0)
-    _save_settings(out, cfg, options, source, wall)
     rows = trial_rows(trials, cfg, spec.trials_dir)
     write_hparams(rows, cfg)
     settings = {"scheduler": scheduler, "cpus_per_trial": options.cpus_per_trial,
@@ -221,13 +225,42 @@ def _connect(address: str | None) -> bool:
         ray.init(address="local", include_dashboard=False, configure_logging=False)
         return True
     try:
-        ray.init(address=address)
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UsageError(f"cannot join the Ray cluster at --address {address} ({reason}); "
-                         f"start one with `ray start --head`, or check the address and "
-                         f"its token") from None
+        with _stderr_kept_unless_it_fails():
+            ray.init(address=address)
+    except (ConnectionError, RuntimeError, ValueError, ray.exceptions.AuthenticationError) as e:
+        raise UsageError(_join_failure(address, e)) from None
     return True
+
+
+def _join_failure(address: str, e: Exception) -> str:
+    """What to do about a cluster that did not take us: its token, or the address."""
+    if "AuthenticationError" in f"{type(e).__name__} {e} {e.__cause__}":
+        return (f"the Ray cluster at --address {address} wants its authentication token: set "
+                f"RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH) to it, as "
+                f"`ray get-auth-token` prints it on the cluster's head node")
+    reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return (f"cannot join the Ray cluster at --address {address} ({reason}); start one with "
+            f"`ray start --head`, or check the address")
+
+
+@contextmanager
+def _stderr_kept_unless_it_fails():
+    """Hold what is written to file descriptor 2 inside the block, and pass it on only if the
+    block succeeds: Ray's C++ client warns on stderr at each of its ~20 attempts to join a
+    cluster that refuses it, which would bury the one sentence that says why."""
+    sys.stderr.flush()
+    real = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(real, 2)
+            os.close(real)
+        held.seek(0)
+        sys.stderr.flush()
+        os.write(2, held.read())
 
 
 def check_reachable(address: str, timeout: float = 5.0) -> None:

@@ -234,9 +234,9 @@ def test_asha_stops_a_diverging_learning_rate_early(local_ray, tmp_path):
                        space={"lr": {"grid": [0.1, 0.05, 0.03, 2.0, 1e4]}, "samples": 256})
     rows = sweep.run_sweep(cfg, str(tmp_path / "s"), sweep.SweepOptions(max_concurrent=2))["rows"]
     bad = next(r for r in rows if r["params"]["lr"] == 2.0)
-    assert bad["status"] == "stopped by ASHA" and bad["epochs"] < 4
+    assert bad["status"] == "stopped_early" and bad["epochs"] < 4
     saved = json.loads(Path(bad["run_dir"], "metrics.json").read_text())["summary"]
-    assert saved["status"] == "stopped by ASHA"
+    assert saved["status"] == "stopped_early"
     assert rows[0]["status"] == "finished" and rows[-2] is bad
     nan = rows[-1]
     assert (nan["params"]["lr"], nan["status"], nan["epochs"], nan["retries"]) == (

@@ -16,6 +16,7 @@ from .. import report
 from .config import SweepConfig, trial_name
 
 STANDARD = ("val_loss", "val_acc", "train_loss", "train_acc")
+ENDED = ("finished", "stopped_early", "diverged")  # a --resume does not train these again
 
 
 def trial_rows(trials: list, cfg: SweepConfig, trials_dir: str) -> list[dict]:
@@ -43,15 +44,15 @@ def trial_rows(trials: list, cfg: SweepConfig, trials_dir: str) -> list[dict]:
 
 
 def status(trial, last: dict, budget: int) -> str:
-    """finished, stopped by ASHA (fewer epochs than the budget), diverged, failed, or not
-    finished (an interrupted sweep: continue it with --resume)."""
+    """finished, stopped_early (by ASHA: fewer epochs than the budget), diverged, failed, or
+    not finished (an interrupted sweep: continue it with --resume)."""
     if trial.status == "ERROR":
         return "failed"
     if trial.status != "TERMINATED":
         return "not finished"
     if last.get("diverged"):
         return "diverged"
-    return "finished" if last.get("epoch", 0) >= budget else "stopped by ASHA"
+    return "finished" if last.get("epoch", 0) >= budget else "stopped_early"
 
 
 def _error_line(trial) -> str:
@@ -199,18 +200,19 @@ def csv_text(header: list[str], body: list[list]) -> str:
 
 def write_hparams(rows: list[dict], cfg: SweepConfig) -> None:
     """Each trial's searched parameters and final metrics (tags hparam/<metric>) in its run
-    directory, for TensorBoard's HPARAMS tab, once it has ended (a resumed sweep does not
-    write them twice); its status and rank go into its metrics.json."""
+    directory, for TensorBoard's HPARAMS tab, once it has ended for good (ENDED: a failed
+    trial is retried by --resume); one record, also across resumes. Its status and rank go
+    into its metrics.json ("interrupted" while the sweep is not finished)."""
     for rank, row in enumerate(rows, start=1):
         if not os.path.isdir(row["run_dir"]):  # never started, or on another machine's disk
             continue
         with Logger(logdir=row["run_dir"]) as logger:
-            written = logger.summary.get("sweep", {}).get("status") not in (None, "not finished")
-            if row["status"] != "not finished" and not written:  # one record, at the end
+            if row["status"] in ENDED and not logger.hparam_values:
                 values = {f"hparam/{k}": v for k, v in row["metrics"].items()
                           if math.isfinite(v)}
                 logger.hparams(row["params"] or row["config"],
                                values | {"hparam/epochs": row["epochs"]})
             logger.summary["sweep"] = {"rank": rank, "status": row["status"],
                                        "retries": row["retries"], "epochs": row["epochs"]}
-            logger.summary["status"] = row["status"]  # a stopped trial never said so itself
+            logger.summary["status"] = "interrupted" if row["status"] == "not finished" else \
+                row["status"]

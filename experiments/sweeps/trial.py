@@ -3,11 +3,13 @@ run directory, which reports to Tune and hands Tune its checkpoint after every e
 
 A trial whose worker or node dies, or which raises, is started again by Tune (up to the
 config's max_failures) with the last checkpoint it reported, on any node, and `fit` resumes
-from it exactly. A trial whose loss becomes NaN (TrainingDiverged) ends as "diverged": a
-retry would diverge again.
+from it exactly; so is a trial of a sweep continued with --resume, from the checkpoint fit
+left in its run directory if that is further on. A trial whose loss becomes NaN
+(TrainingDiverged) ends as "diverged": a retry would diverge again.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 
 import tinygrad_edu as tg
 from tinygrad_edu.logging import Logger
+from tinygrad_edu.serialization import CheckpointError
 from tinygrad_edu.train import History, TrainingDiverged, make_readable
 
 from ..common import UsageError
@@ -79,43 +82,90 @@ def limit_threads(n: int):
         tg.set_num_threads(previous)
 
 
-def restore(checkpoint, path: str) -> int:
-    """Put Tune's latest checkpoint of this trial (None: there is none) at `path`, where `fit`
-    resumes from it; return the epochs it holds (0: start from scratch)."""
-    if checkpoint is None:
-        if os.path.exists(path):
-            os.remove(path)  # from an attempt that died before it reported
-        return 0
-    with checkpoint.as_directory() as directory:
-        source = os.path.join(directory, CHECKPOINT)
-        if os.path.abspath(source) != os.path.abspath(path):
-            shutil.copyfile(source, path + ".tmp")
-            os.replace(path + ".tmp", path)
-    return int(tg.load(path)["epoch"])
+def restore(checkpoint, path: str) -> int | None:
+    """Put the checkpoint this attempt continues from at `path`, where `fit` resumes from it,
+    and return the epochs it holds (None: start from scratch). That is Tune's latest
+    checkpoint of the trial (None: there is none), unless the one fit left at `path` is
+    further on: a stop between fit's checkpoint and Tune's copy of it (Ctrl-C, a killed
+    worker) must not retrain the epoch."""
+    local = _position(path)
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            source = os.path.join(directory, CHECKPOINT)
+            tuned = _position(source)
+            if tuned is not None and (local is None or tuned > local) and \
+                    os.path.abspath(source) != os.path.abspath(path):
+                shutil.copyfile(source, path + ".tmp")
+                os.replace(path + ".tmp", path)
+                local = tuned
+    if local is None and os.path.exists(path):
+        os.remove(path)  # unreadable: a save that a kill cut short
+    return None if local is None else local[1]
 
 
-def train(setup, spec: TrialSpec, run_dir: str, path: str, resumed_from: int,
-          config: dict) -> None:
-    """tg.train.fit with TensorBoard logs in run_dir, reporting to Tune after every epoch."""
+def _position(path: str) -> tuple[int, int] | None:
+    """(optimizer steps, epochs) of the fit checkpoint at `path`; None if there is none."""
+    try:
+        state = tg.load(path)
+        return int(state["step"]), int(state["epoch"])
+    except (OSError, CheckpointError, KeyError, TypeError):
+        return None
+
+
+def train(setup, spec: TrialSpec, run_dir: str, path: str,
+          resumed_from: int | None, config: dict) -> None:
+    """tg.train.fit with TensorBoard logs in run_dir, reporting to Tune after every epoch;
+    metrics.json ends "finished", "stopped_early" (Tune stopped it: ASHA), or "diverged"."""
     from ray import tune
 
-    logger = Logger(logdir=run_dir)
-    if resumed_from:  # Tune's checkpoint may be older than the epochs the log holds
-        drop_points_after_checkpoint(logger, path)
-    logger.summary.update(status="running", config=config)
-    reporter = Reporter(os.path.dirname(path), resumed_from, spec.metric)
+    logger = open_log(run_dir, path, resumed_from, config)
+    reporter = Reporter(os.path.dirname(path), resumed_from or 0, spec.metric)
     try:
         tg.train.fit(setup.model, setup.optimizer, setup.train_loader, setup.val_loader,
                      epochs=spec.epochs, loss_fn=setup.loss_fn, scheduler=setup.scheduler,
-                     logdir=logger, checkpoint_path=path, resume=path if resumed_from else False,
+                     logdir=logger, checkpoint_path=path,
+                     resume=path if resumed_from is not None else False,
                      metrics_fn=setup.metrics_fn, progress=False, on_epoch_end=reporter)
         logger.summary["status"] = "finished"
     except TrainingDiverged as e:
         logger.summary.update(status="diverged", error=str(e))
         tune.report(reporter.diverged())
+    except SystemExit:  # how tune.report ends a trial that Tune stops (ASHA, also at max_t)
+        epochs = reporter.last["epoch"]
+        logger.summary["status"] = "finished" if epochs >= spec.epochs else "stopped_early"
+        raise
     finally:
-        logger.close()
-        make_readable(logger.metrics_path)
+        close_log(logger)
+
+
+def open_log(run_dir: str, path: str, resumed_from: int | None, config: dict) -> Logger:
+    """The trial's Logger, its metrics.json as the checkpoint at `path` left it (no points of
+    epochs it trains again) and marked running, without the sweep's record of an earlier part."""
+    logger = Logger(logdir=run_dir)
+    if resumed_from is None:
+        logger.history.clear()  # an earlier attempt's points, from before any checkpoint
+    else:  # the log may hold epochs after the checkpoint: they are trained and logged again
+        drop_points_after_checkpoint(logger, path)
+    logger.summary.pop("sweep", None)
+    logger.summary.update(status="running", config=config)
+    logger.flush()
+    return logger
+
+
+def close_log(logger: Logger) -> None:
+    """Close the trial's Logger; if the sweep has meanwhile written its record into
+    metrics.json (it ended while this thread still ran: Tune stops a trial at its next report),
+    that file stands as the sweep wrote it."""
+    try:
+        with open(logger.metrics_path) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        saved = {}
+    if "sweep" in saved.get("summary", {}):
+        logger.history, logger.summary = saved.get("scalars", {}), saved["summary"]
+        logger.hparam_values = saved.get("hparams", {})
+    logger.close()
+    make_readable(logger.metrics_path)
 
 
 class Reporter:
