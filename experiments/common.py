@@ -267,7 +267,6 @@ class Report:
     sections: list
     hparam_metrics: dict
     line: str
-    extra: dict = field(default_factory=dict)  # returned to the caller, not saved
 
 
 def trainable(cfg: Config, model, scheduler_fn: Callable | None = None) -> tuple:

@@ -134,7 +134,7 @@ def train_and_report(cfg: Config, setup: Setup, record: RunRecord, finish: Calla
     report.write_text_atomic(os.path.join(logger.logdir, "report.html"),
                              report.page(out.title, out.sections))
     print(f"{out.line}; run in {logger.logdir}")
-    return summary | out.extra | {"run_dir": logger.logdir}
+    return summary | {"run_dir": logger.logdir}
 
 
 def hparams(cfg: Config) -> dict:
