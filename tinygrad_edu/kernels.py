@@ -390,11 +390,15 @@ def _batch_norm_backward(g, x, mean, inv_std, weight, gx, gw, gb):
 # and what tap (c, kh, kw) adds to it is the contiguous run of padded input row oh + kh that
 # starts at kw*N. So the forward is axpys of whole rows, y[oc, oh] += w[oc, c, kh, kw] *
 # xp[c, oh + kh, kw*N:], and the weight gradient dot products of the same rows. Four output
-# channels and three taps per pass: each input value loaded serves 12 multiply-adds, each output
-# value is loaded and stored once per three taps (one tap per pass is store-bound: half as fast).
-# Measured at one thread, LeNet-5's first conv at batch 32: forward 5.7 ms vs 9.7 ms by banded
-# im2col + GEMM, weight gradient 4.2 ms vs 12.8 ms; with 32 input channels the GEMM wins (9.4
-# vs 12.0 ms), so ops_cnn uses it for at most _DIRECT_MAX_CHANNELS input channels.
+# channels per pass, and three taps (_axpy3) or, for 5-wide kernels, a whole row of five
+# (_axpy5): each input value loaded serves 12-20 multiply-adds, each output value is loaded and
+# stored once per pass (a one-tap pass is store-bound). Measured at one thread (CPU time, load
+# 2-5), LeNet-5's first conv at batch 32: forward 4.2-4.9 ms vs 9.7 ms by banded im2col + GEMM,
+# weight gradient 4.2-4.8 ms vs 12.8 ms; ops_cnn._direct_fits and _direct_weight_grad_fits say
+# where the direct kernels are used, with their measurements. Numba compiles these loops for
+# the host's vector units (AVX-512 on the benchmark machine), while numpy's OpenBLAS there runs
+# its AVX2 kernels (OPENBLAS_CORETYPE=Haswell is set): on an AVX2-only CPU the direct kernels'
+# lead over the GEMM may be smaller (not measured).
 DIRECT_BLOCK = 4  # output channels per pass of the direct loops
 
 
