@@ -35,8 +35,9 @@ __all__ = ["Config", "Report", "Result", "Setup", "UsageError", "exit_on_usage_e
 FRAMEWORKS = ("tinygrad_edu", "torch")
 OPTIMIZERS = ("adam", "sgd", "adamw", "rmsprop")
 SCHEDULES = ("cosine", "step", "none")
-POSITIVE = ("epochs", "batch_size", "lr", "subset", "val_size", "per_class")  # > 0 and finite
-NON_NEGATIVE = ("weight_decay", "momentum")
+POSITIVE = ("epochs", "batch_size", "lr", "subset", "val_size", "per_class", "kernel_size",
+            "hidden")  # > 0 and finite
+NON_NEGATIVE = ("weight_decay", "momentum", "padding")
 # flags that say how to run, not what: they may differ between a run and its resumption
 NOT_COMPARED = ("resume", "override", "progress", "logdir")
 
