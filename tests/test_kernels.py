@@ -782,9 +782,38 @@ def test_direct_weight_grad_gradcheck_with_many_input_channels(direct_calls, mon
     ((32, 256, 4, 4), (256, 256, 3, 3), {"padding": 1}, False),    # rows of 128: GEMM
     ((32, 64, 16, 16), (128, 64, 3, 3), {"padding": 1, "stride": 2}, False),
     ((32, 64, 16, 16), (128, 64, 1, 1), {}, False),                # 1x1: GEMM
+    ((8, 3, 64, 64), (64, 3, 7, 7), {"padding": 3, "stride": 2}, True),  # ResNet's, by phases
+    ((8, 16, 32, 32), (64, 16, 3, 3), {"padding": 1, "stride": 2}, False),  # stride 2, 16 in
 ])
 def test_which_convs_take_the_direct_weight_grad(x_shape, w_shape, opts, expected, direct_calls):
     x = Tensor(np.zeros(x_shape, np.float32))
     w = Tensor(np.zeros(w_shape, np.float32), requires_grad=True)
     conv2d(x, w, **opts).sum().backward()
     assert ("direct_conv2d_weight_grad" in direct_calls) == expected
+
+
+@pytest.mark.parametrize("w_shape, opts", [
+    ((8, 3, 7, 7), {"padding": 3}),          # ResNet-18's first conv
+    ((4, 2, 3, 3), {"padding": 1}),
+    ((5, 1, 4, 5), {"padding": (1, 2)}),     # 5 outputs, an even and an odd kernel side
+    ((4, 3, 2, 3), {"padding": 0}),
+])
+def test_stride2_conv_over_phases_matches_reference_and_gradchecks(direct_calls, w_shape, opts):
+    """A stride-2 conv with few input channels: its weight gradient by the direct kernel over
+    its input's phases."""
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((2, w_shape[1], 11, 10)), rng.standard_normal(w_shape), \
+        rng.standard_normal(w_shape[0])
+    _check_conv(x, w, b, stride=2, **opts)
+    assert direct_calls == ["direct_conv2d_weight_grad"]
+    X, Wt, B = (_leaf(rng, *a.shape) for a in (x[:, :, :7, :8], w, b))
+    assert gradcheck(lambda x, w, b: conv2d(x, w, b, stride=2, **opts), X, Wt, B)
+
+
+def test_stride2_weights_grad_is_the_adjoint_of_stride2_weights():
+    rng = np.random.default_rng(0)
+    u = rng.standard_normal((4, 3, 7, 5))
+    g2 = rng.standard_normal(kernels.stride2_weights(u).shape)
+    assert g2.shape == (4, 12, 4, 3)
+    np.testing.assert_allclose(np.sum(kernels.stride2_weights(u) * g2),
+                               np.sum(u * kernels.stride2_weights_grad(g2, 7, 5)), rtol=1e-12)
