@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass, field
 
 from . import UsageError, report, runner
-from .common import exit_on_usage_error, parse_config
+from .common import Report, exit_on_usage_error, parse_config
 from .lines_common import LinesConfig, architecture, build, check_config, finish
 
 
@@ -74,7 +74,7 @@ def run_variant(cfg: VariationsConfig, variant: Variant) -> dict:
     runner, which seeds before it builds: a variant gives the same numbers every time."""
     vcfg = dataclasses.replace(cfg, **variant.overrides, name=variant.name)
 
-    def finish_variant(cfg, setup, result, logger) -> runner.Report:
+    def finish_variant(cfg, setup, result, logger) -> Report:
         logger.summary["variant"] = dataclasses.asdict(variant)
         return finish(cfg, setup, result, logger, f"Variant {variant.name} of the specified CNN",
                       (["variant", f"{variant.name}: {variant.change}"],))

@@ -1,6 +1,6 @@
 """The experiments a sweep can run. Each is an experiment module's config and its build: a
 trial's parameters are fields of the experiment's config, and the trial trains what
-build(cfg) returns (runner.Setup: model, optimizer, loaders, loss, scheduler, metrics_fn),
+build(cfg) returns (common.Setup: model, optimizer, loaders, loss, scheduler, metrics_fn),
 seeded first, as a run of the experiment itself would be.
 
     synthetic        Gaussian blobs and a small MLP: a sweep in seconds (tests, a first try)
