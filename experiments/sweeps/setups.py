@@ -20,9 +20,10 @@ from dataclasses import dataclass
 
 from .. import UsageError
 
-# config fields a trial does not choose: its budget, and how (not what) the run runs
+# config fields a trial does not choose: its budget, how (not what) the run runs, and what acts
+# outside training (Caltech's --tta is the final report's, --improved picks the CLI's defaults)
 NOT_SWEPT = ("epochs", "framework", "resume", "override", "logdir", "name", "progress",
-             "variants")
+             "variants", "tta", "improved")
 
 
 @dataclass(frozen=True)
