@@ -142,13 +142,20 @@ def test_ctrl_c_mid_epoch_saves_and_resume_is_exact(tmp_path, loader_seed):
 
 
 class InterruptedLoader:
-    """A loader whose iteration raises KeyboardInterrupt before batch `at` of epoch 2."""
+    """A loader whose iteration raises KeyboardInterrupt before batch `at` of epoch 2 (after
+    the inner loader drew the epoch's shuffle)."""
 
     def __init__(self, loader, at):
         self.loader, self.at, self.epochs = loader, at, 0
 
     def __len__(self):
         return len(self.loader)
+
+    def state_dict(self) -> dict:  # DataLoader(seed=...)'s private generator, for fit to save
+        return self.loader.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.loader.load_state_dict(state)
 
     def __iter__(self):
         self.epochs += 1

@@ -19,7 +19,10 @@ middle of an epoch. For that, the shuffle must come from tinygrad_edu's generato
 `set_epoch(epoch)` or `state_dict()` / `load_state_dict()`, which `fit` calls.
 
 Ctrl-C or SIGTERM: the first one lets the current batch finish, saves a checkpoint, flushes the
-logs and raises KeyboardInterrupt; a second one interrupts at once. Checkpoints are created
+logs and raises KeyboardInterrupt; a second one interrupts at once. An interrupt that lands inside
+a step (a second Ctrl-C, or a KeyboardInterrupt raised by the loss or a hook) writes no checkpoint:
+the forward had already moved batch norm's running statistics, so the previous checkpoint (if
+any) stays and a resumed run continues from it, redoing that step. Checkpoints are created
 readable like any other file (0644 under the usual umask).
 """
 from __future__ import annotations
@@ -244,15 +247,20 @@ class _Run:
         # where the run is: epoch (0-based) and the batches of it already done, optimizer steps
         self.epoch, self.batch, self.step = 0, 0, 0
         self.stats = _EpochStats()
-        self.epoch_rng: dict | None = None  # generator state when the epoch began (its shuffle)
-        self.epoch_loader: dict | None = None  # train_loader.state_dict() when the epoch began
+        # None until the current epoch begins: the generator's state before its shuffle, and
+        # train_loader.state_dict() then
+        self.epoch_rng: dict | None = None
+        self.epoch_loader: dict | None = None
         self.resume_rng: dict | None = None  # generator state to continue a mid-epoch resume
+        self.boundary_rng: dict | None = None  # generator state after the last whole step
+        self.in_step = False  # the model is ahead of the position (a step has begun, not ended)
         self.last_loss = (math.nan, -1)  # the last finite loss and its step
         self.saved_epoch: float | None = None  # epochs done in the last checkpoint written
         self.bar: tqdm | None = None
 
     # -------------------------------------------------------------- the loop
     def train(self) -> None:
+        self._between_steps()
         with InterruptAtBatchEnd() as interrupt:
             try:
                 while self.epoch < self.epochs:
@@ -261,7 +269,8 @@ class _Run:
                     if interrupt.requested:
                         raise KeyboardInterrupt
             except KeyboardInterrupt:
-                self._save_checkpoint()
+                if not self.in_step:  # else the previous checkpoint stays (see the module doc)
+                    self._save_checkpoint()
                 raise
             finally:
                 if self.bar is not None:
@@ -276,10 +285,12 @@ class _Run:
         self.model.train()
         tick = time.perf_counter()
         for x, y in batches:
+            self.in_step = True  # until the position below counts this step
             loss, out = self._train_step(x, y)
             now = time.perf_counter()
             self.stats.add(loss, out, np.asarray(getattr(y, "data", y)), now - tick)
             self.batch, self.step, tick = self.batch + 1, self.step + 1, now
+            self._between_steps()
             self._log_step(loss)
             bar.update(1)
             if now - shown > 0.5:
@@ -291,7 +302,8 @@ class _Run:
     def _start_epoch(self):
         """The batch iterator of this epoch, fast-forwarded past batches already done."""
         if self.batch == 0:
-            self.epoch_rng = get_rng_state()
+            self._between_steps()  # before the shuffle, which a resumed run must draw again
+            self.epoch_rng = self.boundary_rng
             if hasattr(self.train_loader, "set_epoch"):
                 self.train_loader.set_epoch(self.epoch)
             if hasattr(self.train_loader, "state_dict"):
@@ -308,6 +320,13 @@ class _Run:
             next(batches)
         set_rng_state(self.resume_rng)
         return batches
+
+    def _between_steps(self) -> None:
+        """Mark a point between two steps, where the model, optimizer, scheduler and position
+        agree: a checkpoint holds the generator's state of the last such point, not the state
+        after a batch fetch or a step that an exception cut short."""
+        self.boundary_rng = get_rng_state()
+        self.in_step = False
 
     def _train_step(self, x, y) -> tuple[float, np.ndarray]:
         """One forward, backward and optimizer step; returns the loss and the outputs."""
@@ -336,20 +355,29 @@ class _Run:
         val = self._validate() if self.val_loader is not None else None
         if val is not None and not math.isfinite(val["loss"]):
             self._diverged(f"the validation loss is {val['loss']} after epoch {self.epoch + 1}")
-        if self.scheduler is not None and not self.per_batch_scheduler:
-            if isinstance(self.scheduler, ReduceLROnPlateau):
-                self.scheduler.step((val or train)["loss"])
-            else:
-                self.scheduler.step()
+        self.in_step = True  # the scheduler, history and position move together
+        self._step_scheduler((val or train)["loss"])
         self.history._add(train, val, lr)
+        self.epoch, self.batch, self.stats = self.epoch + 1, 0, _EpochStats()
+        self.epoch_rng = self.epoch_loader = None  # the next epoch has not begun
+        self._between_steps()
         self.bar.set_postfix(self._postfix(train, val), refresh=False)
         self.bar.close()
         self._log_epoch(train, val, lr)
-        self.epoch, self.batch, self.stats = self.epoch + 1, 0, _EpochStats()
         if self.epoch % self.checkpoint_every == 0 or self.epoch == self.epochs:
             self._save_checkpoint()
         if self.on_epoch_end is not None:
             self.on_epoch_end(self.history)
+
+    def _step_scheduler(self, loss: float) -> None:
+        """Step a per-epoch scheduler; ReduceLROnPlateau gets the epoch's validation (else
+        training) loss."""
+        if self.scheduler is None or self.per_batch_scheduler:
+            return
+        if isinstance(self.scheduler, ReduceLROnPlateau):
+            self.scheduler.step(loss)
+        else:
+            self.scheduler.step()
 
     def _validate(self) -> dict:
         loss, acc, logits, targets = evaluate(self.model, self.val_loader, self.loss_fn)
@@ -388,10 +416,11 @@ class _Run:
             self.logger.scalar("train/lr_iter", self._lr(), self.step)
 
     def _log_epoch(self, train: dict, val: dict | None, lr: float) -> None:
-        """Epoch curves (x = epoch, from 1), weight and gradient histograms, then a flush."""
+        """The curves of the epoch just done (x = epoch, from 1), weight and gradient
+        histograms, then a flush."""
         if self.logger is None:
             return
-        e = self.epoch + 1
+        e = self.epoch
         scalars = {"train/loss": train["loss"], "train/accuracy": train["acc"],
                    "train/lr": lr, "time/epoch_seconds": train["seconds"],
                    "time/ms_per_iter": train["ms_per_iter"]}
@@ -412,7 +441,7 @@ class _Run:
         if self.logger is not None:
             self.logger.flush()
         loader_state = self.epoch_loader
-        if self.batch == 0 and hasattr(self.train_loader, "state_dict"):
+        if self.epoch_rng is None and hasattr(self.train_loader, "state_dict"):
             loader_state = self.train_loader.state_dict()  # the next epoch starts from here
         state = {
             "format": CHECKPOINT_FORMAT,
@@ -422,8 +451,8 @@ class _Run:
             "history": self.history.as_dict(),
             "epoch": self.epoch, "batch": self.batch, "step": self.step,
             "batches_per_epoch": _length(self.train_loader),
-            "rng": get_rng_state(),
-            "epoch_rng": self.epoch_rng if self.batch else get_rng_state(),
+            "rng": self.boundary_rng,
+            "epoch_rng": self.epoch_rng,  # None until the epoch began
             "epoch_loader": loader_state,
             "stats": asdict(self.stats),
             "last_loss": list(self.last_loss),
@@ -462,12 +491,13 @@ class _Run:
         self.history = History(**state["history"])
         self.epoch, self.batch, self.step = state["epoch"], state["batch"], state["step"]
         self.stats = _EpochStats(**state["stats"])
-        self.epoch_rng, self.epoch_loader = state["epoch_rng"], state["epoch_loader"]
-        self.resume_rng = state["rng"]
         self.last_loss = tuple(state["last_loss"])
         set_rng_state(state["rng"])  # a mid-epoch resume replays from epoch_rng first
-        if self.batch == 0 and self.epoch_loader is not None:
-            self.train_loader.load_state_dict(self.epoch_loader)
+        if self.batch:
+            self.epoch_rng, self.epoch_loader = state["epoch_rng"], state["epoch_loader"]
+            self.resume_rng = state["rng"]
+        elif state["epoch_loader"] is not None:  # the epoch starts afresh from this state
+            self.train_loader.load_state_dict(state["epoch_loader"])
         self.saved_epoch = self.epoch + self.batch / max(_length(self.train_loader) or 1, 1)
 
 
