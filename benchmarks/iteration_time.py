@@ -136,22 +136,25 @@ def training_step(model, opt, loss_fn, x, y):
 
 
 # ------------------------------------------------------------------ timing
-def time_alternately(steps: dict, rounds: int, iters: int, budget_s: float) -> dict:
-    """{implementation: list of milliseconds}. Each round runs one untimed step of every
-    implementation (so one framework's idle threads do not bill the next) then `iters` timed
-    ones; rounds stop early once `budget_s` seconds are spent (but never before 3 rounds)."""
+def time_alternately(steps: dict, rounds: int, iters: int, budget_s: float) -> tuple:
+    """({implementation: list of milliseconds}, {implementation: list of CPU milliseconds of
+    the calling thread}). Each round runs one untimed step of every implementation (so one
+    framework's idle threads do not bill the next) then `iters` timed ones; rounds stop early
+    once `budget_s` seconds are spent (but never before 3 rounds)."""
     times = {name: [] for name in steps}
+    cpu = {name: [] for name in steps}
     start = time.perf_counter()
     for r in range(rounds):
         for name, step in steps.items():
             step()
             for _ in range(iters):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 step()
                 times[name].append((time.perf_counter() - t0) * 1e3)
+                cpu[name].append((time.thread_time() - c0) * 1e3)
         if r >= 2 and time.perf_counter() - start > budget_s:
             break
-    return times
+    return times, cpu
 
 
 def first_steps(steps: dict) -> tuple[dict, float]:
@@ -347,11 +350,12 @@ def run_case(name: str, batch: int, args, torch, gflops: float) -> dict:
     if spread > 1e-3 * max(abs(v) for v in losses.values()):
         print(f"  warning: {name} first losses differ: {losses}", file=sys.stderr)
     iters = args.iters if slowest < 0.5 else 1  # large networks: more rounds, fewer steps each
-    times = time_alternately(steps, args.rounds, iters, args.budget)
+    times, cpu = time_alternately(steps, args.rounds, iters, args.budget)
     flops = train_flops(name, batch)
     row = {"model": name, "batch": batch, "first_loss": losses, "train_gflop": flops / 1e9,
            "gemm_floor_ms": flops / gflops / 1e6,
-           "time": {impl: summarize(t) for impl, t in times.items()}}
+           "time": {impl: summarize(t) for impl, t in times.items()},
+           "thread_cpu_min_ms": {impl: min(c) for impl, c in cpu.items()}}
     if not args.no_memory:
         row["peak_mb"] = measure_memory(name, batch, steps, args.threads)
     return row
@@ -367,16 +371,18 @@ def print_row(row: dict) -> None:
     ratio = cell({"r": t["tinygrad_edu"] / t["torch"]} if "torch" in t else {}, "r", ".2f")
     mem_ratio = (format(m["tinygrad_edu"] / m["torch"], ".2f")
                  if "torch" in m and "tinygrad_edu" in m and m["torch"] > 0 else "-")
+    c = row["thread_cpu_min_ms"]
+    cpu_ratio = format(c["tinygrad_edu"] / c["torch"], ".2f") if "torch" in c else "-"
     print(f"{row['model']:<16}{row['batch']:>6}{t['tinygrad_edu']:>9.2f}"
           f"{cell(t, 'torch', '.2f'):>10}{t['numpy']:>10.2f}{ratio:>9}"
           f"{t['numpy'] / t['tinygrad_edu']:>9.2f}{row['gemm_floor_ms']:>10.2f}"
           f"{cell(m, 'tinygrad_edu', '.0f'):>9}{cell(m, 'torch', '.0f'):>7}"
-          f"{cell(m, 'numpy', '.0f'):>7}{mem_ratio:>10}", flush=True)
+          f"{cell(m, 'numpy', '.0f'):>7}{mem_ratio:>10}{cpu_ratio:>9}", flush=True)
 
 
 HEADER = (f"{'model':<16}{'batch':>6}{'ours ms':>9}{'torch ms':>10}{'numpy ms':>10}"
           f"{'ours/pt':>9}{'np/ours':>9}{'floor ms':>10}{'ours MB':>9}{'pt MB':>7}{'np MB':>7}"
-          f"{'mem o/pt':>10}")
+          f"{'mem o/pt':>10}{'cpu o/pt':>9}")
 
 
 def main(argv=None) -> None:
