@@ -217,9 +217,15 @@ def test_double_backward_of_a_winograd_conv_on_split_threads(every_op_split, mon
     assert gradgradcheck(conv_squared, x, w)
 
 
-def test_threaded_weight_gradient_is_bit_identical_run_to_run(every_op_split):
-    """The weight gradient's per-thread partial sums are added in a fixed order, so repeated
-    runs agree to the bit (resumed trainings equal unbroken ones)."""
+@pytest.mark.parametrize("direct", [True, False])
+def test_threaded_weight_gradient_is_bit_identical_run_to_run(every_op_split, monkeypatch,
+                                                              direct):
+    """The weight gradient's per-thread partial sums (im2col + GEMM) are added in a fixed order,
+    and the direct kernel sums each block of output channels in one task, so repeated runs
+    agree to the bit (resumed trainings equal unbroken ones)."""
+    if not direct:
+        monkeypatch.setattr(ops_cnn, "_DIRECT_MAX_CHANNELS", 0)
+        monkeypatch.setattr(ops_cnn, "_DIRECT_MAX_CHANNELS_WIDE", 0)
     rng = np.random.default_rng(0)
     x = tg.tensor(rng.standard_normal((8, 3, 12, 12)).astype(np.float32))
     w = tg.tensor(rng.standard_normal((5, 3, 3, 3)).astype(np.float32), requires_grad=True)
@@ -227,7 +233,16 @@ def test_threaded_weight_gradient_is_bit_identical_run_to_run(every_op_split):
     grads = []
     for _ in range(5):
         w.grad = None
-        tg.nn.functional.conv2d(x, w).backward(tg.tensor(seed))
+        y = tg.nn.functional.conv2d(x, w)
+        assert y.grad_fn.direct_weight_grad == direct
+        y.backward(tg.tensor(seed))
         grads.append(w.grad.detach().numpy().copy())
     for g in grads[1:]:
         np.testing.assert_array_equal(g, grads[0])
+
+
+@pytest.mark.parametrize("x_shape, w_shape, pads", [
+    ((2, 3, 9, 9), (8, 3, 5, 5), (2, 2, 2, 2)), ((2, 6, 5, 7), (12, 6, 3, 3), (1, 1, 1, 1))])
+def test_split_direct_conv_matches_reference(every_op_split, x_shape, w_shape, pads):
+    test_kernels.test_direct_conv2d_and_its_weight_grad_match_reference(x_shape, w_shape, pads)
+    assert max(every_op_split) > 1
