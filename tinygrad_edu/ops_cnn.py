@@ -79,7 +79,7 @@ _BAND_BYTES = 1 << 20  # im2col columns per GEMM: half of a 2 MB L2, so they sta
 _KEEP_BYTES = 4 << 20  # a conv whose whole im2col is at most this keeps it for backward
 _DIRECT_MAX_CHANNELS = 4  # more input channels: im2col + GEMM is faster (kernels.py)
 _DIRECT_MAX_CHANNELS_WIDE = 64  # the same for kernels 3, 5, 6, 9 ... wide (no one-tap passes)
-_DIRECT_MIN_ROW = 256  # shorter output rows (OW*N): the GEMM's weight gradient is faster
+_DIRECT_MIN_ROW = 192  # shorter output rows (OW*N): the GEMM's weight gradient is as fast
 _WINOGRAD_MIN_CHANNELS = 64  # fewer channels: GEMMs too thin (CNN3 b128 +14% CPU)
 _WINOGRAD_MIN_RATIO = 1  # Winograd only when the input has as many values as the weights
 _TASK_MACS = 1 << 22  # a parallel task of a conv: at least ~4M multiply-adds (~50 us)
@@ -411,9 +411,10 @@ def _direct_fits(w_shape, strides, pads, groups) -> bool:
 def _direct_weight_grad_fits(w_shape, strides, pads, groups, row: int) -> bool:
     """Whether a conv's weight gradient is direct: `_direct_geometry`, and either few input
     channels or a kernel larger than 1x1 with output rows (OW*N values) of at least
-    _DIRECT_MIN_ROW. Measured at one thread against im2col + GEMM (load ~4.5): 1.4-3.1x faster
-    for LeNet-5's, CNN3's, ResNet-18's 16x16 and 8x8 and the VGG block's convs, equal at rows
-    of 128 (ResNet's 256 channels at 4x4, batch 32), 0.6x at 64 (512 channels at 2x2)."""
+    _DIRECT_MIN_ROW. Measured at one thread against im2col + GEMM (load 4.5-5.6): 1.4-3.1x
+    faster for LeNet-5's, CNN3's, ResNet-18's 16x16 and 8x8 and the VGG block's convs, 1.3x at
+    rows of 192 (128 channels at 6x6, batch 32) and 1.6x at 224 (CNN3's last conv), equal at
+    128 (ResNet's 256 channels at 4x4), 0.6x at 64 (512 channels at 2x2)."""
     KH, KW = w_shape[2:]
     few_channels = w_shape[1] <= _DIRECT_MAX_CHANNELS
     return _direct_geometry(w_shape, strides, pads, groups) and (
