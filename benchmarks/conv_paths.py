@@ -3,6 +3,7 @@ direct kernels and Winograd switched off and on, alternately in one process.
 
     python -m benchmarks.conv_paths                          # all models, default threads
     python -m benchmarks.conv_paths --models lenet5 cnn3 --threads 1
+    python -m benchmarks.conv_paths --scaling                # default paths, 1 vs all threads
 
 Variants (tinygrad_edu.ops_cnn chooses a path per conv; these switch its thresholds):
 - `im2col`: every conv by im2col + GEMM (the paths before issue 18's kernels);
@@ -12,6 +13,8 @@ Variants (tinygrad_edu.ops_cnn chooses a path per conv; these switch its thresho
 Each round runs one untimed and `--iters` timed steps of each variant in turn, so load from
 other processes hits them alike; the table shows the minimum wall time and the minimum CPU time
 of the calling thread (with one thread, the step's whole CPU time; steadier on a busy machine).
+With --scaling it times the default paths at one thread and at tg.get_num_threads() instead,
+alternately in the same way, and prints the speed-up.
 """
 from __future__ import annotations
 
@@ -75,18 +78,52 @@ def print_table(cases, rounds: int, iters: int) -> None:
               f"{t['im2col'][1] / t['all'][1]:>7.2f}", flush=True)
 
 
+def time_threads(step, counts, rounds: int, iters: int) -> dict:
+    """{threads: min wall ms} of `step`, with tg.set_num_threads alternating over `counts`
+    (restored afterwards)."""
+    wall, before = {n: [] for n in counts}, tg.get_num_threads()
+    try:
+        for _ in range(rounds):
+            for n in counts:
+                tg.set_num_threads(n)
+                step()
+                for _ in range(iters):
+                    t0 = time.perf_counter()
+                    step()
+                    wall[n].append((time.perf_counter() - t0) * 1e3)
+    finally:
+        tg.set_num_threads(before)
+    return {n: min(t) for n, t in wall.items()}
+
+
+def print_scaling(cases, threads: int, rounds: int, iters: int) -> None:
+    """One row per (model, batch): the step at one thread, at `threads`, and the speed-up."""
+    print(f"{'model':<16}{'batch':>6}{'1 thread ms':>13}{f'{threads} threads ms':>15}"
+          f"{'speed-up':>10}", flush=True)
+    for name, batch in cases:
+        step = make_steps(name, batch, None, ("tinygrad_edu",))["tinygrad_edu"]
+        t = time_threads(step, (1, threads), rounds, iters)
+        print(f"{name:<16}{batch:>6}{t[1]:>13.2f}{t[threads]:>15.2f}{t[1] / t[threads]:>10.2f}",
+              flush=True)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", help="model names (default: every conv model)")
     parser.add_argument("--threads", type=int, help="tg.set_num_threads (default: the cores)")
     parser.add_argument("--rounds", type=int, default=5, help="alternation rounds per model")
     parser.add_argument("--iters", type=int, default=2, help="timed steps per round and variant")
+    parser.add_argument("--scaling", action="store_true", help="time the default paths at one "
+                        "thread and at --threads (default: the cores) instead")
     args = parser.parse_args(argv)
     if args.threads:
         tg.set_num_threads(args.threads)
     cases = [(m, b) for m, b in CASES if m != "mlp3" and (not args.models or m in args.models)]
     print(f"threads {tg.get_num_threads()}; load average {os.getloadavg()[0]:.1f}")
-    print_table(cases, args.rounds, args.iters)
+    if args.scaling:
+        print_scaling(cases, tg.get_num_threads(), args.rounds, args.iters)
+    else:
+        print_table(cases, args.rounds, args.iters)
     print(f"load average after {os.getloadavg()[0]:.1f} (on {os.cpu_count()} cores)")
 
 

@@ -72,3 +72,12 @@ def test_conv_path_variants_switch_the_kernels_compute_the_same_step_and_restore
     assert calls == {"im2col": set(), "winograd": {"winograd"}, "all": {"winograd", "direct"}}
     np.testing.assert_allclose(list(losses.values()), losses["all"], rtol=1e-5)
     assert {k: getattr(ops_cnn, k) for k in defaults} == defaults
+
+
+def test_conv_paths_scaling_runs_the_step_at_each_thread_count_and_restores_it():
+    import tinygrad_edu as tg
+    from benchmarks import conv_paths
+    before, seen = tg.get_num_threads(), []
+    result = conv_paths.time_threads(lambda: seen.append(tg.get_num_threads()), (1, 3), 2, 1)
+    assert set(result) == {1, 3} and seen == [1, 1, 3, 3, 1, 1, 3, 3]
+    assert tg.get_num_threads() == before
