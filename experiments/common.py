@@ -342,6 +342,7 @@ class RunInterrupted(Exception):
     """Ctrl-C or SIGTERM stopped a run after its checkpoint was saved: exit code 130."""
 
     def __init__(self, checkpoint: str, experiment: str, run_dir: str):
+        self.checkpoint = checkpoint
         super().__init__(f"interrupted; the checkpoint is {checkpoint}: continue with "
                          f"python -m experiments.{experiment} --resume {run_dir}")
 

@@ -11,17 +11,21 @@ variant is trained and tested like the specified CNN (60/40 split, same seed); t
 
 Writes runs/lines_variations-<time>/variations.md and one run directory per variant inside it
 (report.html, TensorBoard events with hparams: `tensorboard --logdir` on the sweep directory
-compares them in the HPARAMS tab).
+compares them in the HPARAMS tab). Ctrl-C stops it with a checkpoint;
+`python -m experiments.lines_variations --resume runs/lines_variations-<time>` keeps the
+finished variants, continues the interrupted one and trains the rest.
 """
 from __future__ import annotations
 
 import dataclasses
+import glob
 import os
 from dataclasses import dataclass, field
 
 from . import UsageError, report, runner
-from .common import Report, exit_on_usage_error, parse_config
+from .common import Report, RunInterrupted, exit_on_usage_error, parse_config
 from .lines_common import LinesConfig, architecture, build, check_config, finish
+from .run_record import LAST, RUN_FILE
 
 
 @dataclass(frozen=True)
@@ -82,40 +86,64 @@ def run_variant(cfg: VariationsConfig, variant: Variant) -> dict:
 
 
 def run(cfg: VariationsConfig) -> dict:
-    """Train every chosen variant; write and return the table."""
+    """Train every chosen variant; write and return the table. With --resume SWEEP_DIR (the
+    directory of an interrupted run of this command) the finished variants are kept, the
+    interrupted one continues from its last.npz and the rest are trained."""
     check_config(cfg, "spec_cnn")
-    if cfg.resume:
-        raise UsageError("lines_variations trains each variant as its own run; --resume one "
-                         "of them with python -m experiments.lines_specified is not the same "
-                         "run: start the variations again")
     if cfg.schedule != "none":
         raise UsageError("--schedule: each variant sets its learning-rate schedule (the lr_decay "
                          "variant adds cosine decay); compare schedules with --variants")
+    if cfg.resume and os.path.isfile(os.path.join(cfg.resume, RUN_FILE)):
+        raise UsageError(f"--resume {cfg.resume} is one variant's run; continue the variations "
+                         f"with python -m experiments.lines_variations --resume "
+                         f"{os.path.dirname(os.path.abspath(cfg.resume))}")
+    if getattr(cfg, "overridden", None):
+        raise UsageError(f"--resume {cfg.resume}: the finished variants were trained with the "
+                         f"run's flags; leave out --override, or start the variations again")
     variants = chosen(cfg)
     architecture(cfg)  # a bad --channels etc. before anything is written
-    rows, results, table = [], {}, ""
     with runner.open_logger(cfg, "lines_variations") as logger:  # the variants' runs go inside
         sweep_dir = logger.logdir
+        results = dict(logger.summary.get("results", {})) if cfg.resume else {}
         logger.summary.update(status="running", config=cfg.to_dict())
         for variant in variants:
-            print(f"--- {variant.name}: {variant.change}")
-            r = run_variant(dataclasses.replace(cfg, logdir=sweep_dir), variant)
-            results[variant.name] = {k: r[k] for k in ("test_accuracy", "macro_f1", "parameters",
-                                                       "seconds_per_epoch", "wall_seconds",
-                                                       "run_dir")}
-            rows.append([variant.name, variant.change, r["parameters"], r["test_accuracy"],
-                         r["macro_f1"], r["seconds_per_epoch"], r["wall_seconds"]])
-            table = write_table(cfg, r["split"], rows, sweep_dir)  # a partial table survives
+            if variant.name not in results:
+                results[variant.name] = run_in(cfg, sweep_dir, variant, logger)
             logger.summary["results"] = results
+            table = write_table(cfg, results, sweep_dir)  # a partial table survives
             logger.flush()
         logger.summary["status"] = "finished"
     print(table)
     return {"table": table, "results": results, "run_dir": sweep_dir}
 
 
-def write_table(cfg: VariationsConfig, split: list[int], rows: list, sweep_dir: str) -> str:
-    """variations.md in the sweep directory (split: the training and test images); returns
-    its text."""
+def run_in(cfg: VariationsConfig, sweep_dir: str, variant: Variant, logger) -> dict:
+    """Train one variant in the sweep directory (continuing its interrupted run, if it has
+    one) and return its table entry; Ctrl-C names the command that continues the sweep."""
+    print(f"--- {variant.name}: {variant.change}")
+    vcfg = dataclasses.replace(cfg, logdir=sweep_dir, resume=interrupted_run(sweep_dir, variant),
+                               override=False)
+    try:
+        r = run_variant(vcfg, variant)
+    except RunInterrupted as e:
+        logger.summary["status"] = "interrupted"
+        raise RunInterrupted(e.checkpoint, "lines_variations", sweep_dir) from None
+    return {k: r[k] for k in ("test_accuracy", "macro_f1", "parameters", "seconds_per_epoch",
+                              "wall_seconds", "split", "run_dir")}
+
+
+def interrupted_run(sweep_dir: str, variant: Variant) -> str | None:
+    """The run directory of `variant` in sweep_dir that a stop left with a last.npz."""
+    runs = sorted(glob.glob(os.path.join(sweep_dir, f"{variant.name}-*", LAST)))
+    return os.path.dirname(runs[-1]) if runs else None
+
+
+def write_table(cfg: VariationsConfig, results: dict, sweep_dir: str) -> str:
+    """variations.md in the sweep directory, a row per variant in `results`; returns its
+    text."""
+    rows = [[name, VARIANTS[name].change, r["parameters"], r["test_accuracy"], r["macro_f1"],
+             r["seconds_per_epoch"], r["wall_seconds"]] for name, r in results.items()]
+    split = next(iter(results.values()))["split"]  # the same 60/40 split for every variant
     what = (f"the line dataset: {cfg.per_class} images per class" if cfg.dataset == "lines"
             else f"{cfg.dataset}")
     text = (f"## Variations tried\n\nThe specified CNN and its variants on {what}: "

@@ -247,3 +247,43 @@ def test_an_overridden_batch_size_that_fit_cannot_resume_is_one_sentence(tmp_pat
         lines_specified.main(["--resume", str(run_dir), "--batch-size", "64", "--override"])
     err = one_line_error(capsys)
     assert e.value.code == 2 and "batches per epoch, but train_loader has" in err
+
+
+def test_interrupted_variations_resume_to_the_uninterrupted_table(tmp_path, capsys,
+                                                                  monkeypatch):
+    """Ctrl-C in the second variant names the command that continues the variations; that
+    keeps the finished variant, continues the interrupted one mid-epoch and ends with the
+    numbers and weights of an uninterrupted run."""
+    argv = tiny_lines(tmp_path, "--variants", "specified,dropout")
+    whole = lines_variations.main(tiny_lines(tmp_path / "a", "--variants", "specified,dropout"))
+    original, calls = tinygrad_edu.train._Run._train_step, []
+
+    def train_step(run, x, y):  # 8 steps an epoch, 2 epochs: call 21 is the dropout variant's
+        calls.append(1)
+        if len(calls) == 21:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(run, x, y)
+    with monkeypatch.context() as m:
+        m.setattr(tinygrad_edu.train._Run, "_train_step", train_step)
+        with pytest.raises(SystemExit) as e:
+            lines_variations.main(argv)
+    assert e.value.code == 130
+    (sweep_dir,) = (tmp_path / "runs").iterdir()
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"continue with python -m experiments.lines_variations --resume "
+                        f"{sweep_dir}") and "/dropout-" in err
+    assert json.loads((sweep_dir / "metrics.json").read_text())["summary"]["status"] == \
+        "interrupted"
+    (variant_dir,) = sweep_dir.glob("dropout-*")
+    with pytest.raises(SystemExit) as e:
+        lines_variations.main(["--resume", str(variant_dir)])
+    assert e.value.code == 2 and f"--resume {sweep_dir}" in one_line_error(capsys)
+    resumed = lines_variations.main(["--resume", str(sweep_dir), "--no-progress"])
+    assert resumed["run_dir"] == str(sweep_dir) and len(list(sweep_dir.glob("*-*"))) == 2
+    for name in ("specified", "dropout"):
+        assert resumed["results"][name]["test_accuracy"] == \
+            whole["results"][name]["test_accuracy"], name
+    got, expected = (final_weights(r["results"]["dropout"]["run_dir"]) for r in (resumed, whole))
+    for k in expected:
+        np.testing.assert_array_equal(got[k], expected[k], err_msg=k)
+    assert (sweep_dir / "variations.md").read_text().count("\n| ") == 3  # header and 2 rows
