@@ -6,8 +6,9 @@
 The convolutions pad by 2 ("same"), which the assignment leaves open: 64 -> 16 -> 4, so the
 pools divide evenly and FC 1021 sees 64 * 4 * 4 = 1024 features. `LeNet5(improved=True)` keeps
 these layers and adds batch normalisation to every conv block and hidden FC, dropout before the
-hidden FCs, and Xavier-uniform weights; augmentation, weight decay and the learning-rate
-schedule belong to training (see experiments/caltech_lenet5.py). Its conv blocks run conv -
+hidden FCs, and Xavier-uniform weights; augmentation, weight decay, label smoothing and the
+learning-rate schedule belong to training, flip test-time augmentation to evaluation (see
+experiments/caltech_lenet5.py and docs/caltech.md: 78.5% validation). Its conv blocks run conv -
 pool - BN - ReLU: pooling before BN normalises 16x fewer values (the block costs about half as
 much on a CPU), and max pooling commutes with ReLU, so only BN's statistics differ from
 conv - BN - ReLU - pool.
