@@ -175,8 +175,8 @@ def train_flops(name: str, batch: int) -> float:
     macs = []
 
     def count(module, inputs, out):
-        per_output = (module.weight.data.size // module.weight.shape[0])  # C/groups*KH*KW or in
-        macs.append(out.data.size * per_output)
+        per_output = (module.weight.array.size // module.weight.shape[0])  # C/groups*KH*KW or in
+        macs.append(out.array.size * per_output)
 
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):

@@ -279,7 +279,7 @@ def from_model(model) -> Network:
 
 
 def _array(param):
-    return None if param is None else param.data.copy()
+    return None if param is None else param.array.copy()
 
 
 def _single(value, what: str) -> int:

@@ -83,7 +83,7 @@ def one_hot_cross_entropy(num_classes: int, framework: str, label_smoothing: flo
             label_smoothing=label_smoothing if torch.is_grad_enabled() else 0.0)
     eye = np.eye(num_classes, dtype=np.float32)
     return lambda out, y: F.cross_entropy(  # (N, C) one-hot
-        out, eye[y.data], label_smoothing=label_smoothing if tg.is_grad_enabled() else 0.0)
+        out, eye[y.array], label_smoothing=label_smoothing if tg.is_grad_enabled() else 0.0)
 
 
 def flip_tta(evaluate, val_loader, logits: np.ndarray, targets: np.ndarray):

@@ -92,7 +92,7 @@ class TrainingLoss:
     def __call__(self, packed, y):
         if tg.is_grad_enabled():
             targets = np.asarray(getattr(y, "data", y))
-            self.right.append(predict_attributes(unpack_heads(packed.data)) == targets)
+            self.right.append(predict_attributes(unpack_heads(packed.array)) == targets)
         return multihead_loss(unpack_heads(packed), y, self.weights)
 
     def epoch_accuracy(self) -> dict:

@@ -28,18 +28,9 @@ def _torch():
     return torch
 
 
-def make_optimizer(name: str, params, lr: float, weight_decay: float, momentum: float = 0.0):
-    """torch's optimizer `name` with the same settings as runner.make_optimizer."""
-    torch = _torch()
-    classes = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "adamw": torch.optim.AdamW,
-               "rmsprop": torch.optim.RMSprop}
-    kwargs = {"momentum": momentum} if name == "sgd" else {}
-    return classes[name](params, lr=lr, weight_decay=weight_decay, **kwargs)
-
-
 def _as_torch(batch):
     torch = _torch()
-    return tuple(torch.from_numpy(np.asarray(t.data)) for t in batch)
+    return tuple(torch.from_numpy(np.asarray(t.array)) for t in batch)
 
 
 def evaluate(model, loader) -> tuple[float, float, np.ndarray, np.ndarray]:

@@ -180,7 +180,7 @@ class MultiHeadNet(MultiHeadNetCode, nn.Module):
 def _numpy(t) -> np.ndarray:
     """The values of a tinygrad_edu Tensor, a torch tensor or an array-like."""
     if isinstance(t, Tensor):
-        return t.data
+        return t.array
     if hasattr(t, "detach"):  # torch
         return t.detach().cpu().numpy()
     return np.asarray(t)
@@ -199,7 +199,7 @@ def _targets(targets, num_heads: int) -> np.ndarray:
 def scratch_target(array: np.ndarray, output):
     """A target array as tinygrad_edu's losses take it: bool in the output's float dtype,
     class indices as they are."""
-    return array.astype(output.data.dtype) if array.dtype == bool else array
+    return array.astype(output.array.dtype) if array.dtype == bool else array
 
 
 class MultiHeadLossCode:

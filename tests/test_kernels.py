@@ -106,20 +106,20 @@ def test_conv2d_matches_reference_and_backward_is_the_adjoint(case):
     B = None if b is None else _tensor(b)
     y = conv2d(X, Wt, B, **case["opts"])
     # batch-minor: (N, OC, OH, OW) view of the GEMM's (OC, OH, OW, N) result, no copy
-    assert y.dtype == x.dtype and y.data.transpose(1, 2, 3, 0).flags.c_contiguous
-    np.testing.assert_allclose(y.data, conv2d_ref(x, w, b, **case["opts"]), **_tol(x.dtype))
+    assert y.dtype == x.dtype and y.array.transpose(1, 2, 3, 0).flags.c_contiguous
+    np.testing.assert_allclose(y.array, conv2d_ref(x, w, b, **case["opts"]), **_tol(x.dtype))
 
     # conv is linear in x and in w: <conv(x, w), gy> = <x, gx> = <w, gw> (+ <b, gb> with bias)
     gy = np.random.default_rng(1).standard_normal(y.shape).astype(x.dtype)
     y.backward(gy)
     bias_part = 0.0 if b is None else np.sum(b * gy.sum(axis=(0, 2, 3)))
-    total = np.sum(y.data.astype(np.float64) * gy)
+    total = np.sum(y.array.astype(np.float64) * gy)
     for grad, value in ((X.grad, x), (Wt.grad, w)):
         assert grad.dtype == x.dtype and grad.shape == value.shape
-        np.testing.assert_allclose(np.sum(grad.data.astype(np.float64) * value) + bias_part, total,
+        np.testing.assert_allclose(np.sum(grad.array.astype(np.float64) * value) + bias_part, total,
                                    rtol=1e-4 if x.dtype == np.float32 else 1e-10, atol=1e-3)
     if b is not None:
-        np.testing.assert_allclose(B.grad.data, gy.sum(axis=(0, 2, 3)), **_tol(x.dtype))
+        np.testing.assert_allclose(B.grad.array, gy.sum(axis=(0, 2, 3)), **_tol(x.dtype))
 
 
 @FEW
@@ -152,12 +152,12 @@ def test_max_pool2d_matches_reference(case):
     X = _tensor(x)
     y, indices = max_pool2d(X, **case["opts"], return_indices=True)
     y_ref, indices_ref = max_pool2d_ref(x, **case["opts"])
-    np.testing.assert_array_equal(y.data, y_ref)
-    np.testing.assert_array_equal(indices.data, indices_ref)
+    np.testing.assert_array_equal(y.array, y_ref)
+    np.testing.assert_array_equal(indices.array, indices_ref)
     assert y.dtype == x.dtype and indices.dtype == np.int64
     gy = rng.standard_normal(y.shape).astype(x.dtype)
     y.backward(gy)
-    np.testing.assert_allclose(X.grad.data, max_pool2d_backward_ref(x, gy, **case["opts"]),
+    np.testing.assert_allclose(X.grad.array, max_pool2d_backward_ref(x, gy, **case["opts"]),
                                **_tol(x.dtype))
 
 
@@ -170,12 +170,12 @@ def test_avg_pool2d_matches_reference(case, count_include_pad):
     X = _tensor(x)
     y = avg_pool2d(X, **opts)
     assert y.dtype == x.dtype
-    np.testing.assert_allclose(y.data, avg_pool2d_ref(x, **opts), **_tol(x.dtype))
+    np.testing.assert_allclose(y.array, avg_pool2d_ref(x, **opts), **_tol(x.dtype))
     # avg pooling is linear: <avg(x), gy> = <x, gx>
     gy = rng.standard_normal(y.shape).astype(x.dtype)
     y.backward(gy)
-    np.testing.assert_allclose(np.sum(X.grad.data * x, dtype=np.float64),
-                               np.sum(y.data * gy, dtype=np.float64), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.sum(X.grad.array * x, dtype=np.float64),
+                               np.sum(y.array * gy, dtype=np.float64), rtol=1e-4, atol=1e-4)
 
 
 def test_max_pool2d_ties_route_to_one_position():
@@ -186,30 +186,30 @@ def test_max_pool2d_ties_route_to_one_position():
     y.backward(np.array([[[[1.0, 2.0], [3.0, 4.0]]]]))
     expected = np.zeros((4, 4))
     expected[0, 0], expected[0, 2], expected[2, 0], expected[2, 2] = 1, 2, 3, 4
-    np.testing.assert_array_equal(X.grad.data[0, 0], expected)
+    np.testing.assert_array_equal(X.grad.array[0, 0], expected)
 
 
 def test_max_pool2d_overlapping_ties_accumulate_on_the_first_pixel():
     X = _tensor(np.zeros((1, 1, 3, 3)))
     max_pool2d(X, 2, stride=1).backward(np.ones((1, 1, 2, 2)))
-    assert X.grad.data.sum() == 4 and np.count_nonzero(X.grad.data) == 4
-    np.testing.assert_array_equal(X.grad.data[0, 0], [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
+    assert X.grad.array.sum() == 4 and np.count_nonzero(X.grad.array) == 4
+    np.testing.assert_array_equal(X.grad.array[0, 0], [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
 
 
 def test_max_pool2d_nan_wins_and_minus_inf_windows_keep_an_index():
     x = np.array([[[[1.0, np.nan, 5.0, 2.0], [-np.inf, -np.inf, 0.0, 7.0]]]])
     y, indices = max_pool2d(Tensor(x), 2, return_indices=True)
-    assert np.isnan(y.data[0, 0, 0, 0]) and y.data[0, 0, 0, 1] == 7.0
-    np.testing.assert_array_equal(indices.data[0, 0, 0], [1, 7])
+    assert np.isnan(y.array[0, 0, 0, 0]) and y.array[0, 0, 0, 1] == 7.0
+    np.testing.assert_array_equal(indices.array[0, 0, 0], [1, 7])
     y, indices = max_pool2d(Tensor(np.full((1, 1, 2, 2), -np.inf)), 2, return_indices=True)
-    assert y.data.item() == -np.inf and indices.data.item() == 0
+    assert y.array.item() == -np.inf and indices.array.item() == 0
 
 
 def test_max_pool2d_return_indices_without_a_graph():
     x = np.random.default_rng(0).standard_normal((2, 3, 5, 5)).astype(np.float32)
     with no_grad():
         y, indices = max_pool2d(Tensor(x), 3, 2, 1, return_indices=True)
-    np.testing.assert_array_equal(indices.data, max_pool2d_ref(x, 3, 2, 1)[1])
+    np.testing.assert_array_equal(indices.array, max_pool2d_ref(x, 3, 2, 1)[1])
     assert y.shape == indices.shape == (2, 3, 3, 3)
 
 
@@ -319,15 +319,15 @@ def _check_conv(x, w, b, **opts):
     rng = np.random.default_rng(3)
     X, Wt, B = _tensor(x), _tensor(w), _tensor(b)
     y = conv2d(X, Wt, B, **opts)
-    np.testing.assert_allclose(y.data, conv2d_ref(x, w, b, **opts), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(y.array, conv2d_ref(x, w, b, **opts), rtol=1e-10, atol=1e-10)
     gy = rng.standard_normal(y.shape)
     y.backward(gy)
     v, u = rng.standard_normal(x.shape), rng.standard_normal(w.shape)
-    np.testing.assert_allclose(np.sum(X.grad.data * v), np.sum(conv2d_ref(v, w, **opts) * gy),
+    np.testing.assert_allclose(np.sum(X.grad.array * v), np.sum(conv2d_ref(v, w, **opts) * gy),
                                rtol=1e-9)
-    np.testing.assert_allclose(np.sum(Wt.grad.data * u), np.sum(conv2d_ref(x, u, **opts) * gy),
+    np.testing.assert_allclose(np.sum(Wt.grad.array * u), np.sum(conv2d_ref(x, u, **opts) * gy),
                                rtol=1e-9)
-    np.testing.assert_allclose(B.grad.data, gy.sum(axis=(0, 2, 3)), rtol=1e-10)
+    np.testing.assert_allclose(B.grad.array, gy.sum(axis=(0, 2, 3)), rtol=1e-10)
 
 
 @pytest.mark.parametrize("shape, opts", [
@@ -366,7 +366,7 @@ def test_conv_pool_chain_matches_references_and_gradchecks():
     h_ref = max_pool2d_ref(np.maximum(conv2d_ref(x, w1, padding=1), 0), 2, stride=1)[0]
     expected = avg_pool2d_ref(conv2d_ref(h_ref, w2), 2, ceil_mode=True)
     leaves = [_tensor(a) for a in (x, w1, w2)]
-    np.testing.assert_allclose(chain(*leaves).data, expected, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(chain(*leaves).array, expected, rtol=1e-10, atol=1e-10)
     assert gradcheck(chain, *leaves)
 
 
@@ -377,11 +377,11 @@ def test_max_pool2d_window_with_more_than_127_taps():
     X = _tensor(x)
     y, indices = max_pool2d(X, 12, stride=1, padding=1, return_indices=True)
     y_ref, indices_ref = max_pool2d_ref(x, 12, stride=1, padding=1)
-    np.testing.assert_array_equal(y.data, y_ref)
-    np.testing.assert_array_equal(indices.data, indices_ref)
+    np.testing.assert_array_equal(y.array, y_ref)
+    np.testing.assert_array_equal(indices.array, indices_ref)
     gy = rng.standard_normal(y.shape)
     y.backward(gy)
-    np.testing.assert_allclose(X.grad.data, max_pool2d_backward_ref(x, gy, 12, 1, 1))
+    np.testing.assert_allclose(X.grad.array, max_pool2d_backward_ref(x, gy, 12, 1, 1))
 
 
 # ------------------------------------------------------------------ argument errors
@@ -442,9 +442,9 @@ def test_conv2d_parity_with_torch(opts):
     gy = rng.standard_normal(y.shape)
     y.backward(gy)
     yt.backward(torch.tensor(gy))
-    np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=0, atol=1e-8)
+    np.testing.assert_allclose(y.array, yt.detach().numpy(), rtol=0, atol=1e-8)
     for mine, ref in zip(ours, theirs):
-        np.testing.assert_allclose(mine.grad.data, ref.grad.detach().numpy(), rtol=0, atol=1e-8)
+        np.testing.assert_allclose(mine.grad.array, ref.grad.detach().numpy(), rtol=0, atol=1e-8)
 
 
 @pytest.mark.parametrize("opts", [
@@ -464,9 +464,9 @@ def test_max_pool2d_parity_with_torch(opts, ties):
     gy = rng.standard_normal(y.shape)
     y.backward(gy)
     yt.backward(torch.tensor(gy))
-    np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=0, atol=1e-8)
-    np.testing.assert_array_equal(indices.data, indices_t.detach().numpy())
-    np.testing.assert_allclose(X.grad.data, xt.grad.detach().numpy(), rtol=0, atol=1e-8)
+    np.testing.assert_allclose(y.array, yt.detach().numpy(), rtol=0, atol=1e-8)
+    np.testing.assert_array_equal(indices.array, indices_t.detach().numpy())
+    np.testing.assert_allclose(X.grad.array, xt.grad.detach().numpy(), rtol=0, atol=1e-8)
 
 
 @pytest.mark.parametrize("opts", [
@@ -484,8 +484,8 @@ def test_avg_pool2d_parity_with_torch(opts):
     gy = rng.standard_normal(y.shape)
     y.backward(gy)
     yt.backward(torch.tensor(gy))
-    np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=0, atol=1e-8)
-    np.testing.assert_allclose(X.grad.data, xt.grad.detach().numpy(), rtol=0, atol=1e-8)
+    np.testing.assert_allclose(y.array, yt.detach().numpy(), rtol=0, atol=1e-8)
+    np.testing.assert_allclose(X.grad.array, xt.grad.detach().numpy(), rtol=0, atol=1e-8)
 
 
 def test_batch_norm_ref_parity_with_torch():
@@ -502,7 +502,7 @@ def test_gradcheck_perturbs_non_contiguous_inputs():
     """A transposed (non-contiguous) input must be perturbed in place, not through a copy."""
     a = np.arange(6.0).reshape(2, 3)
     x = Tensor(a.T, dtype=np.float64, requires_grad=True)  # astype keeps the F-order layout
-    assert not x.data.flags.c_contiguous
+    assert not x.array.flags.c_contiguous
     assert gradcheck(lambda t: (t * t).sum(), x)
 
 
@@ -520,7 +520,7 @@ def _batch_norm_step(x: np.ndarray, w, b, upstream) -> list[np.ndarray]:
     mean, var = np.zeros(x.shape[1], x.dtype), np.ones(x.shape[1], x.dtype)
     y = F.batch_norm(X, mean, var, W, B, training=True)
     (y * Tensor(upstream, dtype=x.dtype)).sum().backward()
-    return [y.data, X.grad.data, W.grad.data, B.grad.data, mean, var]
+    return [y.array, X.grad.array, W.grad.array, B.grad.array, mean, var]
 
 
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
@@ -617,7 +617,7 @@ def test_winograd_and_im2col_paths_agree(winograd_everywhere, monkeypatch):
         X, Wt = _tensor(x), _tensor(w)
         y = conv2d(X, Wt, padding=1)
         y.backward(gy)
-        results.append((y.data, X.grad.data, Wt.grad.data))
+        results.append((y.array, X.grad.array, Wt.grad.array))
     assert len(winograd_everywhere) == 2
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 * np.abs(b).max())
@@ -731,7 +731,7 @@ def test_direct_and_im2col_paths_agree(direct_calls, monkeypatch):
         X, Wt, B = _tensor(x), _tensor(w), _tensor(b)
         y = conv2d(X, Wt, B, padding=1)
         y.backward(gy)
-        results.append((y.data, X.grad.data, Wt.grad.data, B.grad.data))
+        results.append((y.array, X.grad.array, Wt.grad.array, B.grad.array))
     assert direct_calls == ["direct_conv2d", "direct_conv2d_weight_grad", "direct_conv2d"]
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 * np.abs(b).max())

@@ -159,7 +159,7 @@ def test_split_conv_gradcheck_and_agreement_with_one_thread(every_op_split):
         X.grad = Wt.grad = B.grad = None
         y = ops_cnn.conv2d(X, Wt, B, padding=1, stride=(1, 2))
         y.backward(gy)
-        results.append([y.data, X.grad.data, Wt.grad.data, B.grad.data])
+        results.append([y.array, X.grad.array, Wt.grad.array, B.grad.array])
     for split, serial in zip(*results):
         np.testing.assert_allclose(split, serial, rtol=1e-12, atol=1e-12)
     assert max(every_op_split) > 1

@@ -339,7 +339,7 @@ def test_is_tensor_and_as_tensor():
     assert tg.is_tensor(x) and not tg.is_tensor(np.zeros(2))
     assert tg.as_tensor(x) is x
     arr = np.zeros(3, np.float32)
-    assert tg.as_tensor(arr).data is arr
+    assert tg.as_tensor(arr).numpy() is arr
     assert tg.numel(tg.zeros(2, 3)) == 6
     assert tg.equal(tg.tensor([1, 2]), tg.tensor([1, 2]))
     assert tg.allclose(tg.tensor([1.0]), tg.tensor([1.0 + 1e-9]))
@@ -391,7 +391,7 @@ def test_layer_matches_torch(make, shape):
 
 def test_embedding_matches_torch_and_pads():
     ours, theirs = tg.nn.Embedding(6, 3, padding_idx=2), torch.nn.Embedding(6, 3, padding_idx=2)
-    assert np.all(ours.weight.data[2] == 0)
+    assert np.all(ours.weight.detach().numpy()[2] == 0)
     _copy_weights(ours, theirs)
     idx = [[0, 2, 5], [2, 2, 1]]
     upstream = np.random.default_rng(0).standard_normal((2, 3, 3)).astype(np.float32)
@@ -400,7 +400,7 @@ def test_embedding_matches_torch_and_pads():
     out.backward(upstream)
     out_t.backward(torch.from_numpy(upstream))
     np.testing.assert_allclose(ours.weight.grad.data, theirs.weight.grad.numpy(), atol=1e-6)
-    assert np.all(ours.weight.grad.data[2] == 0)
+    assert np.all(ours.weight.grad.numpy()[2] == 0)
     frozen = tg.nn.Embedding.from_pretrained(tg.ones(4, 2))
     assert not frozen.weight.requires_grad and frozen(tg.tensor([3])).tolist() == [[1.0, 1.0]]
 
@@ -416,7 +416,7 @@ def test_new_layers_default_init_has_torch_scale():
 
 def test_dropout2d_zeroes_whole_channels():
     tg.manual_seed(0)
-    out = tg.nn.Dropout2d(0.5)(tg.ones(8, 16, 3, 3)).data
+    out = tg.nn.Dropout2d(0.5)(tg.ones(8, 16, 3, 3)).numpy()
     per_channel = out.reshape(8, 16, 9)
     assert set(np.unique(per_channel)) <= {0.0, 2.0}
     assert np.all(per_channel.min(2) == per_channel.max(2))    # one value per channel
@@ -464,8 +464,8 @@ def test_missing_torchvision_names_say_what_to_do():
         torchvision.models  # noqa: B018
 
 
-def test_functions_take_data_arrays_as_torch_takes_detached_tensors():
-    """`torch.max(outputs.data, 1)`: our `.data` is the numpy array; the functions take it."""
+def test_functions_take_data_as_torch_does():
+    """`torch.max(outputs.data, 1)`: `.data` is a Tensor outside the graph."""
     x = tg.tensor([[1.0, 3.0], [4.0, 2.0]], requires_grad=True)
     values, indices = tg.max(x.data, 1)
     assert values.tolist() == [3.0, 4.0] and indices.tolist() == [1, 0]
@@ -560,7 +560,7 @@ def test_tensor_to_and_devices():
     assert x.short().dtype == np.int16 and x.is_floating_point()
     assert x.element_size() == 4 and x.nelement() == 6
     assert x.new_tensor([1, 2]).dtype == np.float32 and x.new_empty(2).shape == (2,)
-    assert x.t().contiguous().data.flags.c_contiguous and x.contiguous() is x
+    assert x.t().contiguous().numpy().flags.c_contiguous and x.contiguous() is x
     assert x.equal(tg.ones(2, 3)) and not x.equal(tg.ones(3, 2))
     assert tg.tensor([1.0, float("inf")]).isinf().tolist() == [False, True]
 

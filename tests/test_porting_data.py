@@ -325,7 +325,7 @@ def test_random_resized_crop_and_tensor_conversions():
         transforms.Resize(3)(x)
     normalised = transforms.Normalize((0.5,), (0.5,))(x)
     assert tg.is_tensor(normalised)
-    np.testing.assert_allclose(normalised.data, (x.data - 0.5) / 0.5, rtol=1e-6)
+    np.testing.assert_allclose(normalised.numpy(), (x.numpy() - 0.5) / 0.5, rtol=1e-6)
 
 
 # ---------------------------------------------------------------- make_grid, save_image
@@ -335,23 +335,23 @@ def test_make_grid_layout_like_torchvision():
     images = tg.stack([tg.full((1, 2, 2), float(k + 1)) for k in range(3)])
     grid = utils.make_grid(images, nrow=2, padding=1, pad_value=0.5)
     assert grid.shape == (3, 7, 7) and grid.dtype == np.float32
-    g = grid.data[0]
+    g = grid.numpy()[0]
     assert g[1, 1] == 1 and g[1, 4] == 2 and g[4, 1] == 3 and g[4, 4] == 0.5 and g[0, 0] == 0.5
-    assert np.array_equal(grid.data[0], grid.data[2])          # one channel becomes three
+    assert np.array_equal(grid.numpy()[0], grid.numpy()[2])          # one channel becomes three
     single = utils.make_grid(tg.rand(1, 3, 4, 4))
     assert single.shape == (3, 4, 4)                            # one image: no padding
     normed = utils.make_grid(images, normalize=True, padding=0)
-    assert float(normed.data.min()) == 0.0 and float(normed.data.max()) == 1.0
+    assert float(normed.numpy().min()) == 0.0 and float(normed.numpy().max()) == 1.0
     each = utils.make_grid(images, normalize=True, scale_each=True, padding=0)
-    assert np.all(each.data == 0.0)                              # constant images: lo == hi
+    assert np.all(each.numpy() == 0.0)                              # constant images: lo == hi
     fixed = utils.make_grid(images, normalize=True, value_range=(0, 4), padding=0)
-    assert float(fixed.data.max()) == 0.75
+    assert float(fixed.numpy().max()) == 0.75
 
 
 def test_save_image_writes_the_grid_as_png(tmp_path):
     images = tg.rand(4, 3, 5, 5)
     utils.save_image(images, tmp_path / "grid.png", nrow=2)
-    grid = utils.make_grid(images, nrow=2).data
+    grid = utils.make_grid(images, nrow=2).numpy()
     expected = np.clip(grid * 255 + 0.5, 0, 255).astype(np.uint8).transpose(1, 2, 0)
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "grid.png")), expected)
 

@@ -1,6 +1,6 @@
 """Classification metrics on numpy arrays: accuracy, confusion matrix, precision/recall/F1, top-k.
 
-Every function accepts numpy arrays, lists or Tensors (anything with a ``.data`` array). Where a
+Every function accepts numpy arrays, lists or Tensors (anything numpy can convert). Where a
 function takes predictions it also takes logits or probabilities of shape (N, C): they are turned
 into labels with ``argmax`` over the last axis. Definitions follow scikit-learn with
 ``zero_division=0`` so results can be checked against it.

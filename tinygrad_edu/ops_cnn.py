@@ -670,7 +670,7 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1,
     pool = y._ctx
     if pool is None:  # no graph was recorded (no_grad, or x needs no grad): rerun the kernel
         pool = MaxPool2d()
-        pool.forward(x.data, **opts)
+        pool.forward(x.array, **opts)
     return y, Tensor(pool.indices())
 
 

@@ -111,13 +111,21 @@ class Tensor:
 
     # ------------------------------------------------------------ properties
     @property
-    def data(self) -> np.ndarray:
-        """The numpy array holding the values (transitional: becoming torch's detached Tensor)."""
-        return self.array
+    def data(self) -> Tensor:
+        """torch's `.data`: the same memory as a Tensor outside the graph, with a version counter
+        of its own, so autograd does not see writes through it (`w.data.normal_(0, 0.02)`,
+        `p.data -= lr * p.grad.data`); `detach()` shares the counter and is the safe choice.
+        `.array` is the numpy array itself."""
+        return Tensor._wrap(self.array)
 
     @data.setter
-    def data(self, value) -> None:
-        self.array = value.array if isinstance(value, Tensor) else np.asarray(value)
+    def data(self, value: Tensor) -> None:
+        """`t.data = other`: t now holds other's memory (any shape), keeping its own graph
+        flags."""
+        if not isinstance(value, Tensor):
+            raise TypeError(f"data has to be a Tensor, but got {type(value).__name__}; wrap "
+                            f"it first: t.data = tg.as_tensor(value)")
+        self.array = value.array
 
     @property
     def shape(self) -> tuple:

@@ -152,7 +152,7 @@ def batch_norm(x: Tensor, running_mean: np.ndarray | None, running_var: np.ndarr
     x is (N, C) or (N, C, ...); running_mean / running_var: (C,) arrays or Tensors, or None.
     """
     if isinstance(running_mean, Tensor):  # torch-style buffers: update their arrays in place
-        running_mean, running_var = running_mean.data, running_var.data
+        running_mean, running_var = running_mean.array, running_var.array
     C = x.shape[1]
     weight = weight if weight is not None else Tensor._wrap(np.ones(C, x.dtype))
     bias = bias if bias is not None else Tensor._wrap(np.zeros(C, x.dtype))
@@ -177,7 +177,7 @@ def layer_norm(x: Tensor, normalized_shape, weight: Tensor | None = None,
 
 
 def one_hot(target: Tensor, num_classes: int = -1) -> Tensor:
-    t = np.asarray(target.data if isinstance(target, Tensor) else target)
+    t = np.asarray(target.array if isinstance(target, Tensor) else target)
     n = int(t.max()) + 1 if num_classes < 0 else num_classes
     return Tensor._wrap(np.eye(n, dtype=np.int64)[t])
 
@@ -218,7 +218,7 @@ def cross_entropy(input: Tensor, target, weight: Tensor | None = None, size_aver
                                       "not supported by tinygrad_edu")
         return nll_loss(input.log_softmax(1), target, weight, ignore_index=ignore_index,
                         reduction=reduction)
-    t = np.asarray(target.data if isinstance(target, Tensor) else target)
+    t = np.asarray(target.array if isinstance(target, Tensor) else target)
     if input.ndim < 2:
         raise RuntimeError(f"cross_entropy: expected logits (N, C, ...), got {input.shape}")
     if t.dtype.kind in "iu":
@@ -250,7 +250,7 @@ def nll_loss(input: Tensor, target, weight: Tensor | None = None, size_average=N
     """
     reduction = legacy_reduction(size_average, reduce, reduction)
     _check_reduction("nll_loss", reduction)
-    t = np.asarray(target.data if isinstance(target, Tensor) else target)
+    t = np.asarray(target.array if isinstance(target, Tensor) else target)
     if input.ndim > 2:  # (N, C, d1, ...) -> (N * d1 * ..., C)
         input = input.permute(0, *range(2, input.ndim), 1).reshape(-1, input.shape[1])
         t = t.reshape(-1)
@@ -262,7 +262,7 @@ def nll_loss(input: Tensor, target, weight: Tensor | None = None, size_average=N
         raise IndexError(f"nll_loss: target {t[keep].max()} is out of range for "
                          f"{input.shape[1]} classes")
     safe = np.where(keep, t, 0)
-    w = np.ones(input.shape[1], input.dtype) if weight is None else np.asarray(weight.data)
+    w = np.ones(input.shape[1], input.dtype) if weight is None else np.asarray(weight.array)
     w_t = Tensor._wrap((w[safe] * keep).astype(input.dtype))                   # (N,)
     picked = -input[np.arange(input.shape[0]), safe] * w_t
     if reduction == "mean":
@@ -276,7 +276,7 @@ def binary_cross_entropy(input: Tensor, target, weight: Tensor | None = None, si
     (broadcast to the input) rescales each element's loss."""
     reduction = legacy_reduction(size_average, reduce, reduction)
     _check_reduction("binary_cross_entropy", reduction)
-    p = input.data
+    p = input.array
     if p.size and (p.min() < 0 or p.max() > 1):
         raise ValueError("binary_cross_entropy: input must be probabilities in [0, 1]; "
                          "for logits use binary_cross_entropy_with_logits")
@@ -329,7 +329,7 @@ def smooth_l1_loss(input: Tensor, target, size_average=None, reduce=None,
     d = (input - target).abs()
     if beta == 0:
         return _reduce(d, reduction)
-    quadratic = d.data < beta
+    quadratic = d.array < beta
     return _reduce(where(quadratic, 0.5 * d * d / beta, d - 0.5 * beta), reduction)
 
 
@@ -352,7 +352,7 @@ def kl_div(input: Tensor, target, size_average=None, reduce=None, reduction: str
     if log_target:
         loss = t.exp() * (t - input)
     else:
-        positive = t.data > 0
+        positive = t.array > 0
         loss = where(positive, t * (where(positive, t, 1.0).log() - input), 0.0)
     if reduction == "batchmean":
         return loss.sum() / input.shape[0]
@@ -374,7 +374,7 @@ def mish(x: Tensor) -> Tensor:
 
 def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
     """x where x > 0, else alpha * (exp(x) - 1)."""
-    positive = x.data > 0
+    positive = x.array > 0
     return where(positive, x, alpha * (where(positive, 0.0, x).exp() - 1))
 
 
@@ -384,7 +384,7 @@ def selu(x: Tensor) -> Tensor:
 
 
 def celu(x: Tensor, alpha: float = 1.0) -> Tensor:
-    positive = x.data > 0
+    positive = x.array > 0
     return where(positive, x, alpha * ((where(positive, 0.0, x) / alpha).exp() - 1))
 
 
@@ -398,8 +398,8 @@ def relu6(x: Tensor) -> Tensor:
 
 def hardsigmoid(x: Tensor) -> Tensor:
     """relu6(x + 3) / 6; its gradient is 1/6 strictly inside (-3, 3) and 0 elsewhere, as torch's."""
-    inside = (x.data > -3) & (x.data < 3)
-    return where(inside, (x + 3) / 6, Tensor._wrap((x.data >= 3).astype(x.dtype)))
+    inside = (x.array > -3) & (x.array < 3)
+    return where(inside, (x + 3) / 6, Tensor._wrap((x.array >= 3).astype(x.dtype)))
 
 
 def hardswish(x: Tensor) -> Tensor:
@@ -419,7 +419,7 @@ def softsign(x: Tensor) -> Tensor:
 def prelu(x: Tensor, weight: Tensor) -> Tensor:
     """x where x >= 0, else weight * x; weight has 1 or C (dim 1) entries."""
     shape = (1, -1) + (1,) * (x.ndim - 2) if weight.numel() > 1 else (1,) * x.ndim
-    return where(x.data >= 0, x, weight.reshape(shape) * x)
+    return where(x.array >= 0, x, weight.reshape(shape) * x)
 
 
 def glu(x: Tensor, dim: int = -1) -> Tensor:
@@ -511,7 +511,7 @@ def _pair2(v) -> tuple[int, int]:
 def embedding(input, weight: Tensor, padding_idx: int | None = None) -> Tensor:
     """Rows of `weight` (num_embeddings, dim) at the integer `input` indices; the row at
     `padding_idx` gets no gradient."""
-    idx = np.asarray(input.data if isinstance(input, Tensor) else input)
+    idx = np.asarray(input.array if isinstance(input, Tensor) else input)
     if idx.dtype.kind not in "iu":
         raise RuntimeError(f"embedding: expected integer indices, got dtype {idx.dtype}")
     if idx.size and (idx.min() < -weight.shape[0] or idx.max() >= weight.shape[0]):

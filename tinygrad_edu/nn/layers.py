@@ -172,13 +172,13 @@ class _BatchNorm(Module):
             dims = " or ".join(f"{n}-D" for n in self.expected_ndim)
             raise RuntimeError(f"{name}({self.num_features}): expected a {dims} input with "
                                f"{self.num_features} channels in dim 1, got {x.shape}")
-        if self.training and x.data.size // x.shape[1] <= 1:
+        if self.training and x.array.size // x.shape[1] <= 1:
             raise ValueError(f"{name}: expected more than 1 value per channel when training, got "
                              f"input size {list(x.shape)}")
         tracked = self.running_mean is not None
         if self.training and tracked:
-            self.num_batches_tracked.data += 1
-        running = (self.running_mean.data, self.running_var.data) if tracked else (None, None)
+            self.num_batches_tracked.array += 1
+        running = (self.running_mean.array, self.running_var.array) if tracked else (None, None)
         return F.batch_norm(x, *running, self.weight, self.bias, self.training, self.momentum,
                             self.eps)
 
@@ -409,11 +409,11 @@ class Embedding(Module):
         self.padding_idx = padding_idx
         self.weight = _empty(num_embeddings, embedding_dim, device=device, dtype=dtype)
         if _weight is not None:
-            self.weight.data[...] = np.asarray(_weight)
+            self.weight.array[...] = np.asarray(_weight)
         else:
             init.normal_(self.weight)
             if padding_idx is not None:
-                self.weight.data[padding_idx] = 0
+                self.weight.array[padding_idx] = 0
 
     @classmethod
     def from_pretrained(cls, embeddings: Tensor, freeze: bool = True,
@@ -444,7 +444,7 @@ class GroupNorm(Module):
         self.weight = _empty(num_channels, device=device, dtype=dtype) if affine else None
         self.bias = _empty(num_channels, device=device, dtype=dtype) if affine else None
         if affine:
-            self.weight.data[...] = 1
+            self.weight.array[...] = 1
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim < 2 or x.shape[1] != self.num_channels:

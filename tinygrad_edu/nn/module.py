@@ -18,7 +18,7 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, data, requires_grad: bool = True, dtype=None):
-        super().__init__(data.data if isinstance(data, Tensor) else data, dtype=dtype,
+        super().__init__(data.array if isinstance(data, Tensor) else data, dtype=dtype,
                          requires_grad=requires_grad)
 
     def __repr__(self) -> str:
@@ -158,7 +158,7 @@ class Module:
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         """How many scalars the parameters hold (the 'parameter count' of a model summary)."""
-        return sum(p.data.size for p in self.parameters()
+        return sum(p.array.size for p in self.parameters()
                    if p.requires_grad or not trainable_only)
 
     # ------------------------------------------------------------ modes and maintenance
@@ -175,7 +175,7 @@ class Module:
             if set_to_none:
                 p.grad = None
             elif p.grad is not None:
-                p.grad.data[...] = 0
+                p.grad.array[...] = 0
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
         for p in self.parameters():
@@ -195,8 +195,8 @@ class Module:
             return self
         dtype = np.dtype(dtype)
         for t in list(self.parameters()) + list(self.buffers()):
-            if t.data.dtype.kind == "f":
-                t.data = t.data.astype(dtype)
+            if t.array.dtype.kind == "f":
+                t.array = t.array.astype(dtype)
         return self
 
     def cpu(self) -> Module:
@@ -246,7 +246,7 @@ class Module:
         for name, target in own.items():
             if name in state_dict:
                 value = np.asarray(getattr(state_dict[name], "data", state_dict[name]))
-                target.data[...] = value
+                target.array[...] = value
         return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------ printing

@@ -18,7 +18,7 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float,
         total = clip_grad_norm_(model.parameters(), 1.0)   # tensor(3.2), grads now norm 1
     """
     params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
-    grads = [p.grad.data for p in params if p.grad is not None]
+    grads = [p.grad.array for p in params if p.grad is not None]
     norm_type = float(norm_type)
     if not grads:
         return Tensor._wrap(np.zeros((), np.float32))

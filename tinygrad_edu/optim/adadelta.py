@@ -30,8 +30,8 @@ class Adadelta(Optimizer):
             "lr": lr, "rho": rho, "eps": eps, "weight_decay": weight_decay, "maximize": maximize})
 
     def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
-        return {"step": 0, "square_avg": np.zeros_like(p.data),
-                "acc_delta": np.zeros_like(p.data)}
+        return {"step": 0, "square_avg": np.zeros_like(p.array),
+                "acc_delta": np.zeros_like(p.array)}
 
     def _update(self, p: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         lr, rho, eps = float(group["lr"]), float(group["rho"]), float(group["eps"])
@@ -55,4 +55,4 @@ class Adadelta(Optimizer):
         acc_delta *= rho
         acc_delta += std
         delta *= lr
-        p.data -= delta
+        p.array -= delta

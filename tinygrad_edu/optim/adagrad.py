@@ -33,7 +33,7 @@ class Adagrad(Optimizer):
             "maximize": maximize})
 
     def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
-        return {"step": 0, "sum": np.full_like(p.data, group["initial_accumulator_value"])}
+        return {"step": 0, "sum": np.full_like(p.array, group["initial_accumulator_value"])}
 
     def _update(self, p: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         lr, lr_decay, eps = float(group["lr"]), float(group["lr_decay"]), float(group["eps"])
@@ -47,4 +47,4 @@ class Adagrad(Optimizer):
         tmp += eps
         np.divide(grad, tmp, out=tmp)
         tmp *= clr
-        p.data -= tmp
+        p.array -= tmp

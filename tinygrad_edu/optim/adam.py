@@ -39,9 +39,9 @@ class Adam(Optimizer):
             "decoupled_weight_decay": decoupled_weight_decay})
 
     def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
-        state = {"step": 0, "exp_avg": np.zeros_like(p.data), "exp_avg_sq": np.zeros_like(p.data)}
+        state = {"step": 0, "exp_avg": np.zeros_like(p.array), "exp_avg_sq": np.zeros_like(p.array)}
         if group["amsgrad"]:
-            state["max_exp_avg_sq"] = np.zeros_like(p.data)
+            state["max_exp_avg_sq"] = np.zeros_like(p.array)
         return state
 
     def _update(self, p: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
@@ -52,7 +52,7 @@ class Adam(Optimizer):
         step = state["step"]
         step_size = lr / (1 - beta1**step)
         bias_correction2_sqrt = (1 - beta2**step) ** 0.5
-        arrays = (p.data, p.grad.data, state["exp_avg"], state["exp_avg_sq"])
+        arrays = (p.array, p.grad.array, state["exp_avg"], state["exp_avg_sq"])
         if fusable(*arrays):  # one pass over the arrays (optim/kernels.py), same arithmetic
             adam_(*arrays, state.get("max_exp_avg_sq", arrays[3]), lr, beta1, beta2, eps,
                   weight_decay, bool(group["decoupled_weight_decay"]), bool(group["maximize"]),
@@ -61,7 +61,7 @@ class Adam(Optimizer):
         # the reference formulas, in numpy (about twelve passes over memory)
         if group["decoupled_weight_decay"]:
             if weight_decay != 0:
-                p.data *= 1 - lr * weight_decay
+                p.array *= 1 - lr * weight_decay
             grad = grad_with_decay(p, 0.0, group["maximize"])
         else:
             grad = grad_with_decay(p, weight_decay, group["maximize"])
@@ -86,7 +86,7 @@ class Adam(Optimizer):
         tmp += eps
         np.divide(exp_avg, tmp, out=tmp)
         tmp *= step_size
-        p.data -= tmp
+        p.array -= tmp
 
 
 class AdamW(Adam):

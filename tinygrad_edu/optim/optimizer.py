@@ -2,7 +2,7 @@
 
 A subclass says what state one parameter keeps (`_init_state`) and how one parameter moves
 (`_update`); this class walks the groups, skips parameters without a gradient, and saves/loads.
-Updates are written into `p.data` in place with NumPy, so a float32 model stays float32.
+Updates are written into `p.array` in place with NumPy, so a float32 model stays float32.
 """
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ class Optimizer:
                 if set_to_none:
                     p.grad = None
                 else:
-                    p.grad.data.fill(0)
+                    p.grad.array.fill(0)
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient; returns `closure()` if one is given."""
@@ -97,7 +97,7 @@ class Optimizer:
         raise NotImplementedError
 
     def _update(self, p: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
-        """Move `p.data` in place using `p.grad.data`, `state` and the group's hyperparameters."""
+        """Move `p.array` in place using `p.grad.array`, `state` and the group's hyperparameters."""
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
@@ -153,21 +153,21 @@ def _cast_like(value, p: Tensor, key: str, name: str):
     """A copy of a loaded state array in the parameter's dtype, after checking its shape."""
     if not isinstance(value, np.ndarray):
         return value
-    if value.shape != p.data.shape:
+    if value.shape != p.array.shape:
         raise ValueError(f"{name}.load_state_dict: state '{key}' has shape {value.shape} but its "
-                         f"parameter has shape {p.data.shape}; is it the same model?")
-    return value.astype(p.data.dtype, copy=True)
+                         f"parameter has shape {p.array.shape}; is it the same model?")
+    return value.astype(p.array.dtype, copy=True)
 
 
 def grad_with_decay(p: Tensor, weight_decay: float, maximize: bool) -> np.ndarray:
     """The gradient to descend: `p.grad`, negated if maximizing, plus L2 `weight_decay * p`.
 
-    Never writes into `p.grad.data`; returns it as is when there is nothing to fold in.
+    Never writes into `p.grad.array`; returns it as is when there is nothing to fold in.
     """
-    grad = p.grad.data
+    grad = p.grad.array
     if weight_decay == 0:
         return -grad if maximize else grad
-    out = np.multiply(p.data, weight_decay)
+    out = np.multiply(p.array, weight_decay)
     if maximize:
         out -= grad
     else:

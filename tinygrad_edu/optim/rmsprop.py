@@ -34,11 +34,11 @@ class RMSprop(Optimizer):
             "momentum": momentum, "centered": centered, "maximize": maximize})
 
     def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
-        state = {"step": 0, "square_avg": np.zeros_like(p.data)}
+        state = {"step": 0, "square_avg": np.zeros_like(p.array)}
         if group["momentum"] > 0:
-            state["momentum_buffer"] = np.zeros_like(p.data)
+            state["momentum_buffer"] = np.zeros_like(p.array)
         if group["centered"]:
-            state["grad_avg"] = np.zeros_like(p.data)
+            state["grad_avg"] = np.zeros_like(p.array)
         return state
 
     def _update(self, p: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
@@ -71,4 +71,4 @@ class RMSprop(Optimizer):
             buf *= momentum
             buf += tmp
             tmp = buf
-        p.data -= lr * tmp
+        p.array -= lr * tmp

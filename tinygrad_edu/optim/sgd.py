@@ -38,8 +38,8 @@ class SGD(Optimizer):
         lr, momentum = float(group["lr"]), float(group["momentum"])
         weight_decay, dampening = float(group["weight_decay"]), float(group["dampening"])
         buf = state.get("momentum_buffer")
-        if buf is not None and fusable(p.data, p.grad.data, buf):  # one pass (optim/kernels.py)
-            sgd_momentum_(p.data, p.grad.data, buf, lr, momentum, dampening, weight_decay,
+        if buf is not None and fusable(p.array, p.grad.array, buf):  # one pass (optim/kernels.py)
+            sgd_momentum_(p.array, p.grad.array, buf, lr, momentum, dampening, weight_decay,
                           bool(group["maximize"]), bool(group["nesterov"]))
             return
         # the reference formulas, also the first step and plain SGD (two passes)
@@ -51,4 +51,4 @@ class SGD(Optimizer):
                 buf *= momentum
                 buf += grad if dampening == 0 else (1 - dampening) * grad
             grad = grad + momentum * buf if group["nesterov"] else buf
-        p.data -= lr * grad
+        p.array -= lr * grad
