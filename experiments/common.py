@@ -339,12 +339,13 @@ DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota i
 
 
 class RunInterrupted(Exception):
-    """Ctrl-C or SIGTERM stopped a run after its checkpoint was saved: exit code 130."""
+    """Ctrl-C or SIGTERM stopped the run in run_dir: exit code 130 and the message, the
+    runner's one sentence (runner.interrupted: the checkpoint and the resume command, or that
+    the run stopped before its first checkpoint)."""
 
-    def __init__(self, checkpoint: str, experiment: str, run_dir: str):
-        self.checkpoint = checkpoint
-        super().__init__(f"interrupted; the checkpoint is {checkpoint}: continue with "
-                         f"python -m experiments.{experiment} --resume {run_dir}")
+    def __init__(self, message: str, run_dir: str):
+        self.run_dir = run_dir
+        super().__init__(message)
 
 
 def debug_requested(argv: list[str] | None = None) -> bool:

@@ -3,6 +3,11 @@ one side-by-side comparison (HTML and Markdown).
 
     python -m experiments.compare --epochs 5            # six runs, then the report
     python -m experiments.compare --collect             # newest finished run of each in runs/
+
+Writes runs/compare-<time>/comparison.html and .md, with the runs inside it (one directory per
+network and framework). Ctrl-C stops it with a checkpoint;
+`python -m experiments.compare --resume runs/compare-<time>` keeps the finished runs, continues
+the interrupted one and trains the rest.
 """
 from __future__ import annotations
 
@@ -26,13 +31,15 @@ COLUMNS = ["network", "framework", "parameters", "test accuracy", "test loss", "
            "ms / iter", "s / epoch", "wall s", "training"]
 
 
-def newest_finished(logdir: str, model: str, framework: str) -> dict | None:
-    """The summary of the newest finished run of a network in `logdir`, if any."""
-    pattern = os.path.join(logdir, f"mnist_{model}-{framework}-*", "metrics.json")
-    for path in sorted(glob.glob(pattern), key=os.path.getmtime, reverse=True):
+def newest_finished(logdir: str, model: str, framework: str, dataset: str) -> dict | None:
+    """The summary of the newest finished run of a network on `dataset` in `logdir`, its own
+    or one inside a compare's directory, if any."""
+    paths = [p for pattern in (f"*_{model}-{framework}-*", f"*/{model}-{framework}-*")
+             for p in glob.glob(os.path.join(glob.escape(logdir), pattern, "metrics.json"))]
+    for path in sorted(paths, key=os.path.getmtime, reverse=True):
         with open(path) as f:
             summary = json.load(f).get("summary", {})
-        if summary.get("status") == "finished":
+        if summary.get("status") == "finished" and summary.get("dataset", "mnist") == dataset:
             return summary | {"run_dir": os.path.dirname(path)}
     return None
 
@@ -109,28 +116,49 @@ def chosen(value: str, allowed: tuple[str, ...], flag: str) -> list[str]:
 
 
 def compare(cfg: CompareConfig) -> dict:
-    """Train (or collect) each network in each framework, then write the comparison."""
-    if cfg.resume:
-        raise UsageError("compare trains one run per network and framework; --resume each of "
-                         "them with python -m experiments.mnist_<network> --resume RUN_DIR, "
-                         "then compare --collect")
+    """Train (or collect) each network in each framework, then write the comparison. The runs
+    go in one directory (runner.run_parts), so --resume continues them as one."""
+    nets = chosen(cfg.networks, NETWORKS, "--networks")
+    frameworks = chosen(cfg.frameworks, FRAMEWORKS, "--frameworks")
+    if cfg.collect:
+        return collect(cfg, nets, frameworks)
+    parts = {f"{net}-{fw}": (lambda part, net=net, fw=fw: train(part, net, fw))
+             for net in nets for fw in frameworks}
+    entries, out = runner.run_parts(cfg, "compare", parts,
+                                    lambda entries, d: write_report(by_run(entries), d))
+    return report_of(by_run(entries), out)
+
+
+def train(cfg: CompareConfig, net: str, framework: str) -> dict:
+    """One run of the comparison: `net` in `framework` with the comparison's flags."""
+    run_cfg = MNISTConfig(**{f.name: getattr(cfg, f.name) for f in fields(MNISTConfig)}
+                          | {"model": net, "framework": framework})
+    return runner.run(run_cfg, build, finish, f"mnist_{net}")
+
+
+def by_run(entries: dict) -> dict:
+    """run_parts' entries (runs' summaries) by (network, framework)."""
+    return {(s["model"], s["framework"]): s for s in entries.values()}
+
+
+def collect(cfg: CompareConfig, nets: list[str], frameworks: list[str]) -> dict:
+    """Compare the newest finished run of each network and framework in --logdir."""
     results = {}
-    for net in chosen(cfg.networks, NETWORKS, "--networks"):
-        for fw in chosen(cfg.frameworks, FRAMEWORKS, "--frameworks"):
-            if cfg.collect:
-                s = newest_finished(cfg.logdir, net, fw)
-                if s is None:
-                    print(f"no finished run of {net} ({fw}) in {cfg.logdir}; skipped")
-                    continue
-            else:
-                run_cfg = MNISTConfig(**{f.name: getattr(cfg, f.name)
-                                         for f in fields(MNISTConfig)} | {"model": net,
-                                                                          "framework": fw})
-                s = runner.run(run_cfg, build, finish, f"mnist_{net}")
+    for net in nets:
+        for fw in frameworks:
+            s = newest_finished(cfg.logdir, net, fw, cfg.dataset)
+            if s is None:
+                print(f"no finished run of {net} ({fw}) in {cfg.logdir}; skipped")
+                continue
             results[(net, fw)] = s
     if not results:
         raise UsageError(f"no runs to compare in {cfg.logdir}; run without --collect")
-    out = os.path.join(cfg.logdir, f"compare-{time.strftime('%Y%m%d-%H%M%S')}")
+    return report_of(results, os.path.join(cfg.logdir,
+                                           f"compare-{time.strftime('%Y%m%d-%H%M%S')}"))
+
+
+def report_of(results: dict, out: str) -> dict:
+    """Write the comparison of `results` in `out`, print it; return the results."""
     print(write_report(results, out))
     print(f"report: {out}/comparison.html")
     return results
@@ -138,7 +166,8 @@ def compare(cfg: CompareConfig) -> dict:
 
 def main(argv=None) -> dict:
     return exit_on_usage_error(lambda: compare(parse_config(
-        CompareConfig(), argv, description=__doc__.splitlines()[0])), argv)
+        CompareConfig(), argv, description=__doc__.splitlines()[0], experiment="compare")),
+        argv)
 
 
 if __name__ == "__main__":

@@ -18,14 +18,12 @@ finished variants, continues the interrupted one and trains the rest.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import os
 from dataclasses import dataclass, field
 
 from . import UsageError, report, runner
-from .common import Report, RunInterrupted, exit_on_usage_error, parse_config
+from .common import Report, exit_on_usage_error, parse_config
 from .lines_common import LinesConfig, architecture, build, check_config, finish
-from .run_record import LAST, RUN_FILE
 
 
 @dataclass(frozen=True)
@@ -76,6 +74,7 @@ def chosen(cfg: VariationsConfig) -> list[Variant]:
 def run_variant(cfg: VariationsConfig, variant: Variant) -> dict:
     """Train and test one variant in its own run directory (named after it) through the
     runner, which seeds before it builds: a variant gives the same numbers every time."""
+    print(f"--- {variant.name}: {variant.change}")
     vcfg = dataclasses.replace(cfg, **variant.overrides, name=variant.name)
 
     def finish_variant(cfg, setup, result, logger) -> Report:
@@ -86,56 +85,28 @@ def run_variant(cfg: VariationsConfig, variant: Variant) -> dict:
 
 
 def run(cfg: VariationsConfig) -> dict:
-    """Train every chosen variant; write and return the table. With --resume SWEEP_DIR (the
-    directory of an interrupted run of this command) the finished variants are kept, the
-    interrupted one continues from its last.npz and the rest are trained."""
+    """Train every chosen variant, each its own run in the sweep directory (runner.run_parts);
+    write and return the table. With --resume SWEEP_DIR (the directory of an interrupted run of
+    this command) the finished variants are kept, the interrupted one continues from its
+    last.npz and the rest are trained."""
     check_config(cfg, "spec_cnn")
     if cfg.schedule != "none":
         raise UsageError("--schedule: each variant sets its learning-rate schedule (the lr_decay "
                          "variant adds cosine decay); compare schedules with --variants")
-    if cfg.resume and os.path.isfile(os.path.join(cfg.resume, RUN_FILE)):
-        raise UsageError(f"--resume {cfg.resume} is one variant's run; continue the variations "
-                         f"with python -m experiments.lines_variations --resume "
-                         f"{os.path.dirname(os.path.abspath(cfg.resume))}")
-    if getattr(cfg, "overridden", None):
-        raise UsageError(f"--resume {cfg.resume}: the finished variants were trained with the "
-                         f"run's flags; leave out --override, or start the variations again")
     variants = chosen(cfg)
     architecture(cfg)  # a bad --channels etc. before anything is written
-    with runner.open_logger(cfg, "lines_variations") as logger:  # the variants' runs go inside
-        sweep_dir = logger.logdir
-        results = dict(logger.summary.get("results", {})) if cfg.resume else {}
-        logger.summary.update(status="running", config=cfg.to_dict())
-        for variant in variants:
-            if variant.name not in results:
-                results[variant.name] = run_in(cfg, sweep_dir, variant, logger)
-            logger.summary["results"] = results
-            table = write_table(cfg, results, sweep_dir)  # a partial table survives
-            logger.flush()
-        logger.summary["status"] = "finished"
+    parts = {v.name: (lambda vcfg, v=v: entry(run_variant(vcfg, v))) for v in variants}
+    results, sweep_dir = runner.run_parts(cfg, "lines_variations", parts,
+                                          lambda results, d: write_table(cfg, results, d))
+    table = write_table(cfg, results, sweep_dir)
     print(table)
     return {"table": table, "results": results, "run_dir": sweep_dir}
 
 
-def run_in(cfg: VariationsConfig, sweep_dir: str, variant: Variant, logger) -> dict:
-    """Train one variant in the sweep directory (continuing its interrupted run, if it has
-    one) and return its table entry; Ctrl-C names the command that continues the sweep."""
-    print(f"--- {variant.name}: {variant.change}")
-    vcfg = dataclasses.replace(cfg, logdir=sweep_dir, resume=interrupted_run(sweep_dir, variant),
-                               override=False)
-    try:
-        r = run_variant(vcfg, variant)
-    except RunInterrupted as e:
-        logger.summary["status"] = "interrupted"
-        raise RunInterrupted(e.checkpoint, "lines_variations", sweep_dir) from None
+def entry(r: dict) -> dict:
+    """A variant's row of the table, from its run's summary."""
     return {k: r[k] for k in ("test_accuracy", "macro_f1", "parameters", "seconds_per_epoch",
                               "wall_seconds", "split", "run_dir")}
-
-
-def interrupted_run(sweep_dir: str, variant: Variant) -> str | None:
-    """The run directory of `variant` in sweep_dir that a stop left with a last.npz."""
-    runs = sorted(glob.glob(os.path.join(sweep_dir, f"{variant.name}-*", LAST)))
-    return os.path.dirname(runs[-1]) if runs else None
 
 
 def write_table(cfg: VariationsConfig, results: dict, sweep_dir: str) -> str:

@@ -3,14 +3,18 @@ its config, its `build(cfg) -> Setup` and its `finish(cfg, setup, result, logger
 the runner parses the flags, seeds before building anything, opens the run directory (run.json,
 metrics.json's status, TensorBoard), trains with tinygrad_edu's fit or the PyTorch twin's,
 checkpoints (last.npz every epoch, checkpoint.npz at the end), resumes, writes report.html and
-turns every expected failure into one sentence.
+turns every expected failure into one sentence. `run_parts` trains several runs as one
+(compare, lines_variations): one directory, resumed as a whole.
 
     main = runner.main_for(MNISTConfig(model="cnn3"), mnist_common.build, mnist_common.finish,
                            "mnist_cnn3", "Train CNN3 on MNIST.")
     summary = runner.run(cfg, build, finish, "mnist_cnn3")   # the same, from Python
+    entries, run_dir = runner.run_parts(cfg, "compare", {"cnn2-torch": train, ...}, write_table)
 """
 from __future__ import annotations
 
+import dataclasses
+import glob
 import os
 import socket
 import time
@@ -79,15 +83,10 @@ def logged_run(cfg: Config, record: RunRecord, default_name: str, body) -> dict:
         remove_stray_temporaries(cfg.resume)
     logger = open_logger(cfg, default_name)
     run_dir = logger.logdir
-    if cfg.resume and run_status(logger.summary) == "running":
-        logger.close()
-        raise UsageError(f"--resume {run_dir}: the run is still running (process "
-                         f"{logger.summary.get('pid')}); stop it first (Ctrl-C saves a checkpoint)")
+    start_running(cfg, logger)
     report.write_text_atomic(os.path.join(run_dir, RUN_FILE), record_json(record))
     if cfg.resume:
         drop_points_after_checkpoint(logger, os.path.join(run_dir, LAST))
-    logger.summary.update(status="running", config=cfg.to_dict(), pid=os.getpid(),
-                          host=socket.gethostname())
     if getattr(cfg, "overridden", None):
         logger.summary.setdefault("overrides", []).append(cfg.overridden)
     logger.flush()
@@ -95,13 +94,92 @@ def logged_run(cfg: Config, record: RunRecord, default_name: str, body) -> dict:
         return body(logger)
     except KeyboardInterrupt:
         logger.summary["status"] = "interrupted"
-        raise RunInterrupted(os.path.join(run_dir, LAST), record.experiment, run_dir) from None
+        raise interrupted(record.experiment, run_dir) from None
     except BaseException:
         logger.summary["status"] = "failed"
         raise
     finally:
         logger.close()
         make_readable(logger.metrics_path)  # written through a private (0600) temporary
+
+
+def start_running(cfg: Config, logger: Logger) -> None:
+    """Mark the run in logger's directory running (config, process, host); a run resumed
+    while its process still runs is a UsageError."""
+    if cfg.resume and run_status(logger.summary) == "running":
+        logger.close()
+        raise UsageError(f"--resume {logger.logdir}: the run is still running (process "
+                         f"{logger.summary.get('pid')}); stop it first (Ctrl-C saves a checkpoint)")
+    logger.summary.update(status="running", config=cfg.to_dict(), pid=os.getpid(),
+                          host=socket.gethostname())
+
+
+def interrupted(experiment: str, run_dir: str, resume_dir: str | None = None) -> RunInterrupted:
+    """What Ctrl-C in the run in run_dir says: its checkpoint and the command that continues
+    it, or the run of several (run_parts) in resume_dir; a run stopped before its first
+    checkpoint cannot be resumed and must start again."""
+    last = os.path.join(run_dir, LAST)
+    command = f"python -m experiments.{experiment} --resume {resume_dir or run_dir}"
+    if os.path.isfile(last):
+        return RunInterrupted(f"interrupted; the checkpoint is {last}: continue with {command}",
+                              run_dir)
+    if resume_dir:
+        return RunInterrupted(f"interrupted before the first checkpoint of {run_dir}: continue "
+                              f"with {command}, which starts that run again", run_dir)
+    return RunInterrupted(f"interrupted before the run's first checkpoint, so {run_dir} cannot "
+                          f"be resumed: start python -m experiments.{experiment} again", run_dir)
+
+
+def run_parts(cfg: Config, experiment: str, parts: dict[str, Callable[[Config], dict]],
+              after_each: Callable[[dict, str], object]) -> tuple[dict, str]:
+    """Several runs as one (compare, lines_variations): train(part_cfg) of each part trains it
+    as its own run <name>-<time> in one directory (cfg.resume's, else a new <logdir>/<cfg.name
+    or experiment>-<time>) and returns its entry, which that directory's metrics.json keeps;
+    after_each(entries, directory) once a part is done (a partial table survives). With
+    --resume DIR the finished parts are kept, the interrupted one continues from its last.npz
+    and the rest are trained; Ctrl-C names the command that continues them all. Returns the
+    entries (by part name) and the directory."""
+    if cfg.resume and os.path.isfile(os.path.join(cfg.resume, RUN_FILE)):
+        parent = os.path.dirname(os.path.abspath(cfg.resume))
+        raise UsageError(f"--resume {cfg.resume} is one of the runs in {parent}; continue them "
+                         f"all with python -m experiments.{experiment} --resume {parent}")
+    if getattr(cfg, "overridden", None):
+        raise UsageError(f"--resume {cfg.resume}: the finished runs were trained with its flags; "
+                         f"leave out --override, or start python -m experiments.{experiment} "
+                         f"again")
+    if cfg.resume:
+        remove_stray_temporaries(cfg.resume)
+    with open_logger(cfg, experiment) as logger:
+        where = logger.logdir
+        start_running(cfg, logger)
+        entries = dict(logger.summary.get("results", {})) if cfg.resume else {}
+        try:
+            for name, train in parts.items():
+                if name not in entries:
+                    entries[name] = train(part_config(cfg, where, name))
+                logger.summary["results"] = entries
+                after_each(entries, where)
+                logger.flush()
+        except RunInterrupted as e:  # in a part's run: its checkpoint, the command for all
+            logger.summary["status"] = "interrupted"
+            raise interrupted(experiment, e.run_dir, where) from None
+        except KeyboardInterrupt:  # before a part's run began
+            logger.summary["status"] = "interrupted"
+            raise RunInterrupted(f"interrupted: continue with python -m experiments."
+                                 f"{experiment} --resume {where}", where) from None
+        except BaseException:
+            logger.summary["status"] = "failed"
+            raise
+        logger.summary["status"] = "finished"
+    return entries, where
+
+
+def part_config(cfg: Config, where: str, name: str) -> Config:
+    """The config of part `name` of run_parts: its run goes in `where`, named after it, and
+    continues the run a stop left there with a last.npz, if there is one."""
+    runs = sorted(glob.glob(os.path.join(glob.escape(where), f"{name}-*", LAST)))
+    return dataclasses.replace(cfg, logdir=where, name=name, override=False,
+                               resume=os.path.dirname(runs[-1]) if runs else None)
 
 
 def open_logger(cfg: Config, default_name: str) -> Logger:

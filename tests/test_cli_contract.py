@@ -287,3 +287,47 @@ def test_interrupted_variations_resume_to_the_uninterrupted_table(tmp_path, caps
     for k in expected:
         np.testing.assert_array_equal(got[k], expected[k], err_msg=k)
     assert (sweep_dir / "variations.md").read_text().count("\n| ") == 3  # header and 2 rows
+
+
+def test_an_interrupt_before_the_first_checkpoint_says_to_start_again(tmp_path, capsys,
+                                                                     monkeypatch):
+    """A KeyboardInterrupt inside the first step leaves no last.npz: the line says the run
+    cannot be resumed (not a --resume that would fail)."""
+    def train_step(run, x, y):
+        raise KeyboardInterrupt  # inside the step: fit writes no checkpoint
+    monkeypatch.setattr(tinygrad_edu.train._Run, "_train_step", train_step)
+    with pytest.raises(SystemExit) as e:
+        lines_specified.main(tiny_lines(tmp_path))
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert e.value.code == 130 and not (run_dir / "last.npz").exists()
+    assert capsys.readouterr().err == (
+        f"interrupted before the run's first checkpoint, so {run_dir} cannot be resumed: start "
+        f"python -m experiments.lines_specified again\n")
+    assert json.loads((run_dir / "metrics.json").read_text())["summary"]["status"] == \
+        "interrupted"
+
+
+def test_variations_interrupted_before_a_variants_first_checkpoint_start_it_again(
+        tmp_path, capsys, monkeypatch):
+    """An interrupt inside the second variant's first step: the line says the continuing
+    command starts that variant again, and it does."""
+    original, calls = tinygrad_edu.train._Run._train_step, []
+
+    def train_step(run, x, y):  # 8 steps an epoch, 2 epochs: call 17 is dropout's first
+        calls.append(1)
+        if len(calls) == 17:
+            raise KeyboardInterrupt
+        return original(run, x, y)
+    with monkeypatch.context() as m:
+        m.setattr(tinygrad_edu.train._Run, "_train_step", train_step)
+        with pytest.raises(SystemExit) as e:
+            lines_variations.main(tiny_lines(tmp_path, "--variants", "specified,dropout"))
+    (sweep_dir,) = (tmp_path / "runs").iterdir()
+    (variant_dir,) = sweep_dir.glob("dropout-*")
+    assert e.value.code == 130 and capsys.readouterr().err == (
+        f"interrupted before the first checkpoint of {variant_dir}: continue with python -m "
+        f"experiments.lines_variations --resume {sweep_dir}, which starts that run again\n")
+    resumed = lines_variations.main(["--resume", str(sweep_dir), "--no-progress"])
+    assert list(resumed["results"]) == ["specified", "dropout"]
+    assert len(list(sweep_dir.glob("specified-*"))) == 1
+    assert resumed["results"]["dropout"]["run_dir"] != str(variant_dir)

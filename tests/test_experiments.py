@@ -51,7 +51,7 @@ def test_compare_trains_with_the_given_optimizer_and_says_so(tmp_path):
     compare.main(SMALL + ["--logdir", str(tmp_path), "--networks", "mlp3", "--frameworks",
                           "tinygrad_edu", "--optimizer", "sgd", "--lr", "0.05", "--momentum",
                           "0.5", "--schedule", "none"])
-    (run_dir,) = [d for d in tmp_path.iterdir() if d.name.startswith("mnist_mlp3")]
+    (run_dir,) = tmp_path.glob("compare-*/mlp3-tinygrad_edu-*")  # the runs go inside
     config = json.loads((run_dir / "run.json").read_text())["config"]
     assert (config["optimizer"], config["lr"], config["momentum"], config["schedule"]) == (
         "sgd", 0.05, 0.5, "none")
