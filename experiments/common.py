@@ -137,27 +137,32 @@ def saved_config(run_dir: str) -> dict:
     """The flags a run directory was started with (run.json, else metrics.json's summary)."""
     if not os.path.isdir(run_dir):
         raise UsageError(f"--resume {run_dir} is not a run directory")
-    for name, key in (("run.json", ("config",)), ("metrics.json", ("summary", "config"))):
-        path = os.path.join(run_dir, name)
-        try:
-            with open(path) as f:
-                value = json.load(f)
-            for k in key:
-                value = value[k]
-            return value
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
+    config = recorded(run_dir, "config")
+    if config is not None:
+        return config
     raise UsageError(f"--resume {run_dir}: the directory holds no run.json or metrics.json with "
                      f"the run's config; was it written by an experiment?")
 
 
+def recorded(run_dir: str, key: str):
+    """What a run directory records under `key`: run.json's, else metrics.json's summary's
+    (a directory of several runs, runner.run_parts, has only the latter); None if neither."""
+    for name, keys in (("run.json", (key,)), ("metrics.json", ("summary", key))):
+        try:
+            with open(os.path.join(run_dir, name)) as f:
+                value = json.load(f)
+            for k in keys:
+                value = value[k]
+            return value
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
 def check_experiment(run_dir: str, experiment: str | None) -> None:
-    """A run is resumed by the experiment that started it (run.json says which)."""
-    try:
-        with open(os.path.join(run_dir, "run.json")) as f:
-            started_by = json.load(f).get("experiment")
-    except (OSError, ValueError, AttributeError):
-        return  # an older run: saved_config says what it can
+    """A run is resumed by the experiment that started it (run.json or, for several runs as
+    one, metrics.json says which; an older run may say nothing)."""
+    started_by = recorded(run_dir, "experiment")
     if experiment is not None and started_by not in (None, experiment):
         raise UsageError(f"--resume {run_dir}: that is a {started_by} run; continue it with "
                          f"python -m experiments.{started_by} --resume {run_dir}")

@@ -152,6 +152,7 @@ def run_parts(cfg: Config, experiment: str, parts: dict[str, Callable[[Config], 
     with open_logger(cfg, experiment) as logger:
         where = logger.logdir
         start_running(cfg, logger)
+        logger.summary["experiment"] = experiment  # which command --resume continues it with
         entries = dict(logger.summary.get("results", {})) if cfg.resume else {}
         try:
             for name, train in parts.items():

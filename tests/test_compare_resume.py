@@ -11,7 +11,7 @@ import pytest
 
 import tinygrad_edu as tg
 import tinygrad_edu.train
-from experiments import compare
+from experiments import compare, lines_variations
 from tests.helpers import mnist_available
 
 pytestmark = pytest.mark.skipif(not mnist_available(),
@@ -62,6 +62,10 @@ def test_interrupted_compare_resumes_to_the_uninterrupted_report(tmp_path, capsy
     assert json.loads((out / "metrics.json").read_text())["summary"]["status"] == "interrupted"
     finished_at = os.stat(mlp3_dir / "checkpoint.npz").st_mtime_ns
 
+    with pytest.raises(SystemExit) as e:
+        lines_variations.main(["--resume", str(out)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"python -m experiments.compare --resume {out}" in err, err
     for flags, named in ((["--lr", "0.1"], "--lr 0.1 differs"),
                          (["--networks", "mlp3"], "--networks mlp3 differs"),
                          (["--lr", "0.1", "--override"], "leave out --override")):
