@@ -383,6 +383,12 @@ def exit_on_usage_error(fn, argv: list[str] | None = None):
     except RunInterrupted as e:
         print(str(e), file=sys.stderr)
         sys.exit(130)
+    except KeyboardInterrupt:  # outside a run (loading data, building): nothing to resume
+        if debug_requested(argv):
+            raise
+        print("interrupted (Ctrl-C) before anything was saved: run the command again",
+              file=sys.stderr)
+        sys.exit(130)
     except Exception as e:
         message = one_sentence(e)
         if message is None or debug_requested(argv):

@@ -331,3 +331,19 @@ def test_variations_interrupted_before_a_variants_first_checkpoint_start_it_agai
     assert list(resumed["results"]) == ["specified", "dropout"]
     assert len(list(sweep_dir.glob("specified-*"))) == 1
     assert resumed["results"]["dropout"]["run_dir"] != str(variant_dir)
+
+
+def test_ctrl_c_before_the_run_exists_is_one_line_and_exit_130(tmp_path, capsys, monkeypatch):
+    """Ctrl-C while the data loads: no run directory yet, so nothing to resume; one line, no
+    traceback (with --debug the KeyboardInterrupt goes through)."""
+    from experiments import lines_common
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(lines_common, "load_data", interrupted)
+    with pytest.raises(SystemExit) as e:
+        lines_specified.main(tiny_lines(tmp_path))
+    assert e.value.code == 130
+    assert "run the command again" in one_line_error(capsys)
+    with pytest.raises(KeyboardInterrupt):
+        lines_specified.main([*tiny_lines(tmp_path), "--debug"])
