@@ -196,18 +196,8 @@ def as_tensor(data, dtype=None) -> Tensor:
 # ---------------------------------------------------------------- elementwise
 
 
-def _on_tensors(fn):
-    """Let `fn` take numpy arrays where it takes tensors: a ported script's `x.array` is the
-    array (`torch.max(outputs.array, 1)` is a common idiom)."""
-    @functools.wraps(fn)
-    def call(*args, **kwargs):
-        return fn(*(Tensor._wrap(a) if isinstance(a, np.ndarray) else a for a in args), **kwargs)
-    return call
-
-
 def _method(name: str, doc: str):
     """A module-level function that calls the Tensor method `name` (torch.exp(x) is x.exp())."""
-    @_on_tensors
     def call(x: Tensor, *args, **kwargs):
         return getattr(x, name)(*args, **kwargs)
     call.__name__ = call.__qualname__ = name
@@ -294,27 +284,22 @@ def lerp(start: Tensor, end: Tensor, weight) -> Tensor:
 # ---------------------------------------------------------------- reductions
 
 
-@_on_tensors
 def sum(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     return x.sum(dim, keepdim)
 
 
-@_on_tensors
 def mean(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     return x.mean(dim, keepdim)
 
 
-@_on_tensors
 def var(x: Tensor, dim=None, keepdim: bool = False, correction: int = 1, unbiased=None):
     return x.var(dim, keepdim, correction, unbiased)
 
 
-@_on_tensors
 def std(x: Tensor, dim=None, keepdim: bool = False, correction: int = 1, unbiased=None):
     return x.std(dim, keepdim, correction, unbiased)
 
 
-@_on_tensors
 def max(x: Tensor, dim=None, keepdim: bool = False):
     """`torch.max(x)`, `torch.max(x, dim)` -> (values, indices), or `torch.max(x, other)`."""
     if isinstance(dim, Tensor):
@@ -322,7 +307,6 @@ def max(x: Tensor, dim=None, keepdim: bool = False):
     return x.max(dim, keepdim)
 
 
-@_on_tensors
 def min(x: Tensor, dim=None, keepdim: bool = False):
     """`torch.min(x)`, `torch.min(x, dim)` -> (values, indices), or `torch.min(x, other)`."""
     if isinstance(dim, Tensor):
@@ -330,34 +314,28 @@ def min(x: Tensor, dim=None, keepdim: bool = False):
     return x.min(dim, keepdim)
 
 
-@_on_tensors
 def amax(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     return x.amax(dim, keepdim)
 
 
-@_on_tensors
 def amin(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     return x.amin(dim, keepdim)
 
 
-@_on_tensors
 def argmax(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     return x.argmax(dim, keepdim)
 
 
-@_on_tensors
 def argmin(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     return x.argmin(dim, keepdim)
 
 
-@_on_tensors
 def prod(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
     """Product of all elements, or along `dim`."""
     axis = None if dim is None else dim % x.ndim
     return ops_extra.Prod.apply(x, axis=axis, keepdims=keepdim and axis is not None)
 
 
-@_on_tensors
 def cumsum(x: Tensor, dim: int) -> Tensor:
     """Running sum along `dim`."""
     return ops_extra.Cumsum.apply(x, axis=dim % x.ndim)
