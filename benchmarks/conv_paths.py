@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
-import time
 
 import tinygrad_edu as tg
-from benchmarks.iteration_time import CASES, make_steps
+from benchmarks.iteration_time import CASES, make_steps, time_alternately
 from tinygrad_edu import ops_cnn
 
 # the ops_cnn thresholds each variant sets; None keeps the default
@@ -51,17 +51,12 @@ def variant(name: str):
 
 def time_variants(step, rounds: int, iters: int) -> dict:
     """{variant: (min wall ms, min thread-CPU ms)} of `step`, the variants alternating."""
-    wall = {v: [] for v in VARIANTS}
-    cpu = {v: [] for v in VARIANTS}
-    for _ in range(rounds):
-        for name in VARIANTS:
+    def in_variant(name: str):
+        def run():
             with variant(name):
-                step()
-                for _ in range(iters):
-                    t0, c0 = time.perf_counter(), time.thread_time()
-                    step()
-                    wall[name].append((time.perf_counter() - t0) * 1e3)
-                    cpu[name].append((time.thread_time() - c0) * 1e3)
+                return step()
+        return run
+    wall, cpu = time_alternately({v: in_variant(v) for v in VARIANTS}, rounds, iters, math.inf)
     return {v: (min(wall[v]), min(cpu[v])) for v in VARIANTS}
 
 
@@ -81,16 +76,14 @@ def print_table(cases, rounds: int, iters: int) -> None:
 def time_threads(step, counts, rounds: int, iters: int) -> dict:
     """{threads: min wall ms} of `step`, with tg.set_num_threads alternating over `counts`
     (restored afterwards)."""
-    wall, before = {n: [] for n in counts}, tg.get_num_threads()
+    def at(n: int):
+        def run():
+            tg.set_num_threads(n)  # a no-op while n stays the same
+            return step()
+        return run
+    before = tg.get_num_threads()
     try:
-        for _ in range(rounds):
-            for n in counts:
-                tg.set_num_threads(n)
-                step()
-                for _ in range(iters):
-                    t0 = time.perf_counter()
-                    step()
-                    wall[n].append((time.perf_counter() - t0) * 1e3)
+        wall, _ = time_alternately({n: at(n) for n in counts}, rounds, iters, math.inf)
     finally:
         tg.set_num_threads(before)
     return {n: min(t) for n, t in wall.items()}
