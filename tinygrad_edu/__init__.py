@@ -4,9 +4,9 @@
     x = tg.randn(4, 3, requires_grad=True)
     (x ** 2).sum().backward()
 
-It is also PyTorch's face: `import torch` -> `import tinygrad_edu as torch` and `torchvision` ->
-`tinygrad_edu.vision` port a script (docs/porting.md). Names it lacks raise an AttributeError
-that says what to use instead.
+It is also PyTorch's face: a script ports by importing `tinygrad_edu as torch` and
+`tinygrad_edu.vision as torchvision` instead of the real ones (docs/porting.md). Names it
+lacks raise an AttributeError that says what to use instead.
 """
 import importlib
 

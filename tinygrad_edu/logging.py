@@ -36,7 +36,7 @@ def load_tensorboardx():
         return sys.modules["tensorboardX"]
     hide = "torch" not in sys.modules
     if hide:
-        sys.modules["torch"] = None  # `import torch` now raises ImportError
+        sys.modules["torch"] = None  # importing torch now raises ImportError
     try:
         import tensorboardX
     finally:

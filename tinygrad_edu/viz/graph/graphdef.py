@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ...logging import load_tensorboardx
 
-load_tensorboardx()  # before tensorboardX's protos: it would import torch
+load_tensorboardx()  # before tensorboardX's protos, which would load torch
 
 from tensorboardX.proto.attr_value_pb2 import AttrValue
 from tensorboardX.proto.graph_pb2 import GraphDef
