@@ -577,6 +577,20 @@ def test_winograd_conv2d_matches_reference(shape, padding):
     np.testing.assert_allclose(y32, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_winograd_filter_matches_g_w_gt(dtype):
+    """U[4i + j, oc, c] = (G w[oc, c] G^T)[i, j], also for the flipped, channel-swapped view
+    of w that the input gradient passes (not contiguous)."""
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((5, 3, 3, 3)).astype(dtype)
+    G = np.array(kernels.WINOGRAD_G)
+    for weights in (w, w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)):
+        expected = np.einsum("ia,ocab,jb->ijoc", G, weights.astype(np.float64), G)
+        U = kernels.winograd_filter(weights)
+        assert U.dtype == dtype and U.shape == (16,) + weights.shape[:2]
+        np.testing.assert_allclose(U, expected.reshape(U.shape), rtol=1e-6, atol=1e-6)
+
+
 def test_winograd_error_at_64_channels_in_float32():
     rng = np.random.default_rng(1)
     x = rng.standard_normal((4, 64, 8, 8)).astype(np.float32)

@@ -253,7 +253,7 @@ class Clip(Function):
 
 class ReLU(Function):
     def forward(self, x):
-        out = np.maximum(x, 0)
+        out = kernels.elementwise(np.maximum, x, x.dtype.type(0))
         self.save_for_backward(out)
         return out
 
@@ -261,7 +261,7 @@ class ReLU(Function):
         out = self.saved[0]
         if grad.dtype.char not in "fd":  # _relu_backward has float32 and float64 loops
             return grad * (out > 0)
-        return _relu_backward(grad, out)
+        return kernels.elementwise(_relu_backward, grad, out)
 
     def backward_graph(self, grad):
         return grad * (self.saved[0] > 0).astype(grad.dtype)
