@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from . import gemm
 from .parallel import chunks, parallel_for, tasks_for
 
 _TASK_ELEMENTS = 1 << 16  # a parallel task of pooling or batch norm: at least 64K elements
@@ -804,7 +805,7 @@ def winograd_conv2d(x, w, bias, P: int, band_bytes: int = 1 << 20, scratch=None)
         M = buf[16 * C * cols:].reshape(16, OC, cols)
         _winograd_input(xp, V, th0)
         for k in range(16):
-            np.matmul(U[k], V[k], out=M[k])  # (OC, C) @ (C, cols)
+            gemm.matmul(U[k], V[k], out=M[k])  # (OC, C) @ (C, cols)
         _winograd_output(M, b, yb, th0)
 
     parallel_for(band, len(bands))

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import kernels, parallel
+from . import gemm, kernels, parallel
 from .autograd import Function, is_grad_enabled
 from .ops import GraphRule
 from .tensor import Tensor, check_float_input
@@ -190,7 +190,7 @@ class Conv2d(Function):
             cols, rows = bands[i]
             col = self._columns(xb, rows, build=True)  # (C*KH*KW, R*OW*N)
             for g, in_rows, out_rows in _group_slices(wg.shape):
-                np.matmul(wg[g], col[in_rows], out=y[out_rows, cols])  # (OC/G, R*OW*N)
+                gemm.matmul(wg[g], col[in_rows], out=y[out_rows, cols])  # (OC/G, R*OW*N)
             if bias is not None:
                 y[:, cols] += bias  # while the band is in cache
 
@@ -315,10 +315,8 @@ class Conv2d(Function):
                 cols, rows = bands[i]
                 col = self._columns(xb, rows)
                 for k, in_rows, out_rows in _group_slices(self.wg_shape):  # (OC/G, C/G*KH*KW)
-                    if i == runs[r][0]:
-                        np.matmul(gy[out_rows, cols], col[in_rows].T, out=sums[r][k])
-                    else:
-                        sums[r][k] += gy[out_rows, cols] @ col[in_rows].T
+                    gemm.matmul(gy[out_rows, cols], col[in_rows].T, out=sums[r][k],
+                                accumulate=i != runs[r][0])
 
         parallel.parallel_for(run, len(runs))
         gw = sums[0]
@@ -343,12 +341,12 @@ class Conv2d(Function):
             gy_k = gy[k * wg.shape[1]:(k + 1) * wg.shape[1]]
             gx_c = gx[:, k * Cg + c0:k * Cg + c1]  # (N, c, H, W) view
             if self.pointwise:  # col is x itself, so gcol is gx
-                np.matmul(w_t, gy_k, out=gx_c.transpose(1, 2, 3, 0).reshape(c1 - c0, -1))
+                gemm.matmul(w_t, gy_k, out=gx_c.transpose(1, 2, 3, 0).reshape(c1 - c0, -1))
                 return
             gx_c[...] = 0
             for cols, rows in bands:
                 gcol = _workspace((w_t.shape[0], cols.stop - cols.start), gx.dtype)
-                np.matmul(w_t, gy_k[:, cols], out=gcol)  # (c*KH*KW, R*OW*N)
+                gemm.matmul(w_t, gy_k[:, cols], out=gcol)  # (c*KH*KW, R*OW*N)
                 kernels.col2im(gcol, g.N, c1 - c0, g.H, g.W, *g.window, rows=rows, out=gx_c)
 
         parallel.parallel_for(channels, len(tasks))

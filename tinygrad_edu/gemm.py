@@ -1,0 +1,268 @@
+"""Our float32 GEMM, `matmul(a, b, out)`: out = a @ b for 2-D arrays of any strides, used by
+the convolutions (ops_cnn, kernels.winograd_conv2d) where it beats numpy's BLAS: `enabled()`.
+
+Why our own: numpy's OpenBLAS may run narrower vector kernels than the CPU has. On the
+benchmark machine (an AVX-512 AMD EPYC) the environment sets OPENBLAS_CORETYPE=Haswell, so
+OpenBLAS multiplies 8 floats per instruction where the CPU can do 16. Measured there at one
+thread (float32, 2026-12-01), the conv GEMMs' shapes: 190-230 GFLOP/s with this kernel, 112-132
+with OpenBLAS's Haswell kernels (its AVX-512 "SkylakeX" kernels reach ~230 where allowed). So
+it is used only where it wins: the host has AVX-512, numpy's BLAS is OpenBLAS without it, and
+the arrays are float32; everywhere else `matmul` is np.matmul.
+
+How (the blocking of Goto & van de Geijn, "Anatomy of High-Performance Matrix Multiplication",
+2008, as BLIS and OpenBLAS do it): a block of b (KC x NC values, sized for L2) and a block of a
+(MC x KC) are copied ("packed") into panels NR = 32 columns and MR = 8 rows wide, laid out in
+the order the micro-kernel reads them. The micro-kernel computes one MR x NR tile of the product
+over the KC-long panels in 16 vector registers of 16 floats: per step of k it loads two vectors
+of b's panel, broadcasts each of the 8 values of a's panel and does 16 fused multiply-adds, so
+it runs at the speed of the multiply-adds, not of memory. Numba's loop vectoriser cannot keep
+such accumulators in registers (it loads and stores them every step: 95-130 GFLOP/s measured),
+so the micro-kernel is written in LLVM IR with llvmlite (`_tile`, a Numba intrinsic); the
+packing, the loops and the edges are plain Numba. Packing reads any strides, so a transposed
+operand (im2col's columns for the weight gradient, w^T for the input gradient) costs nothing
+extra, and rows or columns that do not fill a panel are padded with zeros.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+MR, NR = 8, 32  # the micro-kernel's tile: 8 rows x 2 vectors of 16 floats = 16 accumulators
+KC, MC, NC = 256, 128, 1024  # blocks: a's MC x KC (128 KB) and b's KC x NC (1 MB) stay in L2
+_LANES = 16  # float32 values per AVX-512 register
+_BLAS_AVX512 = {"skylakex", "cooperlake", "sapphirerapids"}  # OpenBLAS's AVX-512 kernels
+
+
+@functools.cache
+def _host_has_avx512() -> bool:
+    import llvmlite.binding as llvm  # the compiler Numba uses: what it compiles for
+    return bool(llvm.get_host_cpu_features().get("avx512f"))
+
+
+@functools.cache
+def _blas_lacks_avx512() -> bool:
+    """numpy's BLAS is OpenBLAS running kernels without AVX-512 (threadpoolctl tells which)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return False
+    blas = [i for i in threadpool_info() if i.get("internal_api") == "openblas"]
+    return bool(blas) and all(str(i.get("architecture", "")).lower() not in _BLAS_AVX512
+                              for i in blas)
+
+
+_forced: bool | None = None  # set_enabled's choice; None: the rule of enabled()
+
+
+def enabled(dtype=np.float32) -> bool:
+    """Whether matmul runs our kernel for arrays of `dtype` (float32 only) on this machine."""
+    if np.dtype(dtype) != np.float32:
+        return False
+    if _forced is not None:
+        return _forced
+    return _host_has_avx512() and _blas_lacks_avx512()
+
+
+def set_enabled(value: bool | None) -> None:
+    """Force our kernel on (True) or off (False) for float32, as benchmarks and tests do; None
+    restores the rule of enabled()."""
+    global _forced
+    _forced = value
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool = False) -> np.ndarray:
+    """out (M, N) = a (M, K) @ b (K, N), or out += a @ b when `accumulate`; any strides.
+
+        matmul(gy, col.T, out=gw)   # a conv's weight gradient, col read transposed
+    """
+    if not (enabled(a.dtype) and a.dtype == b.dtype == out.dtype):
+        if accumulate:
+            out += a @ b
+        else:
+            np.matmul(a, b, out=out)
+        return out
+    _gemm(a, b, out, accumulate)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _gemm(a, b, out, accumulate):
+    """The blocked loops around the micro-kernel; every tile of a block is added into out
+    (or stored, for the first block of k when not accumulating)."""
+    M, K = a.shape
+    N = b.shape[1]
+    if K == 0 and not accumulate:
+        out[:, :] = 0
+    a_panels = np.empty(-(-min(M, MC) // MR) * MR * KC, np.float32)
+    b_panels = np.empty(-(-min(N, NC) // NR) * NR * KC, np.float32)
+    tile = np.empty(MR * NR, np.float32)
+    # b's panels are read in place when its rows are contiguous, unless they lie a multiple of
+    # 4 KB apart: then a panel's rows share a few L1 sets and evict each other (measured: a
+    # 128 x 64 x 1024 product at 183 GFLOP/s in place, 223 packed; 64 x 576 x 455: 230 vs 192)
+    ldb = b.strides[0] // 4
+    b_rows = b.strides[1] == 4 and b.strides[0] % 4 == 0 and ldb % 1024 != 0
+    for j0 in range(0, N, NC):
+        nc = min(NC, N - j0)
+        for k0 in range(0, K, KC):
+            kc = min(KC, K - k0)
+            if not b_rows:
+                _pack_b(b, k0, kc, j0, nc, b_panels)
+            elif nc % NR:  # only the last, partial panel
+                _pack_b(b, k0, kc, j0 + nc - nc % NR, nc % NR, b_panels)
+            add = accumulate or k0 > 0
+            for i0 in range(0, M, MC):
+                mc = min(MC, M - i0)
+                _pack_a(a, i0, mc, k0, kc, a_panels)
+                for jp in range(-(-nc // NR)):
+                    j = j0 + jp * NR
+                    if b_rows and j + NR <= N:  # b's own rows
+                        _column_of_tiles(a_panels, mc, b, k0 * ldb + j, ldb, out, tile, i0, j,
+                                         kc, add)
+                    else:
+                        _column_of_tiles(a_panels, mc, b_panels, 0 if b_rows else jp * kc * NR,
+                                         NR, out, tile, i0, j, kc, add)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _column_of_tiles(a_panels, mc, b, b_off, ldb, out, tile, i0, j, kc, add):
+    """The tiles out[i0:i0+mc, j:j+NR] (+)= a's packed panels @ one NR-column panel of b (at
+    b_off in b's memory, rows ldb apart): straight into out where a whole tile fits and out's
+    rows are contiguous, else through the tile buffer."""
+    M, N = out.shape
+    direct = out.strides[1] == 4 and out.strides[0] % 4 == 0
+    ld = out.strides[0] // 4
+    for ip in range(-(-mc // MR)):
+        i, a_off = i0 + ip * MR, ip * kc * MR
+        if direct and i + MR <= M and j + NR <= N:
+            _tile(a_panels, a_off, b, b_off, ldb, out, i * ld + j, ld, kc, add)
+        else:
+            _tile(a_panels, a_off, b, b_off, ldb, tile, 0, NR, kc, False)
+            _add_tile(tile, out, i, j, add)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pack_b(b, k0, kc, j0, nc, panels):
+    """b[k0:k0+kc, j0:j0+nc] -> panels of NR columns, each kc x NR row after row, zero-padded."""
+    for jp in range(-(-nc // NR)):
+        base = jp * kc * NR
+        width = min(NR, nc - jp * NR)
+        if b.strides[0] < b.strides[1]:  # b's columns are contiguous (a transposed view)
+            for j in range(width):
+                column = b[k0:k0 + kc, j0 + jp * NR + j]
+                for k in range(kc):
+                    panels[base + k * NR + j] = column[k]
+        else:
+            for k in range(kc):
+                row = b[k0 + k, j0 + jp * NR:j0 + jp * NR + width]
+                for j in range(width):
+                    panels[base + k * NR + j] = row[j]
+        for k in range(kc):
+            for j in range(width, NR):
+                panels[base + k * NR + j] = 0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pack_a(a, i0, mc, k0, kc, panels):
+    """a[i0:i0+mc, k0:k0+kc] -> panels of MR rows, each kc x MR column after column, zero-padded."""
+    for ip in range(-(-mc // MR)):
+        base = ip * kc * MR
+        height = min(MR, mc - ip * MR)
+        if a.strides[0] < a.strides[1]:  # a's columns are contiguous (a transposed view)
+            for k in range(kc):
+                column = a[i0 + ip * MR:i0 + ip * MR + height, k0 + k]
+                for r in range(height):
+                    panels[base + k * MR + r] = column[r]
+        else:
+            for r in range(height):
+                row = a[i0 + ip * MR + r, k0:k0 + kc]
+                for k in range(kc):
+                    panels[base + k * MR + r] = row[k]
+        for k in range(kc):
+            for r in range(height, MR):
+                panels[base + k * MR + r] = 0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _add_tile(tile, out, i, j, add):
+    """out[i:i+MR, j:j+NR] (+)= tile, the part inside out."""
+    for r in range(min(MR, out.shape[0] - i)):
+        row = out[i + r]
+        src = tile[r * NR:(r + 1) * NR]
+        if add:
+            for c in range(min(NR, out.shape[1] - j)):
+                row[j + c] += src[c]
+        else:
+            for c in range(min(NR, out.shape[1] - j)):
+                row[j + c] = src[c]
+
+
+@intrinsic
+def _tile(typingctx, a, a_off, b, b_off, ldb, c, c_off, ldc, kc, add):
+    """C[r * ldc + q] (+)= sum over k < kc of a[a_off + k*MR + r] * b[b_off + k*NR + q] for
+    r < MR, q < NR, where C starts c_off values into c's memory: the MR x NR tile of a packed
+    MR-row panel of a and a packed NR-column panel of b, added to C when `add`, else stored.
+    In LLVM IR: the 16 accumulators are vector registers carried around the k loop (phi
+    nodes); each step loads b's two vectors, broadcasts a's MR values and does 16 fused
+    multiply-adds. kc must be at least 1."""
+    sig = types.void(a, a_off, b, b_off, ldb, c, c_off, ldc, kc, add)
+
+    def codegen(context, builder, signature, args):
+        a_arr, a_off_v, b_arr, b_off_v, ldb_v, c_arr, c_off_v, ldc_v, kc_v, add_v = args
+        f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
+        vec = ir.VectorType(f32, _LANES)
+        vptr = vec.as_pointer()
+        n_vec = NR // _LANES
+
+        def data(value, ty):
+            return cgutils.create_struct_proxy(ty)(context, builder, value=value).data
+
+        pa = builder.gep(data(a_arr, signature.args[0]), [a_off_v])
+        pb = builder.gep(data(b_arr, signature.args[2]), [b_off_v])
+        pc = builder.gep(data(c_arr, signature.args[5]), [c_off_v])
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3),
+                                             f"llvm.fma.v{_LANES}f32")
+        zero, undef = ir.Constant(vec, [0.0] * _LANES), ir.Constant(vec, ir.Undefined)
+        splat = ir.Constant(ir.VectorType(i32, _LANES), [0] * _LANES)
+
+        entry = builder.block
+        loop = builder.append_basic_block("tile_k")
+        done = builder.append_basic_block("tile_done")
+        builder.branch(loop)
+        builder.position_at_end(loop)
+        k = builder.phi(i64)
+        acc = [builder.phi(vec) for _ in range(MR * n_vec)]
+        b_row = builder.gep(pb, [builder.mul(k, ldb_v)])
+        b_vec = [builder.load(builder.bitcast(builder.gep(b_row, [ir.Constant(i64, v * _LANES)]),
+                                              vptr), align=4) for v in range(n_vec)]
+        a_col = builder.gep(pa, [builder.mul(k, ir.Constant(i64, MR))])
+        new = []
+        for r in range(MR):
+            value = builder.load(builder.gep(a_col, [ir.Constant(i64, r)]))
+            broadcast = builder.shuffle_vector(
+                builder.insert_element(undef, value, ir.Constant(i32, 0)), undef, splat)
+            new += [builder.call(fma, [broadcast, b_vec[v], acc[r * n_vec + v]])
+                    for v in range(n_vec)]
+        k_next = builder.add(k, ir.Constant(i64, 1))
+        k.add_incoming(ir.Constant(i64, 0), entry)
+        k.add_incoming(k_next, loop)
+        for phi, value in zip(acc, new):
+            phi.add_incoming(zero, entry)
+            phi.add_incoming(value, loop)
+        builder.cbranch(builder.icmp_signed("<", k_next, kc_v), loop, done)
+        builder.position_at_end(done)
+        add_flag = builder.icmp_unsigned("!=", add_v, ir.Constant(add_v.type, 0))
+        for r in range(MR):
+            row = builder.gep(pc, [builder.mul(ir.Constant(i64, r), ldc_v)])
+            for v in range(n_vec):
+                ptr = builder.bitcast(builder.gep(row, [ir.Constant(i64, v * _LANES)]), vptr)
+                value = new[r * n_vec + v]
+                total = builder.fadd(builder.load(ptr, align=4), value)
+                builder.store(builder.select(add_flag, total, value), ptr, align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
