@@ -6,10 +6,12 @@ direct kernels and Winograd switched off and on, alternately in one process.
     python -m benchmarks.conv_paths --scaling                # default paths, 1 vs all threads
 
 Variants (tinygrad_edu.ops_cnn chooses a path per conv; these switch its thresholds):
-- `im2col`: every conv by im2col + GEMM (the paths before issue 18's kernels);
-- `winograd`: Winograd F(2x2, 3x3) where it fits, the rest im2col + GEMM;
-- `all`: the default, Winograd and the direct kernels (kernels.direct_conv2d and
-  direct_conv2d_weight_grad) where they fit.
+- `im2col`: every conv by im2col + numpy's GEMM (the paths before issue 18's kernels);
+- `winograd`: Winograd F(2x2, 3x3) where it fits, the rest im2col + GEMM, numpy's GEMM;
+- `blas`: Winograd and the direct kernels (kernels.direct_conv2d and
+  direct_conv2d_weight_grad) where they fit, numpy's GEMM;
+- `all`: the default, the same with gemm.matmul's GEMM where gemm.enabled() (an AVX-512 host
+  whose OpenBLAS runs narrower kernels; elsewhere `all` equals `blas`).
 Each round runs one untimed and `--iters` timed steps of each variant in turn, so load from
 other processes hits them alike; the table shows the minimum wall time and the minimum CPU time
 of the calling thread (with one thread, the step's whole CPU time; steadier on a busy machine).
@@ -25,26 +27,32 @@ import os
 
 import tinygrad_edu as tg
 from benchmarks.iteration_time import CASES, make_steps, time_alternately
-from tinygrad_edu import ops_cnn
+from tinygrad_edu import gemm, ops_cnn
 
-# the ops_cnn thresholds each variant sets; None keeps the default
+# the ops_cnn thresholds each variant sets (the others keep their defaults), and whether its
+# GEMMs may take gemm.matmul's kernel (True: where gemm.enabled(); False: numpy's BLAS)
 _OFF = {"_DIRECT_MAX_CHANNELS": 0, "_DIRECT_MAX_CHANNELS_WIDE": 0, "_DIRECT_MIN_ROW": 1 << 62}
 VARIANTS = {
-    "im2col": {**_OFF, "_WINOGRAD_MIN_CHANNELS": 1 << 62},
-    "winograd": _OFF,
-    "all": {},
+    "im2col": ({**_OFF, "_WINOGRAD_MIN_CHANNELS": 1 << 62}, False),
+    "winograd": (_OFF, False),
+    "blas": ({}, False),
+    "all": ({}, True),
 }
 
 
 @contextlib.contextmanager
 def variant(name: str):
-    """ops_cnn's thresholds set for the variant `name`, restored afterwards."""
-    saved = {k: getattr(ops_cnn, k) for k in VARIANTS[name]}
-    for k, v in VARIANTS[name].items():
+    """ops_cnn's thresholds and the GEMM switch of the variant `name`, restored afterwards."""
+    thresholds, our_gemm = VARIANTS[name]
+    saved = {k: getattr(ops_cnn, k) for k in thresholds}
+    for k, v in thresholds.items():
         setattr(ops_cnn, k, v)
+    if not our_gemm:
+        gemm.set_enabled(False)
     try:
         yield
     finally:
+        gemm.set_enabled(None)
         for k, v in saved.items():
             setattr(ops_cnn, k, v)
 

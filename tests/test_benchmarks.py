@@ -53,7 +53,8 @@ def test_threads_option_sets_every_implementation_and_load_starts_busy_processes
 def test_conv_path_variants_switch_the_kernels_compute_the_same_step_and_restore(monkeypatch):
     from benchmarks import conv_paths
     from tinygrad_edu import kernels, ops_cnn
-    defaults = {k: getattr(ops_cnn, k) for v in conv_paths.VARIANTS.values() for k in v}
+    from tinygrad_edu import gemm
+    defaults = {k: getattr(ops_cnn, k) for v, _ in conv_paths.VARIANTS.values() for k in v}
     seen = []
 
     def recording(real, path):
@@ -62,6 +63,8 @@ def test_conv_path_variants_switch_the_kernels_compute_the_same_step_and_restore
     for kernel, path in (("direct_conv2d", "direct"), ("direct_conv2d_weight_grad", "direct"),
                          ("winograd_conv2d", "winograd")):
         monkeypatch.setattr(kernels, kernel, recording(getattr(kernels, kernel), path))
+    real_enabled = gemm.enabled
+    monkeypatch.setattr(gemm, "enabled", lambda *a: real_enabled(*a) and not seen.append("gemm"))
     losses, calls = {}, {}
     for name in conv_paths.VARIANTS:
         seen.clear()
@@ -69,9 +72,12 @@ def test_conv_path_variants_switch_the_kernels_compute_the_same_step_and_restore
         with conv_paths.variant(name):
             losses[name] = step()
         calls[name] = set(seen)
-    assert calls == {"im2col": set(), "winograd": {"winograd"}, "all": {"winograd", "direct"}}
+    ours = {"gemm"} if real_enabled(np.float32) else set()  # our GEMM where this host takes it
+    assert calls == {"im2col": set(), "winograd": {"winograd"}, "blas": {"winograd", "direct"},
+                     "all": {"winograd", "direct"} | ours}
     np.testing.assert_allclose(list(losses.values()), losses["all"], rtol=1e-5)
     assert {k: getattr(ops_cnn, k) for k in defaults} == defaults
+    assert gemm.enabled(np.float32) == real_enabled(np.float32)  # the switch restored
 
 
 def test_conv_paths_scaling_runs_the_step_at_each_thread_count_and_restores_it():
