@@ -27,6 +27,7 @@ would slow the multiply-adds down.
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import numpy as np
 from llvmlite import ir
@@ -77,30 +78,70 @@ def set_enabled(value: bool | None) -> None:
     _forced = value
 
 
-def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool = False) -> np.ndarray:
-    """out (M, N) = a (M, K) @ b (K, N), or out += a @ b when `accumulate`; any strides.
+class Packed(NamedTuple):
+    """An operand a (M, K) packed once into its MR-row panels over the whole of K (`pack`), for
+    several products with the same a: a conv's weights against each band of its columns."""
+    panels: np.ndarray
+    source: np.ndarray  # a itself
+
+    @property
+    def shape(self) -> tuple:
+        return self.source.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.source.dtype
+
+
+def pack(a: np.ndarray) -> Packed | np.ndarray:
+    """a, packed for matmul's first operand where our kernel will take it (else a itself), so
+    that products with the same a do not each pack it again. (ResNet-18's 512-channel convs
+    spent about a third of their forward packing their 9 MB of weights once per band.)
+
+        w = pack(weights)                      # (OC, C*KH*KW)
+        for band in bands: matmul(w, col[band], out=y[band])
+    """
+    if not enabled(a.dtype):
+        return a
+    M, K = a.shape
+    panels = np.empty(-(-M // MR) * MR * K, np.float32)
+    _pack_a(a, 0, M, 0, K, panels)
+    return Packed(panels, a)
+
+
+_NO_ARRAY, _NO_PANELS = np.empty((0, 0), np.float32), np.empty(0, np.float32)  # unused slots
+
+
+def matmul(a: np.ndarray | Packed, b: np.ndarray, out: np.ndarray,
+           accumulate: bool = False) -> np.ndarray:
+    """out (M, N) = a (M, K) @ b (K, N), or out += a @ b when `accumulate`; any strides; a may
+    come from pack().
 
         matmul(gy, col.T, out=gw)   # a conv's weight gradient, col read transposed
     """
     if not (enabled(a.dtype) and a.dtype == b.dtype == out.dtype):
+        a = a.source if isinstance(a, Packed) else a
         if accumulate:
             out += a @ b
         else:
             np.matmul(a, b, out=out)
         return out
-    _gemm(a, b, out, accumulate)
+    if isinstance(a, Packed):
+        _gemm(_NO_ARRAY, a.panels, True, *a.shape, b, out, accumulate)
+    else:
+        _gemm(a, _NO_PANELS, False, *a.shape, b, out, accumulate)
     return out
 
 
 @njit(cache=True, nogil=True)
-def _gemm(a, b, out, accumulate):
-    """The blocked loops around the micro-kernel; every tile of a block is added into out
-    (or stored, for the first block of k when not accumulating)."""
-    M, K = a.shape
+def _gemm(a, packed_a, is_packed, M, K, b, out, accumulate):
+    """The blocked loops around the micro-kernel, packing a block by block, or reading a's
+    panels from packed_a (`pack`) when is_packed; every tile of a block is added into out (or
+    stored, for the first block of k when not accumulating)."""
     N = b.shape[1]
     if K == 0 and not accumulate:
         out[:, :] = 0
-    a_panels = np.empty(-(-min(M, MC) // MR) * MR * KC, np.float32)
+    a_panels = packed_a if is_packed else np.empty(-(-min(M, MC) // MR) * MR * KC, np.float32)
     b_panels = np.empty(-(-min(N, NC) // NR) * NR * KC, np.float32)
     tile = np.empty(MR * NR, np.float32)
     # b's panels are read in place when its rows are contiguous, unless they lie a multiple of
@@ -119,27 +160,33 @@ def _gemm(a, b, out, accumulate):
             add = accumulate or k0 > 0
             for i0 in range(0, M, MC):
                 mc = min(MC, M - i0)
-                _pack_a(a, i0, mc, k0, kc, a_panels)
+                if is_packed:  # panel p holds a's rows p*MR.. over all K, k after k
+                    a_at, a_step = (i0 // MR) * K * MR + k0 * MR, K * MR
+                else:
+                    _pack_a(a, i0, mc, k0, kc, a_panels)
+                    a_at, a_step = 0, kc * MR
                 for jp in range(-(-nc // NR)):
                     j = j0 + jp * NR
                     if b_rows and j + NR <= N:  # b's own rows
-                        _column_of_tiles(a_panels, mc, b, k0 * ldb + j, ldb, out, tile, i0, j,
-                                         kc, add)
+                        _column_of_tiles(a_panels, a_at, a_step, mc, b, k0 * ldb + j, ldb, out,
+                                         tile, i0, j, kc, add)
                     else:
-                        _column_of_tiles(a_panels, mc, b_panels, 0 if b_rows else jp * kc * NR,
-                                         NR, out, tile, i0, j, kc, add)
+                        _column_of_tiles(a_panels, a_at, a_step, mc, b_panels,
+                                         0 if b_rows else jp * kc * NR, NR, out, tile, i0, j,
+                                         kc, add)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _column_of_tiles(a_panels, mc, b, b_off, ldb, out, tile, i0, j, kc, add):
-    """The tiles out[i0:i0+mc, j:j+NR] (+)= a's packed panels @ one NR-column panel of b (at
-    b_off in b's memory, rows ldb apart): straight into out where a whole tile fits and out's
-    rows are contiguous, else through the tile buffer."""
+def _column_of_tiles(a_panels, a_at, a_step, mc, b, b_off, ldb, out, tile, i0, j, kc, add):
+    """The tiles out[i0:i0+mc, j:j+NR] (+)= a's packed panels (the first at a_at, the next
+    a_step further) @ one NR-column panel of b (at b_off in b's memory, rows ldb apart):
+    straight into out where a whole tile fits and out's rows are contiguous, else through the
+    tile buffer."""
     M, N = out.shape
     direct = out.strides[1] == 4 and out.strides[0] % 4 == 0
     ld = out.strides[0] // 4
     for ip in range(-(-mc // MR)):
-        i, a_off = i0 + ip * MR, ip * kc * MR
+        i, a_off = i0 + ip * MR, a_at + ip * a_step
         if direct and i + MR <= M and j + NR <= N:
             _tile(a_panels, a_off, b, b_off, ldb, out, i * ld + j, ld, kc, add)
         else:

@@ -185,12 +185,13 @@ class Conv2d(Function):
         y = np.empty((OC, OH * OW * N), x.dtype)  # (OC, OH, OW, N)
         bias = None if b is None else b.astype(x.dtype, copy=False)[:, None]
         bands = list(self._bands(x.dtype))
+        packed = [gemm.pack(wg[g]) for g in range(groups)]  # once for every band
 
         def band(i: int, worker: int) -> None:  # one band: its im2col, GEMMs and bias
             cols, rows = bands[i]
             col = self._columns(xb, rows, build=True)  # (C*KH*KW, R*OW*N)
             for g, in_rows, out_rows in _group_slices(wg.shape):
-                gemm.matmul(wg[g], col[in_rows], out=y[out_rows, cols])  # (OC/G, R*OW*N)
+                gemm.matmul(packed[g], col[in_rows], out=y[out_rows, cols])  # (OC/G, R*OW*N)
             if bias is not None:
                 y[:, cols] += bias  # while the band is in cache
 
@@ -337,7 +338,7 @@ class Conv2d(Function):
 
         def channels(i: int, worker: int) -> None:
             k, c0, c1 = tasks[i]
-            w_t = wg[k][:, c0 * KK:c1 * KK].T  # (c*KH*KW, OC/G) of these channels
+            w_t = gemm.pack(wg[k][:, c0 * KK:c1 * KK].T)  # (c*KH*KW, OC/G): once, every band
             gy_k = gy[k * wg.shape[1]:(k + 1) * wg.shape[1]]
             gx_c = gx[:, k * Cg + c0:k * Cg + c1]  # (N, c, H, W) view
             if self.pointwise:  # col is x itself, so gcol is gx
