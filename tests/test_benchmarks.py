@@ -52,8 +52,7 @@ def test_threads_option_sets_every_implementation_and_load_starts_busy_processes
 
 def test_conv_path_variants_switch_the_kernels_compute_the_same_step_and_restore(monkeypatch):
     from benchmarks import conv_paths
-    from tinygrad_edu import kernels, ops_cnn
-    from tinygrad_edu import gemm
+    from tinygrad_edu import gemm, kernels, ops_cnn
     defaults = {k: getattr(ops_cnn, k) for v, _ in conv_paths.VARIANTS.values() for k in v}
     seen = []
 
