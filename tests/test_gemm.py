@@ -148,3 +148,48 @@ def test_float32_convs_agree_with_our_gemm_on_and_off(x_shape, w_shape, opts):
             gemm.set_enabled(None)
     for got, want in zip(*results):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_packed_operand_gives_the_same_products_bit_for_bit(ours, monkeypatch, threads):
+    """pack(a) once, then products with several b: the values matmul(a, b) computes, to the
+    bit (same panels, same order of sums), whether pack ran in one task or split into many;
+    pack_all packs each array the same way."""
+    import tinygrad_edu as tg
+    before = tg.get_num_threads()
+    tg.set_num_threads(threads)
+    monkeypatch.setattr(gemm, "_PACK_GRAIN", 1)  # as many pack tasks as there are threads
+    try:
+        rng = np.random.default_rng(5)
+        for a in (rng.standard_normal((45, 300)).astype(np.float32),
+                  np.ascontiguousarray(rng.standard_normal((300, 45)).astype(np.float32)).T):
+            packed = gemm.pack(a)
+            assert isinstance(packed, gemm.Packed) and packed.shape == a.shape
+            for n in (1, 33, 100):
+                b = rng.standard_normal((300, n)).astype(np.float32)
+                want = gemm.matmul(a, b, out=np.empty((45, n), np.float32))
+                got = gemm.matmul(packed, b, out=np.empty((45, n), np.float32))
+                np.testing.assert_array_equal(got, want)
+            for one, other in zip(gemm.pack_all([a, 2 * a]), (packed, gemm.pack(2 * a))):
+                np.testing.assert_array_equal(one.panels, other.panels)
+    finally:
+        tg.set_num_threads(before)
+
+
+def test_pack_is_the_array_itself_where_our_kernel_does_not_run():
+    a = np.ones((4, 5), np.float32)
+    gemm.set_enabled(False)
+    try:
+        assert gemm.pack(a) is a and gemm.pack_all([a]) == [a]
+    finally:
+        gemm.set_enabled(None)
+    a64 = np.ones((4, 5))  # float64: numpy's GEMM
+    assert gemm.pack(a64) is a64
+
+
+def test_a_packed_operand_still_multiplies_when_our_kernel_is_switched_off(ours):
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    b = np.ones((4, 2), np.float32)
+    packed = gemm.pack(a)
+    gemm.set_enabled(False)
+    np.testing.assert_array_equal(gemm.matmul(packed, b, out=np.empty((3, 2), np.float32)), a @ b)
