@@ -788,7 +788,7 @@ def winograd_conv2d(x, w, bias, P: int, band_bytes: int = 1 << 20, scratch=None)
     xp = np.zeros((C, 2 * TH + 2, 2 * TW + 2, N), x.dtype)  # every tile inside: no checks
     xp[:, P:P + H, P:P + W] = x.transpose(1, 2, 3, 0)
     U = winograd_filter(w.astype(x.dtype, copy=False))
-    U_packed = gemm.pack_all(U)  # once for every band
+
     b = np.zeros(OC, x.dtype) if bias is None else bias.astype(x.dtype, copy=False)
     y = batch_minor((N, OC, 2 * TH, 2 * TW), x.dtype)
     yb = y.transpose(1, 2, 3, 0)  # (OC, 2TH, 2TW, N)
@@ -796,6 +796,7 @@ def winograd_conv2d(x, w, bias, P: int, band_bytes: int = 1 << 20, scratch=None)
     tasks = tasks_for(16 * C * OC * TH * TW * N, _TASK_MACS)  # the GEMMs' multiply-adds
     step = max(1, min(band_bytes // row_bytes, -(-TH // tasks)))
     bands = [(th0, min(TH, th0 + step)) for th0 in range(0, TH, step)]
+    U_packed = gemm.pack_all(U) if len(bands) > 1 else U  # once for every band
     scratch = scratch or np.empty
 
     def band(i: int, worker: int) -> None:

@@ -185,7 +185,7 @@ class Conv2d(Function):
         y = np.empty((OC, OH * OW * N), x.dtype)  # (OC, OH, OW, N)
         bias = None if b is None else b.astype(x.dtype, copy=False)[:, None]
         bands = list(self._bands(x.dtype))
-        packed = [gemm.pack(wg[g]) for g in range(groups)]  # once for every band
+        packed = [_shared_operand(wg[g], len(bands)) for g in range(groups)]
 
         def band(i: int, worker: int) -> None:  # one band: its im2col, GEMMs and bias
             cols, rows = bands[i]
@@ -338,7 +338,8 @@ class Conv2d(Function):
 
         def channels(i: int, worker: int) -> None:
             k, c0, c1 = tasks[i]
-            w_t = gemm.pack(wg[k][:, c0 * KK:c1 * KK].T)  # (c*KH*KW, OC/G): once, every band
+            w_t = _shared_operand(wg[k][:, c0 * KK:c1 * KK].T,  # (c*KH*KW, OC/G)
+                                  1 if self.pointwise else len(bands))
             gy_k = gy[k * wg.shape[1]:(k + 1) * wg.shape[1]]
             gx_c = gx[:, k * Cg + c0:k * Cg + c1]  # (N, c, H, W) view
             if self.pointwise:  # col is x itself, so gcol is gx
@@ -371,6 +372,14 @@ class Conv2d(Function):
         self.winograd, self.direct, self.keep, self.col = False, False, False, None
         self.direct_input_grad = self.direct_weight_grad = self.has_bias = False
         self.stride2 = False
+
+
+def _shared_operand(a: np.ndarray, uses: int):
+    """a packed once for gemm.matmul when `uses` products share it (a conv's bands), else a
+    itself: packing writes a whole copy of a, which a single product, packing block by block
+    in cache, does not (ResNet-18's 512-channel input gradient, one band: 1.97 ms packing +
+    2.64 ms product, against 3.87 ms unpacked)."""
+    return gemm.pack(a) if uses > 1 else a
 
 
 def _output_rows(grad: np.ndarray, dtype) -> np.ndarray:
