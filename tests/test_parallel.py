@@ -29,6 +29,7 @@ def every_op_split(threads, monkeypatch):
     monkeypatch.setattr(ops_cnn, "_TASK_MACS", 1)
     monkeypatch.setattr(kernels, "_TASK_ELEMENTS", 1)
     monkeypatch.setattr(kernels, "_TASK_MACS", 1)
+    monkeypatch.setattr(kernels, "_ELEMENTWISE_GRAIN", 1)
     monkeypatch.setattr(optim_kernels, "_TASK_ELEMENTS", 1)
     counts, real = [], parallel.parallel_for
 
