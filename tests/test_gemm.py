@@ -193,3 +193,28 @@ def test_a_packed_operand_still_multiplies_when_our_kernel_is_switched_off(ours)
     packed = gemm.pack(a)
     gemm.set_enabled(False)
     np.testing.assert_array_equal(gemm.matmul(packed, b, out=np.empty((3, 2), np.float32)), a @ b)
+
+
+@pytest.mark.parametrize("m, n", [(20, 300), (300, 20)])  # split over columns, then rows
+def test_a_large_product_split_over_the_threads_equals_one_thread_bit_for_bit(ours, monkeypatch,
+                                                                             m, n):
+    import tinygrad_edu as tg
+    from tinygrad_edu import parallel
+    rng = np.random.default_rng(6)
+    a = rng.standard_normal((m, 70)).astype(np.float32)
+    b = rng.standard_normal((70, n)).astype(np.float32)
+    whole = gemm.matmul(a, b, out=np.empty((m, n), np.float32))
+    before = tg.get_num_threads()
+    tg.set_num_threads(3)
+    monkeypatch.setattr(gemm, "_SPLIT_MACS", 1)
+    calls, real = [], parallel.parallel_for
+    monkeypatch.setattr(gemm, "parallel_for", lambda fn, n: calls.append(n) or real(fn, n))
+    try:
+        split = gemm.matmul(a, b, out=np.empty((m, n), np.float32))
+        start = rng.standard_normal((m, n)).astype(np.float32)
+        added = gemm.matmul(a, b, out=start.copy(), accumulate=True)
+    finally:
+        tg.set_num_threads(before)
+    assert calls and min(calls) > 1
+    np.testing.assert_array_equal(split, whole)
+    np.testing.assert_allclose(added, start + whole, rtol=1e-6, atol=1e-5)

@@ -41,6 +41,7 @@ MR, NR = 8, 32  # the micro-kernel's tile: 8 rows x 2 vectors of 16 floats = 16 
 KC, MC, NC = 256, 128, 1024  # blocks: a's MC x KC (128 KB) and b's KC x NC (1 MB) stay in L2
 _LANES = 16  # float32 values per AVX-512 register
 _PACK_GRAIN = 1 << 16  # a parallel task of pack(): at least 64K values (a copy, ~30 us)
+_SPLIT_MACS = 1 << 23  # a matmul called outside a task is split from 8M multiply-adds (~40 us)
 _BLAS_AVX512 = {"skylakex", "cooperlake", "sapphirerapids"}  # OpenBLAS's AVX-512 kernels
 
 
@@ -153,11 +154,28 @@ def matmul(a: np.ndarray | Packed, b: np.ndarray, out: np.ndarray,
         else:
             np.matmul(a, b, out=out)
         return out
+    M, K = a.shape
+    N = b.shape[1]
+    parts = tasks_for(M * N * K, _SPLIT_MACS)  # 1 inside a task (a conv's band) or when small
+    if parts == 1 or isinstance(a, Packed):
+        _product(a, b, out, accumulate)
+        return out
+    if N >= M:  # split the longer side of out, in whole panels
+        runs = [(j0 * NR, min(N, j1 * NR)) for j0, j1 in chunks(-(-N // NR), parts)]
+        pieces = [(a, b[:, j0:j1], out[:, j0:j1]) for j0, j1 in runs]
+    else:
+        runs = [(i0 * MR, min(M, i1 * MR)) for i0, i1 in chunks(-(-M // MR), parts)]
+        pieces = [(a[i0:i1], b, out[i0:i1]) for i0, i1 in runs]
+    parallel_for(lambda i, worker: _product(*pieces[i], accumulate), len(pieces))
+    return out
+
+
+def _product(a, b, out, accumulate: bool) -> None:
+    """One thread's matmul: our kernel on a or on its packed panels."""
     if isinstance(a, Packed):
         _gemm(_NO_ARRAY, a.panels, True, *a.shape, b, out, accumulate)
     else:
         _gemm(a, _NO_PANELS, False, *a.shape, b, out, accumulate)
-    return out
 
 
 @njit(cache=True, nogil=True)
