@@ -791,7 +791,6 @@ def winograd_conv2d(x, w, bias, P: int, band_bytes: int = 1 << 20, scratch=None)
     xp = np.zeros((C, 2 * TH + 2, 2 * TW + 2, N), x.dtype)  # every tile inside: no checks
     xp[:, P:P + H, P:P + W] = x.transpose(1, 2, 3, 0)
     U = winograd_filter(w.astype(x.dtype, copy=False))
-
     b = np.zeros(OC, x.dtype) if bias is None else bias.astype(x.dtype, copy=False)
     y = batch_minor((N, OC, 2 * TH, 2 * TW), x.dtype)
     yb = y.transpose(1, 2, 3, 0)  # (OC, 2TH, 2TW, N)
