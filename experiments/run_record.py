@@ -13,6 +13,7 @@ import os
 import pickle
 import socket
 import subprocess
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -128,6 +129,25 @@ def run_status(summary: dict) -> str:
     except (TypeError, ValueError, PermissionError):
         return status  # no pid recorded, or someone else's live process
     return status
+
+
+@contextmanager
+def metrics_lock(run_dir: str):
+    """An exclusive lock on run_dir (flock on the directory itself) for a read-modify-write of
+    its metrics.json: a sweep's driver writing a trial's final status and the trial it has
+    just stopped may rewrite the file at the same moment (the trial's "stopped_early" was seen
+    to overwrite the driver's "interrupted"). Without fcntl (Windows): no lock."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    fd = os.open(run_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def drop_points_after_checkpoint(logger, path: str) -> None:

@@ -221,3 +221,17 @@ def test_a_cluster_that_wants_a_token_is_one_sentence(token_cluster, tmp_path):
     assert f"the Ray cluster at --address {token_cluster} wants its authentication token" in \
         done.stderr
     assert not (tmp_path / "s").exists()
+
+
+def test_the_metrics_lock_excludes_a_second_writer_until_released(tmp_path):
+    """The lock the sweep's driver and its trials take around rewriting a trial's metrics.json
+    (experiments.run_record.metrics_lock): a second holder is refused while it is held."""
+    fcntl = pytest.importorskip("fcntl")
+    from experiments.run_record import metrics_lock
+    other = os.open(tmp_path, os.O_RDONLY)
+    try:
+        with metrics_lock(str(tmp_path)), pytest.raises(BlockingIOError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released: taken at once
+    finally:
+        os.close(other)

@@ -13,6 +13,7 @@ import os
 from tinygrad_edu.logging import Logger
 
 from .. import report
+from ..run_record import metrics_lock
 from .config import SweepConfig, trial_name
 
 STANDARD = ("val_loss", "val_acc", "train_loss", "train_acc")
@@ -206,7 +207,7 @@ def write_hparams(rows: list[dict], cfg: SweepConfig) -> None:
     for rank, row in enumerate(rows, start=1):
         if not os.path.isdir(row["run_dir"]):  # never started, or on another machine's disk
             continue
-        with Logger(logdir=row["run_dir"]) as logger:
+        with metrics_lock(row["run_dir"]), Logger(logdir=row["run_dir"]) as logger:
             if row["status"] in ENDED and not logger.hparam_values:
                 values = {f"hparam/{k}": v for k, v in row["metrics"].items()
                           if math.isfinite(v)}

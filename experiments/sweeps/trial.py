@@ -23,7 +23,7 @@ from tinygrad_edu.serialization import CheckpointError
 from tinygrad_edu.train import History, TrainingDiverged, make_readable
 
 from ..common import UsageError
-from ..run_record import drop_points_after_checkpoint
+from ..run_record import drop_points_after_checkpoint, metrics_lock
 from .config import trial_params
 from .setups import find_experiment, make_setup
 
@@ -156,15 +156,16 @@ def close_log(logger: Logger) -> None:
     """Close the trial's Logger; if the sweep has meanwhile written its record into
     metrics.json (it ended while this thread still ran: Tune stops a trial at its next report),
     that file stands as the sweep wrote it."""
-    try:
-        with open(logger.metrics_path) as f:
-            saved = json.load(f)
-    except (OSError, ValueError):
-        saved = {}
-    if "sweep" in saved.get("summary", {}):
-        logger.history, logger.summary = saved.get("scalars", {}), saved["summary"]
-        logger.hparam_values = saved.get("hparams", {})
-    logger.close()
+    with metrics_lock(os.path.dirname(logger.metrics_path)):  # the sweep may be writing it
+        try:
+            with open(logger.metrics_path) as f:
+                saved = json.load(f)
+        except (OSError, ValueError):
+            saved = {}
+        if "sweep" in saved.get("summary", {}):
+            logger.history, logger.summary = saved.get("scalars", {}), saved["summary"]
+            logger.hparam_values = saved.get("hparams", {})
+        logger.close()
     make_readable(logger.metrics_path)
 
 
