@@ -27,6 +27,7 @@ def every_op_split(threads, monkeypatch):
     tasks as it can take; records the task counts of the parallel_for calls."""
     tg.set_num_threads(3)
     monkeypatch.setattr(ops_cnn, "_TASK_MACS", 1)
+    monkeypatch.setattr(ops_cnn, "_SUM_VALUES", 1)
     monkeypatch.setattr(kernels, "_TASK_ELEMENTS", 1)
     monkeypatch.setattr(kernels, "_TASK_MACS", 1)
     monkeypatch.setattr(kernels, "_ELEMENTWISE_GRAIN", 1)
