@@ -1,11 +1,12 @@
 """Our float32 GEMM, `matmul(a, b, out)`: out = a @ b for 2-D arrays of any strides, used by
-the convolutions (ops_cnn, kernels.winograd_conv2d) where it beats numpy's BLAS: `enabled()`.
+the convolutions (ops_cnn, kernels.winograd_conv2d) and the linear layers (ops.Linear) where
+it beats numpy's BLAS: `enabled()`.
 
 Why our own: numpy's OpenBLAS may run narrower vector kernels than the CPU has. On the
 benchmark machine (an AVX-512 AMD EPYC) the environment sets OPENBLAS_CORETYPE=Haswell, so
 OpenBLAS multiplies 8 floats per instruction where the CPU can do 16. Measured there at one
 thread (float32, 2026-12-01), the conv GEMMs' shapes: 156-255 GFLOP/s with this kernel, 110-135
-with OpenBLAS's Haswell kernels (its AVX-512 "SkylakeX" kernels reach ~230 where allowed). So
+with OpenBLAS's Haswell kernels (its AVX-512 "SkylakeX" kernels reach 237-252 where allowed). So
 it is used only where it wins: the host has AVX-512, numpy's BLAS is OpenBLAS without it, and
 the arrays are float32; everywhere else `matmul` is np.matmul.
 
@@ -20,9 +21,11 @@ such accumulators in registers (it loads and stores them every step: 95-130 GFLO
 so the micro-kernel is written in LLVM IR with llvmlite (`_tile`, a Numba intrinsic); the
 packing, the loops and the edges are plain Numba. Packing reads any strides, so a transposed
 operand (im2col's columns for the weight gradient, w^T for the input gradient) needs no copy
-of its own; b's panels are even read in place when its rows are contiguous (`_gemm`). Rows or columns that do not fill a panel are padded with zeros: the products they give
-fall outside `out` and are dropped, but stale memory there could hold NaNs or denormals, which
-would slow the multiply-adds down.
+of its own; b's panels are even read in place when its rows are contiguous (`_gemm`). Rows
+or columns that do not fill a panel are padded with zeros: the products they give fall
+outside `out` and are dropped, but stale memory there could hold NaNs or denormals, which
+would slow the multiply-adds down. A product called outside a parallel task is split over
+the threads (`matmul`); inside one (a conv's band) it runs in that task's thread.
 """
 from __future__ import annotations
 
