@@ -243,45 +243,37 @@ def _column_of_tiles(a_panels, a_at, a_step, mc, b, b_off, ldb, out, tile, i0, j
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _pack_b(b, k0, kc, j0, nc, panels):
-    """b[k0:k0+kc, j0:j0+nc] -> panels of NR columns, each kc x NR row after row, zero-padded."""
-    for jp in range(-(-nc // NR)):
-        base = jp * kc * NR
-        width = min(NR, nc - jp * NR)
-        if b.strides[0] < b.strides[1]:  # b's columns are contiguous (a transposed view)
-            for j in range(width):
-                column = b[k0:k0 + kc, j0 + jp * NR + j]
+def _pack(src, k0, kc, j0, nc, width, panels):
+    """src[k0:k0+kc, j0:j0+nc] -> panels `width` values wide, each kc x width, k after k,
+    zero-padded: b's panels with width NR, and a's with width MR from src = a.T (_pack_a)."""
+    for jp in range(-(-nc // width)):
+        base = jp * kc * width
+        used = min(width, nc - jp * width)
+        if src.strides[0] < src.strides[1]:  # src's columns are contiguous (a transposed view)
+            for j in range(used):
+                column = src[k0:k0 + kc, j0 + jp * width + j]
                 for k in range(kc):
-                    panels[base + k * NR + j] = column[k]
+                    panels[base + k * width + j] = column[k]
         else:
             for k in range(kc):
-                row = b[k0 + k, j0 + jp * NR:j0 + jp * NR + width]
-                for j in range(width):
-                    panels[base + k * NR + j] = row[j]
+                row = src[k0 + k, j0 + jp * width:j0 + jp * width + used]
+                for j in range(used):
+                    panels[base + k * width + j] = row[j]
         for k in range(kc):
-            for j in range(width, NR):
-                panels[base + k * NR + j] = 0
+            for j in range(used, width):
+                panels[base + k * width + j] = 0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pack_b(b, k0, kc, j0, nc, panels):
+    """b[k0:k0+kc, j0:j0+nc] -> panels of NR columns, each kc x NR row after row."""
+    _pack(b, k0, kc, j0, nc, NR, panels)
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _pack_a(a, i0, mc, k0, kc, panels):
-    """a[i0:i0+mc, k0:k0+kc] -> panels of MR rows, each kc x MR column after column, zero-padded."""
-    for ip in range(-(-mc // MR)):
-        base = ip * kc * MR
-        height = min(MR, mc - ip * MR)
-        if a.strides[0] < a.strides[1]:  # a's columns are contiguous (a transposed view)
-            for k in range(kc):
-                column = a[i0 + ip * MR:i0 + ip * MR + height, k0 + k]
-                for r in range(height):
-                    panels[base + k * MR + r] = column[r]
-        else:
-            for r in range(height):
-                row = a[i0 + ip * MR + r, k0:k0 + kc]
-                for k in range(kc):
-                    panels[base + k * MR + r] = row[k]
-        for k in range(kc):
-            for r in range(height, MR):
-                panels[base + k * MR + r] = 0
+    """a[i0:i0+mc, k0:k0+kc] -> panels of MR rows, each kc x MR column after column."""
+    _pack(a.T, k0, kc, i0, mc, MR, panels)
 
 
 @njit(cache=True, nogil=True, inline="always")
