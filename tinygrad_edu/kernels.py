@@ -70,9 +70,10 @@ def elementwise(ufunc, *args) -> np.ndarray:
     arrays = [a for a in args if isinstance(a, np.ndarray)]
     first = arrays[0]
     parts = tasks_for(first.size, _ELEMENTWISE_GRAIN)
-    same = all(a.shape == first.shape and a.strides == first.strides for a in arrays)
-    flats = [a.ravel("K") for a in arrays] if parts > 1 and same else []
-    if not flats or not all(np.shares_memory(f, a) for f, a in zip(flats, arrays)):
+    if parts == 1 or any(a.shape != first.shape or a.strides != first.strides for a in arrays):
+        return ufunc(*args)  # small (most calls: checked first), or layouts that differ
+    flats = [a.ravel("K") for a in arrays]
+    if not all(np.shares_memory(f, a) for f, a in zip(flats, arrays)):
         return ufunc(*args)
     out = np.empty_like(first)
     flat_out = out.ravel("K")
