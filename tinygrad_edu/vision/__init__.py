@@ -1,5 +1,5 @@
-"""`torchvision`'s face: `import torchvision` -> `import tinygrad_edu.vision as torchvision`,
-`from torchvision import datasets, transforms, utils` -> `from tinygrad_edu.vision import ...`.
+"""`torchvision`'s face: a script's torchvision imports name `tinygrad_edu.vision` instead
+(the module itself as `torchvision`, or its `datasets`, `transforms` and `utils`).
 
     from tinygrad_edu.vision import datasets, transforms
     train = datasets.MNIST("data", train=True, transform=transforms.ToTensor())
