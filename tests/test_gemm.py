@@ -218,3 +218,15 @@ def test_a_large_product_split_over_the_threads_equals_one_thread_bit_for_bit(ou
     assert calls and min(calls) > 1
     np.testing.assert_array_equal(split, whole)
     np.testing.assert_allclose(added, start + whole, rtol=1e-6, atol=1e-5)
+
+
+def test_operands_that_do_not_fit_are_refused_as_numpy_refuses_them(ours):
+    """The kernel reads within the shapes it is given: a mismatch must stop before it."""
+    a, b = np.ones((3, 4), np.float32), np.ones((5, 2), np.float32)
+    with pytest.raises(ValueError, match="as many rows as a has columns"):
+        gemm.matmul(a, b, out=np.empty((3, 2), np.float32))
+    with pytest.raises(ValueError, match=r"out the shape \(a's rows"):
+        gemm.matmul(a, np.ones((4, 2), np.float32), out=np.empty((3, 3), np.float32))
+    with pytest.raises(ValueError):  # numpy's own refusal where our kernel is off
+        gemm.set_enabled(False)
+        gemm.matmul(a, b, out=np.empty((3, 2), np.float32))

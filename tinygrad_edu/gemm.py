@@ -159,6 +159,10 @@ def matmul(a: np.ndarray | Packed, b: np.ndarray, out: np.ndarray,
         return out
     M, K = a.shape
     N = b.shape[1]
+    if b.shape[0] != K or out.shape != (M, N):  # the kernel does not check its bounds
+        raise ValueError(f"gemm.matmul: a {a.shape} @ b {b.shape} into out {out.shape}: b needs "
+                         f"as many rows as a has columns, and out the shape (a's rows, b's "
+                         f"columns)")
     parts = tasks_for(M * N * K, _SPLIT_MACS)  # 1 inside a task (a conv's band) or when small
     if parts == 1 or isinstance(a, Packed):
         _product(a, b, out, accumulate)
