@@ -21,7 +21,8 @@ such accumulators in registers (it loads and stores them every step: 95-130 GFLO
 so the micro-kernel is written in LLVM IR with llvmlite (`_tile`, a Numba intrinsic); the
 packing, the loops and the edges are plain Numba. Packing reads any strides, so a transposed
 operand (im2col's columns for the weight gradient, w^T for the input gradient) needs no copy
-of its own; b's panels are even read in place when its rows are contiguous (`_gemm`). Rows
+of its own; a's panels and b's are even read in place when their rows are contiguous
+(`_gemm`), and x @ w.T with few rows of x is computed as (w @ x.T).T, which reads w in place. Rows
 or columns that do not fill a panel are padded with zeros: the products they give fall
 outside `out` and are dropped, but stale memory there could hold NaNs or denormals, which
 would slow the multiply-adds down. A product called outside a parallel task is split over
@@ -87,7 +88,8 @@ def set_enabled(value: bool | None) -> None:
 
 class Packed(NamedTuple):
     """An operand a (M, K) packed once into its MR-row panels over the whole of K (`pack`), for
-    several products with the same a: a conv's weights against each band of its columns."""
+    several products with the same a whose rows are not contiguous: w^T against each band of a
+    conv's output gradient (contiguous rows are read in place instead)."""
     panels: np.ndarray
     source: np.ndarray  # a itself
 
@@ -102,12 +104,13 @@ class Packed(NamedTuple):
 
 def pack(a: np.ndarray) -> Packed | np.ndarray:
     """a, packed for matmul's first operand where our kernel will take it (else a itself), so
-    that products with the same a do not each pack it again (the forward of ResNet-18's
-    512-channel convs, 9 MB of weights: 13.1 -> 9.6 ms per step at one thread). Split over
-    the threads in whole panels, as the caller usually waits for it before its own tasks.
+    that products with the same a do not each pack it again (before a was read in place, this
+    took the forward of ResNet-18's 512-channel convs, 9 MB of weights, from 13.1 to 9.6 ms
+    per step at one thread). Split over the threads in whole panels, as the caller usually
+    waits for it before its own tasks.
 
-        w = pack(weights)                      # (OC, C*KH*KW)
-        for band in bands: matmul(w, col[band], out=y[band])
+        w_t = pack(w.T)                        # (C*KH*KW, OC), columns contiguous
+        for band in bands: matmul(w_t, gy[band], out=gcol[band])
     """
     if not enabled(a.dtype):
         return a
@@ -123,21 +126,6 @@ def pack(a: np.ndarray) -> Packed | np.ndarray:
 
     parallel_for(task, len(runs))
     return Packed(panels, a)
-
-
-def pack_all(arrays) -> list:
-    """[pack(a) for a in arrays], the arrays packed in parallel, one task each (Winograd's 16
-    transformed filters), where pack() would split each small one by itself or not at all."""
-    arrays = list(arrays)
-    if not arrays or not enabled(arrays[0].dtype):
-        return arrays
-    packed = [None] * len(arrays)
-
-    def task(i: int, worker: int) -> None:
-        packed[i] = pack(arrays[i])  # inside a task: serial
-
-    parallel_for(task, len(arrays))
-    return packed
 
 
 _NO_ARRAY, _NO_PANELS = np.empty((0, 0), np.float32), np.empty(0, np.float32)  # unused slots
@@ -163,6 +151,9 @@ def matmul(a: np.ndarray | Packed, b: np.ndarray, out: np.ndarray,
         raise ValueError(f"gemm.matmul: a {a.shape} @ b {b.shape} into out {out.shape}: b needs "
                          f"as many rows as a has columns, and out the shape (a's rows, b's "
                          f"columns)")
+    if (not isinstance(a, Packed) and b.strides[0] == 4 != b.strides[1]
+            and _rows_contiguous(a) and 2 * (M * N + M * K) < K * N):
+        return _transposed_product(a, b, out, accumulate)  # b transposed, a small (x @ w.T)
     parts = tasks_for(M * N * K, _SPLIT_MACS)  # 1 inside a task (a conv's band) or when small
     if parts == 1 or isinstance(a, Packed):
         _product(a, b, out, accumulate)
@@ -177,18 +168,38 @@ def matmul(a: np.ndarray | Packed, b: np.ndarray, out: np.ndarray,
     return out
 
 
+def _transposed_product(a, b, out, accumulate: bool) -> np.ndarray:
+    """out (+)= a @ b for b with contiguous columns (a linear layer's x @ w.T, a conv's
+    gy @ col.T) and fewer rows of a than columns of b: as out.T = b.T @ a.T, so that the larger
+    operand is read in place and only a, the smaller, is packed (transposing costs a scalar copy
+    per value: 32 x 784 @ 784 x 256, 118 -> 68 us at one thread); out.T is computed contiguous
+    and then copied, faster than through the tile buffer (77 us)."""
+    t = matmul(b.T, a.T, out=np.empty((b.shape[1], a.shape[0]), np.float32))
+    if accumulate:
+        out += t.T
+    else:
+        out[...] = t.T
+    return out
+
+
 def _product(a, b, out, accumulate: bool) -> None:
     """One thread's matmul: our kernel on a or on its packed panels."""
     if isinstance(a, Packed):
-        _gemm(_NO_ARRAY, a.panels, True, *a.shape, b, out, accumulate)
+        _gemm(_NO_ARRAY, a.panels, True, *a.shape, b, out, accumulate, False)
     else:
-        _gemm(a, _NO_PANELS, False, *a.shape, b, out, accumulate)
+        _gemm(a, _NO_PANELS, False, *a.shape, b, out, accumulate, _rows_contiguous(a))
+
+
+def _rows_contiguous(x: np.ndarray) -> bool:
+    """x's rows are contiguous float32 values, each further on than the last."""
+    return x.strides[1] == 4 and x.strides[0] > 0 and x.strides[0] % 4 == 0
 
 
 @njit(cache=True, nogil=True)
-def _gemm(a, packed_a, is_packed, M, K, b, out, accumulate):
-    """The blocked loops around the micro-kernel, packing a block by block, or reading a's
-    panels from packed_a (`pack`) when is_packed; every tile of a block is added into out (or
+def _gemm(a, packed_a, is_packed, M, K, b, out, accumulate, a_in_place):
+    """The blocked loops around the micro-kernel; a's panels are packed block by block, read
+    from packed_a (`pack`) when is_packed, or read in place (rows contiguous) when a_in_place,
+    but for a last panel of fewer than MR rows. Every tile of a block is added into out (or
     stored, for the first block of k when not accumulating)."""
     N = b.shape[1]
     if K == 0 and not accumulate:
@@ -196,6 +207,7 @@ def _gemm(a, packed_a, is_packed, M, K, b, out, accumulate):
     a_panels = packed_a if is_packed else np.empty(-(-min(M, MC) // MR) * MR * KC, np.float32)
     b_panels = np.empty(-(-min(N, NC) // NR) * NR * KC, np.float32)
     tile = np.empty(MR * NR, np.float32)
+    lda = a.strides[0] // 4 if a_in_place else 0
     # b's panels are read in place when its rows are contiguous, unless they lie a multiple of
     # 4 KB apart: then a panel's rows share a few L1 sets and evict each other (measured: a
     # 128 x 64 x 1024 product at 183 GFLOP/s in place, 223 packed; 64 x 576 x 455: 230 vs 192)
@@ -214,35 +226,48 @@ def _gemm(a, packed_a, is_packed, M, K, b, out, accumulate):
                 mc = min(MC, M - i0)
                 if is_packed:  # panel p holds a's rows p*MR.. over all K, k after k
                     a_at, a_step = (i0 // MR) * K * MR + k0 * MR, K * MR
+                elif a_in_place:  # only the last, partial panel, packed where it is read
+                    a_at, a_step = -(mc // MR) * kc * MR, kc * MR
+                    if mc % MR:
+                        _pack_a(a, i0 + mc - mc % MR, mc % MR, k0, kc, a_panels)
                 else:
                     _pack_a(a, i0, mc, k0, kc, a_panels)
                     a_at, a_step = 0, kc * MR
                 for jp in range(-(-nc // NR)):
                     j = j0 + jp * NR
                     if b_rows and j + NR <= N:  # b's own rows
-                        _column_of_tiles(a_panels, a_at, a_step, mc, b, k0 * ldb + j, ldb, out,
-                                         tile, i0, j, kc, add)
+                        _column_of_tiles(a, lda, a_panels, a_at, a_step, mc, b, k0 * ldb + j,
+                                         ldb, out, tile, i0, j, k0, kc, add)
                     else:
-                        _column_of_tiles(a_panels, a_at, a_step, mc, b_panels,
+                        _column_of_tiles(a, lda, a_panels, a_at, a_step, mc, b_panels,
                                          0 if b_rows else jp * kc * NR, NR, out, tile, i0, j,
-                                         kc, add)
+                                         k0, kc, add)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _column_of_tiles(a_panels, a_at, a_step, mc, b, b_off, ldb, out, tile, i0, j, kc, add):
-    """The tiles out[i0:i0+mc, j:j+NR] (+)= a's packed panels (the first at a_at, the next
-    a_step further) @ one NR-column panel of b (at b_off in b's memory, rows ldb apart):
-    straight into out where a whole tile fits and out's rows are contiguous, else through the
-    tile buffer."""
+def _column_of_tiles(a, lda, a_panels, a_at, a_step, mc, b, b_off, ldb, out, tile, i0, j, k0,
+                     kc, add):
+    """The tiles out[i0:i0+mc, j:j+NR] (+)= a's rows i0.. @ one NR-column panel of b (at b_off
+    in b's memory, rows ldb apart). a's packed panels are in a_panels, the first at a_at, the
+    next a_step further; when lda > 0 the whole panels are read from a itself (rows lda apart,
+    columns from k0). Straight into out where a whole tile fits and out's rows are contiguous,
+    else through the tile buffer."""
     M, N = out.shape
     direct = out.strides[1] == 4 and out.strides[0] % 4 == 0
     ld = out.strides[0] // 4
     for ip in range(-(-mc // MR)):
         i, a_off = i0 + ip * MR, a_at + ip * a_step
+        in_place = lda > 0 and i + MR <= M
         if direct and i + MR <= M and j + NR <= N:
-            _tile(a_panels, a_off, b, b_off, ldb, out, i * ld + j, ld, kc, add)
+            if in_place:
+                _tile_rows(a, i * lda + k0, lda, b, b_off, ldb, out, i * ld + j, ld, kc, add)
+            else:
+                _tile(a_panels, a_off, 0, b, b_off, ldb, out, i * ld + j, ld, kc, add)
         else:
-            _tile(a_panels, a_off, b, b_off, ldb, tile, 0, NR, kc, False)
+            if in_place:
+                _tile_rows(a, i * lda + k0, lda, b, b_off, ldb, tile, 0, NR, kc, False)
+            else:
+                _tile(a_panels, a_off, 0, b, b_off, ldb, tile, 0, NR, kc, False)
             _add_tile(tile, out, i, j, add)
 
 
@@ -294,18 +319,23 @@ def _add_tile(tile, out, i, j, add):
                 row[j + c] = src[c]
 
 
-@intrinsic
-def _tile(typingctx, a, a_off, b, b_off, ldb, c, c_off, ldc, kc, add):
-    """C[r * ldc + q] (+)= sum over k < kc of a[a_off + k*MR + r] * b[b_off + k*NR + q] for
-    r < MR, q < NR, where C starts c_off values into c's memory: the MR x NR tile of a packed
-    MR-row panel of a and a packed NR-column panel of b, added to C when `add`, else stored.
-    In LLVM IR: the 16 accumulators are vector registers carried around the k loop (phi
-    nodes); each step loads b's two vectors, broadcasts a's MR values and does 16 fused
+def _micro_kernel(a_in_place: bool):
+    """The micro-kernel as a Numba intrinsic, tile(a, a_off, lda, b, b_off, ldb, c, c_off,
+    ldc, kc, add): C[r * ldc + q] (+)= sum over k < kc of A(r, k) * b[b_off + k*ldb + q] for
+    r < MR, q < NR, where C starts c_off values into c's memory, added to C when `add`, else
+    stored. A(r, k) is a[a_off + k*MR + r], a packed MR-row panel (lda unused), or, when
+    `a_in_place`, a[a_off + r*lda + k]: MR rows of a read where they lie, a row's k values
+    contiguous. In LLVM IR: the 16 accumulators are vector registers carried around the k loop
+    (phi nodes); each step loads b's two vectors, broadcasts a's MR values and does 16 fused
     multiply-adds. kc must be at least 1."""
-    sig = types.void(a, a_off, b, b_off, ldb, c, c_off, ldc, kc, add)
+
+    def tile(typingctx, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, kc, add):
+        return types.void(a, a_off, lda, b, b_off, ldb, c, c_off, ldc, kc, add), codegen
+
+    tile.__name__ = "_tile_rows" if a_in_place else "_tile"
 
     def codegen(context, builder, signature, args):
-        a_arr, a_off_v, b_arr, b_off_v, ldb_v, c_arr, c_off_v, ldc_v, kc_v, add_v = args
+        a_arr, a_off_v, lda_v, b_arr, b_off_v, ldb_v, c_arr, c_off_v, ldc_v, kc_v, add_v = args
         f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
         vec = ir.VectorType(f32, _LANES)
         vptr = vec.as_pointer()
@@ -315,8 +345,8 @@ def _tile(typingctx, a, a_off, b, b_off, ldb, c, c_off, ldc, kc, add):
             return cgutils.create_struct_proxy(ty)(context, builder, value=value).data
 
         pa = builder.gep(data(a_arr, signature.args[0]), [a_off_v])
-        pb = builder.gep(data(b_arr, signature.args[2]), [b_off_v])
-        pc = builder.gep(data(c_arr, signature.args[5]), [c_off_v])
+        pb = builder.gep(data(b_arr, signature.args[3]), [b_off_v])
+        pc = builder.gep(data(c_arr, signature.args[6]), [c_off_v])
         fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3),
                                              f"llvm.fma.v{_LANES}f32")
         zero, undef = ir.Constant(vec, [0.0] * _LANES), ir.Constant(vec, ir.Undefined)
@@ -332,10 +362,11 @@ def _tile(typingctx, a, a_off, b, b_off, ldb, c, c_off, ldc, kc, add):
         b_row = builder.gep(pb, [builder.mul(k, ldb_v)])
         b_vec = [builder.load(builder.bitcast(builder.gep(b_row, [ir.Constant(i64, v * _LANES)]),
                                               vptr), align=4) for v in range(n_vec)]
-        a_col = builder.gep(pa, [builder.mul(k, ir.Constant(i64, MR))])
+        a_col = builder.gep(pa, [k if a_in_place else builder.mul(k, ir.Constant(i64, MR))])
         new = []
         for r in range(MR):
-            value = builder.load(builder.gep(a_col, [ir.Constant(i64, r)]))
+            step = builder.mul(ir.Constant(i64, r), lda_v) if a_in_place else ir.Constant(i64, r)
+            value = builder.load(builder.gep(a_col, [step]))
             broadcast = builder.shuffle_vector(
                 builder.insert_element(undef, value, ir.Constant(i32, 0)), undef, splat)
             new += [builder.call(fma, [broadcast, b_vec[v], acc[r * n_vec + v]])
@@ -358,4 +389,7 @@ def _tile(typingctx, a, a_off, b, b_off, ldb, c, c_off, ldc, kc, add):
                 builder.store(builder.select(add_flag, total, value), ptr, align=4)
         return context.get_dummy_value()
 
-    return sig, codegen
+    return intrinsic(tile)
+
+
+_tile, _tile_rows = _micro_kernel(False), _micro_kernel(True)  # a packed, a read in place

@@ -799,7 +799,6 @@ def winograd_conv2d(x, w, bias, P: int, band_bytes: int = 1 << 20, scratch=None)
     tasks = tasks_for(16 * C * OC * TH * TW * N, _TASK_MACS)  # the GEMMs' multiply-adds
     step = max(1, min(band_bytes // row_bytes, -(-TH // tasks)))
     bands = [(th0, min(TH, th0 + step)) for th0 in range(0, TH, step)]
-    U_packed = gemm.pack_all(U) if len(bands) > 1 else U  # once for every band
     scratch = scratch or np.empty
 
     def band(i: int, worker: int) -> None:
@@ -810,7 +809,7 @@ def winograd_conv2d(x, w, bias, P: int, band_bytes: int = 1 << 20, scratch=None)
         M = buf[16 * C * cols:].reshape(16, OC, cols)
         _winograd_input(xp, V, th0)
         for k in range(16):
-            gemm.matmul(U_packed[k], V[k], out=M[k])  # (OC, C) @ (C, cols)
+            gemm.matmul(U[k], V[k], out=M[k])  # (OC, C) @ (C, cols), U's rows read in place
         _winograd_output(M, b, yb, th0)
 
     parallel_for(band, len(bands))

@@ -392,11 +392,13 @@ def _sum_in_order(parts: list) -> np.ndarray:
 
 
 def _shared_operand(a: np.ndarray, uses: int):
-    """a packed once for gemm.matmul when `uses` products share it (a conv's bands), else a
-    itself: packing writes a whole copy of a, which a single product, packing block by block
-    in cache, does not (ResNet-18's 512-channel input gradient, one band: 1.97 ms packing +
-    2.64 ms product, against 3.87 ms unpacked)."""
-    return gemm.pack(a) if uses > 1 else a
+    """a packed once for gemm.matmul when `uses` products share it (a conv's bands) and its
+    rows are not contiguous (w^T for the input gradient), else a itself: gemm reads contiguous
+    rows in place, which beat packing them once (ResNet-18 at one thread: 227.6 -> 221.7 ms,
+    alternating), and packing writes a whole copy of a, which a single product, packing block
+    by block in cache, does not (ResNet-18's 512-channel input gradient, one band: 1.97 ms
+    packing + 2.64 ms product, against 3.87 ms unpacked)."""
+    return gemm.pack(a) if uses > 1 and a.strides[1] != a.itemsize else a
 
 
 def _output_rows(grad: np.ndarray, dtype) -> np.ndarray:
