@@ -132,6 +132,17 @@ def test_chunks_cover_the_range_without_empty_pieces(total, parts, expected):
     assert parallel.chunks(total, parts) == expected
 
 
+@pytest.mark.parametrize("n_threads, work, expected", [
+    (1, 100, 1), (2, 5, 1), (2, 20, 2), (2, 30, 2), (2, 100, 4), (3, 20, 2), (3, 30, 3),
+    (3, 50, 3), (3, 60, 6), (3, 1000, 6)])
+def test_tasks_are_one_per_grain_then_a_whole_number_per_thread(threads, n_threads, work,
+                                                               expected):
+    """Below the threads, one task per grain (10 units here); beyond, whole rounds: 3 equal
+    tasks on 2 threads would take as long as 4, so 30 units on 2 threads make 2 tasks."""
+    tg.set_num_threads(n_threads)
+    assert parallel.tasks_for(work, 10) == expected
+
+
 KERNEL_TESTS = [
     test_kernels.test_conv2d_matches_reference_and_backward_is_the_adjoint,
     test_kernels.test_max_pool2d_matches_reference,

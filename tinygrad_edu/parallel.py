@@ -185,8 +185,11 @@ def chunks(total: int, parts: int) -> list[tuple[int, int]]:
 def tasks_for(work: int, grain: int) -> int:
     """How many tasks to cut a job of `work` units into: 1 when single-threaded or when the job
     is small (a task should carry at least `grain` units, so that the ~20 us of handing it out
-    pays), else up to twice the threads, so that a descheduled worker's share is picked up."""
+    pays), else one per grain up to twice the threads (so that a descheduled worker's share is
+    picked up), and beyond the threads a whole number per thread: 3 even tasks on 2 threads
+    take as long as 4."""
     threads = worker_count()
     if threads <= 1:
         return 1
-    return max(1, min(2 * threads, work // grain))
+    tasks = max(1, min(2 * threads, work // grain))
+    return tasks - tasks % threads if tasks > threads else tasks
