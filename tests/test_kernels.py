@@ -831,3 +831,49 @@ def test_stride2_weights_grad_is_the_adjoint_of_stride2_weights():
     assert g2.shape == (4, 12, 4, 3)
     np.testing.assert_allclose(np.sum(kernels.stride2_weights(u) * g2),
                                np.sum(u * kernels.stride2_weights_grad(g2, 7, 5)), rtol=1e-12)
+
+
+def _log_softmax_nll_ref(z, t, ignore_index):
+    """numpy's formulas, row by row: log_softmax and the loss at the target."""
+    with np.errstate(invalid="ignore"):  # -inf - -inf: NaN, as the kernel gives
+        shifted = z - z.max(axis=1, keepdims=True)
+        logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    keep = t != ignore_index
+    losses = np.where(keep, -logp[np.arange(len(t)), np.where(keep, t, 0)], 0)
+    return logp, losses, int(keep.sum())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_log_softmax_nll_matches_reference_with_ignored_rows_and_extreme_logits(dtype):
+    rng = np.random.default_rng(3)
+    z = (rng.standard_normal((9, 7)) * 30).astype(dtype)
+    z[3] = [9, 1, np.nan, 3, 4, 5, 6]  # NaN spreads to the row, as in numpy
+    z[5] = 1e30  # equal huge logits: uniform
+    z[6, :] = -np.inf  # all impossible: NaN, as in numpy
+    t = rng.integers(0, 7, 9)
+    t[[1, 4]] = -100
+    logp, losses, count = kernels.log_softmax_nll(z, t, -100)
+    want_logp, want_losses, want_count = _log_softmax_nll_ref(z, t, -100)
+    assert count == want_count == 7 and logp.dtype == losses.dtype == dtype
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(logp, want_logp, rtol=tol, atol=tol)
+    np.testing.assert_allclose(losses, want_losses, rtol=tol, atol=tol)
+    scale = np.broadcast_to(np.asarray(0.25, dtype), (9,))
+    g = kernels.softmax_minus_one_hot(logp, t, -100, scale)
+    one_hot = np.eye(7, dtype=dtype)[np.where(t != -100, t, 0)] * (t != -100)[:, None]
+    want_g = (np.exp(want_logp) * (t != -100)[:, None] - one_hot) * dtype(0.25)
+    want_g[t == -100] = 0
+    np.testing.assert_allclose(g, want_g, rtol=tol, atol=tol)
+
+
+def test_log_softmax_nll_gives_nan_for_a_target_out_of_range():
+    _, losses, _ = kernels.log_softmax_nll(np.zeros((2, 3)), np.array([3, -1]), -100)
+    assert np.isnan(losses).all()
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_kernel_path_gradchecks(reduction):
+    from tinygrad_edu.nn import functional as F
+    x = _leaf(np.random.default_rng(4), 6, 5)
+    t = Tensor(np.array([0, 4, -100, 2, 2, 1]))
+    assert gradcheck(lambda x: F.cross_entropy(x, t, reduction=reduction), x)

@@ -743,6 +743,9 @@ class LogSoftmax(Function):
         return grad - out.exp() * grad.sum(axis, keepdim=True)
 
 
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))  # the dtypes Numba's kernels take
+
+
 class CrossEntropy(Function):
     """Fused log_softmax + negative log-likelihood over axis 1 of (N, C, ...) logits.
 
@@ -753,40 +756,58 @@ class CrossEntropy(Function):
     def forward(self, x, target=None, reduction="mean", label_smoothing=0.0, ignore_index=-100):
         C = x.shape[1]
         z = np.moveaxis(x, 1, -1).reshape(-1, C)  # (M, C), M = N * d1 * ...
-        z = z - z.max(axis=1, keepdims=True)
-        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))  # (M, C)
+        t = target.reshape(-1)
+        if target.dtype.kind == "i" and not label_smoothing and C and x.dtype in _FLOATS:
+            logp, losses, count = kernels.log_softmax_nll(z, t, ignore_index)  # one pass
+            q = None  # the one-hot targets, made only for backward_graph
+        else:
+            z = z - z.max(axis=1, keepdims=True)
+            logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))  # (M, C)
+            q, count = self._targets(target, x.dtype, logp, label_smoothing, ignore_index)
+            losses = -(q * logp).sum(axis=1)  # (M,)
+        self.save_for_backward(logp, q, t, ignore_index, x.shape, reduction, count)
+        if reduction == "none":
+            return losses.reshape((x.shape[0],) + x.shape[2:])
+        total = losses.sum()
+        return np.asarray(total / max(count, 1) if reduction == "mean" else total, x.dtype)
+
+    @staticmethod
+    def _targets(target, dtype, logp, label_smoothing, ignore_index) -> tuple:
+        """(q, count): the target distribution of each row (M, C) and the rows counted."""
+        C = logp.shape[1]
         if target.dtype.kind in "iu":
             t = target.reshape(-1)
             keep = t != ignore_index
             q = np.zeros_like(logp)
             q[np.nonzero(keep)[0], t[keep]] = 1
             if label_smoothing:  # in x's dtype: a bool times a Python float would be float64
-                q = q * (1 - label_smoothing) + keep[:, None] * x.dtype.type(label_smoothing / C)
-            count = int(keep.sum())  # a Python int: dividing float32 by np.int64 gives float64
-        else:
-            q = np.moveaxis(target, 1, -1).reshape(-1, C).astype(x.dtype, copy=False)
-            q = q * (1 - label_smoothing) + label_smoothing / C
-            count = q.shape[0]
-        losses = -(q * logp).sum(axis=1)  # (M,)
-        self.save_for_backward(logp, q, x.shape, reduction, count)
+                q = q * (1 - label_smoothing) + keep[:, None] * dtype.type(label_smoothing / C)
+            return q, int(keep.sum())  # a Python int: float32 / np.int64 would give float64
+        q = np.moveaxis(target, 1, -1).reshape(-1, C).astype(dtype, copy=False)
+        return q * (1 - label_smoothing) + label_smoothing / C, q.shape[0]
+
+    def _row_scale(self, grad, count, reduction):
+        """The upstream gradient of each row's loss: grad / count, grad, or grad per row."""
         if reduction == "none":
-            return losses.reshape((x.shape[0],) + x.shape[2:])
-        total = losses.sum()
-        return np.asarray(total / max(count, 1) if reduction == "mean" else total, x.dtype)
+            return grad.reshape(-1)
+        return grad / max(count, 1) if reduction == "mean" else grad
 
     def backward(self, grad):
-        logp, q, shape, reduction, count = self.saved
-        # d/dz of -sum(q log softmax z) = softmax(z) * sum(q) - q
-        g = np.exp(logp) * q.sum(axis=1, keepdims=True) - q  # (M, C)
-        if reduction == "none":
-            g = g * grad.reshape(-1, 1)
-        else:
-            g = g * (grad / max(count, 1) if reduction == "mean" else grad)
+        logp, q, t, ignore_index, shape, reduction, count = self.saved
+        scale = self._row_scale(grad, count, reduction)
+        if q is None:
+            scale = np.broadcast_to(np.asarray(scale, logp.dtype), logp.shape[:1])
+            g = kernels.softmax_minus_one_hot(logp, t, ignore_index, scale)
+        else:  # d/dz of -sum(q log softmax z) = softmax(z) * sum(q) - q
+            g = np.exp(logp) * q.sum(axis=1, keepdims=True) - q  # (M, C)
+            g = g * (scale.reshape(-1, 1) if reduction == "none" else scale)
         g = g.reshape((shape[0],) + shape[2:] + (shape[1],))
         return np.moveaxis(g, -1, 1).astype(logp.dtype, copy=False), None
 
     def backward_graph(self, grad):
-        logp, q, shape, reduction, count = self.saved
+        logp, q, t, ignore_index, shape, reduction, count = self.saved
+        if q is None:
+            q, _ = self._targets(t, logp.dtype, logp, 0.0, ignore_index)
 
         def like_x(a):  # (M, C) or (M, 1) -> x's (N, C, ...) layout
             return np.moveaxis(a.reshape((shape[0],) + shape[2:] + a.shape[1:]), -1, 1)

@@ -22,11 +22,17 @@ from tinygrad_edu.parallel import chunks, parallel_for, tasks_for
 _TASK_ELEMENTS = 1 << 18
 
 
-def _split(kernel, *args) -> None:
-    """kernel(*args) on the flat arrays among args, cut into pieces updated in parallel (the
-    updates are elementwise, so any cut gives the same result)."""
-    size = next(a for a in args if isinstance(a, np.ndarray)).size
-    parts = chunks(size, tasks_for(size, _TASK_ELEMENTS))
+def _split(kernel, p: np.ndarray, *args) -> None:
+    """kernel(p, *args) on the flat arrays p and those among args, cut into pieces updated in
+    parallel (the updates are elementwise, so any cut gives the same result); a parameter too
+    small to split is updated here directly, without the machinery (MLP3's step at batch 32:
+    71 -> 51 us for its six parameters)."""
+    n_tasks = tasks_for(p.size, _TASK_ELEMENTS)
+    if n_tasks == 1:
+        kernel(p, *args)
+        return
+    args = (p,) + args
+    parts = chunks(p.size, n_tasks)
 
     def task(i: int, worker: int) -> None:
         start, stop = parts[i]
