@@ -229,3 +229,22 @@ def test_operands_that_do_not_fit_are_refused_as_numpy_refuses_them(ours):
     with pytest.raises(ValueError):  # numpy's own refusal where our kernel is off
         gemm.set_enabled(False)
         gemm.matmul(a, b, out=np.empty((3, 2), np.float32))
+
+
+def test_small_products_go_to_numpy_under_the_rule_and_to_ours_when_forced(monkeypatch):
+    """Under the machine's rule, a product numpy does faster (few columns, or few
+    multiply-adds) never reaches our kernel; set_enabled(True) sends it there too."""
+    calls = []
+    monkeypatch.setattr(gemm, "_product", lambda *args: calls.append(args[0].shape))
+    monkeypatch.setattr(gemm, "enabled", lambda dtype=np.float32: True)
+    a, out = np.ones((32, 128), np.float32), np.empty((32, 10), np.float32)
+    gemm.matmul(a, np.ones((128, 10), np.float32), out=out)  # MLP3's last layer
+    np.testing.assert_array_equal(out, 128)
+    gemm.matmul(a, np.ones((128, 64), np.float32), out=np.empty((32, 64), np.float32))
+    assert calls == [(32, 128)]  # only the product of 512K multiply-adds
+    gemm.set_enabled(True)
+    try:
+        gemm.matmul(a, np.ones((128, 10), np.float32), out=out)
+    finally:
+        gemm.set_enabled(None)
+    assert calls == [(32, 128)] * 2

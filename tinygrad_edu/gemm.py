@@ -45,6 +45,7 @@ MR, NR = 8, 32  # the micro-kernel's tile: 8 rows x 2 vectors of 16 floats = 16 
 KC, MC, NC = 256, 128, 1024  # blocks: a's MC x KC (128 KB) and b's KC x NC (1 MB) stay in L2
 _LANES = 16  # float32 values per AVX-512 register
 _PACK_GRAIN = 1 << 16  # a parallel task of pack(): at least 64K values (a copy, ~30 us)
+_NUMPY_MACS = 1 << 17  # smaller products go to numpy's GEMM (_small)
 _SPLIT_MACS = 1 << 23  # a matmul called outside a task is split from 8M multiply-adds (~40 us)
 _BLAS_AVX512 = {"skylakex", "cooperlake", "sapphirerapids"}  # OpenBLAS's AVX-512 kernels
 
@@ -80,8 +81,9 @@ def enabled(dtype=np.float32) -> bool:
 
 
 def set_enabled(value: bool | None) -> None:
-    """Force our kernel on (True) or off (False) for float32, as benchmarks and tests do; None
-    restores the rule of enabled()."""
+    """Force our kernel on (True: for every float32 product, the small ones numpy does faster
+    included) or off (False), as benchmarks and tests do; None restores the rule of enabled()
+    and of matmul's small products."""
     global _forced
     _forced = value
 
@@ -138,7 +140,8 @@ def matmul(a: np.ndarray | Packed, b: np.ndarray, out: np.ndarray,
 
         matmul(gy, col.T, out=gw)   # a conv's weight gradient, col read transposed
     """
-    if not (enabled(a.dtype) and a.dtype == b.dtype == out.dtype):
+    if not (enabled(a.dtype) and a.dtype == b.dtype == out.dtype) or (
+            _forced is None and _small(a, b)):
         a = a.source if isinstance(a, Packed) else a
         if accumulate:
             out += a @ b
@@ -166,6 +169,14 @@ def matmul(a: np.ndarray | Packed, b: np.ndarray, out: np.ndarray,
         pieces = [(a[i0:i1], b, out[i0:i1]) for i0, i1 in runs]
     parallel_for(lambda i, worker: _product(*pieces[i], accumulate), len(pieces))
     return out
+
+
+def _small(a, b) -> bool:
+    """Products numpy's GEMM does faster, as ours costs ~3 us to call and computes 32 columns
+    at a time: under 128K multiply-adds, or under 16 columns (measured at one thread: 32 x 128
+    @ 128 x 10, MLP3's last layer, 5.4 us ours, 2.1 numpy; 128 x 128 @ 128 x 10: 9.0 vs 5.5;
+    64 x 64 @ 64 x 64: 4.8 vs 5.6)."""
+    return b.shape[1] < _LANES or a.shape[0] * a.shape[1] * b.shape[1] < _NUMPY_MACS
 
 
 def _transposed_product(a, b, out, accumulate: bool) -> np.ndarray:
