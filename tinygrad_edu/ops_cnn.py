@@ -310,7 +310,11 @@ class Conv2d(Function):
         g = self.geo
         G, OCg, CKg = self.wg_shape
         runs = parallel.chunks(len(bands), parallel.worker_count())
-        sums = [np.empty(self.wg_shape, gy.dtype) for _ in runs]
+        gw = np.empty((G * OCg, CKg // (g.KH * g.KW), g.KH, g.KW), gy.dtype)
+        # the first run sums into gw itself: an array that owns its memory becomes the
+        # weight's .grad as is, where a view of one would be copied (ResNet-18: 19 of its 62
+        # gradients, 2.4 ms per step)
+        sums = [gw.reshape(self.wg_shape)] + [np.empty(self.wg_shape, gy.dtype) for _ in runs[1:]]
 
         def run(r: int, worker: int) -> None:
             for i in range(*runs[r]):
@@ -321,7 +325,8 @@ class Conv2d(Function):
                                 accumulate=i != runs[r][0])
 
         parallel.parallel_for(run, len(runs))
-        return _sum_in_order(sums).reshape(G * OCg, CKg // (g.KH * g.KW), g.KH, g.KW)
+        _sum_in_order(sums)
+        return gw
 
     def _input_grad(self, wg, gy, bands) -> np.ndarray:
         """gx, batch-minor: per band gcol = w^T @ gy, then col2im. Split over input channels
