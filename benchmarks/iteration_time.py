@@ -211,15 +211,21 @@ def _rss_kb(field: str) -> int:
 
 def warm_up(impl: str, torch) -> None:
     """Load what a first step would load (Numba's compiled kernels, PyTorch's lazy libraries)
-    with tiny tensors, so that it does not count as training memory."""
+    with a tiny network (conv, ReLU, pooling, linear, cross-entropy, two SGD steps with
+    momentum), so that it does not count as training memory."""
     x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
     w = np.full((4, 3, 3, 3), 0.1, np.float32)
-    if impl == "tinygrad_edu":
-        X, Wt = tg.Tensor(x, requires_grad=True), tg.Tensor(w, requires_grad=True)
-        F.max_pool2d(F.conv2d(X, Wt, padding=1).relu(), 2).sum().backward()
-    elif impl == "torch":
-        xt, wt = torch.from_numpy(x).requires_grad_(), torch.from_numpy(w).requires_grad_()
-        torch.nn.functional.max_pool2d(torch.conv2d(xt, wt, padding=1).relu(), 2).sum().backward()
+    fc = np.full((10, 64), 0.1, np.float32)
+    y = np.array([1, 2])
+    lib = {"tinygrad_edu": tg, "torch": torch}[impl]
+    ops = F if impl == "tinygrad_edu" else torch.nn.functional
+    make = tg.Tensor if impl == "tinygrad_edu" else torch.from_numpy
+    X, Wt, Fc = make(x), make(w).requires_grad_(), make(fc).requires_grad_()
+    opt = lib.optim.SGD([Wt, Fc], lr=0.01, momentum=0.9)
+    for _ in range(2):
+        out = ops.max_pool2d(ops.conv2d(X, Wt, padding=1).relu(), 2).flatten(1)
+        ops.cross_entropy(ops.linear(out, Fc), make(y)).backward()
+        opt.step()
 
 
 def memory_probe(name: str, batch: int, impl: str, torch) -> dict:
