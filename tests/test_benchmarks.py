@@ -86,3 +86,26 @@ def test_conv_paths_scaling_runs_the_step_at_each_thread_count_and_restores_it()
     result = conv_paths.time_threads(lambda: seen.append(tg.get_num_threads()), (1, 3), 2, 1)
     assert set(result) == {1, 3} and seen == [1, 1, 3, 3, 1, 1, 3, 3]
     assert tg.get_num_threads() == before
+
+
+def test_timing_waits_for_other_threads_to_stop_spinning():
+    """wait_for_idle_threads returns at once when the process's other threads are idle, and
+    waits (here up to its timeout) while one of them keeps a core busy, as PyTorch's and
+    OpenBLAS's threads do for a while after a step."""
+    import threading
+
+    from benchmarks.iteration_time import wait_for_idle_threads
+    assert wait_for_idle_threads(timeout_s=1.0) < 0.5
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            sum(range(1000))
+
+    worker = threading.Thread(target=spin)
+    worker.start()
+    try:
+        assert wait_for_idle_threads(timeout_s=0.2) >= 0.2
+    finally:
+        stop.set()
+        worker.join()

@@ -22,11 +22,12 @@ so the micro-kernel is written in LLVM IR with llvmlite (`_tile`, a Numba intrin
 packing, the loops and the edges are plain Numba. Packing reads any strides, so a transposed
 operand (im2col's columns for the weight gradient, w^T for the input gradient) needs no copy
 of its own; a's panels and b's are even read in place when their rows are contiguous
-(`_gemm`), and x @ w.T with few rows of x is computed as (w @ x.T).T, which reads w in place. Rows
-or columns that do not fill a panel are padded with zeros: the products they give fall
-outside `out` and are dropped, but stale memory there could hold NaNs or denormals, which
-would slow the multiply-adds down. A product called outside a parallel task is split over
-the threads (`matmul`); inside one (a conv's band) it runs in that task's thread.
+(`_gemm`), and x @ w.T with few rows of x is computed as (w @ x.T).T, which reads w in
+place. Rows or columns that do not fill a panel are padded with zeros: the products they
+give fall outside `out` and are dropped, but stale memory there could hold NaNs or
+denormals, which would slow the multiply-adds down. A product called outside a parallel
+task is split over the threads (`matmul`); inside one (a conv's band) it runs in that task's
+thread. Products numpy does faster (small ones) go to numpy (`_small`).
 """
 from __future__ import annotations
 
