@@ -155,15 +155,18 @@ def test_float32_convs_agree_with_our_gemm_on_and_off(x_shape, w_shape, opts):
 @pytest.mark.parametrize("threads", [1, 3])
 def test_packed_operand_gives_the_same_products_bit_for_bit(ours, monkeypatch, threads):
     """pack(a) once, then products with several b: the values matmul(a, b) computes, to the
-    bit (same panels, same order of sums), whether pack ran in one task or split into many."""
+    bit (same panels, same order of sums), whether pack ran in one task or split into many,
+    and the values of the same a with contiguous rows, which matmul reads in place (so pack
+    returns such an a itself)."""
     import tinygrad_edu as tg
     before = tg.get_num_threads()
     tg.set_num_threads(threads)
     monkeypatch.setattr(gemm, "_PACK_GRAIN", 1)  # as many pack tasks as there are threads
     try:
         rng = np.random.default_rng(5)
-        for a in (rng.standard_normal((45, 300)).astype(np.float32),
-                  np.ascontiguousarray(rng.standard_normal((300, 45)).astype(np.float32)).T):
+        rows = rng.standard_normal((45, 300)).astype(np.float32)
+        assert gemm.pack(rows) is rows
+        for a in (np.asfortranarray(rows), np.repeat(rows, 2, axis=1)[:, ::2]):
             packed = gemm.pack(a)
             assert isinstance(packed, gemm.Packed) and packed.shape == a.shape
             for n in (1, 33, 100):
@@ -171,6 +174,8 @@ def test_packed_operand_gives_the_same_products_bit_for_bit(ours, monkeypatch, t
                 want = gemm.matmul(a, b, out=np.empty((45, n), np.float32))
                 got = gemm.matmul(packed, b, out=np.empty((45, n), np.float32))
                 np.testing.assert_array_equal(got, want)
+                in_place = gemm.matmul(rows, b, out=np.empty((45, n), np.float32))
+                np.testing.assert_array_equal(got, in_place)
     finally:
         tg.set_num_threads(before)
 
@@ -187,9 +192,10 @@ def test_pack_is_the_array_itself_where_our_kernel_does_not_run():
 
 
 def test_a_packed_operand_still_multiplies_when_our_kernel_is_switched_off(ours):
-    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    a = np.asfortranarray(np.arange(12, dtype=np.float32).reshape(3, 4))  # columns contiguous
     b = np.ones((4, 2), np.float32)
     packed = gemm.pack(a)
+    assert isinstance(packed, gemm.Packed)
     gemm.set_enabled(False)
     np.testing.assert_array_equal(gemm.matmul(packed, b, out=np.empty((3, 2), np.float32)), a @ b)
 

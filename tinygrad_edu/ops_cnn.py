@@ -186,13 +186,12 @@ class Conv2d(Function):
         y = np.empty((OC, OH * OW * N), x.dtype)  # (OC, OH, OW, N)
         bias = None if b is None else b.astype(x.dtype, copy=False)[:, None]
         bands = list(self._bands(x.dtype))
-        packed = [_shared_operand(wg[g], len(bands)) for g in range(groups)]
 
         def band(i: int, worker: int) -> None:  # one band: its im2col, GEMMs and bias
             cols, rows = bands[i]
             col = self._columns(xb, rows, build=True)  # (C*KH*KW, R*OW*N)
             for g, in_rows, out_rows in _group_slices(wg.shape):
-                gemm.matmul(packed[g], col[in_rows], out=y[out_rows, cols])  # (OC/G, R*OW*N)
+                gemm.matmul(wg[g], col[in_rows], out=y[out_rows, cols])  # (OC/G, R*OW*N)
             if bias is not None:
                 y[:, cols] += bias  # while the band is in cache
 
@@ -397,13 +396,11 @@ def _sum_in_order(parts: list) -> np.ndarray:
 
 
 def _shared_operand(a: np.ndarray, uses: int):
-    """a packed once for gemm.matmul when `uses` products share it (a conv's bands) and its
-    rows are not contiguous (w^T for the input gradient), else a itself: gemm reads contiguous
-    rows in place, which beat packing them once (ResNet-18 at one thread: 227.6 -> 221.7 ms,
-    alternating), and packing writes a whole copy of a, which a single product, packing block
-    by block in cache, does not (ResNet-18's 512-channel input gradient, one band: 1.97 ms
-    packing + 2.64 ms product, against 3.87 ms unpacked)."""
-    return gemm.pack(a) if uses > 1 and a.strides[1] != a.itemsize else a
+    """a packed once for gemm.matmul when `uses` products share it (a conv's bands), else a
+    itself: packing writes a whole copy of a, which a single product, packing block by block
+    in cache, does not (ResNet-18's 512-channel input gradient, one band: 1.97 ms packing +
+    2.64 ms product, against 3.87 ms unpacked)."""
+    return gemm.pack(a) if uses > 1 else a
 
 
 def _output_rows(grad: np.ndarray, dtype) -> np.ndarray:
