@@ -254,3 +254,89 @@ def test_small_products_go_to_numpy_under_the_rule_and_to_ours_when_forced(monke
     finally:
         gemm.set_enabled(None)
     assert calls == [(32, 128)] * 2
+
+
+def _offset_reference(a, b, offsets, starts, L, bias):
+    """offset_matmul by its definition, in float64."""
+    rows = np.stack([np.stack([b[s + o:s + o + L] for o in offsets]) for s in starts])  # R,K,L
+    return np.einsum("mk,rkl->mrl", a.astype(np.float64), rows) + bias[:, None, None]
+
+
+@pytest.mark.parametrize("m, k, L, starts", [
+    (8, 75, 64, [0, 96]),          # whole panels of rows and columns
+    (13, 7, 45, [5, 0, 3]),        # a partial panel of rows and of columns, starts in any order
+    (3, 1, 31, [2]),               # one tap, fewer rows than a panel
+    (16, 300, 100, [0, 50, 70]),   # rows read overlapping (a conv's taps)
+])
+def test_offset_matmul_matches_float64_reference(m, k, L, starts):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    offsets = rng.integers(0, 200, k)
+    starts = np.array(starts)
+    b = rng.standard_normal(starts.max() + offsets.max() + -(-L // gemm.NR) * gemm.NR).astype(
+        np.float32)
+    bias = rng.standard_normal(m).astype(np.float32)
+    out = np.full((m, len(starts), L), np.nan, np.float32)
+    gemm.offset_matmul(gemm.pack_panels(a[::-1][::-1]), b, offsets, starts, out, bias)
+    expected = _offset_reference(a, b.astype(np.float64), offsets, starts, L, bias)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+    gemm.offset_matmul(gemm.pack_panels(a), b, offsets, starts[:0], out[:, :0], None)  # no rows
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+
+
+def test_offset_matmul_writes_only_its_slice_of_out():
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((9, 20)).astype(np.float32)
+    b = rng.standard_normal(500).astype(np.float32)
+    offsets, starts = np.arange(20) * 3, np.array([0, 40])
+    out = np.zeros((9, 4, 70), np.float32)
+    gemm.offset_matmul(gemm.pack_panels(a), b, offsets, starts, out[:, 1:3, 3:67])
+    expected = _offset_reference(a, b, offsets, starts, 64, np.zeros(9))
+    np.testing.assert_allclose(out[:, 1:3, 3:67], expected, rtol=0, atol=1e-5 * 20)
+    out[:, 1:3, 3:67] = 0
+    assert not out.any()
+
+
+def test_offset_matmul_refuses_reads_past_b_and_wrong_shapes():
+    a = gemm.pack_panels(np.ones((4, 3), np.float32))
+    out = np.empty((4, 2, 40), np.float32)
+    offsets, starts = np.array([0, 1, 2]), np.array([0, 10])
+    with pytest.raises(ValueError, match="reach|read up to value 76 of b, which has 75"):
+        gemm.offset_matmul(a, np.zeros(75, np.float32), offsets, starts, out)
+    gemm.offset_matmul(a, np.zeros(76, np.float32), offsets, starts, out)  # exactly enough
+    with pytest.raises(ValueError, match="shape"):
+        gemm.offset_matmul(a, np.zeros(76, np.float32), offsets[:2], starts, out)
+    with pytest.raises(ValueError, match="read up to"):
+        gemm.offset_matmul(a, np.zeros(76, np.float32), offsets - 1, starts, out)
+
+
+@pytest.mark.parametrize("m, k, L, runs", [
+    (4, 6, 16, 1),      # one tile
+    (5, 7, 32, 3),      # partial tiles of a's rows and of b's
+    (9, 200, 48, 300),  # more runs than a chunk (_DOT_VALUES), more rows than _DOT_TAPS
+])
+def test_offset_dots_match_float64_reference(m, k, L, runs):
+    rng = np.random.default_rng(2)
+    a_step, b_step = L + 8, L + 24
+    a = rng.standard_normal(m * 40 + runs * a_step).astype(np.float32)
+    b = rng.standard_normal(k * 10 + runs * b_step).astype(np.float32)
+    a_rows, b_rows = rng.integers(0, m * 40, m), rng.integers(0, k * 10, k)
+
+    def rows(v, starts, step):  # (rows, runs * L) in float64
+        return np.stack([np.concatenate([v[s + r * step:s + r * step + L] for r in range(runs)])
+                         for s in starts]).astype(np.float64)
+
+    expected = rows(a, a_rows, a_step) @ rows(b, b_rows, b_step).T
+    got = gemm.offset_dots(a, a_rows, b, b_rows, L, runs, a_step, b_step)
+    assert got.shape == (m, k) and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=0, atol=2e-6 * np.abs(expected).max())
+
+
+def test_offset_dots_refuse_rows_past_the_arrays_and_partial_vectors():
+    a, b = np.ones(64, np.float32), np.ones(64, np.float32)
+    assert gemm.offset_dots(a, np.array([0, 16]), b, np.array([32]), 16, 2, 16, 16).tolist() == \
+        [[32.0], [32.0]]
+    with pytest.raises(ValueError, match="reaching value 65 of a"):
+        gemm.offset_dots(a, np.array([1, 33]), b, np.array([32]), 16, 2, 16, 16)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        gemm.offset_dots(a, np.array([0]), b, np.array([0]), 8, 1, 8, 8)

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinygrad_edu import kernels
+from tinygrad_edu import gemm, kernels
 from tinygrad_edu.autograd import Function, no_grad
 from tinygrad_edu.ops_cnn import Conv2d, avg_pool2d, conv2d, max_pool2d
 from tinygrad_edu.tensor import Tensor
@@ -661,9 +661,17 @@ def test_which_convs_take_winograd(x_shape, w_shape, opts, expected, monkeypatch
     ((1, 1, 4, 5), (4, 1, 1, 2), (0, 0, 1, 0)),   # 1x2 kernel: no tap triple at all
     ((2, 4, 6, 8), (5, 4, 7, 4), (3, 3, 0, 0)),   # rows of 4 taps: a triple and one left
     ((2, 6, 5, 7), (4, 6, 3, 3), (1, 1, 1, 1)),   # 3x3: triples only
+    ((8, 3, 9, 10), (8, 3, 5, 5), (2, 2, 2, 2)),  # rows of 80 values: our dot kernel's too
+    ((16, 6, 5, 7), (5, 6, 3, 3), (1, 0, 1, 1)),  # ... with 5 outputs, asymmetric padding
 ])
-def test_direct_conv2d_and_its_weight_grad_match_reference(x_shape, w_shape, pads):
-    """float64 to rounding; float32 within 1e-5 of the largest value (measured 3e-7)."""
+@pytest.mark.parametrize("our_gemm", [True, False])
+def test_direct_conv2d_and_its_weight_grad_match_reference(x_shape, w_shape, pads, our_gemm,
+                                                          monkeypatch):
+    """float64 to rounding; float32 within 1e-5 of the largest value (measured 3e-7). With our
+    GEMM, float32 convs of at least _OFFSET_MIN_TAPS taps (C*KH*KW) run on it (all but the
+    first and third here), and weight gradients whose rows (OW*N) fill whole vectors on our
+    dot kernel (the last two); without it, on the direct loops, as float64 does."""
+    monkeypatch.setattr(gemm, "_forced", our_gemm)
     rng = np.random.default_rng(0)
     x, w, b = rng.standard_normal(x_shape), rng.standard_normal(w_shape), \
         rng.standard_normal(w_shape[0])

@@ -279,6 +279,9 @@ def test_threaded_weight_gradient_is_bit_identical_run_to_run(every_op_split, mo
 
 @pytest.mark.parametrize("x_shape, w_shape, pads", [
     ((2, 3, 9, 9), (8, 3, 5, 5), (2, 2, 2, 2)), ((2, 6, 5, 7), (12, 6, 3, 3), (1, 1, 1, 1))])
-def test_split_direct_conv_matches_reference(every_op_split, x_shape, w_shape, pads):
-    test_kernels.test_direct_conv2d_and_its_weight_grad_match_reference(x_shape, w_shape, pads)
+@pytest.mark.parametrize("our_gemm", [True, False])  # the direct loops, or our GEMM's
+def test_split_direct_conv_matches_reference(every_op_split, x_shape, w_shape, pads, our_gemm,
+                                             monkeypatch):
+    test_kernels.test_direct_conv2d_and_its_weight_grad_match_reference(x_shape, w_shape, pads,
+                                                                        our_gemm, monkeypatch)
     assert max(every_op_split) > 1

@@ -28,6 +28,11 @@ give fall outside `out` and are dropped, but stale memory there could hold NaNs 
 denormals, which would slow the multiply-adds down. A product called outside a parallel
 task is split over the threads (`matmul`); inside one (a conv's band) it runs in that task's
 thread. Products numpy does faster (small ones) go to numpy (`_small`).
+
+Two more products serve the stride-1 convolutions without im2col ("implicit GEMM"): in
+`offset_matmul` b's rows lie anywhere in a flat array (a conv's taps are its padded input's
+rows, shifted), read by the same micro-kernel; `offset_dots`, the weight gradient's
+a @ b.T of such rows, has its own micro-kernel of 4 x 6 dot products (`_dot_kernel`).
 """
 from __future__ import annotations
 
@@ -44,7 +49,7 @@ from .parallel import chunks, parallel_for, tasks_for
 
 MR, NR = 8, 32  # the micro-kernel's tile: 8 rows x 2 vectors of 16 floats = 16 accumulators
 KC, MC, NC = 256, 128, 1024  # blocks: a's MC x KC (128 KB) and b's KC x NC (1 MB) stay in L2
-_LANES = 16  # float32 values per AVX-512 register
+LANES = 16  # float32 values per AVX-512 register
 _PACK_GRAIN = 1 << 16  # a parallel task of pack(): at least 64K values (a copy, ~30 us)
 _NUMPY_MACS = 1 << 17  # smaller products go to numpy's GEMM (_small)
 _SPLIT_MACS = 1 << 23  # a matmul called outside a task is split from 8M multiply-adds (~40 us)
@@ -108,14 +113,20 @@ class Packed(NamedTuple):
 def pack(a: np.ndarray) -> Packed | np.ndarray:
     """a, packed for matmul's first operand, so that products with the same a do not each pack
     it again; a itself where our kernel does not run, or reads a's rows in place (contiguous
-    rows: faster than packing them once, ResNet-18 at one thread 227.6 -> 221.7 ms). Split
-    over the threads in whole panels, as the caller usually waits for it before its own tasks.
+    rows: faster than packing them once, ResNet-18 at one thread 227.6 -> 221.7 ms).
 
         w_t = pack(w.T)                        # (C*KH*KW, OC), columns contiguous
         for band in bands: matmul(w_t, gy[band], out=gcol[band])
     """
     if not enabled(a.dtype) or _rows_contiguous(a):
         return a
+    return pack_panels(a)
+
+
+def pack_panels(a: np.ndarray) -> Packed:
+    """a (M, K) float32 of any strides copied into its MR-row panels over the whole of K (the
+    last one padded with zero rows), as matmul and offset_matmul read them. Split over the
+    threads in whole panels, as the caller usually waits for it before its own tasks."""
     M, K = a.shape
     n_panels = -(-M // MR)
     panels = np.empty(n_panels * MR * K, np.float32)
@@ -176,7 +187,7 @@ def _small(a, b) -> bool:
     at a time: under 128K multiply-adds, or under 16 columns (measured at one thread: 32 x 128
     @ 128 x 10, MLP3's last layer, 5.4 us ours, 2.1 numpy; 128 x 128 @ 128 x 10: 9.0 vs 5.5;
     64 x 64 @ 64 x 64: 4.8 vs 5.6)."""
-    return b.shape[1] < _LANES or a.shape[0] * a.shape[1] * b.shape[1] < _NUMPY_MACS
+    return b.shape[1] < LANES or a.shape[0] * a.shape[1] * b.shape[1] < _NUMPY_MACS
 
 
 def _transposed_product(a, b, out, accumulate: bool) -> np.ndarray:
@@ -334,38 +345,253 @@ def _add_tile(tile, out, i, j, add):
                 row[j + c] = src[c]
 
 
-def _micro_kernel(a_in_place: bool):
+def offset_matmul(a: Packed, b: np.ndarray, offsets: np.ndarray, starts: np.ndarray,
+                  out: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    """out[:, r, :] = a @ B_r (+ bias[:, None]) for each r < R, where row k of B_r (K, L) is
+    b[starts[r] + offsets[k]:][:L]: a product whose second operand's rows lie anywhere in the
+    flat array b, read where they are. A stride-1 convolution is one (kernels.direct_conv2d):
+    b is its padded batch-minor input, and row k = (c, kh, kw) of output row r starts at
+    ((c*HP + r + kh)*WP + kw)*N, so im2col's columns are never built ("implicit GEMM", as
+    cuDNN and oneDNN call it). a comes from pack_panels, out is (M, R, L) with contiguous
+    rows. Our kernel only (the caller checks enabled()) and in the calling thread (a conv's
+    tasks call it on their rows). The last panel of columns reads up to NR - 1 values past its
+    rows, so b must extend that far; the products those give are dropped.
+
+        offset_matmul(pack_panels(w.reshape(OC, -1)), xp, offsets, starts, out=y)
+    """
+    M, K = a.shape
+    R, L = starts.shape[0], out.shape[2] if out.ndim == 3 else -1
+    if (out.shape != (M, R, L) or offsets.shape != (K,) or out.strides[2] != 4 or K == 0
+            or b.ndim != 1 or not b.flags.c_contiguous):
+        raise ValueError(f"gemm.offset_matmul: a {a.shape}, {offsets.shape} offsets, "
+                         f"{starts.shape} starts into out {out.shape}: out needs the shape "
+                         f"(a's rows, starts, L) with contiguous rows, a one offset per "
+                         f"column (at least one), b one contiguous row of values")
+    reach = int(starts.max()) + int(offsets.max()) + -(-L // NR) * NR if R else 0
+    if R and (min(int(starts.min()), int(offsets.min())) < 0 or reach > b.size):
+        raise ValueError(f"gemm.offset_matmul: rows read up to value {reach} of b, which "
+                         f"has {b.size}")
+    bias = np.zeros(M, np.float32) if bias is None else bias.astype(np.float32, copy=False)
+    _offset_loops(a.panels, K, b, offsets.astype(np.int64, copy=False),
+                  starts.astype(np.int64, copy=False), out, bias)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _offset_loops(panels, K, b, offsets, starts, out, bias):
+    """offset_matmul's loops: for each output row and NR-column panel, every MR-row panel of
+    a, so that the b values a panel of columns reads stay in cache for all of a."""
+    M, R, L = out.shape
+    ldm, ldr = out.strides[0] // 4, out.strides[1] // 4
+    tile = np.empty(MR * NR, np.float32)
+    for r in range(R):
+        for j in range(0, L, NR):
+            for i in range(0, M, MR):
+                a_off = (i // MR) * K * MR
+                if i + MR <= M and j + NR <= L:  # straight into out, then the bias
+                    _tile_offsets(panels, a_off, 0, b, starts[r] + j, offsets, out,
+                                  i * ldm + r * ldr + j, ldm, K, False)
+                    for q in range(MR):
+                        row = out[i + q, r, j:j + NR]
+                        for c in range(NR):
+                            row[c] += bias[i + q]
+                else:
+                    _tile_offsets(panels, a_off, 0, b, starts[r] + j, offsets, tile, 0, NR, K,
+                                  False)
+                    for q in range(min(MR, M - i)):
+                        for c in range(min(NR, L - j)):
+                            out[i + q, r, j + c] = tile[q * NR + c] + bias[i + q]
+
+
+def offset_dots(a: np.ndarray, a_rows: np.ndarray, b: np.ndarray, b_rows: np.ndarray,
+                L: int, R: int, a_step: int, b_step: int) -> np.ndarray:
+    """out (M, K) float32, out[i, k] = sum over r < R, q < L of
+    a[a_rows[i] + r*a_step + q] * b[b_rows[k] + r*b_step + q]: the dot products of rows that
+    lie anywhere in the flat arrays a and b, each made of R runs of L values. The weight
+    gradient of offset_matmul's convolution is one (kernels.direct_conv2d_weight_grad):
+    a is the output gradient (row oc, runs of OW*N values OH times), b the padded input
+    (row k = tap (c, kh, kw)), so no columns are built. L must be a multiple of 16 (one
+    vector). The products are summed in float32 in vector registers over up to _DOT_VALUES
+    values of a row, then in float64. Our kernel only (the caller checks enabled()); in the
+    calling thread."""
+    M, K = a_rows.shape[0], b_rows.shape[0]
+    reach_a = int(a_rows.max()) + (R - 1) * a_step + L if M and R else 0
+    reach_b = int(b_rows.max()) + (R - 1) * b_step + L if K and R else 0
+    if (L % LANES or L <= 0 or a.ndim != 1 or b.ndim != 1 or not a.flags.c_contiguous
+            or not b.flags.c_contiguous or reach_a > a.size or reach_b > b.size
+            or min(int(a_rows.min(initial=0)), int(b_rows.min(initial=0))) < 0):
+        raise ValueError(f"gemm.offset_dots: rows of {L} values (a positive multiple of "
+                         f"{LANES}), {R} runs, reaching value {reach_a} of a ({a.size}) and "
+                         f"{reach_b} of b ({b.size}): rows must lie inside a and b, which "
+                         f"must be one contiguous row of values each")
+    out = np.zeros((M, K), np.float32)
+    if M and K and R:
+        _dots_loops(a, _whole_tiles(a_rows, DOT_ROWS), b, _whole_tiles(b_rows, _DOT_COLS), L, R,
+                    a_step, b_step, out)
+    return out
+
+
+def _whole_tiles(rows: np.ndarray, n: int) -> np.ndarray:
+    """rows as int64, the last repeated up to a multiple of n."""
+    return np.concatenate([rows, np.full(-len(rows) % n, rows[-1])]).astype(np.int64)
+
+
+DOT_ROWS, _DOT_COLS = 4, 6  # the dot kernel's tile: 4 rows of a x 6 of b = 24 accumulators
+_DOT_VALUES = 1 << 12  # values of each run chunk's rows (_dots_loops)
+_DOT_TAPS = 96  # b's rows per chunk (_dots_loops)
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
+def _dots_loops(a, a_rows, b, b_rows, L, R, a_step, b_step, out):
+    """offset_dots' loops, a and b's rows padded to whole tiles (repeating the last; their
+    results are dropped). For a chunk of the runs (about _DOT_VALUES values of each row: a's
+    tile of rows stays in L1 over b's tiles) and a chunk of _DOT_TAPS of b's rows (they stay in
+    L2 over all of a), every tile of a's rows against every tile of b's; each result is added
+    into a float64 total. Measured at one thread, LeNet-5's first conv's weight gradient: 3.8
+    ms with these chunks, 4.2 with runs of 2K values and all of b's rows per tile of a's, 4.2
+    (the VGG block's 64 -> 64 at 32x32: 15.3 vs 13.1 ms) with the lanes summed in Numba."""
+    M, K = out.shape
+    sums = np.empty(DOT_ROWS * _DOT_COLS, np.float32)
+    totals = np.zeros((M, K))
+    runs = max(1, _DOT_VALUES // L)
+    for r in range(0, R, runs):
+        a_r, b_r = a[r * a_step:], b[r * b_step:]
+        for k0 in range(0, K, _DOT_TAPS):
+            for i in range(0, M, DOT_ROWS):
+                for k in range(k0, min(K, k0 + _DOT_TAPS), _DOT_COLS):
+                    _dot_tile(a_r, a_rows[i:i + DOT_ROWS], b_r, b_rows[k:k + _DOT_COLS], L,
+                              min(runs, R - r), a_step, b_step, sums)
+                    for u in range(min(DOT_ROWS, M - i)):
+                        for v in range(min(_DOT_COLS, K - k)):
+                            totals[i + u, k + v] += sums[u * _DOT_COLS + v]
+    out[...] = totals
+
+
+def _dot_kernel():
+    """The dot-product micro-kernel as a Numba intrinsic, tile(a, a_rows, b, b_rows, L, R,
+    a_step, b_step, sums): for u < DOT_ROWS, v < _DOT_COLS, the 16-lane vector
+    sum over r < R, q < L (in steps of 16) of a[a_rows[u] + r*a_step + q:][:16] *
+    b[b_rows[v] + r*b_step + q:][:16], its lanes then added pairwise into sums[u*_DOT_COLS + v].
+    In LLVM IR, as _micro_kernel: the 24 accumulators are vector registers carried around both
+    loops; each step loads 4 + 6 vectors and does 24 fused multiply-adds. L and R at least 1."""
+
+    def tile(typingctx, a, a_rows, b, b_rows, L, R, a_step, b_step, sums):
+        return types.void(a, a_rows, b, b_rows, L, R, a_step, b_step, sums), codegen
+
+    def codegen(context, builder, signature, args):
+        a_arr, a_rows_arr, b_arr, b_rows_arr, L_v, R_v, a_step_v, b_step_v, sums_arr = args
+        f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
+        vec = ir.VectorType(f32, LANES)
+        vptr = vec.as_pointer()
+
+        def data(value, ty):
+            return cgutils.create_struct_proxy(ty)(context, builder, value=value).data
+
+        def rows(arr, ty, base, n):  # pointers to the starts of n rows
+            offsets = data(arr, ty)
+            return [builder.gep(base, [builder.load(builder.gep(offsets, [ir.Constant(i64, u)]))])
+                    for u in range(n)]
+
+        pa = rows(a_rows_arr, signature.args[1], data(a_arr, signature.args[0]), DOT_ROWS)
+        pb = rows(b_rows_arr, signature.args[3], data(b_arr, signature.args[2]), _DOT_COLS)
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3),
+                                             f"llvm.fma.v{LANES}f32")
+        zero = ir.Constant(vec, [0.0] * LANES)
+        n_acc = DOT_ROWS * _DOT_COLS
+
+        entry = builder.block
+        outer = builder.append_basic_block("dots_r")
+        inner = builder.append_basic_block("dots_q")
+        next_run = builder.append_basic_block("dots_next_r")
+        done = builder.append_basic_block("dots_done")
+        builder.branch(outer)
+        builder.position_at_end(outer)
+        r = builder.phi(i64)
+        acc_r = [builder.phi(vec) for _ in range(n_acc)]
+        a_run = [builder.gep(p, [builder.mul(r, a_step_v)]) for p in pa]
+        b_run = [builder.gep(p, [builder.mul(r, b_step_v)]) for p in pb]
+        builder.branch(inner)
+        builder.position_at_end(inner)
+        q = builder.phi(i64)
+        acc = [builder.phi(vec) for _ in range(n_acc)]
+
+        def load(run):
+            return builder.load(builder.bitcast(builder.gep(run, [q]), vptr), align=4)
+
+        a_vec = [load(p) for p in a_run]
+        new = list(acc)
+        for v, p in enumerate(b_run):
+            b_vec = load(p)
+            for u in range(DOT_ROWS):
+                n = u * _DOT_COLS + v
+                new[n] = builder.call(fma, [a_vec[u], b_vec, acc[n]])
+        q_next = builder.add(q, ir.Constant(i64, LANES))
+        q.add_incoming(ir.Constant(i64, 0), outer)
+        q.add_incoming(q_next, inner)
+        for phi, start, value in zip(acc, acc_r, new):
+            phi.add_incoming(start, outer)
+            phi.add_incoming(value, inner)
+        builder.cbranch(builder.icmp_signed("<", q_next, L_v), inner, next_run)
+        builder.position_at_end(next_run)
+        r_next = builder.add(r, ir.Constant(i64, 1))
+        r.add_incoming(ir.Constant(i64, 0), entry)
+        r.add_incoming(r_next, next_run)
+        for phi, value in zip(acc_r, new):
+            phi.add_incoming(zero, entry)
+            phi.add_incoming(value, next_run)
+        builder.cbranch(builder.icmp_signed("<", r_next, R_v), outer, done)
+        builder.position_at_end(done)
+        ps = data(sums_arr, signature.args[8])
+        for n, value in enumerate(new):  # each accumulator's lanes added pairwise
+            width = LANES
+            while width > 1:
+                width //= 2
+                halves = [builder.shuffle_vector(value, value, ir.Constant(
+                    ir.VectorType(i32, width), list(range(h * width, (h + 1) * width))))
+                    for h in range(2)]
+                value = builder.fadd(*halves)
+            builder.store(builder.extract_element(value, ir.Constant(i32, 0)),
+                          builder.gep(ps, [ir.Constant(i64, n)]))
+        return context.get_dummy_value()
+
+    tile.__name__ = "_dot_tile"
+    return intrinsic(tile)
+
+
+def _micro_kernel(a_in_place: bool, b_offsets: bool = False):
     """The micro-kernel as a Numba intrinsic, tile(a, a_off, lda, b, b_off, ldb, c, c_off,
     ldc, kc, add): C[r * ldc + q] (+)= sum over k < kc of A(r, k) * b[b_off + k*ldb + q] for
     r < MR, q < NR, where C starts c_off values into c's memory, added to C when `add`, else
     stored. A(r, k) is a[a_off + k*MR + r], a packed MR-row panel (lda unused), or, when
     `a_in_place`, a[a_off + r*lda + k]: MR rows of a read where they lie, a row's k values
-    contiguous. In LLVM IR: the 16 accumulators are vector registers carried around the k loop
-    (phi nodes); each step loads b's two vectors, broadcasts a's MR values and does 16 fused
-    multiply-adds. kc must be at least 1."""
+    contiguous. When `b_offsets`, ldb is an int64 array and b's row k starts at
+    b[b_off + ldb[k]] (offset_matmul: rows anywhere in b). In LLVM IR: the 16 accumulators are
+    vector registers carried around the k loop (phi nodes); each step loads b's two vectors,
+    broadcasts a's MR values and does 16 fused multiply-adds. kc must be at least 1."""
 
     def tile(typingctx, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, kc, add):
         return types.void(a, a_off, lda, b, b_off, ldb, c, c_off, ldc, kc, add), codegen
 
-    tile.__name__ = "_tile_rows" if a_in_place else "_tile"
+    tile.__name__ = "_tile_offsets" if b_offsets else "_tile_rows" if a_in_place else "_tile"
 
     def codegen(context, builder, signature, args):
         a_arr, a_off_v, lda_v, b_arr, b_off_v, ldb_v, c_arr, c_off_v, ldc_v, kc_v, add_v = args
         f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
-        vec = ir.VectorType(f32, _LANES)
+        vec = ir.VectorType(f32, LANES)
         vptr = vec.as_pointer()
-        n_vec = NR // _LANES
+        n_vec = NR // LANES
 
         def data(value, ty):
             return cgutils.create_struct_proxy(ty)(context, builder, value=value).data
 
         pa = builder.gep(data(a_arr, signature.args[0]), [a_off_v])
         pb = builder.gep(data(b_arr, signature.args[3]), [b_off_v])
+        p_offsets = data(ldb_v, signature.args[5]) if b_offsets else None
         pc = builder.gep(data(c_arr, signature.args[6]), [c_off_v])
         fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3),
-                                             f"llvm.fma.v{_LANES}f32")
-        zero, undef = ir.Constant(vec, [0.0] * _LANES), ir.Constant(vec, ir.Undefined)
-        splat = ir.Constant(ir.VectorType(i32, _LANES), [0] * _LANES)
+                                             f"llvm.fma.v{LANES}f32")
+        zero, undef = ir.Constant(vec, [0.0] * LANES), ir.Constant(vec, ir.Undefined)
+        splat = ir.Constant(ir.VectorType(i32, LANES), [0] * LANES)
 
         entry = builder.block
         loop = builder.append_basic_block("tile_k")
@@ -374,8 +600,9 @@ def _micro_kernel(a_in_place: bool):
         builder.position_at_end(loop)
         k = builder.phi(i64)
         acc = [builder.phi(vec) for _ in range(MR * n_vec)]
-        b_row = builder.gep(pb, [builder.mul(k, ldb_v)])
-        b_vec = [builder.load(builder.bitcast(builder.gep(b_row, [ir.Constant(i64, v * _LANES)]),
+        b_row = builder.gep(pb, [builder.load(builder.gep(p_offsets, [k])) if b_offsets
+                                 else builder.mul(k, ldb_v)])
+        b_vec = [builder.load(builder.bitcast(builder.gep(b_row, [ir.Constant(i64, v * LANES)]),
                                               vptr), align=4) for v in range(n_vec)]
         a_col = builder.gep(pa, [k if a_in_place else builder.mul(k, ir.Constant(i64, MR))])
         new = []
@@ -398,7 +625,7 @@ def _micro_kernel(a_in_place: bool):
         for r in range(MR):
             row = builder.gep(pc, [builder.mul(ir.Constant(i64, r), ldc_v)])
             for v in range(n_vec):
-                ptr = builder.bitcast(builder.gep(row, [ir.Constant(i64, v * _LANES)]), vptr)
+                ptr = builder.bitcast(builder.gep(row, [ir.Constant(i64, v * LANES)]), vptr)
                 value = new[r * n_vec + v]
                 total = builder.fadd(builder.load(ptr, align=4), value)
                 builder.store(builder.select(add_flag, total, value), ptr, align=4)
@@ -408,6 +635,8 @@ def _micro_kernel(a_in_place: bool):
 
 
 _tile, _tile_rows = _micro_kernel(False), _micro_kernel(True)  # a packed, a read in place
+_tile_offsets = _micro_kernel(False, True)  # a packed, b's rows at offsets
+_dot_tile = _dot_kernel()
 
 # _gemm: one compiled version for arrays of any layout, where Numba would compile (and load)
 # one per combination of C, F and strided operands, nine for a ResNet-18 step (the same speed
