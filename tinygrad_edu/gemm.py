@@ -50,6 +50,7 @@ from .parallel import chunks, parallel_for, tasks_for
 MR, NR = 8, 32  # the micro-kernel's tile: 8 rows x 2 vectors of 16 floats = 16 accumulators
 KC, MC, NC = 256, 128, 1024  # blocks: a's MC x KC (128 KB) and b's KC x NC (1 MB) stay in L2
 LANES = 16  # float32 values per AVX-512 register
+_PACK_ROWS = 32  # rows of b (or of a.T) packed at a time (_pack)
 _PACK_GRAIN = 1 << 16  # a parallel task of pack(): at least 64K values (a copy, ~30 us)
 _NUMPY_MACS = 1 << 17  # smaller products go to numpy's GEMM (_small)
 _SPLIT_MACS = 1 << 23  # a matmul called outside a task is split from 8M multiply-adds (~40 us)
@@ -300,22 +301,32 @@ def _column_of_tiles(a, lda, a_panels, a_at, a_step, mc, b, b_off, ldb, out, til
 @njit(cache=True, nogil=True, inline="always")
 def _pack(src, k0, kc, j0, nc, width, panels):
     """src[k0:k0+kc, j0:j0+nc] -> panels `width` values wide, each kc x width, k after k,
-    zero-padded: b's panels with width NR, and a's with width MR from src = a.T (_pack_a)."""
-    for jp in range(-(-nc // width)):
-        base = jp * kc * width
-        used = min(width, nc - jp * width)
-        if src.strides[0] < src.strides[1]:  # src's columns are contiguous (a transposed view)
-            for j in range(used):
+    zero-padded: b's panels with width NR, and a's with width MR from src = a.T (_pack_a).
+    Rows of src are copied _PACK_ROWS at a time across all the panels: going down one panel's
+    column of rows instead reads rows a few KB apart, which share a few L1 sets (w^T of
+    ResNet-18's 256-channel conv, rows 9 KB apart, 6.9 GB/s that way, 17 this way, in cache;
+    its step at one thread 186.6 -> 182.9 ms)."""
+    n_panels = -(-nc // width)
+    if src.strides[0] < src.strides[1]:  # src's columns are contiguous (a transposed view)
+        for jp in range(n_panels):
+            base = jp * kc * width
+            for j in range(min(width, nc - jp * width)):
                 column = src[k0:k0 + kc, j0 + jp * width + j]
                 for k in range(kc):
                     panels[base + k * width + j] = column[k]
-        else:
-            for k in range(kc):
-                row = src[k0 + k, j0 + jp * width:j0 + jp * width + used]
-                for j in range(used):
-                    panels[base + k * width + j] = row[j]
+    else:
+        for kb in range(0, kc, _PACK_ROWS):
+            for jp in range(n_panels):
+                base = jp * kc * width
+                used = min(width, nc - jp * width)
+                for k in range(kb, min(kc, kb + _PACK_ROWS)):
+                    row = src[k0 + k, j0 + jp * width:j0 + jp * width + used]
+                    for j in range(used):
+                        panels[base + k * width + j] = row[j]
+    for jp in range(n_panels):
+        base = jp * kc * width
         for k in range(kc):
-            for j in range(used, width):
+            for j in range(min(width, nc - jp * width), width):
                 panels[base + k * width + j] = 0
 
 
