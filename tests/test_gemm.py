@@ -128,7 +128,8 @@ CONVS = [((2, 3, 9, 9), (5, 3, 3, 3), {"padding": 1}),
          ((2, 16, 10, 10), (8, 16, 3, 3), {"stride": 2, "padding": 1}),
          ((3, 6, 7, 7), (9, 6, 1, 1), {}),
          ((2, 8, 9, 9), (8, 2, 3, 3), {"groups": 4, "padding": 1}),
-         ((2, 64, 6, 6), (64, 64, 3, 3), {"padding": 1})]  # Winograd's path
+         ((2, 64, 6, 6), (64, 64, 3, 3), {"padding": 1}),  # Winograd's path
+         ((3, 3, 13, 12), (8, 3, 7, 7), {"stride": 2, "padding": 3})]  # over 4 phases, on
 
 
 @pytest.mark.parametrize("x_shape, w_shape, opts", CONVS)

@@ -500,7 +500,7 @@ def direct_conv2d(x, w, bias, pads) -> np.ndarray:
     """
     OC, C, KH, KW = w.shape
     N = x.shape[0]
-    if gemm.enabled(x.dtype) and C * KH * KW >= _OFFSET_MIN_TAPS:
+    if direct_on_gemm(x.dtype, C, KH, KW):
         return _offset_conv2d(x, w, bias, pads)
     xp = _padded_batch_minor(x, pads)  # (C, HP, WP, N)
     OH, OW = xp.shape[1] - KH + 1, xp.shape[2] - KW + 1
@@ -517,6 +517,13 @@ def direct_conv2d(x, w, bias, pads) -> np.ndarray:
     _over_blocks(_direct_conv5 if KW == 5 else _direct_conv, OCB, OC * C * KH * KW * OH * OW * N,
                  xp.reshape(C, xp.shape[1], -1), wb, bb, y.reshape(OCB, OH, OW * N), N)
     return y[:OC].transpose(3, 0, 1, 2)  # (N, OC, OH, OW) view of whole channels
+
+
+def direct_on_gemm(dtype, C: int, KH: int, KW: int) -> bool:
+    """Whether direct_conv2d of C input channels with KH x KW kernels runs on our GEMM
+    (_offset_conv2d) rather than on the loops below: float32 where gemm.enabled(), with at
+    least _OFFSET_MIN_TAPS taps."""
+    return gemm.enabled(dtype) and C * KH * KW >= _OFFSET_MIN_TAPS
 
 
 def _offset_conv2d(x, w, bias, pads) -> np.ndarray:

@@ -139,8 +139,10 @@ class Conv2d(Function):
     computes its output directly, without columns (kernels.direct_conv2d), and so its input
     gradient when that conv fits too; most stride-1 convs compute their weight gradient
     directly (`_direct_weight_grad_fits`), and a stride-2 conv with few input channels computes
-    its weight gradient as that of the stride-1 direct conv of its input's four phases
-    (`_stride2_fits`, kernels.stride2_phases: ResNet-18's first conv). Bands,
+    its weight gradient (and, on our GEMM, its output) as that of the stride-1 direct conv of
+    its input's four phases (`_stride2_fits`, kernels.stride2_phases: ResNet-18's first
+    conv). Stride-1 direct convs run on our GEMM where it is enabled (float32 on AVX-512:
+    kernels.direct_on_gemm, gemm.offset_matmul and offset_dots), else on Numba loops. Bands,
     channel groups and GEMMs are tasks for the worker threads (parallel.py).
     Double backward (backward_graph) computes the gradients as ops, ConvInputGrad and
     ConvWeightGrad, with these same helpers on the im2col paths.
@@ -183,6 +185,9 @@ class Conv2d(Function):
             return kernels.winograd_conv2d(x, w, b, PT, _BAND_BYTES, _workspace)
         if self.direct:
             return kernels.direct_conv2d(xb.transpose(3, 0, 1, 2), w, b, self.pads)
+        if self.stride2 and kernels.direct_on_gemm(x.dtype, 4 * C, -(-KH // 2), -(-KW // 2)):
+            return kernels.direct_conv2d(self._phases(xb), kernels.stride2_weights(w), b,
+                                         (0, 0, 0, 0))
         y = np.empty((OC, OH * OW * N), x.dtype)  # (OC, OH, OW, N)
         bias = None if b is None else b.astype(x.dtype, copy=False)[:, None]
         bands = list(self._bands(x.dtype))
@@ -455,8 +460,10 @@ def _stride2_fits(w_shape, strides, groups) -> bool:
     (kernels.stride2_phases): dilation 1, one group, at most _DIRECT_MAX_CHANNELS input
     channels (4x as many phase channels), a whole block of outputs, a kernel larger than 1x1.
     Measured on ResNet-18's 3 -> 64 7x7 conv at batch 32 (one thread, CPU time, load 5):
-    weight gradient 4.9 vs 9.3 ms by im2col + GEMM; its forward over the phases was no faster
-    (8.5-9.6 vs 9.3 ms), so the forward stays on im2col + GEMM."""
+    weight gradient 4.9 vs 9.3 ms by im2col + GEMM. Its forward over the phases pays where
+    the direct conv runs on our GEMM (kernels.direct_on_gemm): 4.7 vs 8.0 ms at one thread,
+    2.9 vs 4.3 at two; on the direct loops it was no faster (8.5-9.6 vs 9.3 ms), so there the
+    forward stays on im2col + GEMM."""
     OC, Cg, KH, KW = w_shape
     return (strides == (2, 2, 1, 1) and groups == 1 and Cg <= _DIRECT_MAX_CHANNELS
             and OC >= kernels.DIRECT_BLOCK and KH * KW > 1)
