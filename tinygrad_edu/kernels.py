@@ -556,7 +556,9 @@ def direct_conv2d_weight_grad(x, gy, KH: int, KW: int, pads) -> tuple:
     """(gw (OC, C, KH, KW), gb (OC,)) of direct_conv2d from its input x (N, C, H, W) and its
     output gradient gy (N, OC, OH, OW), any strides: gw[oc, c, kh, kw] is the dot product of
     gy's rows with the input rows that tap reads, summed in float32 along each row and in
-    float64 over the rows."""
+    float64 over the rows; on our dot kernel (float32 where gemm.enabled(), rows of OW*N
+    values filling whole vectors: _offset_weight_grad) in float32 over up to 4K values of each
+    row, then in float64."""
     N, C = x.shape[:2]
     OC, OH, OW = gy.shape[1:]
     if gemm.enabled(x.dtype) and (OW * N) % gemm.LANES == 0:
