@@ -341,3 +341,34 @@ def test_offset_dots_refuse_rows_past_the_arrays_and_partial_vectors():
         gemm.offset_dots(a, np.array([1, 33]), b, np.array([32]), 16, 2, 16, 16)
     with pytest.raises(ValueError, match="multiple of 16"):
         gemm.offset_dots(a, np.array([0]), b, np.array([0]), 8, 1, 8, 8)
+
+
+def test_offset_products_split_over_the_threads_equal_one_thread_bit_for_bit(monkeypatch):
+    """offset_matmul splits over output rows, offset_dots over a's rows: the same sums."""
+    import tinygrad_edu as tg
+    from tinygrad_edu import parallel
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((13, 30)).astype(np.float32)
+    b = rng.standard_normal(3000).astype(np.float32)
+    offsets, starts = rng.integers(0, 500, 30), np.arange(7) * 300
+    g_rows, b_rows = rng.integers(0, 1000, 13), rng.integers(0, 1000, 30)
+    packed = gemm.pack_panels(a)
+
+    def both():
+        out = np.empty((13, 7, 100), np.float32)
+        gemm.offset_matmul(packed, b, offsets, starts, out)
+        return out, gemm.offset_dots(b, g_rows, b, b_rows, 64, 5, 320, 350)
+
+    whole = both()
+    before = tg.get_num_threads()
+    tg.set_num_threads(3)
+    monkeypatch.setattr(gemm, "_OFFSET_MACS", 1)
+    calls, real = [], parallel.parallel_for
+    monkeypatch.setattr(gemm, "parallel_for", lambda fn, n: calls.append(n) or real(fn, n))
+    try:
+        split = both()
+    finally:
+        tg.set_num_threads(before)
+    assert len(calls) >= 2 and min(calls) > 1
+    for got, want in zip(split, whole):
+        np.testing.assert_array_equal(got, want)

@@ -54,6 +54,7 @@ _PACK_ROWS = 32  # rows of b (or of a.T) packed at a time (_pack)
 _PACK_GRAIN = 1 << 16  # a parallel task of pack(): at least 64K values (a copy, ~30 us)
 _NUMPY_MACS = 1 << 17  # smaller products go to numpy's GEMM (_small)
 _SPLIT_MACS = 1 << 23  # a matmul called outside a task is split from 8M multiply-adds (~40 us)
+_OFFSET_MACS = 1 << 22  # offset_matmul and offset_dots: tasks of 4M (a conv's, ops_cnn)
 _BLAS_AVX512 = {"skylakex", "cooperlake", "sapphirerapids"}  # OpenBLAS's AVX-512 kernels
 
 
@@ -364,9 +365,9 @@ def offset_matmul(a: Packed, b: np.ndarray, offsets: np.ndarray, starts: np.ndar
     b is its padded batch-minor input, and row k = (c, kh, kw) of output row r starts at
     ((c*HP + r + kh)*WP + kw)*N, so im2col's columns are never built ("implicit GEMM", as
     cuDNN and oneDNN call it). a comes from pack_panels, out is (M, R, L) with contiguous
-    rows. Our kernel only (the caller checks enabled()) and in the calling thread (a conv's
-    tasks call it on their rows). The last panel of columns reads up to NR - 1 values past its
-    rows, so b must extend that far; the products those give are dropped.
+    rows. Our kernel only (the caller checks enabled()); split over the threads in runs of
+    rows r when called outside a parallel task. The last panel of columns reads up to NR - 1
+    values past its rows, so b must extend that far; the products those give are dropped.
 
         offset_matmul(pack_panels(w.reshape(OC, -1)), xp, offsets, starts, out=y)
     """
@@ -383,8 +384,14 @@ def offset_matmul(a: Packed, b: np.ndarray, offsets: np.ndarray, starts: np.ndar
         raise ValueError(f"gemm.offset_matmul: rows read up to value {reach} of b, which "
                          f"has {b.size}")
     bias = np.zeros(M, np.float32) if bias is None else bias.astype(np.float32, copy=False)
-    _offset_loops(a.panels, K, b, offsets.astype(np.int64, copy=False),
-                  starts.astype(np.int64, copy=False), out, bias)
+    offsets, starts = offsets.astype(np.int64, copy=False), starts.astype(np.int64, copy=False)
+    runs = chunks(R, tasks_for(M * K * R * L, _OFFSET_MACS))  # 1 inside a task
+
+    def task(i: int, worker: int) -> None:  # rows r0..r1 of out
+        r0, r1 = runs[i]
+        _offset_loops(a.panels, K, b, offsets, starts[r0:r1], out[:, r0:r1], bias)
+
+    parallel_for(task, len(runs))
     return out
 
 
@@ -423,8 +430,8 @@ def offset_dots(a: np.ndarray, a_rows: np.ndarray, b: np.ndarray, b_rows: np.nda
     a is the output gradient (row oc, runs of OW*N values OH times), b the padded input
     (row k = tap (c, kh, kw)), so no columns are built. L must be a multiple of 16 (one
     vector). The products are summed in float32 in vector registers over up to _DOT_VALUES
-    values of a row, then in float64. Our kernel only (the caller checks enabled()); in the
-    calling thread."""
+    values of a row, then in float64. Our kernel only (the caller checks enabled()); split over
+    the threads in runs of a's rows when called outside a parallel task."""
     M, K = a_rows.shape[0], b_rows.shape[0]
     reach_a = int(a_rows.max()) + (R - 1) * a_step + L if M and R else 0
     reach_b = int(b_rows.max()) + (R - 1) * b_step + L if K and R else 0
@@ -436,9 +443,17 @@ def offset_dots(a: np.ndarray, a_rows: np.ndarray, b: np.ndarray, b_rows: np.nda
                          f"{reach_b} of b ({b.size}): rows must lie inside a and b, which "
                          f"must be one contiguous row of values each")
     out = np.zeros((M, K), np.float32)
-    if M and K and R:
-        _dots_loops(a, _whole_tiles(a_rows, DOT_ROWS), b, _whole_tiles(b_rows, _DOT_COLS), L, R,
-                    a_step, b_step, out)
+    if not (M and K and R):
+        return out
+    a_rows, b_rows = _whole_tiles(a_rows, _DOT_ROWS), _whole_tiles(b_rows, _DOT_COLS)
+    runs = chunks(-(-M // _DOT_ROWS), tasks_for(M * K * R * L, _OFFSET_MACS))  # whole tiles
+
+    def task(i: int, worker: int) -> None:  # rows of a t0*_DOT_ROWS .. t1*_DOT_ROWS
+        t0, t1 = runs[i]
+        _dots_loops(a, a_rows[t0 * _DOT_ROWS:t1 * _DOT_ROWS], b, b_rows, L, R, a_step, b_step,
+                    out[t0 * _DOT_ROWS:t1 * _DOT_ROWS])
+
+    parallel_for(task, len(runs))
     return out
 
 
@@ -447,7 +462,7 @@ def _whole_tiles(rows: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([rows, np.full(-len(rows) % n, rows[-1])]).astype(np.int64)
 
 
-DOT_ROWS, _DOT_COLS = 4, 6  # the dot kernel's tile: 4 rows of a x 6 of b = 24 accumulators
+_DOT_ROWS, _DOT_COLS = 4, 6  # the dot kernel's tile: 4 rows of a x 6 of b = 24 accumulators
 _DOT_VALUES = 1 << 12  # values of each run chunk's rows (_dots_loops)
 _DOT_TAPS = 96  # b's rows per chunk (_dots_loops)
 
@@ -462,17 +477,17 @@ def _dots_loops(a, a_rows, b, b_rows, L, R, a_step, b_step, out):
     ms with these chunks, 4.2 with runs of 2K values and all of b's rows per tile of a's, 4.2
     (the VGG block's 64 -> 64 at 32x32: 15.3 vs 13.1 ms) with the lanes summed in Numba."""
     M, K = out.shape
-    sums = np.empty(DOT_ROWS * _DOT_COLS, np.float32)
+    sums = np.empty(_DOT_ROWS * _DOT_COLS, np.float32)
     totals = np.zeros((M, K))
     runs = max(1, _DOT_VALUES // L)
     for r in range(0, R, runs):
         a_r, b_r = a[r * a_step:], b[r * b_step:]
         for k0 in range(0, K, _DOT_TAPS):
-            for i in range(0, M, DOT_ROWS):
+            for i in range(0, M, _DOT_ROWS):
                 for k in range(k0, min(K, k0 + _DOT_TAPS), _DOT_COLS):
-                    _dot_tile(a_r, a_rows[i:i + DOT_ROWS], b_r, b_rows[k:k + _DOT_COLS], L,
+                    _dot_tile(a_r, a_rows[i:i + _DOT_ROWS], b_r, b_rows[k:k + _DOT_COLS], L,
                               min(runs, R - r), a_step, b_step, sums)
-                    for u in range(min(DOT_ROWS, M - i)):
+                    for u in range(min(_DOT_ROWS, M - i)):
                         for v in range(min(_DOT_COLS, K - k)):
                             totals[i + u, k + v] += sums[u * _DOT_COLS + v]
     out[...] = totals
@@ -480,7 +495,7 @@ def _dots_loops(a, a_rows, b, b_rows, L, R, a_step, b_step, out):
 
 def _dot_kernel():
     """The dot-product micro-kernel as a Numba intrinsic, tile(a, a_rows, b, b_rows, L, R,
-    a_step, b_step, sums): for u < DOT_ROWS, v < _DOT_COLS, the 16-lane vector
+    a_step, b_step, sums): for u < _DOT_ROWS, v < _DOT_COLS, the 16-lane vector
     sum over r < R, q < L (in steps of 16) of a[a_rows[u] + r*a_step + q:][:16] *
     b[b_rows[v] + r*b_step + q:][:16], its lanes then added pairwise into sums[u*_DOT_COLS + v].
     In LLVM IR, as _micro_kernel: the 24 accumulators are vector registers carried around both
@@ -503,12 +518,12 @@ def _dot_kernel():
             return [builder.gep(base, [builder.load(builder.gep(offsets, [ir.Constant(i64, u)]))])
                     for u in range(n)]
 
-        pa = rows(a_rows_arr, signature.args[1], data(a_arr, signature.args[0]), DOT_ROWS)
+        pa = rows(a_rows_arr, signature.args[1], data(a_arr, signature.args[0]), _DOT_ROWS)
         pb = rows(b_rows_arr, signature.args[3], data(b_arr, signature.args[2]), _DOT_COLS)
         fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3),
                                              f"llvm.fma.v{LANES}f32")
         zero = ir.Constant(vec, [0.0] * LANES)
-        n_acc = DOT_ROWS * _DOT_COLS
+        n_acc = _DOT_ROWS * _DOT_COLS
 
         entry = builder.block
         outer = builder.append_basic_block("dots_r")
@@ -533,7 +548,7 @@ def _dot_kernel():
         new = list(acc)
         for v, p in enumerate(b_run):
             b_vec = load(p)
-            for u in range(DOT_ROWS):
+            for u in range(_DOT_ROWS):
                 n = u * _DOT_COLS + v
                 new[n] = builder.call(fma, [a_vec[u], b_vec, acc[n]])
         q_next = builder.add(q, ir.Constant(i64, LANES))

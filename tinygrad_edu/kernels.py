@@ -527,28 +527,22 @@ def direct_on_gemm(dtype, C: int, KH: int, KW: int) -> bool:
 
 
 def _offset_conv2d(x, w, bias, pads) -> np.ndarray:
-    """direct_conv2d by our GEMM reading the padded input's rows in place (gemm.offset_matmul:
-    output row oh of channel oc is w[oc] (C*KH*KW) @ the C*KH*KW input rows its taps read),
-    split over output rows. Its micro-kernel keeps an 8 x 32 tile of outputs in registers over
-    all the taps, where the loops below load and store each output once per row of taps:
-    measured at one thread, LeNet-5's 32 -> 64 5x5 conv at batch 32 4.1 vs 6.1 ms, its input
-    gradient (64 -> 32) 4.7 vs 6.4, CNN3's 16 -> 32 3x3 0.35 vs 0.45, LeNet-5's first conv
-    (3 -> 32, 75 taps) 4.4 vs 4.7-5.9; with fewer taps than _OFFSET_MIN_TAPS the tile's
+    """direct_conv2d by our GEMM reading the padded input's rows in place (gemm.offset_matmul,
+    which splits it over output rows: output row oh of channel oc is w[oc] (C*KH*KW) @ the
+    C*KH*KW input rows its taps read). Its micro-kernel keeps an 8 x 32 tile of outputs in
+    registers over all the taps, where the loops below load and store each output once per row
+    of taps: measured at one thread, LeNet-5's 32 -> 64 5x5 conv at batch 32 4.1 vs 6.1 ms, its
+    input gradient (64 -> 32) 4.7 vs 6.4, CNN3's 16 -> 32 3x3 0.35 vs 0.45, LeNet-5's first
+    conv (3 -> 32, 75 taps) 4.4 vs 4.7-5.9; with fewer taps than _OFFSET_MIN_TAPS the tile's
     loads and stores cost more than they save (1 -> 16 3x3: 0.14 vs 0.08 ms)."""
     OC, C, KH, KW = w.shape
     flat, (C, HP, WP, N) = _padded_rows(x, pads, gemm.NR)
     OH, OW = HP - KH + 1, WP - KW + 1
     offsets = _tap_offsets(C, HP, WP, N, KH, KW)
     starts = np.arange(OH) * (WP * N)
-    panels = gemm.pack_panels(w.reshape(OC, C * KH * KW))
     y = np.empty((OC, OH, OW * N), np.float32)
-    runs = chunks(OH, tasks_for(OC * C * KH * KW * OH * OW * N, _TASK_MACS))
-
-    def task(i: int, worker: int) -> None:
-        oh0, oh1 = runs[i]
-        gemm.offset_matmul(panels, flat, offsets, starts[oh0:oh1], y[:, oh0:oh1], bias)
-
-    parallel_for(task, len(runs))
+    gemm.offset_matmul(gemm.pack_panels(w.reshape(OC, C * KH * KW)), flat, offsets, starts, y,
+                       bias)  # split over output rows
     return y.reshape(OC, OH, OW, N).transpose(3, 0, 1, 2)
 
 
@@ -594,16 +588,8 @@ def _offset_weight_grad(x, gy, KH: int, KW: int, pads) -> tuple:
     taps = _tap_offsets(C, HP, WP, N, KH, KW)
     L = OW * N
     gyf = np.ascontiguousarray(to_batch_minor(gy)).reshape(-1)  # (OC, OH, OW, N)
-    rows = np.arange(OC) * (OH * L)
-    b_rows = np.append(taps, C * channel)
-    runs = chunks(-(-OC // gemm.DOT_ROWS), tasks_for(OC * taps.size * OH * L, _TASK_MACS))
-    g = np.empty((OC, taps.size + 1), np.float32)
-
-    def task(i: int, worker: int) -> None:
-        o0, o1 = (min(OC, j * gemm.DOT_ROWS) for j in runs[i])
-        g[o0:o1] = gemm.offset_dots(gyf, rows[o0:o1], flat, b_rows, L, OH, L, WP * N)
-
-    parallel_for(task, len(runs))
+    g = gemm.offset_dots(gyf, np.arange(OC) * (OH * L), flat, np.append(taps, C * channel), L,
+                         OH, L, WP * N)  # split over output channels
     return np.ascontiguousarray(g[:, :-1]).reshape(OC, C, KH, KW), g[:, -1].copy()
 
 
