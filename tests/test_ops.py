@@ -729,3 +729,27 @@ def test_cross_entropy_soft_target_that_requires_grad_gets_its_gradient(reductio
         out.append([loss.detach().numpy(), x.grad.numpy(), q.grad.numpy()])
     for a, b in zip(*out):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("op", ["sum", "mean"])
+def test_a_reductions_gradient_is_laid_out_like_its_input(op):
+    """The gradient of a sum or mean over a batch-minor conv activation's spatial axes (global
+    average pooling) is a broadcast in the activation's memory order, so the elementwise ops
+    of backward meet one layout; the values are the plain broadcast's."""
+    from tinygrad_edu import kernels
+    rng = np.random.default_rng(0)
+    x = kernels.batch_minor((4, 3, 5, 6), np.float32)
+    x[...] = rng.standard_normal(x.shape)
+    for source in (x, np.ascontiguousarray(x)):  # batch-minor, then (N, C, H, W) order
+        t = tg.Tensor(source, requires_grad=True)
+        z = t.relu()  # a batch-minor input keeps its layout through an elementwise op
+        seen = []
+        z.register_hook(lambda grad, seen=seen: seen.append(grad.detach().numpy()))
+        getattr(z, op)((2, 3)).backward(tg.Tensor(np.arange(12, dtype=np.float32).reshape(4, 3)))
+        g = seen[0]
+        n = 30 if op == "mean" else 1
+        np.testing.assert_array_equal(g, np.broadcast_to(
+            (np.arange(12, dtype=np.float32).reshape(4, 3, 1, 1) / np.float32(n)), x.shape))
+        order = np.argsort([-s for s in g.strides], kind="stable")
+        expected = [1, 2, 3, 0] if source is x else [0, 1, 2, 3]
+        assert [a for a in order if g.strides[a]] == [a for a in expected if g.strides[a]]
