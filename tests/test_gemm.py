@@ -201,27 +201,33 @@ def test_a_packed_operand_still_multiplies_when_our_kernel_is_switched_off(ours)
     np.testing.assert_array_equal(gemm.matmul(packed, b, out=np.empty((3, 2), np.float32)), a @ b)
 
 
-@pytest.mark.parametrize("m, n", [(20, 300), (300, 20)])  # split over columns, then rows
-def test_a_large_product_split_over_the_threads_equals_one_thread_bit_for_bit(ours, monkeypatch,
-                                                                             m, n):
+@pytest.fixture
+def split_calls(monkeypatch):
+    """Three threads, and the task counts of gemm's parallel_for calls (a list) while the test
+    runs: the test lowers the grain it splits by, computes, then checks the counts."""
     import tinygrad_edu as tg
     from tinygrad_edu import parallel
+    before = tg.get_num_threads()
+    tg.set_num_threads(3)
+    calls, real = [], parallel.parallel_for
+    monkeypatch.setattr(gemm, "parallel_for", lambda fn, n: calls.append(n) or real(fn, n))
+    yield calls
+    tg.set_num_threads(before)
+
+
+@pytest.mark.parametrize("m, n", [(20, 300), (300, 20)])  # split over columns, then rows
+def test_a_large_product_split_over_the_threads_equals_one_thread_bit_for_bit(ours, monkeypatch,
+                                                                             split_calls, m, n):
     rng = np.random.default_rng(6)
     a = rng.standard_normal((m, 70)).astype(np.float32)
     b = rng.standard_normal((70, n)).astype(np.float32)
-    whole = gemm.matmul(a, b, out=np.empty((m, n), np.float32))
-    before = tg.get_num_threads()
-    tg.set_num_threads(3)
+    whole = gemm.matmul(a, b, out=np.empty((m, n), np.float32))  # small: one task
+    start = rng.standard_normal((m, n)).astype(np.float32)
+    assert not split_calls
     monkeypatch.setattr(gemm, "_SPLIT_MACS", 1)
-    calls, real = [], parallel.parallel_for
-    monkeypatch.setattr(gemm, "parallel_for", lambda fn, n: calls.append(n) or real(fn, n))
-    try:
-        split = gemm.matmul(a, b, out=np.empty((m, n), np.float32))
-        start = rng.standard_normal((m, n)).astype(np.float32)
-        added = gemm.matmul(a, b, out=start.copy(), accumulate=True)
-    finally:
-        tg.set_num_threads(before)
-    assert calls and min(calls) > 1
+    split = gemm.matmul(a, b, out=np.empty((m, n), np.float32))
+    added = gemm.matmul(a, b, out=start.copy(), accumulate=True)
+    assert split_calls and min(split_calls) > 1
     np.testing.assert_array_equal(split, whole)
     np.testing.assert_allclose(added, start + whole, rtol=1e-6, atol=1e-5)
 
@@ -343,10 +349,9 @@ def test_offset_dots_refuse_rows_past_the_arrays_and_partial_vectors():
         gemm.offset_dots(a, np.array([0]), b, np.array([0]), 8, 1, 8, 8)
 
 
-def test_offset_products_split_over_the_threads_equal_one_thread_bit_for_bit(monkeypatch):
+def test_offset_products_split_over_the_threads_equal_one_thread_bit_for_bit(monkeypatch,
+                                                                              split_calls):
     """offset_matmul splits over output rows, offset_dots over a's rows: the same sums."""
-    import tinygrad_edu as tg
-    from tinygrad_edu import parallel
     rng = np.random.default_rng(7)
     a = rng.standard_normal((13, 30)).astype(np.float32)
     b = rng.standard_normal(3000).astype(np.float32)
@@ -359,16 +364,11 @@ def test_offset_products_split_over_the_threads_equal_one_thread_bit_for_bit(mon
         gemm.offset_matmul(packed, b, offsets, starts, out)
         return out, gemm.offset_dots(b, g_rows, b, b_rows, 64, 5, 320, 350)
 
-    whole = both()
-    before = tg.get_num_threads()
-    tg.set_num_threads(3)
+    whole = both()  # small: one task each
+    assert max(split_calls) == 1  # packing a, then the two products, each one task
+    split_calls.clear()
     monkeypatch.setattr(gemm, "_OFFSET_MACS", 1)
-    calls, real = [], parallel.parallel_for
-    monkeypatch.setattr(gemm, "parallel_for", lambda fn, n: calls.append(n) or real(fn, n))
-    try:
-        split = both()
-    finally:
-        tg.set_num_threads(before)
-    assert len(calls) >= 2 and min(calls) > 1
+    split = both()
+    assert len(split_calls) == 2 and min(split_calls) > 1
     for got, want in zip(split, whole):
         np.testing.assert_array_equal(got, want)

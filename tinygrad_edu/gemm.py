@@ -382,7 +382,8 @@ def offset_matmul(a: Packed, b: np.ndarray, offsets: np.ndarray, starts: np.ndar
     reach = int(starts.max()) + int(offsets.max()) + -(-L // NR) * NR if R else 0
     if R and (min(int(starts.min()), int(offsets.min())) < 0 or reach > b.size):
         raise ValueError(f"gemm.offset_matmul: rows read up to value {reach} of b, which "
-                         f"has {b.size}")
+                         f"has {b.size}: offsets and starts must be >= 0, and b needs NR - 1 "
+                         f"values past its last row (the last panel of columns reads them)")
     bias = np.zeros(M, np.float32) if bias is None else bias.astype(np.float32, copy=False)
     offsets, starts = offsets.astype(np.int64, copy=False), starts.astype(np.int64, copy=False)
     runs = chunks(R, tasks_for(M * K * R * L, _OFFSET_MACS))  # 1 inside a task
@@ -551,21 +552,10 @@ def _dot_kernel():
             for u in range(_DOT_ROWS):
                 n = u * _DOT_COLS + v
                 new[n] = builder.call(fma, [a_vec[u], b_vec, acc[n]])
-        q_next = builder.add(q, ir.Constant(i64, LANES))
-        q.add_incoming(ir.Constant(i64, 0), outer)
-        q.add_incoming(q_next, inner)
-        for phi, start, value in zip(acc, acc_r, new):
-            phi.add_incoming(start, outer)
-            phi.add_incoming(value, inner)
-        builder.cbranch(builder.icmp_signed("<", q_next, L_v), inner, next_run)
+        _close_loop(builder, q, LANES, L_v, outer, inner, zip(acc, acc_r, new), next_run)
         builder.position_at_end(next_run)
-        r_next = builder.add(r, ir.Constant(i64, 1))
-        r.add_incoming(ir.Constant(i64, 0), entry)
-        r.add_incoming(r_next, next_run)
-        for phi, value in zip(acc_r, new):
-            phi.add_incoming(zero, entry)
-            phi.add_incoming(value, next_run)
-        builder.cbranch(builder.icmp_signed("<", r_next, R_v), outer, done)
+        _close_loop(builder, r, 1, R_v, entry, outer, ((phi, zero, v) for phi, v in
+                                                       zip(acc_r, new)), done)
         builder.position_at_end(done)
         ps = data(sums_arr, signature.args[8])
         for n, value in enumerate(new):  # each accumulator's lanes added pairwise
@@ -582,6 +572,21 @@ def _dot_kernel():
 
     tile.__name__ = "_dot_tile"
     return intrinsic(tile)
+
+
+def _close_loop(builder, counter, step: int, bound, entry, header, carried, exit_block) -> None:
+    """End the body of a counted loop in LLVM IR, from the block the builder is in: `counter`
+    (a phi in `header`) runs 0, step, 2*step, ... while below `bound`; each (phi, initial,
+    updated) in `carried` takes `initial` when entered from `entry` and `updated` when the
+    loop goes round; then branch back to `header` or on to `exit_block`."""
+    latch = builder.block
+    following = builder.add(counter, ir.Constant(counter.type, step))
+    counter.add_incoming(ir.Constant(counter.type, 0), entry)
+    counter.add_incoming(following, latch)
+    for phi, initial, updated in carried:
+        phi.add_incoming(initial, entry)
+        phi.add_incoming(updated, latch)
+    builder.cbranch(builder.icmp_signed("<", following, bound), header, exit_block)
 
 
 def _micro_kernel(a_in_place: bool, b_offsets: bool = False):
@@ -639,13 +644,8 @@ def _micro_kernel(a_in_place: bool, b_offsets: bool = False):
                 builder.insert_element(undef, value, ir.Constant(i32, 0)), undef, splat)
             new += [builder.call(fma, [broadcast, b_vec[v], acc[r * n_vec + v]])
                     for v in range(n_vec)]
-        k_next = builder.add(k, ir.Constant(i64, 1))
-        k.add_incoming(ir.Constant(i64, 0), entry)
-        k.add_incoming(k_next, loop)
-        for phi, value in zip(acc, new):
-            phi.add_incoming(zero, entry)
-            phi.add_incoming(value, loop)
-        builder.cbranch(builder.icmp_signed("<", k_next, kc_v), loop, done)
+        _close_loop(builder, k, 1, kc_v, entry, loop, ((phi, zero, v) for phi, v in
+                                                       zip(acc, new)), done)
         builder.position_at_end(done)
         add_flag = builder.icmp_unsigned("!=", add_v, ir.Constant(add_v.type, 0))
         for r in range(MR):
