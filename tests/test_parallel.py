@@ -3,6 +3,7 @@ kernel test of tests/test_kernels.py and the fused optimizer tests again with ea
 the smallest pieces over three threads (so that a race or a wrong split shows up)."""
 import os
 import threading
+import weakref
 
 import numpy as np
 import pytest
@@ -119,6 +120,20 @@ def test_a_forked_child_gets_its_own_workers(threads):
         assert pool.map(_two_tasks_at_once, [0]) == [True]  # the parent's workers are gone
 
 
+def test_a_finished_job_keeps_nothing_alive(threads):
+    """A worker holds its last job until the next one comes: not the arrays its tasks used
+    (the engine then sees a gradient as shared, and the memory stays taken)."""
+    def run(data):  # its closure outlives this call as long as the job refers to it
+        parallel.parallel_for(lambda i, worker: data[i::2].sum(), 2)
+
+    tg.set_num_threads(2)
+    data = np.ones(1000)
+    alive = weakref.ref(data)
+    run(data)
+    del data
+    assert alive() is None
+
+
 def test_single_thread_runs_in_the_caller(threads):
     tg.set_num_threads(1)
     names = set()
@@ -192,7 +207,7 @@ def test_split_batch_norm_matches_reference(every_op_split):
 def test_split_relu_equals_numpy_in_every_layout(every_op_split):
     """ReLU's forward and backward through kernels.elementwise: split into runs of memory for
     C-contiguous and batch-minor arrays (same layout out), one plain call for a strided view;
-    always numpy's values, NaN included."""
+    always PyTorch's values (a NaN output passes its gradient)."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((4, 3, 5, 6))
     x[0, 0, 0, 0] = np.nan
@@ -207,7 +222,7 @@ def test_split_relu_equals_numpy_in_every_layout(every_op_split):
         g[...] = rng.standard_normal(a.shape)
         with np.errstate(invalid="ignore"):  # the NaN's comparison
             y.backward(tg.tensor(g))
-        np.testing.assert_array_equal(X.grad.array, np.where(np.maximum(a, 0) > 0, g, 0))
+        np.testing.assert_array_equal(X.grad.array, np.where(np.maximum(a, 0) <= 0, 0, g))
         if split:  # forward and backward; the strided view's forward is one plain call
             assert len(every_op_split) == 2 and min(every_op_split) > 1
 

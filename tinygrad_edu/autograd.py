@@ -203,7 +203,7 @@ class Function:
     """
 
     __slots__ = ("hooks", "needs_input_grad", "out_shape", "parents", "posthooks",
-                 "prehooks", "retained", "saved", "sources", "trace", "versions")
+                 "prehooks", "retained", "saved", "scratch", "sources", "trace", "versions")
     _out_type: type = None  # the Tensor class; set by tensor.py, so this module never imports it
 
     def save_for_backward(self, *arrays) -> None:
@@ -450,10 +450,9 @@ def run_backward(roots: list, grads: list, retain_graph: bool, create_graph: boo
     prev_mode, _grad_enabled = _grad_enabled, create_graph
     try:
         for ctx in reversed(toposort(starts)):
-            g = node_grads.pop(id(ctx), None)
-            if g is None:
-                continue
-            _node_step(ctx, g, retain_graph, create_graph, capture, leaf_grads, node_grads)
+            if node_grads.get(id(ctx)) is not None:  # popped into the call: no local holds it
+                _node_step(ctx, node_grads.pop(id(ctx)), retain_graph, create_graph, capture,
+                           leaf_grads, node_grads)
         for leaf, g, owned in leaf_grads.values():
             if leaf._hooks:
                 g = _run_tensor_hooks(leaf._hooks, g, create_graph)
@@ -484,7 +483,12 @@ def _node_step(ctx, g, retain_graph, create_graph, capture, leaf_grads, node_gra
     if ctx.prehooks:
         g = _run_node_prehooks(ctx, g, create_graph)
     ctx.check_versions()
+    ctx.scratch = 0  # the id of g when the rule may write into it (may_overwrite)
+    if not (create_graph or ctx.posthooks) and type(g) is np.ndarray:
+        counts = _reference_counts(g)  # a statement of its own: no reference on the stack
+        ctx.scratch = id(g) if _unshared(g, counts) else 0
     gs = _apply_rule(ctx, g, create_graph)
+    ctx.scratch = 0
     if ctx.posthooks:
         gs = _run_node_posthooks(ctx, gs, g, create_graph)
     if _anomaly_enabled:
@@ -505,6 +509,41 @@ def _node_step(ctx, g, retain_graph, create_graph, capture, leaf_grads, node_gra
             _add_leaf(leaf_grads, p, gp, owned=id(gp) not in handed_out,
                       create_graph=create_graph)
             handed_out.add(id(gp))
+
+
+def may_overwrite(ctx: Function, grad: np.ndarray) -> bool:
+    """Whether `ctx.backward` may write its result into `grad`, the incoming gradient: only the
+    engine holds it and the memory it views (no hook, retained grad, capture, post-hook, other
+    parent or caller kept it), so nobody could see the change. ReLU's backward then zeroes
+    entries in place instead of making a second activation-sized array (LeNet-5's peak)."""
+    return getattr(ctx, "scratch", 0) == id(grad)
+
+
+def _reference_counts(g) -> tuple[int, int]:
+    """sys.getrefcount of g and of the array whose memory it views (0 when it owns its own)."""
+    base = g.base
+    return sys.getrefcount(g), 0 if base is None else sys.getrefcount(base)
+
+
+def _held_by_one_variable(g) -> tuple[int, int]:
+    return _reference_counts(g)  # g: this frame's variable only, as in _node_step
+
+
+# the counts of a fresh view that one variable holds, measured (not assumed: the interpreter's
+# own references differ between Python versions)
+_UNSHARED = _held_by_one_variable(np.empty(2)[1:])
+
+
+def _unshared(g, counts: tuple[int, int]) -> bool:
+    """Whether g, with `counts` from _reference_counts in the caller's frame, is held by the
+    caller's variable alone, and its base array (numpy points every view at the array that
+    owns the memory) by g alone. A base that is not a plain array (Numba's allocation record)
+    or a read-only array (a broadcast) counts as shared."""
+    if not g.flags.writeable:
+        return False
+    if g.base is not None and (type(g.base) is not np.ndarray or g.base.base is not None):
+        return False
+    return counts[0] <= _UNSHARED[0] and counts[1] <= _UNSHARED[1]
 
 
 def _apply_rule(ctx, g, create_graph: bool) -> tuple:

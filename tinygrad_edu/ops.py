@@ -13,7 +13,7 @@ import numba
 import numpy as np
 
 from . import gemm, kernels
-from .autograd import Function
+from .autograd import Function, may_overwrite
 
 
 def _const(arr):
@@ -258,20 +258,24 @@ class ReLU(Function):
         return out
 
     def backward(self, grad):
+        """0 where the output is <= 0, else grad (so a NaN output passes it, as in PyTorch):
+        in grad itself when only the engine holds it."""
         out = self.saved[0]
         if grad.dtype.char not in "fd":  # _relu_backward has float32 and float64 loops
-            return grad * (out > 0)
+            return grad * ~(out <= 0)
+        if may_overwrite(self, grad) and kernels.relu_backward_in_place(grad, out):
+            return grad
         return kernels.elementwise(_relu_backward, grad, out)
 
     def backward_graph(self, grad):
-        return grad * (self.saved[0] > 0).astype(grad.dtype)
+        return grad * (~(self.saved[0] <= 0)).astype(grad.dtype)
 
 
 @numba.vectorize(["float32(float32, float32)", "float64(float64, float64)"], cache=True)
 def _relu_backward(grad, out):
-    """grad where the ReLU's output is positive, else 0: one pass, where grad * (out > 0) makes
+    """0 where the ReLU's output is <= 0, else grad: one pass, where grad * (out > 0) makes
     a boolean array first (10% of a CNN2 step went to ReLU's backward)."""
-    return grad if out > 0 else 0
+    return 0 if out <= 0 else grad
 
 
 class LeakyReLU(Function):

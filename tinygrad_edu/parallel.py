@@ -162,6 +162,7 @@ def parallel_for(fn: Callable[[int, int], None], n_tasks: int) -> None:
     finally:
         _local.busy = False
     job.finished.wait()
+    job.fn = None  # a worker keeps its last job until the next: not the arrays fn refers to
     if job.error is not None:
         raise job.error
 
