@@ -640,6 +640,7 @@ def test_winograd_and_im2col_paths_agree(winograd_everywhere, monkeypatch):
 @pytest.mark.parametrize("x_shape, w_shape, opts, expected", [
     ((32, 64, 16, 16), (64, 64, 3, 3), {"padding": 1}, True),      # ResNet-18 layer1 at 64x64
     ((32, 128, 8, 8), (128, 128, 3, 3), {"padding": 1}, True),     # layer2
+    ((32, 256, 4, 4), (256, 256, 3, 3), {"padding": 1}, True),     # layer3
     ((32, 512, 2, 2), (512, 512, 3, 3), {"padding": 1}, False),    # layer4: weights dominate
     ((32, 3, 32, 32), (64, 3, 3, 3), {"padding": 1}, False),       # 3 input channels
     ((32, 64, 16, 16), (64, 64, 3, 3), {"padding": 1, "stride": 2}, False),
