@@ -1,6 +1,9 @@
 """Backward rules writing into the incoming gradient (autograd.may_overwrite): ReLU does when
 only the engine holds that gradient, and never when anything else could see the change -- a
-hook, a retained grad, the caller's seed, a second parent, a view, a post-hook, autograd.grad."""
+hook, a retained grad, the caller's seed, a second parent, a view, a post-hook, autograd.grad.
+Then ReLU's two kernels (the in-place backward, the forward) against PyTorch's rules."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -198,3 +201,48 @@ def test_relu_gradient_passes_through_nan_like_pytorch():
     t = tg.tensor(x, requires_grad=True)
     (g,) = tg.autograd.grad(t.relu().sum(), [t], create_graph=True)
     np.testing.assert_array_equal(g.numpy(), [1, 0, 1, 0])
+
+
+# ---------------------------------------------------------------- ReLU's forward kernel
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["C", "batch-minor", "transposed", "strided"])
+def test_relu_forward_is_pytorchs_clamp_min_in_the_inputs_layout(dtype, layout):
+    """0 where x < 0, else x: NaN and -0.0 pass (np.maximum made -0.0 into 0.0); the output has
+    the input's layout, and a NaN raises no warning."""
+    x = RNG.standard_normal((4, 3, 5, 6)).astype(dtype)
+    x.flat[::7], x.flat[3::11] = np.nan, -0.0
+    x = {"C": x, "batch-minor": np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2),
+         "transposed": x.T, "strided": x[:, :, ::2]}[layout]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = kernels.relu(x)
+    expected = np.where(x < 0, 0, x)
+    np.testing.assert_array_equal(y, expected)
+    assert (np.signbit(y) == np.signbit(expected)).all() and y.dtype == dtype
+    if layout != "strided":
+        assert y.strides == x.strides
+
+
+def test_relu_forward_split_over_threads_and_other_dtypes(monkeypatch):
+    monkeypatch.setattr(kernels, "_ELEMENTWISE_GRAIN", 1000)
+    x = RNG.standard_normal(10_001).astype(np.float32)
+    threads = tg.get_num_threads()
+    tg.set_num_threads(2)
+    try:
+        np.testing.assert_array_equal(kernels.relu(x), np.maximum(x, 0))
+    finally:
+        tg.set_num_threads(threads)
+    ints = np.array([-3, 0, 4], np.int64)
+    np.testing.assert_array_equal(kernels.relu(ints), [0, 0, 4])
+    assert kernels.relu(ints).dtype == np.int64
+    assert kernels.relu(np.array(-2.0)).shape == ()
+
+
+def test_relu_forward_matches_pytorch_on_nan_and_negative_zero():
+    torch = pytest.importorskip("torch")
+    x = np.array([-0.0, 0.0, np.nan, -1.5, 2.0, -np.inf, np.inf], np.float32)
+    ours, theirs = tg.tensor(x).relu().numpy(), torch.relu(torch.tensor(x)).numpy()
+    np.testing.assert_array_equal(ours, theirs)
+    assert (np.signbit(ours) == np.signbit(theirs)).all()
