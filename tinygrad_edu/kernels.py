@@ -138,7 +138,11 @@ def _over_runs(kernel, *flats: np.ndarray) -> None:
     """kernel(*(f[lo:hi] for f in flats)) for runs [lo, hi) covering the flat arrays, one task
     each (as many as `elementwise` would make). Slices, not (lo, hi) bounds: Numba loops from
     lo to hi did not vectorise."""
-    runs = chunks(flats[0].size, tasks_for(flats[0].size, _ELEMENTWISE_GRAIN))
+    parts = tasks_for(flats[0].size, _ELEMENTWISE_GRAIN)
+    if parts == 1:  # most calls: no closure, no task machinery
+        kernel(*flats)
+        return
+    runs = chunks(flats[0].size, parts)
 
     def task(i: int, worker: int) -> None:
         lo, hi = runs[i]
