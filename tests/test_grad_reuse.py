@@ -246,3 +246,14 @@ def test_relu_forward_matches_pytorch_on_nan_and_negative_zero():
     ours, theirs = tg.tensor(x).relu().numpy(), torch.relu(torch.tensor(x)).numpy()
     np.testing.assert_array_equal(ours, theirs)
     assert (np.signbit(ours) == np.signbit(theirs)).all()
+
+
+def test_only_functions_that_ask_are_offered_their_gradient(monkeypatch):
+    """The engine counts references for rules that set overwrites_grad (ReLU), not others."""
+    from tinygrad_edu import autograd
+    counted = []
+    real = autograd._reference_counts
+    monkeypatch.setattr(autograd, "_reference_counts", lambda g: counted.append(1) or real(g))
+    _, y = _relu_of_product()
+    (y * tg.tensor(UP)).sum().backward()  # nodes: Sum, Mul, ReLU, Mul
+    assert len(counted) == 1

@@ -205,6 +205,7 @@ class Function:
     __slots__ = ("hooks", "needs_input_grad", "out_shape", "parents", "posthooks",
                  "prehooks", "retained", "saved", "scratch", "sources", "trace", "versions")
     _out_type: type = None  # the Tensor class; set by tensor.py, so this module never imports it
+    overwrites_grad = False  # True: backward asks may_overwrite(self, grad) (the engine checks)
 
     def save_for_backward(self, *arrays) -> None:
         self.saved = arrays
@@ -484,7 +485,7 @@ def _node_step(ctx, g, retain_graph, create_graph, capture, leaf_grads, node_gra
         g = _run_node_prehooks(ctx, g, create_graph)
     ctx.check_versions()
     ctx.scratch = 0  # the id of g when the rule may write into it (may_overwrite)
-    if not (create_graph or ctx.posthooks) and type(g) is np.ndarray:
+    if ctx.overwrites_grad and not (create_graph or ctx.posthooks) and type(g) is np.ndarray:
         counts = _reference_counts(g)  # a statement of its own: no reference on the stack
         ctx.scratch = id(g) if _unshared(g, counts) else 0
     gs = _apply_rule(ctx, g, create_graph)
@@ -515,7 +516,9 @@ def may_overwrite(ctx: Function, grad: np.ndarray) -> bool:
     """Whether `ctx.backward` may write its result into `grad`, the incoming gradient: only the
     engine holds it and the memory it views (no hook, retained grad, capture, post-hook, other
     parent or caller kept it), so nobody could see the change. ReLU's backward then zeroes
-    entries in place instead of making a second activation-sized array (LeNet-5's peak)."""
+    entries in place instead of making a second activation-sized array (LeNet-5's peak).
+    Only for Functions whose class sets `overwrites_grad = True`: the engine checks the
+    reference counts for those alone."""
     return getattr(ctx, "scratch", 0) == id(grad)
 
 

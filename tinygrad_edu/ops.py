@@ -252,6 +252,8 @@ class Clip(Function):
 
 
 class ReLU(Function):
+    overwrites_grad = True
+
     def forward(self, x):
         out = kernels.relu(x)
         self.save_for_backward(out)
