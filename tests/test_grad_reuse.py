@@ -85,11 +85,12 @@ def test_a_retained_grad_is_the_upstream_gradient():
     np.testing.assert_array_equal(h.grad.numpy(), _expected_grad())
 
 
-def test_the_callers_gradient_is_left_alone(in_place_calls):
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_the_callers_gradient_is_left_alone(in_place_calls, as_tensor):
     h, y = _relu_of_product()
-    seed = UP.copy()
+    seed = tg.tensor(UP) if as_tensor else UP.copy()
     y.backward(seed)
-    np.testing.assert_array_equal(seed, UP)
+    np.testing.assert_array_equal(seed.numpy() if as_tensor else seed, UP)
     np.testing.assert_array_equal(h.grad.numpy(), _expected_grad())
     assert in_place_calls == []
 
