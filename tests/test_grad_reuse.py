@@ -208,21 +208,21 @@ def test_relu_gradient_passes_through_nan_like_pytorch():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("layout", ["C", "batch-minor", "transposed", "strided"])
+@pytest.mark.parametrize("layout", ["C", "batch-minor", "transposed", "strided", "reversed"])
 def test_relu_forward_is_pytorchs_clamp_min_in_the_inputs_layout(dtype, layout):
     """0 where x < 0, else x: NaN and -0.0 pass (np.maximum made -0.0 into 0.0); the output has
     the input's layout, and a NaN raises no warning."""
     x = RNG.standard_normal((4, 3, 5, 6)).astype(dtype)
     x.flat[::7], x.flat[3::11] = np.nan, -0.0
     x = {"C": x, "batch-minor": np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2),
-         "transposed": x.T, "strided": x[:, :, ::2]}[layout]
+         "transposed": x.T, "strided": x[:, :, ::2], "reversed": x[::-1, :, ::-1]}[layout]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         y = kernels.relu(x)
     expected = np.where(x < 0, 0, x)
     np.testing.assert_array_equal(y, expected)
     assert (np.signbit(y) == np.signbit(expected)).all() and y.dtype == dtype
-    if layout != "strided":
+    if layout not in ("strided", "reversed"):
         assert y.strides == x.strides
 
 

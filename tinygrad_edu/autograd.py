@@ -484,12 +484,14 @@ def _node_step(ctx, g, retain_graph, create_graph, capture, leaf_grads, node_gra
     if ctx.prehooks:
         g = _run_node_prehooks(ctx, g, create_graph)
     ctx.check_versions()
-    ctx.scratch = 0  # the id of g when the rule may write into it (may_overwrite)
-    if ctx.overwrites_grad and not (create_graph or ctx.posthooks) and type(g) is np.ndarray:
-        counts = _reference_counts(g)  # a statement of its own: no reference on the stack
-        ctx.scratch = id(g) if _unshared(g, counts) else 0
+    if ctx.overwrites_grad:  # ctx.scratch: the id of g when the rule may write into it
+        ctx.scratch = 0
+        if not (create_graph or ctx.posthooks) and type(g) is np.ndarray:
+            counts = _reference_counts(g)  # a statement of its own: no reference on the stack
+            ctx.scratch = id(g) if _unshared(g, counts) else 0
     gs = _apply_rule(ctx, g, create_graph)
-    ctx.scratch = 0
+    if ctx.overwrites_grad:
+        ctx.scratch = 0  # no stale id for a later, direct call of backward
     if ctx.posthooks:
         gs = _run_node_posthooks(ctx, gs, g, create_graph)
     if _anomaly_enabled:

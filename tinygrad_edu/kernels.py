@@ -79,16 +79,12 @@ def elementwise(ufunc, *args) -> np.ndarray:
     if not all(np.shares_memory(f, a) for f, a in zip(flats, arrays)):
         return ufunc(*args)
     out = np.empty_like(first)
-    flat_out = out.ravel("K")
-    runs = chunks(first.size, parts)
-    flat_args = [flats.pop(0) if isinstance(a, np.ndarray) else a for a in args]
 
-    def task(i: int, worker: int) -> None:
-        lo, hi = runs[i]
-        ufunc(*(a[lo:hi] if isinstance(a, np.ndarray) else a for a in flat_args),
-              out=flat_out[lo:hi])
+    def run(*parts: np.ndarray) -> None:  # the runs of the arrays, then of out
+        runs = iter(parts[:-1])
+        ufunc(*(next(runs) if isinstance(a, np.ndarray) else a for a in args), out=parts[-1])
 
-    parallel_for(task, len(runs))
+    _over_runs(run, *flats, out.ravel("K"))
     return out
 
 
@@ -97,11 +93,13 @@ def relu(x: np.ndarray) -> np.ndarray:
     -0.0 pass. float32/float64 in x's own layout in one pass, split over the threads like
     `elementwise`: four times faster than np.maximum here (400K values: 32 vs 139 us), which
     also turned -0.0 into 0.0. Other dtypes and strided views: numpy."""
-    out = np.empty_like(x)  # x's layout, when x is one run of memory in some axis order
-    flat, flat_out = x.ravel("K"), out.ravel("K")
-    if x.dtype.char not in "fd" or not (np.shares_memory(flat, x) and out.strides == x.strides):
+    flat = x.ravel("K")
+    if x.dtype.char not in "fd" or not np.shares_memory(flat, x):
         return np.where(x < 0, x.dtype.type(0), x)
-    _over_runs(_relu, flat, flat_out)
+    out = np.empty_like(x)  # x's layout: x is one run of memory in some axis order
+    if out.strides != x.strides:  # not expected; the runs of the two must match
+        return np.where(x < 0, x.dtype.type(0), x)
+    _over_runs(_relu, flat, out.ravel("K"))
     return out
 
 
