@@ -3,6 +3,7 @@ kernel test of tests/test_kernels.py and the fused optimizer tests again with ea
 the smallest pieces over three threads (so that a race or a wrong split shows up)."""
 import os
 import threading
+import time
 import weakref
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 import tinygrad_edu as tg
 from tests import test_kernels, test_optim
-from tinygrad_edu import kernels, ops_cnn, parallel
+from tinygrad_edu import kernels, ops_cnn, parallel, spin
 from tinygrad_edu.optim import kernels as optim_kernels
 
 
@@ -102,6 +103,57 @@ def test_nested_parallel_for_runs_serially_in_its_task(threads):
 
     parallel.parallel_for(outer, 2)
     assert sorted(inner) == [(i, j, 0) for i in range(2) for j in range(3)]
+
+
+def _new_pool(n: int) -> None:
+    """n threads in a pool made now (so that it reads the poll settings patched in)."""
+    tg.set_num_threads(1)
+    tg.set_num_threads(n)
+
+
+@pytest.mark.parametrize("poll_us", [0, 2e5])  # workers asleep on their queues, or polling
+def test_every_job_reaches_sleeping_and_polling_workers(threads, monkeypatch, poll_us):
+    monkeypatch.setattr(parallel, "WORKER_POLL_US", poll_us)
+    _new_pool(3)
+    for _ in range(20):  # a worker that missed a job would break the barrier (10 s)
+        barrier = threading.Barrier(3, timeout=10)
+        parallel.parallel_for(lambda i, w, barrier=barrier: barrier.wait(), 3)
+
+
+@pytest.mark.parametrize("poll_us", [0, 2e5])  # the caller sleeps on the job's Event, or polls
+def test_parallel_for_returns_only_after_a_slow_worker_task(threads, monkeypatch, poll_us):
+    monkeypatch.setattr(parallel, "CALLER_POLL_US", poll_us)
+    _new_pool(2)
+    for _ in range(5):
+        out, barrier = np.zeros(2), threading.Barrier(2, timeout=10)
+
+        def task(i, worker, out=out, barrier=barrier):
+            barrier.wait()  # both tasks start together: the caller's ends first
+            if worker:
+                time.sleep(0.03)
+            out[i] = 1
+
+        parallel.parallel_for(task, 2)
+        assert out.tolist() == [1, 1]
+
+
+def test_wait_for_sees_another_threads_store_and_lets_it_run():
+    """The poll releases the GIL (the Timer's Python thread must run to store) and reads the
+    flag afresh each time (a load hoisted out of the loop would never see the store)."""
+    flags = np.zeros(1, np.int64)
+    threading.Timer(0.05, flags.__setitem__, (0, 3)).start()
+    start = time.perf_counter()
+    assert spin.wait_for(flags, 0, 3, spin.spins_for(20e6))  # ~20 s at most
+    assert time.perf_counter() - start < 10
+
+
+def test_wait_for_gives_up_after_its_polls_and_store_then_wait_for_stores_first():
+    flags = np.zeros(9, np.int64)
+    assert not spin.wait_for(flags, 0, 1, 100)
+    assert spin.wait_for(flags, 0, 0, 1)
+    assert not spin.store_then_wait_for(flags, 8, 5, 0, 1, 10)
+    assert flags.tolist() == [0] * 8 + [5]
+    assert spin.spins_for(1000) > spin.spins_for(10) >= 1
 
 
 def _two_tasks_at_once(_) -> bool:

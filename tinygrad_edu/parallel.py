@@ -5,11 +5,13 @@ work with.
 Why our own threads, not Numba's `parallel=True` or OpenBLAS's pool: their workers spin-wait
 for each other between loops. On a shared machine a partner the OS has not scheduled makes the
 others spin: measured on the 2-core machine at load 3.5, a CNN3 step took 384 ms instead of
-11 ms with two OpenBLAS threads (benchmarks/README.md). Here an idle worker sleeps on a queue,
-and tasks are dealt out dynamically: whichever thread is free, the caller included, takes the
-next one. A worker the OS has not scheduled therefore delays only the task it holds, and a
-step on a busy machine stays near single-threaded speed (measured at load 3-5: 0.9-1.5x the
-one-thread step) instead of collapsing (PyTorch's default: 8-15x, benchmarks/README.md).
+11 ms with two OpenBLAS threads (benchmarks/README.md). Here a worker waits for the next job
+by polling a flag for a bounded 300 us, yielding its core (sched_yield) to any other thread
+that wants it, and then sleeps on a queue; and tasks are dealt out dynamically: whichever
+thread is free, the caller included, takes the next one. A worker the OS has not scheduled
+therefore delays only the task it holds, and a step on a busy machine stays near
+single-threaded speed (measured at load 3-5: 0.9-1.5x the one-thread step) instead of
+collapsing (PyTorch's default: 8-15x, benchmarks/README.md).
 
 Every task runs Numba kernels compiled with `nogil=True` or numpy's matmul, both of which
 release the GIL, so the threads run at once. numpy's OpenBLAS is pinned to one thread
@@ -25,6 +27,10 @@ import os
 import queue
 import threading
 from collections.abc import Callable
+
+import numpy as np
+
+from . import spin
 
 
 def default_threads() -> int:
@@ -75,23 +81,70 @@ class _Job:
 
 
 class _Pool:
-    """n - 1 daemon threads, each waiting on its own queue; the caller is worker 0."""
+    """n - 1 daemon threads; the caller is worker 0. A job is announced by raising flags[0]
+    to its number. A worker that finished a job polls that flag for WORKER_POLL_US without
+    the GIL (spin.py) and then sleeps on its queue, where post() finds it; the caller, its
+    own tasks done, polls the done flags of the workers still on one for CALLER_POLL_US
+    before it sleeps on the job's Event. The Event alone decides when a job is done: the
+    flags only save the wake-ups (25-45 us each in this virtual machine; two 20 us tasks took
+    77 us at two threads, 44 with the polls, against 41 in one thread)."""
 
     def __init__(self, n_threads: int):
+        self.flags = np.zeros(_SLOT * n_threads, np.int64)  # [0]: the job; [_SLOT * w]: w done
+        self.worker_spins = spin.spins_for(WORKER_POLL_US)
+        self.caller_spins = spin.spins_for(CALLER_POLL_US)
+        self.job: _Job | None = None
+        self.started = [0] * n_threads  # the number of the last job each worker took up
+        self.sleeping = [False] * n_threads
+        self.lock = threading.Lock()  # post() and a worker going to sleep: one at a time
         self.queues = [queue.SimpleQueue() for _ in range(n_threads - 1)]
         for worker, jobs in enumerate(self.queues, start=1):
             threading.Thread(target=self._serve, args=(worker, jobs), daemon=True,
                              name=f"tinygrad_edu-worker-{worker}").start()
 
-    @staticmethod
-    def _serve(worker: int, jobs: queue.SimpleQueue) -> None:
+    def post(self, job: _Job) -> None:
+        """Announce `job`: polling workers see the flag, sleeping ones get it on their queue."""
+        job.number = int(self.flags[0]) + 1
+        self.job = job
+        with self.lock:
+            self.flags[0] = job.number
+            asleep = [w for w, sleeping in enumerate(self.sleeping) if sleeping]
+            for w in asleep:
+                self.sleeping[w] = False
+        for w in asleep:
+            self.queues[w - 1].put(job)
+
+    def wait(self, job: _Job) -> None:
+        """Return when every task of `job` is done (the caller has run out of tasks)."""
+        if job.done == job.n_tasks:
+            return
+        for w, number in enumerate(self.started):
+            if w and number == job.number:
+                spin.wait_for(self.flags, _SLOT * w, job.number, self.caller_spins)
+        job.finished.wait()
+
+    def _serve(self, worker: int, jobs: queue.SimpleQueue) -> None:
         _local.busy = True  # nested parallel_for calls run serially
-        while (job := jobs.get()) is not None:
+        done = 0  # the number of the last job this worker finished
+        while True:
+            if not spin.store_then_wait_for(self.flags, _SLOT * worker, done, 0, done + 1,
+                                            self.worker_spins):
+                with self.lock:
+                    asleep = self.sleeping[worker] = self.flags[0] == done
+                if asleep and jobs.get() is None:
+                    return
+            job = self.job  # the newest: what the queue held may be finished already
+            self.started[worker] = done = job.number
             job.work(worker)
 
     def close(self) -> None:
         for jobs in self.queues:
             jobs.put(None)
+
+
+_SLOT = 8  # int64 flags per thread: one cache line each
+WORKER_POLL_US = 300  # a step's jobs come closer together than that (CNN3 b32: 10 in 3 ms)
+CALLER_POLL_US = 1000  # longer tasks than that are worth a wake-up
 
 
 _local = threading.local()
@@ -154,14 +207,14 @@ def parallel_for(fn: Callable[[int, int], None], n_tasks: int) -> None:
             fn(task, 0)
         return
     job = _Job(fn, n_tasks)
-    for jobs in _get_pool().queues[:threads - 1]:
-        jobs.put(job)
+    pool = _get_pool()
+    pool.post(job)
     _local.busy = True
     try:
         job.work(0)
     finally:
         _local.busy = False
-    job.finished.wait()
+    pool.wait(job)
     job.fn = None  # a worker keeps its last job until the next: not the arrays fn refers to
     if job.error is not None:
         raise job.error
