@@ -178,6 +178,30 @@ def test_avg_pool2d_matches_reference(case, count_include_pad):
                                np.sum(y.array * gy, dtype=np.float64), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("stride, padding, dilation, ceil_mode, size", [
+    (2, 0, 1, False, (7, 9)), (1, 1, 1, False, (5, 6)), (2, 1, 1, True, (7, 8)),
+    (3, 1, 2, True, (9, 7)), (2, (1, 0), (1, 2), False, (6, 9)), (1, 0, 2, False, (4, 5)),
+    (2, 1, 1, False, (1, 3))])
+def test_max_pool2d_of_2x2_windows_matches_reference_inside_and_at_the_border(
+        dtype, stride, padding, dilation, ceil_mode, size):
+    """2x2 windows take their own kernels (kernels._max_pool2x2 and its backward) for the
+    windows inside the input, and the generic loops for the strips that reach the padding."""
+    rng = np.random.default_rng(1)
+    x = np.round(rng.standard_normal((3, 4) + size), 1).astype(dtype)  # many ties
+    opts = {"kernel_size": 2, "stride": stride, "padding": padding, "dilation": dilation,
+            "ceil_mode": ceil_mode}
+    X = _tensor(x)
+    y, indices = max_pool2d(X, **opts, return_indices=True)
+    y_ref, indices_ref = max_pool2d_ref(x, **opts)
+    np.testing.assert_array_equal(y.array, y_ref)
+    np.testing.assert_array_equal(indices.array, indices_ref)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    y.backward(gy)
+    np.testing.assert_allclose(X.grad.array, max_pool2d_backward_ref(x, gy, **opts),
+                               **_tol(dtype))
+
+
 def test_max_pool2d_ties_route_to_one_position():
     """A flat image (MNIST background, ReLU zeros): each window's gradient goes to its first pixel
     only; a `window == max` mask would send it to all four."""
@@ -449,15 +473,19 @@ def test_conv2d_parity_with_torch(opts):
 
 @pytest.mark.parametrize("opts", [
     {"kernel_size": 2},
+    {"kernel_size": 2, "stride": 1, "padding": 1},
     {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True},
     {"kernel_size": (3, 2), "stride": (1, 2), "padding": (1, 0), "dilation": (2, 1)},
 ])
-@pytest.mark.parametrize("ties", [False, True])
-def test_max_pool2d_parity_with_torch(opts, ties):
+@pytest.mark.parametrize("values", ["normal", "ties", "nan"])
+def test_max_pool2d_parity_with_torch(opts, values):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, 9, 8))
-    x = np.maximum(np.round(x), 0) if ties else x  # ReLU-like zeros: mostly ties
+    if values == "ties":
+        x = np.maximum(np.round(x), 0)  # ReLU-like zeros: mostly ties
+    elif values == "nan":  # NaN wins, the last one of a window where several are
+        x[rng.random(x.shape) < 0.15] = np.nan
     X, xt = _tensor(x), _torch_leaf(torch, x)
     y, indices = max_pool2d(X, **opts, return_indices=True)
     yt, indices_t = torch.nn.functional.max_pool2d(xt, **opts, return_indices=True)
