@@ -360,8 +360,9 @@ def _max_pool2d(x, y, window, KH, KW, SH, SW, PH, PW, DH, DW, oh0, oh1, ow0, ow1
 def _max_pool2x2(x, y, window, KH, KW, SH, SW, PH, PW, DH, DW):
     """_max_pool2d of 2x2 windows: those inside the input keep their running maximum and
     position in registers over the four taps, where _max_pool2d loads and stores them once
-    per tap (CNN3 b32 one thread, alternating with the old loops: its first pool (16 x 28 x 28) 122 -> 65 us, its second 65 -> 36); the
-    strips of windows that reach into the padding go to _max_pool2d."""
+    per tap (CNN3 b32, one thread, alternating with those loops: its first pool, 16 x 28 x
+    28, 122 -> 65 us; its second 65 -> 36); the strips of windows that reach into the
+    padding go to _max_pool2d."""
     C, H, W, N = x.shape
     OH, OW = y.shape[1:3]
     oh_lo, oh_hi = _windows_inside(OH, SH, PH, DH, H)
