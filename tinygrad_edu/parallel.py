@@ -104,9 +104,9 @@ class _Pool:
 
     def post(self, job: _Job) -> None:
         """Announce `job`: polling workers see the flag, sleeping ones get it on their queue."""
-        job.number = int(self.flags[0]) + 1
-        self.job = job
-        with self.lock:
+        with self.lock:  # (callers in several threads: each job its own number)
+            job.number = int(self.flags[0]) + 1
+            self.job = job
             self.flags[0] = job.number
             asleep = [w for w, sleeping in enumerate(self.sleeping) if sleeping]
             for w in asleep:
