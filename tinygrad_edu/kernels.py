@@ -388,11 +388,16 @@ def _max_pool2x2(x, y, window, KH, KW, SH, SW, PH, PW, DH, DW):
                         best, k = v, 3
                     yo[n] = best
                     wo[n] = k
-    args = (x, y, window, 2, 2, SH, SW, PH, PW, DH, DW)
-    _max_pool2d(*args, 0, oh_lo, 0, OW)
-    _max_pool2d(*args, oh_hi, OH, 0, OW)
-    _max_pool2d(*args, oh_lo, oh_hi, 0, ow_lo)
-    _max_pool2d(*args, oh_lo, oh_hi, ow_hi, OW)
+    for oh0, oh1, ow0, ow1 in _border_strips(OH, OW, oh_lo, oh_hi, ow_lo, ow_hi):
+        _max_pool2d(x, y, window, 2, 2, SH, SW, PH, PW, DH, DW, oh0, oh1, ow0, ow1)
+
+
+@njit(cache=True)
+def _border_strips(OH, OW, oh_lo, oh_hi, ow_lo, ow_hi):
+    """The windows of an (OH, OW) grid outside the block [oh_lo, oh_hi) x [ow_lo, ow_hi), as
+    four rectangles (oh0, oh1, ow0, ow1): the rows above and below it, then left and right."""
+    return ((0, oh_lo, 0, OW), (oh_hi, OH, 0, OW), (oh_lo, oh_hi, 0, ow_lo),
+            (oh_lo, oh_hi, ow_hi, OW))
 
 
 @njit(cache=True)
@@ -471,11 +476,8 @@ def _max_pool2x2_backward(gy, window, gx, KH, KW, SH, SW, PH, PW, DH, DW):
                     g1[n] += g if at == 1 else 0
                     g2[n] += g if at == 2 else 0
                     g3[n] += g if at == 3 else 0
-    args = (gy, window, gx, 2, 2, SH, SW, PH, PW, DH, DW)
-    _max_pool2d_add(*args, 0, oh_lo, 0, OW)
-    _max_pool2d_add(*args, oh_hi, OH, 0, OW)
-    _max_pool2d_add(*args, oh_lo, oh_hi, 0, ow_lo)
-    _max_pool2d_add(*args, oh_lo, oh_hi, ow_hi, OW)
+    for oh0, oh1, ow0, ow1 in _border_strips(OH, OW, oh_lo, oh_hi, ow_lo, ow_hi):
+        _max_pool2d_add(gy, window, gx, 2, 2, SH, SW, PH, PW, DH, DW, oh0, oh1, ow0, ow1)
 
 
 @njit(cache=True, nogil=True)
