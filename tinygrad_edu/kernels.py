@@ -313,13 +313,10 @@ def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
     N, C = x.shape[:2]
     y = batch_minor((N, C, OH, OW), x.dtype)
     window = batch_minor((N, C, OH, OW), np.int8 if KH * KW <= 127 else np.int32)
-    args = (KH, KW, SH, SW, PH, PW, DH, DW)
-    if (KH, KW) == (2, 2):
-        over_channels(_max_pool2x2, to_batch_minor(x), y.transpose(1, 2, 3, 0),
-                      window.transpose(1, 2, 3, 0), *args, work=x.size)
-    else:
-        over_channels(_max_pool2d, to_batch_minor(x), y.transpose(1, 2, 3, 0),
-                      window.transpose(1, 2, 3, 0), *args, 0, OH, 0, OW, work=x.size)
+    kernel, windows = (_max_pool2x2, ()) if (KH, KW) == (2, 2) else (_max_pool2d, (0, OH, 0, OW))
+    over_channels(kernel, to_batch_minor(x), y.transpose(1, 2, 3, 0),
+                  window.transpose(1, 2, 3, 0), KH, KW, SH, SW, PH, PW, DH, DW, *windows,
+                  work=x.size)
     return y, window
 
 
