@@ -359,7 +359,7 @@ def _max_pool2x2(x, y, window, KH, KW, SH, SW, PH, PW, DH, DW):
     position in registers over the four taps, where _max_pool2d loads and stores them once
     per tap (CNN3 b32, one thread, alternating with those loops: its first pool, 16 x 28 x
     28, 122 -> 65 us; its second 65 -> 36); the strips of windows that reach into the
-    padding go to _max_pool2d."""
+    padding go to _max_pool2d. KH and KW (both 2) keep _max_pool2d's arguments."""
     C, H, W, N = x.shape
     OH, OW = y.shape[1:3]
     oh_lo, oh_hi = _windows_inside(OH, SH, PH, DH, H)
@@ -453,7 +453,8 @@ def _max_pool2d_backward(gy, window, gx, KH, KW, SH, SW, PH, PW, DH, DW):
 def _max_pool2x2_backward(gy, window, gx, KH, KW, SH, SW, PH, PW, DH, DW):
     """_max_pool2d_backward of 2x2 windows: a window inside the input loads its gradient and
     positions once for its four taps (CNN3 b32 one thread: 127 -> 86 us, 64 -> 50); the
-    strips of windows that reach into the padding go to _max_pool2d_add."""
+    strips of windows that reach into the padding go to _max_pool2d_add. KH and KW (both 2)
+    keep _max_pool2d_backward's arguments."""
     C, OH, OW, N = gy.shape
     H, W = gx.shape[1:3]
     oh_lo, oh_hi = _windows_inside(OH, SH, PH, DH, H)
