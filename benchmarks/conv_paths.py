@@ -10,8 +10,8 @@ Variants (tinygrad_edu.ops_cnn chooses a path per conv; these switch its thresho
 - `winograd`: Winograd F(2x2, 3x3) where it fits, the rest im2col + GEMM, numpy's GEMM;
 - `blas`: Winograd and the direct kernels (kernels.direct_conv2d and
   direct_conv2d_weight_grad) where they fit, numpy's GEMM;
-- `all`: the default, the same with gemm.matmul's GEMM where gemm.enabled() (an AVX-512 host
-  whose OpenBLAS runs narrower kernels; elsewhere `all` equals `blas`).
+- `all`: the default, the same with gemm.matmul's GEMM where gemm.enabled() (an AVX-512
+  host; elsewhere `all` equals `blas`).
 Each round runs one untimed and `--iters` timed steps of each variant in turn, so load from
 other processes hits them alike; the table shows the minimum wall time and the minimum CPU time
 of the calling thread (with one thread, the step's whole CPU time; steadier on a busy machine).

@@ -2,13 +2,18 @@
 the convolutions (ops_cnn, kernels.winograd_conv2d) and the linear layers (ops.Linear) where
 it beats numpy's BLAS: `enabled()`.
 
-Why our own: numpy's OpenBLAS may run narrower vector kernels than the CPU has. On the
-benchmark machine (an AVX-512 AMD EPYC) the environment sets OPENBLAS_CORETYPE=Haswell, so
-OpenBLAS multiplies 8 floats per instruction where the CPU can do 16. Measured there at one
-thread (float32, 2026-12-01), the conv GEMMs' shapes: 156-255 GFLOP/s with this kernel, 110-135
-with OpenBLAS's Haswell kernels (its AVX-512 "SkylakeX" kernels reach 237-252 where allowed). So
-it is used only where it wins: the host has AVX-512, numpy's BLAS is OpenBLAS without it, and
-the arrays are float32; everywhere else `matmul` is np.matmul.
+Why our own: numpy's OpenBLAS may run narrower vector kernels than the CPU has, and its own
+threads would spin against ours (parallel.py pins it to one). On the benchmark machine (an
+AVX-512 AMD EPYC), measured at one thread (float32, 2026-12-01): where the environment set
+OPENBLAS_CORETYPE=Haswell, so that OpenBLAS multiplied 8 floats per instruction where the CPU
+can do 16, the conv GEMMs' shapes ran at 156-255 GFLOP/s with this kernel and 110-135 with
+OpenBLAS. Where OpenBLAS runs its AVX-512 ("SkylakeX") kernels (2026-12-02), a product alone is
+about as fast either way (MLP3 b128's two largest: 760 vs 719 us, 628 vs 604), but the models' steps are
+faster on ours (split over our threads, read in place, the stride-1 convs and Winograd's
+products on it; alternating, one thread: CNN3 b32 9.95 -> 8.33 ms, LeNet-5 79.9 -> 64.9,
+ResNet-18 397 -> 368, the VGG block 146 -> 119; two threads: MLP3 b128 3.04 -> 2.55, LeNet-5
+58.9 -> 42.5). So it is used wherever the host has AVX-512 and the arrays are float32;
+everywhere else `matmul` is np.matmul.
 
 How (the blocking of Goto & van de Geijn, "Anatomy of High-Performance Matrix Multiplication",
 2008, as BLIS and OpenBLAS do it): a block of b (KC x NC values, sized for L2) and a block of a
@@ -55,25 +60,12 @@ _PACK_GRAIN = 1 << 16  # a parallel task of pack(): at least 64K values (a copy,
 _NUMPY_MACS = 1 << 17  # smaller products go to numpy's GEMM (_small)
 _SPLIT_MACS = 1 << 23  # a matmul called outside a task is split from 8M multiply-adds (~40 us)
 _OFFSET_MACS = 1 << 22  # offset_matmul and offset_dots: tasks of 4M (a conv's, ops_cnn)
-_BLAS_AVX512 = {"skylakex", "cooperlake", "sapphirerapids"}  # OpenBLAS's AVX-512 kernels
 
 
 @functools.cache
 def _host_has_avx512() -> bool:
     import llvmlite.binding as llvm  # the compiler Numba uses: what it compiles for
     return bool(llvm.get_host_cpu_features().get("avx512f"))
-
-
-@functools.cache
-def _blas_lacks_avx512() -> bool:
-    """numpy's BLAS is OpenBLAS running kernels without AVX-512 (threadpoolctl tells which)."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return False
-    blas = [i for i in threadpool_info() if i.get("internal_api") == "openblas"]
-    return bool(blas) and all(str(i.get("architecture", "")).lower() not in _BLAS_AVX512
-                              for i in blas)
 
 
 _forced: bool | None = None  # set_enabled's choice; None: the rule of enabled()
@@ -85,7 +77,7 @@ def enabled(dtype=np.float32) -> bool:
         return False
     if _forced is not None:
         return _forced
-    return _host_has_avx512() and _blas_lacks_avx512()
+    return _host_has_avx512()
 
 
 def set_enabled(value: bool | None) -> None:
