@@ -367,6 +367,40 @@ def test_conv2d_large_enough_to_run_in_several_row_bands(shape, opts):
 
 
 @pytest.mark.parametrize("groups", [1, 2])
+def test_kept_columns_give_the_weight_gradient_in_one_product_split_over_threads(groups,
+                                                                                monkeypatch):
+    """A small conv keeps its im2col for backward, and its weight gradient is then one product
+    that matmul splits over the gradient's columns (ResNet-18's 2x2 layers): the same bits at
+    one thread and at two, and the float64 reference's values."""
+    import tinygrad_edu as tg
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((32, 512, 2, 2)).astype(np.float32)  # too many channels to be direct
+    w = (rng.standard_normal((128, 512 // groups, 3, 3)) * 0.1).astype(np.float32)
+    gy = rng.standard_normal((32, 128, 2, 2)).astype(np.float32)
+    splits, real = [], gemm.parallel_for
+    monkeypatch.setattr(gemm, "parallel_for", lambda fn, n: splits.append(n) or real(fn, n))
+    before = tg.get_num_threads()
+    grads = {}
+    try:
+        for threads in (1, 2):
+            tg.set_num_threads(threads)
+            conv = Conv2d()
+            conv.needs_input_grad = (False, True)
+            conv.forward(x, w, padding=1, groups=groups)
+            assert conv.col is not None and not (conv.winograd or conv.direct_weight_grad)
+            splits.clear()
+            grads[threads] = conv.backward(gy)[1]
+    finally:
+        tg.set_num_threads(before)
+    if gemm.enabled():  # one product per group, each split in several tasks
+        assert len(splits) == groups and min(splits) > 1
+    np.testing.assert_array_equal(grads[1], grads[2])
+    X, Wt = _tensor(x.astype(np.float64)), _tensor(w.astype(np.float64))
+    conv2d(X, Wt, padding=1, groups=groups).backward(gy.astype(np.float64))
+    np.testing.assert_allclose(grads[2], Wt.grad.array, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
 def test_pointwise_conv2d(groups):
     """A 1x1 stride-1 unpadded conv needs no im2col: its columns are the input itself."""
     rng = np.random.default_rng(0)

@@ -306,15 +306,21 @@ class Conv2d(Function):
                                      _full_pads(self.pads, g.KH, g.KW))
 
     def _weight_grad(self, xb, gy, bands) -> np.ndarray:
-        """gw (OC, C/G, KH, KW) = gy @ col^T, summed over the bands. The bands are cut into one
-        contiguous run per worker, each summed in order into its own array, and the runs are
-        added in order: the same sums in the same order whichever thread takes which run, so
-        the result is bit-identical from run to run (a resumed training equals an unbroken
-        one)."""
+        """gw (OC, C/G, KH, KW) = gy @ col^T. Columns kept by forward make one product, which
+        matmul splits over gw's columns (ResNet-18's 512-channel 3x3 conv, two threads: 4.89
+        -> 4.00 ms, against two bands each summing a whole gw). Else the product is summed
+        over the bands: cut into one contiguous run per worker, each summed in order into its
+        own array, and the runs are added in order. Either way every sum runs in the same
+        order whichever thread takes which part, so the result is bit-identical from run to
+        run (a resumed training equals an unbroken one)."""
         g = self.geo
         G, OCg, CKg = self.wg_shape
-        runs = parallel.chunks(len(bands), parallel.worker_count())
         gw = np.empty((G * OCg, CKg // (g.KH * g.KW), g.KH, g.KW), gy.dtype)
+        if self.col is not None:  # all the columns, kept by forward: one product, split by
+            for k, in_rows, out_rows in _group_slices(self.wg_shape):  # matmul over gw itself
+                gemm.matmul(gy[out_rows], self.col[in_rows].T, out=gw.reshape(self.wg_shape)[k])
+            return gw
+        runs = parallel.chunks(len(bands), parallel.worker_count())
         # the first run sums into gw itself: an array that owns its memory becomes the
         # weight's .grad as is, where a view of one would be copied (ResNet-18: 19 of its 62
         # gradients, 2.4 ms per step)
