@@ -347,7 +347,8 @@ def test_offset_dots_refuse_rows_past_the_arrays_and_partial_vectors():
 
 def test_offset_products_split_over_the_threads_equal_one_thread_bit_for_bit(monkeypatch,
                                                                               split_calls):
-    """offset_matmul splits over output rows, offset_dots over a's rows: the same sums."""
+    """offset_matmul splits over runs of (output row, panel of columns), some ending inside a
+    row, offset_dots over a's rows: the same sums."""
     rng = np.random.default_rng(7)
     a = rng.standard_normal((13, 30)).astype(np.float32)
     b = rng.standard_normal(3000).astype(np.float32)

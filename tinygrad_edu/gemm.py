@@ -358,8 +358,9 @@ def offset_matmul(a: Packed, b: np.ndarray, offsets: np.ndarray, starts: np.ndar
     ((c*HP + r + kh)*WP + kw)*N, so im2col's columns are never built ("implicit GEMM", as
     cuDNN and oneDNN call it). a comes from pack_panels, out is (M, R, L) with contiguous
     rows. Our kernel only (the caller checks enabled()); split over the threads in runs of
-    rows r when called outside a parallel task. The last panel of columns reads up to NR - 1
-    values past its rows, so b must extend that far; the products those give are dropped.
+    (row r, panel of columns) when called outside a parallel task. The last panel of columns
+    reads up to NR - 1 values past its rows, so b must extend that far; the products those
+    give are dropped.
 
         offset_matmul(pack_panels(w.reshape(OC, -1)), xp, offsets, starts, out=y)
     """
@@ -378,40 +379,45 @@ def offset_matmul(a: Packed, b: np.ndarray, offsets: np.ndarray, starts: np.ndar
                          f"values past its last row (the last panel of columns reads them)")
     bias = np.zeros(M, np.float32) if bias is None else bias.astype(np.float32, copy=False)
     offsets, starts = offsets.astype(np.int64, copy=False), starts.astype(np.int64, copy=False)
-    runs = chunks(R, tasks_for(M * K * R * L, _OFFSET_MACS))  # 1 inside a task
+    # tasks take runs of (output row, panel of columns) pairs, as even as the work allows: runs
+    # of whole rows were not (CNN3's 14 rows in 4 tasks, 3 + 4 + 3 + 4, left one thread idle
+    # for a seventh of the conv; alternating, two threads, its 16 -> 32 conv's forward 481 ->
+    # 434 us, 32 -> 64 472 -> 432, at batch 128 2161 -> 1974)
+    runs = chunks(R * -(-L // NR), tasks_for(M * K * R * L, _OFFSET_MACS))  # 1 inside a task
 
-    def task(i: int, worker: int) -> None:  # rows r0..r1 of out
-        r0, r1 = runs[i]
-        _offset_loops(a.panels, K, b, offsets, starts[r0:r1], out[:, r0:r1], bias)
+    def task(i: int, worker: int) -> None:
+        _offset_loops(a.panels, K, b, offsets, starts, out, bias, *runs[i])
 
     parallel_for(task, len(runs))
     return out
 
 
 @njit(cache=True, nogil=True)
-def _offset_loops(panels, K, b, offsets, starts, out, bias):
-    """offset_matmul's loops: for each output row and NR-column panel, every MR-row panel of
-    a, so that the b values a panel of columns reads stay in cache for all of a."""
-    M, R, L = out.shape
+def _offset_loops(panels, K, b, offsets, starts, out, bias, u0, u1):
+    """offset_matmul's loops over the pairs u0..u1 - 1 of (output row r, NR-column panel),
+    u = r * panels per row + panel: for each, every MR-row panel of a, so that the b values a
+    panel of columns reads stay in cache for all of a."""
+    M, L = out.shape[0], out.shape[2]
     ldm, ldr = out.strides[0] // 4, out.strides[1] // 4
     tile = np.empty(MR * NR, np.float32)
-    for r in range(R):
-        for j in range(0, L, NR):
-            for i in range(0, M, MR):
-                a_off = (i // MR) * K * MR
-                if i + MR <= M and j + NR <= L:  # straight into out, then the bias
-                    _tile_offsets(panels, a_off, 0, b, starts[r] + j, offsets, out,
-                                  i * ldm + r * ldr + j, ldm, K, False)
-                    for q in range(MR):
-                        row = out[i + q, r, j:j + NR]
-                        for c in range(NR):
-                            row[c] += bias[i + q]
-                else:
-                    _tile_offsets(panels, a_off, 0, b, starts[r] + j, offsets, tile, 0, NR, K,
-                                  False)
-                    for q in range(min(MR, M - i)):
-                        for c in range(min(NR, L - j)):
-                            out[i + q, r, j + c] = tile[q * NR + c] + bias[i + q]
+    per_row = -(-L // NR)
+    for u in range(u0, u1):
+        r, j = u // per_row, (u % per_row) * NR
+        for i in range(0, M, MR):
+            a_off = (i // MR) * K * MR
+            if i + MR <= M and j + NR <= L:  # straight into out, then the bias
+                _tile_offsets(panels, a_off, 0, b, starts[r] + j, offsets, out,
+                              i * ldm + r * ldr + j, ldm, K, False)
+                for q in range(MR):
+                    row = out[i + q, r, j:j + NR]
+                    for c in range(NR):
+                        row[c] += bias[i + q]
+            else:
+                _tile_offsets(panels, a_off, 0, b, starts[r] + j, offsets, tile, 0, NR, K,
+                              False)
+                for q in range(min(MR, M - i)):
+                    for c in range(min(NR, L - j)):
+                        out[i + q, r, j + c] = tile[q * NR + c] + bias[i + q]
 
 
 def offset_dots(a: np.ndarray, a_rows: np.ndarray, b: np.ndarray, b_rows: np.ndarray,
