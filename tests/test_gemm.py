@@ -29,6 +29,7 @@ def _layouts(rng, m, k, n):
     yield "contiguous", a32, b32
     yield "a transposed", np.ascontiguousarray(a32.T).T, b32
     yield "b transposed", a32, np.ascontiguousarray(b32.T).T  # the weight gradient's col.T
+    yield "both transposed", np.ascontiguousarray(a32.T).T, np.ascontiguousarray(b32.T).T
     yield "b a slice of wider rows", a32, wide[:, 3:3 + n]  # a band of a conv's rows
     yield "a's rows reversed", a32[::-1], b32  # not read in place: packed
     yield "a one row repeated", np.broadcast_to(a32[:1], (m, k)), b32  # row stride 0: packed
