@@ -8,12 +8,12 @@ AVX-512 AMD EPYC), measured at one thread (float32, 2026-12-01): where the envir
 OPENBLAS_CORETYPE=Haswell, so that OpenBLAS multiplied 8 floats per instruction where the CPU
 can do 16, the conv GEMMs' shapes ran at 156-255 GFLOP/s with this kernel and 110-135 with
 OpenBLAS. Where OpenBLAS runs its AVX-512 ("SkylakeX") kernels (2026-12-02), a product alone is
-about as fast either way (MLP3 b128's two largest: 760 vs 719 us, 628 vs 604), but the models' steps are
-faster on ours (split over our threads, read in place, the stride-1 convs and Winograd's
-products on it; alternating, one thread: CNN3 b32 9.95 -> 8.33 ms, LeNet-5 79.9 -> 64.9,
-ResNet-18 397 -> 368, the VGG block 146 -> 119; two threads: MLP3 b128 3.04 -> 2.55, LeNet-5
-58.9 -> 42.5). So it is used wherever the host has AVX-512 and the arrays are float32;
-everywhere else `matmul` is np.matmul.
+about as fast either way (MLP3 b128's two largest, ours vs OpenBLAS's: 760 vs 719 us, 628 vs
+604), but the models' steps are faster on ours (split over our threads, read in place, the
+stride-1 convs and Winograd's products on it; alternating, one thread: CNN3 b32 9.95 -> 8.33
+ms, LeNet-5 79.9 -> 64.9, ResNet-18 397 -> 368, the VGG block 146 -> 119; two threads: MLP3
+b128 3.04 -> 2.55, LeNet-5 58.9 -> 42.5). So it is used wherever the host has AVX-512 and the
+arrays are float32; everywhere else `matmul` is np.matmul.
 
 How (the blocking of Goto & van de Geijn, "Anatomy of High-Performance Matrix Multiplication",
 2008, as BLIS and OpenBLAS do it): a block of b (KC x NC values, sized for L2) and a block of a

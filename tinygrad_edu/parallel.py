@@ -86,8 +86,9 @@ class _Pool:
     the GIL (spin.py) and then sleeps on its queue, where post() finds it; the caller, its
     own tasks done, polls the done flags of the workers still on one for CALLER_POLL_US
     before it sleeps on the job's Event. The Event alone decides when a job is done: the
-    flags only save the wake-ups (25-45 us each in this virtual machine; two 20 us tasks took
-    77 us at two threads, 44-61 with the polls, against 41 in one thread)."""
+    flags only save the wake-ups (25-45 us each in this virtual machine, 60-100 on 2026-12-02;
+    two 20 us tasks took 77 us at two threads, 44-61 with the polls, against 41 in one
+    thread)."""
 
     def __init__(self, n_threads: int):
         self.flags = np.zeros(_SLOT * n_threads, np.int64)  # [0]: the job; [_SLOT * w]: w done
