@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinygrad_edu import gemm, kernels
+from tinygrad_edu import gemm, kernels, parallel
 from tinygrad_edu.autograd import Function, no_grad
 from tinygrad_edu.ops_cnn import Conv2d, avg_pool2d, conv2d, max_pool2d
 from tinygrad_edu.tensor import Tensor
@@ -371,19 +371,20 @@ def test_kept_columns_give_the_weight_gradient_in_one_product_split_over_threads
                                                                                 monkeypatch):
     """A small conv keeps its im2col for backward, and its weight gradient is then one product
     that matmul splits over the gradient's columns (ResNet-18's 2x2 layers): the same bits at
-    one thread and at two, and the float64 reference's values."""
-    import tinygrad_edu as tg
+    one thread and at two, and the float64 reference's values. Our kernel forced on: it runs
+    on any CPU, and only it splits a product over the threads."""
     rng = np.random.default_rng(2)
     x = rng.standard_normal((32, 512, 2, 2)).astype(np.float32)  # too many channels to be direct
     w = (rng.standard_normal((128, 512 // groups, 3, 3)) * 0.1).astype(np.float32)
     gy = rng.standard_normal((32, 128, 2, 2)).astype(np.float32)
     splits, real = [], gemm.parallel_for
     monkeypatch.setattr(gemm, "parallel_for", lambda fn, n: splits.append(n) or real(fn, n))
-    before = tg.get_num_threads()
+    before = parallel.get_num_threads()
     grads = {}
+    gemm.set_enabled(True)
     try:
         for threads in (1, 2):
-            tg.set_num_threads(threads)
+            parallel.set_num_threads(threads)
             conv = Conv2d()
             conv.needs_input_grad = (False, True)
             conv.forward(x, w, padding=1, groups=groups)
@@ -391,9 +392,9 @@ def test_kept_columns_give_the_weight_gradient_in_one_product_split_over_threads
             splits.clear()
             grads[threads] = conv.backward(gy)[1]
     finally:
-        tg.set_num_threads(before)
-    if gemm.enabled():  # one product per group, each split in several tasks
-        assert len(splits) == groups and min(splits) > 1
+        parallel.set_num_threads(before)
+        gemm.set_enabled(None)
+    assert len(splits) == groups and min(splits) > 1  # one product per group, each split
     np.testing.assert_array_equal(grads[1], grads[2])
     X, Wt = _tensor(x.astype(np.float64)), _tensor(w.astype(np.float64))
     conv2d(X, Wt, padding=1, groups=groups).backward(gy.astype(np.float64))
