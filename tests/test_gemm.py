@@ -241,6 +241,53 @@ def test_operands_that_do_not_fit_are_refused_as_numpy_refuses_them(ours):
         gemm.matmul(a, b, out=np.empty((3, 2), np.float32))
 
 
+@pytest.mark.parametrize("shape", [(16, 64, 64, 256), (3, 13, 300, 70), (1, 1, 1, 1),
+                                   (2, 9, 40, 1025)])
+def test_batched_matmul_runs_each_product_on_our_kernel_in_one_call(ours, monkeypatch, shape):
+    """out[k] = a[k] @ b[k] for every k (Winograd's 16 products per band), all of them in one
+    call of the compiled loop, against a float64 reference."""
+    B, m, k, n = shape
+    rng = np.random.default_rng(m + n)
+    a = rng.standard_normal((B, m, k)).astype(np.float32)
+    b = rng.standard_normal((B, k, n)).astype(np.float32)
+    calls = []
+    batched = gemm._batched
+    monkeypatch.setattr(gemm, "_batched", lambda *args: calls.append(1) or batched(*args))
+    out = np.full((B, m, n), np.nan, np.float32)  # every value must be written
+    assert gemm.batched_matmul(a, b, out=out) is out
+    assert calls == [1]
+    expected = a.astype(np.float64) @ b.astype(np.float64)
+    np.testing.assert_allclose(out, expected, rtol=0,
+                               atol=1e-6 * np.sqrt(k) * max(1.0, np.abs(expected).max()))
+
+
+def test_batched_matmul_is_numpy_where_our_kernel_does_not_take_the_operands(monkeypatch):
+    """Off, float64, or an operand that is not C-contiguous: np.matmul exactly; and shapes
+    that do not multiply are refused before the kernel reads past them."""
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((4, 9, 33)).astype(np.float32)
+    b = rng.standard_normal((4, 33, 40)).astype(np.float32)
+    monkeypatch.setattr(gemm, "_batched", None)  # must not be called
+    cases = [(a.astype(np.float64), b.astype(np.float64), True),
+             (np.ascontiguousarray(a.transpose(0, 2, 1)).transpose(0, 2, 1), b, True),
+             (a, b, False)]
+    for x, y, on in cases:
+        gemm.set_enabled(on)
+        try:
+            out = np.empty((4, 9, 40), x.dtype)
+            np.testing.assert_array_equal(gemm.batched_matmul(x, y, out=out), x @ y)
+        finally:
+            gemm.set_enabled(None)
+    gemm.set_enabled(True)
+    try:
+        with pytest.raises(ValueError, match=r"needs \(B, M, K\) @ \(B, K, N\)"):
+            gemm.batched_matmul(a, np.ones((4, 32, 40), np.float32), out=np.empty((4, 9, 40), np.float32))
+        with pytest.raises(ValueError, match="batched_matmul"):
+            gemm.batched_matmul(a, b, out=np.empty((4, 9, 41), np.float32))
+    finally:
+        gemm.set_enabled(None)
+
+
 def test_small_products_go_to_numpy_under_the_rule_and_to_ours_when_forced(monkeypatch):
     """Under the machine's rule, a product numpy does faster (few columns, or few
     multiply-adds) never reaches our kernel; set_enabled(True) sends it there too."""

@@ -1107,8 +1107,7 @@ def winograd_conv2d(x, w, bias, P: int, band_bytes: int = 1 << 20, scratch=None)
         V = buf[:16 * C * cols].reshape(16, C, cols)  # B^T d B, column (th*TW + tw)*N + n
         M = buf[16 * C * cols:].reshape(16, OC, cols)
         _winograd_input(xb, V, th0, P, TW)
-        for k in range(16):
-            gemm.matmul(U[k], V[k], out=M[k])  # (OC, C) @ (C, cols), U's rows read in place
+        gemm.batched_matmul(U, V, out=M)  # M[k] = U[k] @ V[k]: (OC, C) @ (C, cols)
         _winograd_output(M, b, yb, th0)
 
     parallel_for(band, len(bands))
