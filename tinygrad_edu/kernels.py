@@ -41,7 +41,14 @@ from numba import njit
 from . import gemm
 from .parallel import chunks, parallel_for, tasks_for
 
-_TASK_ELEMENTS = 1 << 16  # a parallel task of pooling or batch norm: at least 64K elements
+# a parallel task of pooling or batch norm: at least 512K elements (~120 us). A task must pay
+# for a worker's start (~40 us here: it sees the job at once, then waits for the GIL) and for
+# the GIL waits of two threads calling kernels at once (each a sleep of ~25 us). Measured at
+# two threads, 2026-12-02: batch norm forward of 524K values 124 us in one task, 142 in two,
+# 192-203 in four (64K); CNN3 b32's step 14.2 -> 2.8 voluntary context switches; alternating,
+# medians: CNN3 b32 5.99 -> 5.52 ms, CNN2 b32 7.83 -> 7.48, the VGG block and ResNet-18 equal
+# (55 and 177 ms: their 2M-value layers still split)
+_TASK_ELEMENTS = 1 << 19
 _TASK_MACS = 1 << 22  # a parallel task of a Winograd conv: at least ~4M multiply-adds
 # a parallel task of elementwise(): at least 1M values. At 64K, CNN3 b32's ReLUs (400K values)
 # were split too: its step 3.47 -> 3.54 ms (median) idle, 4.40 -> 4.68 with a busy process
