@@ -322,7 +322,10 @@ class Chromium:
                     if (m := re.search(r"ws://127\.0\.0\.1:(\d+)/", line)))
         pages = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list"))
         url = next(p["webSocketDebuggerUrl"] for p in pages if p["type"] == "page")
-        self.ws, self.id = websocket.create_connection(url, timeout=60), 0
+        # no Origin header: websocket-client 1.9 sends one, which Chromium refuses (403)
+        # unless started with --remote-allow-origins
+        self.ws = websocket.create_connection(url, timeout=60, suppress_origin=True)
+        self.id = 0
 
     def call(self, method: str, **params):
         self.id += 1
