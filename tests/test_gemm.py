@@ -261,6 +261,18 @@ def test_batched_matmul_runs_each_product_on_our_kernel_in_one_call(ours, monkey
                                atol=1e-6 * np.sqrt(k) * max(1.0, np.abs(expected).max()))
 
 
+def test_a_winograd_conv_makes_each_bands_products_in_one_call(ours, monkeypatch):
+    """kernels.winograd_conv2d hands a band's 16 products to batched_matmul at once."""
+    calls = []
+    batched = gemm._batched
+    monkeypatch.setattr(gemm, "_batched", lambda a, *rest: calls.append(a.shape) or
+                        batched(a, *rest))
+    x = np.random.default_rng(2).standard_normal((2, 64, 6, 6)).astype(np.float32)
+    w = np.random.default_rng(3).standard_normal((64, 64, 3, 3)).astype(np.float32)
+    conv2d(Tensor(x), Tensor(w), padding=1)
+    assert calls and all(shape == (16, 64, 64) for shape in calls)
+
+
 def test_batched_matmul_is_numpy_where_our_kernel_does_not_take_the_operands(monkeypatch):
     """Off, float64, or an operand that is not C-contiguous: np.matmul exactly; and shapes
     that do not multiply are refused before the kernel reads past them."""
@@ -281,7 +293,8 @@ def test_batched_matmul_is_numpy_where_our_kernel_does_not_take_the_operands(mon
     gemm.set_enabled(True)
     try:
         with pytest.raises(ValueError, match=r"needs \(B, M, K\) @ \(B, K, N\)"):
-            gemm.batched_matmul(a, np.ones((4, 32, 40), np.float32), out=np.empty((4, 9, 40), np.float32))
+            gemm.batched_matmul(a, np.ones((4, 32, 40), np.float32),
+                                out=np.empty((4, 9, 40), np.float32))
         with pytest.raises(ValueError, match="batched_matmul"):
             gemm.batched_matmul(a, b, out=np.empty((4, 9, 41), np.float32))
     finally:

@@ -180,13 +180,16 @@ def matmul(a: np.ndarray | Packed, b: np.ndarray, out: np.ndarray,
 def batched_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     """out[k] = a[k] @ b[k] for every k of C-contiguous (B, M, K), (B, K, N) and (B, M, N)
     arrays, in the calling thread, in one call into our kernel where it runs (else
-    np.matmul): Winograd's 16 products per band of tiles (kernels.winograd_conv2d). One call,
-    not B: each call from Python takes the GIL, and a task waiting for it while the other
-    thread holds it sleeps, and a sleeping vCPU here takes 40-100 us to wake. Alternating
+    np.matmul): Winograd's 16 products per band of tiles (kernels.winograd_conv2d). Every
+    product goes to our kernel, the small ones matmul leaves to numpy included: what numpy
+    saves them is our call's overhead, which one call does not have. One call, not B: each
+    call from Python takes the GIL, and at two threads a task that wants it while the other
+    thread holds it sleeps on it (~25 us here before it runs again, measured). Alternating
     with 16 matmul calls per band (2026-12-02, medians): ResNet-18's 64-channel 16x16
-    Winograd conv at two threads 3.09 -> 2.06 ms (one band: 16 calls 217 us, of which ~190
-    is the products); steps at two threads ResNet-18 123.8 -> 121.9 ms, the VGG block 49.5
-    -> 46.0, at one 210.8 -> 195.8 and 74.8 -> 70.8."""
+    Winograd conv at two threads 3.09 -> 2.06 ms, at one 4.27 -> 3.64 (a band's 16 calls
+    217 us at one thread, 11.9 us per product alone; at two threads a band took 480-820 us
+    with both threads running); steps at two threads ResNet-18 123.8 -> 121.9 ms, the VGG
+    block 49.5 -> 46.0, at one 210.8 -> 195.8 and 74.8 -> 70.8."""
     if not (enabled(a.dtype) and a.dtype == b.dtype == out.dtype
             and a.flags.c_contiguous and b.flags.c_contiguous and out.flags.c_contiguous
             and a.flags.writeable and b.flags.writeable):
