@@ -297,6 +297,10 @@ def test_batched_matmul_is_numpy_where_our_kernel_does_not_take_the_operands(mon
                                 out=np.empty((4, 9, 40), np.float32))
         with pytest.raises(ValueError, match="batched_matmul"):
             gemm.batched_matmul(a, b, out=np.empty((4, 9, 41), np.float32))
+        frozen = np.empty((4, 9, 40), np.float32)
+        frozen.flags.writeable = False
+        with pytest.raises(ValueError, match="read-only"):  # numpy's words, not a Numba typing error
+            gemm.batched_matmul(a, b, out=frozen)
     finally:
         gemm.set_enabled(None)
 

@@ -192,8 +192,8 @@ def batched_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     block 49.5 -> 46.0, at one 210.8 -> 195.8 and 74.8 -> 70.8."""
     if not (enabled(a.dtype) and a.dtype == b.dtype == out.dtype
             and a.flags.c_contiguous and b.flags.c_contiguous and out.flags.c_contiguous
-            and a.flags.writeable and b.flags.writeable):
-        return np.matmul(a, b, out=out)
+            and a.flags.writeable and b.flags.writeable and out.flags.writeable):
+        return np.matmul(a, b, out=out)  # (a read-only out: numpy's own refusal)
     if b.shape[:2] != (a.shape[0], a.shape[2]) or out.shape != a.shape[:2] + b.shape[2:]:
         raise ValueError(f"gemm.batched_matmul: a {a.shape} @ b {b.shape} into out "
                          f"{out.shape}: needs (B, M, K) @ (B, K, N) into (B, M, N)")
