@@ -331,8 +331,11 @@ def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
 def _max_pool2d(x, y, window, KH, KW, SH, SW, PH, PW, DH, DW, oh0, oh1, ow0, ow1):
     """x (C, H, W, N) -> y, window (C, OH, OW, N) for the windows oh0 <= oh < oh1, ow0 <= ow <
     ow1, one channel at a time. The first tap inside the input starts each window, later taps
-    replace it where larger (or NaN): a select over N that vectorises."""
+    replace it where larger (or NaN): a select over N that vectorises, written so that it does
+    (every operand loaded, no branch, the window's position of its own type: LeNet-5's 4x4
+    pool of 32 x 32 x 64 x 64 at one thread 13.4-16.2 -> 3.4-4.1 ms)."""
     C, H, W, N = x.shape
+    tap = np.empty(1, window.dtype)
     for c in range(C):
         for oh in range(oh0, oh1):
             kh_lo, kh_hi = _tap_range(oh, SH, PH, DH, KH, H)
@@ -344,20 +347,22 @@ def _max_pool2d(x, y, window, KH, KW, SH, SW, PH, PW, DH, DW, oh0, oh1, ow0, ow1
                         window[c, oh, ow, n] = -1
                     continue
                 ih0, iw0 = oh * SH - PH + kh_lo * DH, ow * SW - PW + kw_lo * DW
+                yo, wo, first = y[c, oh, ow], window[c, oh, ow], x[c, ih0, iw0]
                 for n in range(N):
-                    y[c, oh, ow, n] = x[c, ih0, iw0, n]
-                    window[c, oh, ow, n] = kh_lo * KW + kw_lo
+                    yo[n] = first[n]
+                    wo[n] = kh_lo * KW + kw_lo
                 for kh in range(kh_lo, kh_hi):
                     ih = oh * SH - PH + kh * DH
                     for kw in range(kw_lo, kw_hi):
                         if kh == kh_lo and kw == kw_lo:
                             continue
-                        iw, k = ow * SW - PW + kw * DW, kh * KW + kw
+                        tap[0] = kh * KW + kw  # (of window's type: an int64 is slower)
+                        xs, k = x[c, ih, ow * SW - PW + kw * DW], tap[0]
                         for n in range(N):
-                            v, best = x[c, ih, iw, n], y[c, oh, ow, n]
-                            better = v > best or np.isnan(v)  # NaN wins
-                            y[c, oh, ow, n] = v if better else best
-                            window[c, oh, ow, n] = k if better else window[c, oh, ow, n]
+                            v, best, at = xs[n], yo[n], wo[n]
+                            better = (v > best) | (v != v)  # NaN wins (v != v: isnan,
+                            yo[n] = v if better else best   # which stops the vectoriser)
+                            wo[n] = k if better else at
 
 
 @njit(cache=True, nogil=True)
@@ -488,21 +493,24 @@ def _max_pool2x2_backward(gy, window, gx, KH, KW, SH, SW, PH, PW, DH, DW):
 @njit(cache=True, nogil=True)
 def _max_pool2d_add(gy, window, gx, KH, KW, SH, SW, PH, PW, DH, DW, oh0, oh1, ow0, ow1):
     """gx += the gradient of the windows oh0 <= oh < oh1, ow0 <= ow < ow1, routed to their
-    maxima (_max_pool2d_backward, without clearing gx)."""
+    maxima (_max_pool2d_backward, without clearing gx). As _max_pool2d, a select that
+    vectorises (LeNet-5's 4x4 pool's gradient at one thread, with its output: 7.5 -> 3.9-5.0 ms)."""
     C, N = gy.shape[0], gy.shape[3]
     H, W = gx.shape[1:3]
+    tap = np.empty(1, window.dtype)
     for c in range(C):
         for oh in range(oh0, oh1):
             kh_lo, kh_hi = _tap_range(oh, SH, PH, DH, KH, H)
             for ow in range(ow0, ow1):
                 kw_lo, kw_hi = _tap_range(ow, SW, PW, DW, KW, W)
+                go, wo = gy[c, oh, ow], window[c, oh, ow]
                 for kh in range(kh_lo, kh_hi):
                     ih = oh * SH - PH + kh * DH
                     for kw in range(kw_lo, kw_hi):
-                        iw, k = ow * SW - PW + kw * DW, kh * KW + kw
-                        for n in range(N):
-                            if window[c, oh, ow, n] == k:
-                                gx[c, ih, iw, n] += gy[c, oh, ow, n]
+                        tap[0] = kh * KW + kw
+                        gs, k = gx[c, ih, ow * SW - PW + kw * DW], tap[0]
+                        for n in range(N):  # a select, not a branch: it vectorises
+                            gs[n] += go[n] if wo[n] == k else 0
 
 
 # ------------------------------------------------------------------ average pooling
