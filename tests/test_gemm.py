@@ -95,9 +95,9 @@ def test_empty_sizes(ours):
 
 def test_the_rule_float32_only_on_an_avx512_host(monkeypatch):
     gemm.set_enabled(None)
-    monkeypatch.setattr(gemm, "_host_has_avx512", lambda: True)
+    monkeypatch.setattr(gemm, "_host_lanes", lambda: 16)
     assert gemm.enabled(np.float32) and not gemm.enabled(np.float64)
-    monkeypatch.setattr(gemm, "_host_has_avx512", lambda: False)
+    monkeypatch.setattr(gemm, "_host_lanes", lambda: 0)
     assert not gemm.enabled(np.float32)
     gemm.set_enabled(True)
     try:
@@ -369,13 +369,14 @@ def test_offset_matmul_refuses_reads_past_b_and_wrong_shapes():
     a = gemm.pack_panels(np.ones((4, 3), np.float32))
     out = np.empty((4, 2, 40), np.float32)
     offsets, starts = np.array([0, 1, 2]), np.array([0, 10])
-    with pytest.raises(ValueError, match="reach|read up to value 76 of b, which has 75"):
-        gemm.offset_matmul(a, np.zeros(75, np.float32), offsets, starts, out)
-    gemm.offset_matmul(a, np.zeros(76, np.float32), offsets, starts, out)  # exactly enough
+    reach = 10 + 2 + -(-40 // gemm.NR) * gemm.NR  # the last row's last panel of columns
+    with pytest.raises(ValueError, match=f"read up to value {reach} of b, which has {reach - 1}"):
+        gemm.offset_matmul(a, np.zeros(reach - 1, np.float32), offsets, starts, out)
+    gemm.offset_matmul(a, np.zeros(reach, np.float32), offsets, starts, out)  # exactly enough
     with pytest.raises(ValueError, match="shape"):
-        gemm.offset_matmul(a, np.zeros(76, np.float32), offsets[:2], starts, out)
+        gemm.offset_matmul(a, np.zeros(reach, np.float32), offsets[:2], starts, out)
     with pytest.raises(ValueError, match="read up to"):
-        gemm.offset_matmul(a, np.zeros(76, np.float32), offsets - 1, starts, out)
+        gemm.offset_matmul(a, np.zeros(reach, np.float32), offsets - 1, starts, out)
 
 
 @pytest.mark.parametrize("m, k, L, runs", [
@@ -406,8 +407,9 @@ def test_offset_dots_refuse_rows_past_the_arrays_and_partial_vectors():
         [[32.0], [32.0]]
     with pytest.raises(ValueError, match="reaching value 65 of a"):
         gemm.offset_dots(a, np.array([1, 33]), b, np.array([32]), 16, 2, 16, 16)
-    with pytest.raises(ValueError, match="multiple of 16"):
-        gemm.offset_dots(a, np.array([0]), b, np.array([0]), 8, 1, 8, 8)
+    half = gemm.LANES // 2  # rows of half a vector
+    with pytest.raises(ValueError, match=f"multiple of {gemm.LANES}"):
+        gemm.offset_dots(a, np.array([0]), b, np.array([0]), half, 1, half, half)
 
 
 def test_offset_products_split_over_the_threads_equal_one_thread_bit_for_bit(monkeypatch,

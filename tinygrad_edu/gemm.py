@@ -13,11 +13,17 @@ about as fast either way (MLP3 b128's two largest, ours vs OpenBLAS's: 760 vs 71
 stride-1 convs and Winograd's products on it; alternating, one thread: CNN3 b32 9.95 -> 8.33
 ms, LeNet-5 79.9 -> 64.9, ResNet-18 397 -> 368, the VGG block 146 -> 119; two threads: MLP3
 b128 3.04 -> 2.55, LeNet-5 58.9 -> 42.5). So it is used wherever the host has AVX-512 and the
-arrays are float32; everywhere else `matmul` is np.matmul.
+arrays are float32; everywhere else `matmul` is np.matmul. On an AVX2 host (a Zen 3 EPYC,
+2026-12-02) the kernel takes the shape of its 16 registers of 8 floats (below) and its tile
+runs at 80 GFLOP/s in cache, but whole products trail OpenBLAS's Zen kernels (one thread:
+35-76 GFLOP/s against 61-81) and so do the steps (alternating, two threads, ours vs numpy's:
+MLP3 b128 3.83 vs 3.64 ms, CNN3 b32 13.18 vs 11.83, LeNet-5 97.5 vs 90.5, the VGG block 151 vs
+143; only the line network gains, 31.3 vs 40.1): there it runs only when forced on
+(`set_enabled(True)`, as the tests do).
 
 How (the blocking of Goto & van de Geijn, "Anatomy of High-Performance Matrix Multiplication",
 2008, as BLIS and OpenBLAS do it): a block of b (KC x NC values, sized for L2) and a block of a
-(MC x KC) are copied ("packed") into panels NR = 32 columns and MR = 8 rows wide, laid out in
+(MC x KC) are copied ("packed") into panels NR = 32 columns and MR = 8 rows wide (AVX-512), laid out in
 the order the micro-kernel reads them. The micro-kernel computes one MR x NR tile of the product
 over the KC-long panels in 16 vector registers of 16 floats: per step of k it loads two vectors
 of b's panel, broadcasts each of the 8 values of a's panel and does 16 fused multiply-adds, so
@@ -52,20 +58,32 @@ from numba.extending import intrinsic
 
 from .parallel import chunks, parallel_for, tasks_for
 
-MR, NR = 8, 32  # the micro-kernel's tile: 8 rows x 2 vectors of 16 floats = 16 accumulators
-KC, MC, NC = 256, 128, 1024  # blocks: a's MC x KC (128 KB) and b's KC x NC (1 MB) stay in L2
-LANES = 16  # float32 values per AVX-512 register
+
+@functools.cache
+def _host_lanes() -> int:
+    """float32 values per vector register of this host's widest fused multiply-add: 16 with
+    AVX-512, 8 with AVX2 and FMA, 0 without either."""
+    import llvmlite.binding as llvm  # the compiler Numba uses: what it compiles for
+    features = llvm.get_host_cpu_features()
+    if features.get("avx512f"):
+        return 16
+    return 8 if features.get("avx2") and features.get("fma") else 0
+
+
+# The kernel's shape follows the registers: AVX-512 has 32 of 16 floats, AVX2 16 of 8. A tile
+# of MR rows x 2 vectors keeps its accumulators, b's two vectors and a's broadcast in them
+# (AVX-512: 8 x 32, 16 accumulators; AVX2: 6 x 16, 12 of 16 registers, as BLIS's Haswell
+# kernel), and so does the dot kernel's _DOT_ROWS x _DOT_COLS tile (24 of 32; 12 of 16).
+LANES = _host_lanes() or 16  # float32 values per vector register (16 where the host has none)
+MR, NR = (8, 2 * LANES) if LANES == 16 else (6, 2 * LANES)  # the micro-kernel's tile
+# blocks: a's MC x KC (128 KB; 120 KB) and b's KC x NC (1 MB) stay in L2; MC whole panels
+KC, MC, NC = 256, 128 if MR == 8 else 120, 1024
+_DOT_ROWS, _DOT_COLS = (4, 6) if LANES == 16 else (3, 4)  # the dot kernel's tile
 _PACK_ROWS = 32  # rows of b (or of a.T) packed at a time (_pack)
 _PACK_GRAIN = 1 << 16  # a parallel task of pack(): at least 64K values (a copy, ~30 us)
 _NUMPY_MACS = 1 << 17  # smaller products go to numpy's GEMM (_small)
 _SPLIT_MACS = 1 << 23  # a matmul called outside a task is split from 8M multiply-adds (~40 us)
 _OFFSET_MACS = 1 << 22  # offset_matmul and offset_dots: tasks of 4M (a conv's, ops_cnn)
-
-
-@functools.cache
-def _host_has_avx512() -> bool:
-    import llvmlite.binding as llvm  # the compiler Numba uses: what it compiles for
-    return bool(llvm.get_host_cpu_features().get("avx512f"))
 
 
 _forced: bool | None = None  # set_enabled's choice; None: the rule of enabled()
@@ -77,7 +95,7 @@ def enabled(dtype=np.float32) -> bool:
         return False
     if _forced is not None:
         return _forced
-    return _host_has_avx512()
+    return _host_lanes() == 16
 
 
 def set_enabled(value: bool | None) -> None:
@@ -496,7 +514,6 @@ def _whole_tiles(rows: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([rows, np.full(-len(rows) % n, rows[-1])]).astype(np.int64)
 
 
-_DOT_ROWS, _DOT_COLS = 4, 6  # the dot kernel's tile: 4 rows of a x 6 of b = 24 accumulators
 _DOT_VALUES = 1 << 12  # values of each run chunk's rows (_dots_loops)
 _DOT_TAPS = 96  # b's rows per chunk (_dots_loops)
 
@@ -622,6 +639,22 @@ def _close_loop(builder, counter, step: int, bound, entry, header, carried, exit
     builder.cbranch(builder.icmp_signed("<", following, bound), header, exit_block)
 
 
+def _prefetch_rows(builder, first, ld) -> None:
+    """Ask the cache for the MR rows of NR values at `first`, `ld` values apart (a tile of C,
+    loaded after the k loop: by then they are there). As BLIS's micro-kernels do; measured
+    on an AVX2 host (2026-12-02, one thread, 6 x 16 tiles): 64 x 576 x 1024 16 -> 35
+    GFLOP/s, 128 x 1152 x 256 53 -> 70, 512 x 512 x 512 36 -> 41 (not measured with AVX-512)."""
+    i8p, i32, i64 = ir.IntType(8).as_pointer(), ir.IntType(32), ir.IntType(64)
+    prefetch = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+        ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0i8")
+    write, keep, data = ir.Constant(i32, 1), ir.Constant(i32, 3), ir.Constant(i32, 1)
+    for r in range(MR):
+        row = builder.gep(first, [builder.mul(ir.Constant(i64, r), ld)])
+        for v in range(0, NR, 16):  # one 64-byte line per 16 values
+            line = builder.bitcast(builder.gep(row, [ir.Constant(i64, v)]), i8p)
+            builder.call(prefetch, [line, write, keep, data])
+
+
 def _micro_kernel(a_in_place: bool, b_offsets: bool = False):
     """The micro-kernel as a Numba intrinsic, tile(a, a_off, lda, b, b_off, ldb, c, c_off,
     ldc, kc, add): C[r * ldc + q] (+)= sum over k < kc of A(r, k) * b[b_off + k*ldb + q] for
@@ -652,6 +685,7 @@ def _micro_kernel(a_in_place: bool, b_offsets: bool = False):
         pb = builder.gep(data(b_arr, signature.args[3]), [b_off_v])
         p_offsets = data(ldb_v, signature.args[5]) if b_offsets else None
         pc = builder.gep(data(c_arr, signature.args[6]), [c_off_v])
+        _prefetch_rows(builder, pc, ldc_v)  # C's, so that adding to them does not wait
         fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3),
                                              f"llvm.fma.v{LANES}f32")
         zero, undef = ir.Constant(vec, [0.0] * LANES), ir.Constant(vec, ir.Undefined)

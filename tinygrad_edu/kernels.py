@@ -360,8 +360,9 @@ def _max_pool2d(x, y, window, KH, KW, SH, SW, PH, PW, DH, DW, oh0, oh1, ow0, ow1
                         xs, k = x[c, ih, ow * SW - PW + kw * DW], tap[0]
                         for n in range(N):
                             v, best, at = xs[n], yo[n], wo[n]
-                            better = (v > best) | (v != v)  # NaN wins (v != v: isnan,
-                            yo[n] = v if better else best   # which stops the vectoriser)
+                            # NaN wins; v != v is isnan, which stops the vectoriser
+                            better = (v > best) | (v != v)  # noqa: PLR0124
+                            yo[n] = v if better else best
                             wo[n] = k if better else at
 
 
@@ -494,7 +495,8 @@ def _max_pool2x2_backward(gy, window, gx, KH, KW, SH, SW, PH, PW, DH, DW):
 def _max_pool2d_add(gy, window, gx, KH, KW, SH, SW, PH, PW, DH, DW, oh0, oh1, ow0, ow1):
     """gx += the gradient of the windows oh0 <= oh < oh1, ow0 <= ow < ow1, routed to their
     maxima (_max_pool2d_backward, without clearing gx). As _max_pool2d, a select that
-    vectorises (LeNet-5's 4x4 pool's gradient at one thread, with its output: 7.5 -> 3.9-5.0 ms)."""
+    vectorises (LeNet-5's 4x4 pool's gradient at one thread, with its output: 7.5 -> 3.9-5.0
+    ms)."""
     C, N = gy.shape[0], gy.shape[3]
     H, W = gx.shape[1:3]
     tap = np.empty(1, window.dtype)
