@@ -229,6 +229,28 @@ def test_a_large_product_split_over_the_threads_equals_one_thread_bit_for_bit(ou
     np.testing.assert_allclose(added, start + whole, rtol=1e-6, atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_numpys_products_are_split_over_the_threads_too(monkeypatch, split_calls, dtype):
+    """Where our kernel does not run, a large product is still split over our threads (numpy's
+    BLAS is pinned to one): in pieces of out's longer side, each numpy's own product."""
+    rng = np.random.default_rng(8)
+    gemm.set_enabled(False)
+    monkeypatch.setattr(gemm, "_SPLIT_MACS", 1)
+    try:
+        for m, n in [(20, 300), (300, 20)]:
+            a, b = rng.standard_normal((m, 70)).astype(dtype), rng.standard_normal((70, n))
+            b = b.astype(dtype).T.copy().T  # columns contiguous, as w.T
+            start = rng.standard_normal((m, n)).astype(dtype)
+            split = gemm.matmul(a, b, out=np.empty((m, n), dtype))
+            added = gemm.matmul(a, b, out=start.copy(), accumulate=True)
+            reference = a.astype(np.float64) @ b.astype(np.float64)
+            np.testing.assert_allclose(split, reference, rtol=1e-5, atol=1e-4)
+            np.testing.assert_allclose(added, start + reference, rtol=1e-5, atol=1e-4)
+    finally:
+        gemm.set_enabled(None)
+    assert len(split_calls) == 4 and min(split_calls) > 1
+
+
 def test_operands_that_do_not_fit_are_refused_as_numpy_refuses_them(ours):
     """The kernel reads within the shapes it is given: a mismatch must stop before it."""
     a, b = np.ones((3, 4), np.float32), np.ones((5, 2), np.float32)
