@@ -654,8 +654,10 @@ def _batch_norm_backward(g, x, mean, inv_std, weight, gx, gw, gb):
 # weight gradient 4.2-4.8 ms vs 12.8 ms; ops_cnn._direct_fits and _direct_weight_grad_fits say
 # where the direct kernels are used, with their measurements. Numba compiles these loops for
 # the host's vector units (AVX-512 on the benchmark machine), while numpy's OpenBLAS there runs
-# its AVX2 kernels (OPENBLAS_CORETYPE=Haswell is set): on an AVX2-only CPU the direct kernels'
-# lead over the GEMM may be smaller (not measured).
+# its AVX2 kernels (OPENBLAS_CORETYPE=Haswell is set). On an AVX2-only CPU (a Zen 3 EPYC,
+# 2026-12-02, two threads, alternating) they still lead: with LeNet-5's and CNN2's 32- and
+# 64-channel convs on im2col + OpenBLAS instead, LeNet-5 66.7 -> 69.4 ms, CNN2 b32 16.0 -> 17.2;
+# with every weight gradient on im2col, LeNet-5 70.6 -> 71.5, CNN3 b32 10.3 -> 11.3.
 DIRECT_BLOCK = 4  # output channels per pass of the direct loops
 _OFFSET_MIN_TAPS = 48  # fewer taps (C*KH*KW): the direct loops, not our GEMM (_offset_conv2d)
 
