@@ -246,6 +246,8 @@ def test_numpys_products_are_split_over_the_threads_too(monkeypatch, split_calls
             reference = a.astype(np.float64) @ b.astype(np.float64)
             np.testing.assert_allclose(split, reference, rtol=1e-5, atol=1e-4)
             np.testing.assert_allclose(added, start + reference, rtol=1e-5, atol=1e-4)
+        with pytest.raises(ValueError):  # an out of the wrong shape: numpy's refusal, whole
+            gemm.matmul(a, b, out=np.empty((m, n + 1), dtype))
     finally:
         gemm.set_enabled(None)
     assert len(split_calls) == 4 and min(split_calls) > 1

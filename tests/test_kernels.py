@@ -220,6 +220,27 @@ def test_max_pool2d_overlapping_ties_accumulate_on_the_first_pixel():
     np.testing.assert_array_equal(X.grad.array[0, 0], [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
 
 
+@pytest.mark.parametrize("shape, k", [((3, 4, 9, 11), 2), ((2, 3, 13, 12), 4), ((2, 2, 8, 8), 2),
+                                      ((2, 2, 7, 7), 3)])
+def test_max_pool_tiles_backward_routes_each_gradient_and_clears_the_rest(shape, k):
+    """Windows side by side (stride = kernel, no padding) write each pixel's gradient once
+    (_max_pool_tiles_backward); pixels no window covers (the odd last rows and columns) must
+    still be 0 in gx's uncleared memory. Against a naive loop over the windows."""
+    rng = np.random.default_rng(1)
+    x = kernels.batch_minor(shape, np.float32)
+    x[...] = np.round(rng.standard_normal(shape))  # ties: the first maximum takes it
+    OH, OW = (shape[2] - k) // k + 1, (shape[3] - k) // k + 1
+    y, window = kernels.max_pool2d_forward(x, k, k, k, k, 0, 0, 1, 1, OH, OW)
+    gy = kernels.batch_minor(y.shape, np.float32)
+    gy[...] = rng.standard_normal(y.shape)
+    gx = kernels.max_pool2d_backward(gy, window, shape[2], shape[3], k, k, k, k, 0, 0, 1, 1)
+    expected = np.zeros(shape, np.float32)
+    kh, kw = np.divmod(window.astype(int), k)
+    for n, c, oh, ow in np.ndindex(y.shape):
+        expected[n, c, oh * k + kh[n, c, oh, ow], ow * k + kw[n, c, oh, ow]] += gy[n, c, oh, ow]
+    np.testing.assert_array_equal(gx, expected)
+
+
 def test_max_pool2d_nan_wins_and_minus_inf_windows_keep_an_index():
     x = np.array([[[[1.0, np.nan, 5.0, 2.0], [-np.inf, -np.inf, 0.0, 7.0]]]])
     y, indices = max_pool2d(Tensor(x), 2, return_indices=True)

@@ -23,8 +23,8 @@ MLP3 b128 3.83 vs 3.64 ms, CNN3 b32 13.18 vs 11.83, LeNet-5 97.5 vs 90.5, the VG
 
 How (the blocking of Goto & van de Geijn, "Anatomy of High-Performance Matrix Multiplication",
 2008, as BLIS and OpenBLAS do it): a block of b (KC x NC values, sized for L2) and a block of a
-(MC x KC) are copied ("packed") into panels NR = 32 columns and MR = 8 rows wide (AVX-512), laid out in
-the order the micro-kernel reads them. The micro-kernel computes one MR x NR tile of the product
+(MC x KC) are copied ("packed") into panels NR = 32 columns and MR = 8 rows wide (with
+AVX-512), laid out in the order the micro-kernel reads them. The micro-kernel computes one MR x NR tile of the product
 over the KC-long panels in 16 vector registers of 16 floats: per step of k it loads two vectors
 of b's panel, broadcasts each of the 8 values of a's panel and does 16 fused multiply-adds, so
 it runs at the speed of the multiply-adds, not of memory. Numba's loop vectoriser cannot keep
@@ -166,8 +166,9 @@ def matmul(a: np.ndarray | Packed, b: np.ndarray, out: np.ndarray,
     if not (enabled(a.dtype) and a.dtype == b.dtype == out.dtype) or (
             _forced is None and _small(a, b)):
         a = a.source if isinstance(a, Packed) else a
-        if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
-            return _numpy_product(a, b, out, accumulate)  # (numpy's own errors)
+        if (a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]
+                or out.shape != (a.shape[0], b.shape[1])):
+            return _numpy_product(a, b, out, accumulate)  # (numpy's own errors, whole)
         return _split(a, b, out, accumulate, _numpy_product)
     M, K = a.shape
     N = b.shape[1]
