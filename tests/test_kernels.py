@@ -675,6 +675,27 @@ def test_winograd_filter_matches_g_w_gt(dtype):
         np.testing.assert_allclose(U, expected.reshape(U.shape), rtol=1e-6, atol=1e-6)
 
 
+def test_winograd_filter_split_over_threads_matches(monkeypatch):
+    """Split over output channels at two threads (a small grain, so that 16 channels make
+    several tasks): the same U as in one task, for w and for the input gradient's view."""
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
+    before = parallel.get_num_threads()
+    monkeypatch.setattr(kernels, "_FILTER_GRAIN", 1 << 6)
+    tasks, real = [], kernels.parallel_for
+    monkeypatch.setattr(kernels, "parallel_for", lambda fn, n: tasks.append(n) or real(fn, n))
+    try:
+        for weights in (w, w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)):
+            parallel.set_num_threads(1)
+            alone = kernels.winograd_filter(weights)
+            parallel.set_num_threads(2)
+            tasks.clear()
+            np.testing.assert_array_equal(kernels.winograd_filter(weights), alone)
+            assert tasks == [4]
+    finally:
+        parallel.set_num_threads(before)
+
+
 def test_winograd_error_at_64_channels_in_float32():
     rng = np.random.default_rng(1)
     x = rng.standard_normal((4, 64, 8, 8)).astype(np.float32)

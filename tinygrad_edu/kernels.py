@@ -50,6 +50,10 @@ from .parallel import chunks, parallel_for, tasks_for
 # (55 and 177 ms: their 2M-value layers still split)
 _TASK_ELEMENTS = 1 << 19
 _TASK_MACS = 1 << 22  # a parallel task of a Winograd conv: at least ~4M multiply-adds
+# a parallel task of winograd_filter: at least 64K weights (~0.1 ms: its strided reads and 16
+# writes per 9 values cost ~7x a batch-norm element). At _TASK_ELEMENTS every filter of
+# ResNet-18 ran in one task: 11.5 ms of its two-thread step in one thread
+_FILTER_GRAIN = 1 << 16
 # a parallel task of elementwise(): at least 1M values. At 64K, CNN3 b32's ReLUs (400K values)
 # were split too: its step 3.47 -> 3.54 ms (median) idle, 4.40 -> 4.68 with a busy process
 _ELEMENTWISE_GRAIN = 1 << 20
@@ -1090,7 +1094,7 @@ def winograd_filter(w: np.ndarray) -> np.ndarray:
     took 0.36 ms per ResNet-18 conv, 5 ms of a step, all in one thread.)"""
     OC, C = w.shape[:2]
     U = np.empty((16, OC, C), w.dtype)
-    parts = chunks(OC, tasks_for(w.size, _TASK_ELEMENTS))
+    parts = chunks(OC, tasks_for(w.size, _FILTER_GRAIN))
     parallel_for(lambda i, worker: _winograd_filter(w, U, *parts[i]), len(parts))
     return U
 
