@@ -26,7 +26,7 @@ import math
 import os
 
 import tinygrad_edu as tg
-from benchmarks.iteration_time import CASES, make_steps, time_alternately
+from benchmarks.iteration_time import CASES, core_sharing, make_steps, time_alternately
 from tinygrad_edu import gemm, ops_cnn
 
 # the ops_cnn thresholds each variant sets (the others keep their defaults), and whether its
@@ -98,7 +98,11 @@ def time_threads(step, counts, rounds: int, iters: int) -> dict:
 
 
 def print_scaling(cases, threads: int, rounds: int, iters: int) -> None:
-    """One row per (model, batch): the step at one thread, at `threads`, and the speed-up."""
+    """One row per (model, batch): the step at one thread, at `threads`, and the speed-up;
+    before and after, how much slower compute runs on all threads at once (core_sharing): a
+    speed-up can be no more than threads / that."""
+    print(f"compute on {threads} threads at once: {core_sharing(threads):.2f}x one thread's "
+          f"time (1.00: a core each)", flush=True)
     print(f"{'model':<16}{'batch':>6}{'1 thread ms':>13}{f'{threads} threads ms':>15}"
           f"{'speed-up':>10}", flush=True)
     for name, batch in cases:
@@ -106,6 +110,8 @@ def print_scaling(cases, threads: int, rounds: int, iters: int) -> None:
         t = time_threads(step, (1, threads), rounds, iters)
         print(f"{name:<16}{batch:>6}{t[1]:>13.2f}{t[threads]:>15.2f}{t[1] / t[threads]:>10.2f}",
               flush=True)
+    print(f"compute on {threads} threads at once, after: {core_sharing(threads):.2f}x",
+          flush=True)
 
 
 def main(argv=None) -> None:

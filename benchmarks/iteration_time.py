@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 
 import models
@@ -30,6 +31,7 @@ from benchmarks.kernels import write_json
 from benchmarks.numpy_reference import from_model
 from tinygrad_edu import nn, optim
 from tinygrad_edu.nn import functional as F
+from tinygrad_edu.parallel import parallel_for
 
 # (model name in models.MODELS or VGG_BN, batch size); input shapes per model below
 CASES = [("mlp3", 32), ("mlp3", 128), ("cnn2", 32), ("cnn2", 128), ("cnn3", 32), ("cnn3", 128),
@@ -215,6 +217,44 @@ def gemm_peak_gflops() -> float:
         product()
         best = min(best, time.perf_counter() - t0)
     return 2 * 1024 ** 3 / best / 1e9
+
+
+@numba.njit(nogil=True, fastmath=True, cache=True)
+def _multiply_adds(n: int, x: np.ndarray) -> float:
+    """n rounds of 64 fused multiply-adds on values that stay in registers: work for a core
+    alone, no memory traffic."""
+    acc = np.zeros(64, np.float32)
+    for _ in range(n):
+        for j in range(64):
+            acc[j] = acc[j] * x[j] + x[j + 64]
+    return acc.sum()
+
+
+def core_sharing(threads: int, seconds: float = 0.01) -> float:
+    """How much longer `threads` threads take to run the same register-only loop at once than
+    one thread alone (best of 3 each, runs of `seconds`, so that handing the tasks out is
+    negligible): 1.0 where each thread has a core of its own, up to `threads` where they
+    share one. A virtual machine's vCPUs may share physical cores at times (the thirteenth
+    session's host did, 1.0-1.4x for two), and then no step gains more than threads / this
+    from the threads, so the benchmarks print it beside their timings."""
+    x = np.full(128, 0.5, np.float32)
+    _multiply_adds(1, x)  # (loaded or compiled)
+    start = time.perf_counter()
+    _multiply_adds(100_000, x)
+    rounds = max(1, int(100_000 * seconds / max(time.perf_counter() - start, 1e-9)))
+
+    def task(i: int, worker: int) -> None:
+        _multiply_adds(rounds, x)
+
+    def best(n: int) -> float:  # n tasks at once, one per thread
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            parallel_for(task, n)
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    return best(threads) / best(1)
 
 
 # ------------------------------------------------------------------ peak memory (subprocess)
@@ -445,10 +485,12 @@ def main(argv=None) -> None:
     skipped, rows = [], []
     load_before = os.getloadavg()
     gflops = gemm_peak_gflops()
+    sharing = core_sharing(tg.get_num_threads())
     print(f"float32 GEMM peak here: {gflops:.0f} GFLOP/s; load average {load_before[0]:.1f}"
           f"; threads: ours {tg.get_num_threads()}, torch "
           f"{None if torch is None else torch.get_num_threads()}, numpy {_numpy_threads[0]}"
-          f"; {args.load} busy processes started")
+          f"; {args.load} busy processes started; compute on all threads at once "
+          f"{sharing:.2f}x one thread's time (1.00: a core each)")
     print(HEADER)
     load = start_load(args.load)
     try:
@@ -479,6 +521,7 @@ def main(argv=None) -> None:
           f"(on {os.cpu_count()} cores)")
     write_json(args.out, {
         "rows": rows, "skipped": skipped, "numba_start": start, "gemm_peak_gflops": gflops,
+        "core_sharing": sharing,
         "rounds": args.rounds, "iters_per_round": args.iters, "threads_option": args.threads,
         "busy_processes": args.load,
         "load_average": {"before": load_before, "after": load_after},

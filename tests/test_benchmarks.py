@@ -88,7 +88,25 @@ def test_conv_paths_scaling_runs_the_step_at_each_thread_count_and_restores_it()
     assert tg.get_num_threads() == before
 
 
-def test_timing_waits_for_other_threads_to_stop_spinning():
+def test_core_sharing_times_the_same_loop_on_one_and_on_every_thread(monkeypatch):
+    """The probe printed beside the timings: n tasks of one loop at once over one alone, each
+    task a run of the loop (no timing asserted: only that it ran once per thread and once
+    alone, three times each, and gave a ratio)."""
+    import tinygrad_edu as tg
+    from benchmarks import iteration_time
+    calls, real = [], iteration_time.parallel_for
+    monkeypatch.setattr(iteration_time, "parallel_for",
+                        lambda fn, n: calls.append(n) or real(fn, n))
+    before = tg.get_num_threads()
+    tg.set_num_threads(2)
+    try:
+        ratio = iteration_time.core_sharing(2, seconds=0.001)
+    finally:
+        tg.set_num_threads(before)
+    assert calls == [2, 2, 2, 1, 1, 1] and 0 < ratio < float("inf")
+
+
+
     """wait_for_idle_threads returns at once when the process's other threads are idle, and
     waits (here up to its timeout) while one of them keeps a core busy, as PyTorch's and
     OpenBLAS's threads do for a while after a step."""
