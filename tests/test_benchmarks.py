@@ -106,7 +106,7 @@ def test_core_sharing_times_the_same_loop_on_one_and_on_every_thread(monkeypatch
     assert calls == [2, 2, 2, 1, 1, 1] and 0 < ratio < float("inf")
 
 
-
+def test_timing_waits_for_other_threads_to_stop_spinning():
     """wait_for_idle_threads returns at once when the process's other threads are idle, and
     waits (here up to its timeout) while one of them keeps a core busy, as PyTorch's and
     OpenBLAS's threads do for a while after a step."""
