@@ -1,5 +1,7 @@
 """The iteration-time benchmark times the same computation in every implementation: the plain-NumPy
 reference and the PyTorch twin follow tinygrad_edu's losses step by step (no timing here)."""
+import math
+
 import numpy as np
 import pytest
 
@@ -86,6 +88,31 @@ def test_conv_paths_scaling_runs_the_step_at_each_thread_count_and_restores_it()
     result = conv_paths.time_threads(lambda: seen.append(tg.get_num_threads()), (1, 3), 2, 1)
     assert set(result) == {1, 3} and seen == [1, 1, 3, 3, 1, 1, 3, 3]
     assert tg.get_num_threads() == before
+
+
+def test_conv_paths_scaling_by_round_probes_each_round_and_keeps_its_own_ratio():
+    """Each round: the probe at all threads, the step at 1 then at 3 threads, the probe again
+    (the larger kept); the summary's free-core speed-up is the median of the rounds whose
+    probes stayed low, the plain one the fastest over the fastest."""
+    import tinygrad_edu as tg
+    from benchmarks import conv_paths
+    before, events = tg.get_num_threads(), []
+    probes = iter([1.0, 1.05, 1.9, 1.0, 1.02, 1.01])
+
+    def probe(threads):
+        events.append(("probe", tg.get_num_threads()))
+        return next(probes)
+
+    rounds = conv_paths.time_threads_by_round(
+        lambda: events.append(("step", tg.get_num_threads())), 3, 3, 1, probe=probe)
+    assert [shared for _, _, shared in rounds] == [1.05, 1.9, 1.02]
+    assert events[:6] == [("probe", 3), ("step", 1), ("step", 1), ("step", 3), ("step", 3),
+                          ("probe", 3)]
+    assert tg.get_num_threads() == before
+    summary = conv_paths.scaling_summary([(10.0, 6.0, 1.05), (9.0, 8.0, 1.9), (12.0, 6.0, 1.0)])
+    assert summary["one"] == 9.0 and summary["all"] == 6.0 and summary["speedup"] == 1.5
+    assert summary["free"] == 2 and abs(summary["free_speedup"] - (10 / 6 + 2) / 2) < 1e-12
+    assert math.isnan(conv_paths.scaling_summary([(9.0, 8.0, 1.9)])["free_speedup"])
 
 
 def test_core_sharing_times_the_same_loop_on_one_and_on_every_thread(monkeypatch):
