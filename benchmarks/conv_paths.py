@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import math
 import os
+import statistics
 
 import tinygrad_edu as tg
 from benchmarks.iteration_time import CASES, core_sharing, make_steps, time_alternately
@@ -130,10 +131,9 @@ def scaling_summary(rounds: list[tuple[float, float, float]]) -> dict:
     below FREE_CORES, how many (`free`) and the median of each round's own ratio
     (`free_speedup`, NaN when there were none)."""
     ones, alls, _ = zip(*rounds)
-    free = sorted(one / every for one, every, shared in rounds if shared <= FREE_CORES)
-    median = (free[(len(free) - 1) // 2] + free[len(free) // 2]) / 2 if free else math.nan
+    free = [one / every for one, every, shared in rounds if shared <= FREE_CORES]
     return {"one": min(ones), "all": min(alls), "speedup": min(ones) / min(alls),
-            "free": len(free), "free_speedup": median}
+            "free": len(free), "free_speedup": statistics.median(free) if free else math.nan}
 
 
 def print_scaling(cases, threads: int, rounds: int, iters: int) -> None:
