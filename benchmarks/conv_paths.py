@@ -117,8 +117,7 @@ def time_threads_by_round(step, threads: int, rounds: int, iters: int,
         for _ in range(rounds):
             tg.set_num_threads(threads)  # the probe runs one task per thread
             shared = probe(threads)
-            t = time_threads(step, (1, threads), 1, iters)
-            tg.set_num_threads(threads)
+            t = time_threads(step, (1, threads), 1, iters)  # back at `threads` after it
             result.append((t[1], t[threads], max(shared, probe(threads))))
     finally:
         tg.set_num_threads(before)
