@@ -253,6 +253,25 @@ def test_numpys_products_are_split_over_the_threads_too(monkeypatch, split_calls
     assert len(split_calls) == 4 and min(split_calls) > 1
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_k_of_one_is_a_broadcast_multiply_with_numpys_values(monkeypatch, dtype):
+    """a (M, 1) @ b (1, N), a linear layer with one output's input gradient: the multiply, not
+    numpy's GEMM, and the same values bit for bit, b a row of a wider array included."""
+    rng = np.random.default_rng(9)
+    gemm.set_enabled(False)
+    monkeypatch.setattr(gemm, "_numpy_product", None)  # calling it would raise TypeError
+    try:
+        a = rng.standard_normal((32, 1)).astype(dtype)
+        b = rng.standard_normal((4, 1024)).astype(dtype)[1:2]  # rows 4096 bytes apart
+        start = rng.standard_normal((32, 1024)).astype(dtype)
+        np.testing.assert_array_equal(gemm.matmul(a, b, out=np.empty((32, 1024), dtype)),
+                                      np.matmul(a, b))
+        np.testing.assert_array_equal(gemm.matmul(a, b, out=start.copy(), accumulate=True),
+                                      start + np.matmul(a, b))
+    finally:
+        gemm.set_enabled(None)
+
+
 def test_operands_that_do_not_fit_are_refused_as_numpy_refuses_them(ours):
     """The kernel reads within the shapes it is given: a mismatch must stop before it."""
     a, b = np.ones((3, 4), np.float32), np.ones((5, 2), np.float32)

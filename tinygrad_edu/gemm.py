@@ -169,7 +169,8 @@ def matmul(a: np.ndarray | Packed, b: np.ndarray, out: np.ndarray,
         if (a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]
                 or out.shape != (a.shape[0], b.shape[1])):
             return _numpy_product(a, b, out, accumulate)  # (numpy's own errors, whole)
-        return _split(a, b, out, accumulate, _numpy_product)
+        product = _outer_product if a.shape[1] == 1 else _numpy_product
+        return _split(a, b, out, accumulate, product)
     M, K = a.shape
     N = b.shape[1]
     if b.shape[0] != K or out.shape != (M, N):  # the kernel does not check its bounds
@@ -211,6 +212,18 @@ def _numpy_product(a, b, out, accumulate: bool) -> np.ndarray:
         out += a @ b
     else:
         np.matmul(a, b, out=out)
+    return out
+
+
+def _outer_product(a, b, out, accumulate: bool) -> np.ndarray:
+    """out (+)= a @ b for a (M, 1) and b (1, N): a broadcast multiply, the same values (one
+    product each) in a quarter of the time of numpy's GEMM, which packs both operands for a
+    k of 1 (a linear layer with one output, as the line network's heads: its input gradient
+    32 x 1 @ 1 x 1024 took 80 us, the multiply 19)."""
+    if accumulate:
+        out += a * b
+    else:
+        np.multiply(a, b, out=out)
     return out
 
 
