@@ -236,7 +236,11 @@ def core_sharing(threads: int, seconds: float = 0.01) -> float:
     negligible): 1.0 where each thread has a core of its own, up to `threads` where they
     share one. A virtual machine's vCPUs may share physical cores at times (the thirteenth
     session's host did, 1.0-1.4x for two), and then no step gains more than threads / this
-    from the threads, so the benchmarks print it beside their timings."""
+    from the threads, so the benchmarks print it beside their timings. It first waits for the
+    process's other threads to go idle: run at once after the GEMM peak's product, numpy's
+    2-thread OpenBLAS pool, still spinning, read as a shared core (1.66-2.31x, three times in
+    a row on 2026-12-03; 1.06-1.45 after the wait)."""
+    wait_for_idle_threads()
     x = np.full(128, 0.5, np.float32)
     _multiply_adds(1, x)  # (loaded or compiled)
     start = time.perf_counter()

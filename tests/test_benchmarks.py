@@ -116,21 +116,23 @@ def test_conv_paths_scaling_by_round_probes_each_round_and_keeps_its_own_ratio()
 
 
 def test_core_sharing_times_the_same_loop_on_one_and_on_every_thread(monkeypatch):
-    """The probe printed beside the timings: n tasks of one loop at once over one alone, each
-    task a run of the loop (no timing asserted: only that it ran once per thread and once
-    alone, three times each, and gave a ratio)."""
+    """The probe printed beside the timings: once the process's other threads are idle (a
+    BLAS pool still spinning would read as a shared core), n tasks of one loop at once over
+    one alone, each task a run of the loop (no timing asserted: only that it waited first,
+    ran once per thread and once alone, three times each, and gave a ratio)."""
     import tinygrad_edu as tg
     from benchmarks import iteration_time
     calls, real = [], iteration_time.parallel_for
     monkeypatch.setattr(iteration_time, "parallel_for",
                         lambda fn, n: calls.append(n) or real(fn, n))
+    monkeypatch.setattr(iteration_time, "wait_for_idle_threads", lambda: calls.append("idle"))
     before = tg.get_num_threads()
     tg.set_num_threads(2)
     try:
         ratio = iteration_time.core_sharing(2, seconds=0.001)
     finally:
         tg.set_num_threads(before)
-    assert calls == [2, 2, 2, 1, 1, 1] and 0 < ratio < float("inf")
+    assert calls == ["idle", 2, 2, 2, 1, 1, 1] and 0 < ratio < float("inf")
 
 
 def test_timing_waits_for_other_threads_to_stop_spinning():
