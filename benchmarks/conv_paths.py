@@ -108,7 +108,8 @@ def time_threads_by_round(step, threads: int, rounds: int, iters: int,
                           probe=core_sharing) -> list[tuple[float, float, float]]:
     """Per round, (min ms at one thread, min ms at `threads`, the larger of `probe(threads)`
     run just before and just after the round). Why per round: this host's vCPUs share a
-    physical core at times (core_sharing up to 2.06x, 2026-12-03), and a speed-up measured
+    physical core at times (core_sharing 1.0-1.4x on 2026-12-03; 1.16-1.19 while ResNet-18
+    gained 1.54x, 1.01-1.02 while it gained 1.73x), and a speed-up measured
     across such moments says more about the host than about the step; each round's own ratio,
     with its probes, tells the two apart. The thread count is restored afterwards."""
     before = tg.get_num_threads()
