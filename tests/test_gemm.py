@@ -206,8 +206,10 @@ def split_calls(monkeypatch):
     from tinygrad_edu import parallel
     before = tg.get_num_threads()
     tg.set_num_threads(3)
-    calls, real = [], parallel.parallel_for
+    calls, real, native = [], parallel.parallel_for, parallel.native_for
     monkeypatch.setattr(gemm, "parallel_for", lambda fn, n: calls.append(n) or real(fn, n))
+    monkeypatch.setattr(gemm, "native_for",
+                        lambda fn, args, n: calls.append(n) or native(fn, args, n))
     yield calls
     tg.set_num_threads(before)
 

@@ -8,6 +8,7 @@ import weakref
 
 import numpy as np
 import pytest
+from numba import carray, cfunc, types
 
 import tinygrad_edu as tg
 from tests import test_kernels, test_optim
@@ -147,13 +148,67 @@ def test_wait_for_sees_another_threads_store_and_lets_it_run():
     assert time.perf_counter() - start < 10
 
 
-def test_wait_for_gives_up_after_its_polls_and_store_then_wait_for_stores_first():
+def test_wait_for_gives_up_after_its_polls_and_serve_stores_first():
     flags = np.zeros(9, np.int64)
     assert not spin.wait_for(flags, 0, 1, 100)
     assert spin.wait_for(flags, 0, 0, 1)
-    assert not spin.store_then_wait_for(flags, 8, 5, 0, 1, 10)
+    assert spin.serve(flags, 8, 5, 10) == -1 - 5  # no job newer than 5: the polls ran out
     assert flags.tolist() == [0] * 8 + [5]
+    flags[0] = 6  # a Python job (flags[NATIVE_KIND] is not its number): returned to Python
+    assert spin.serve(flags, 8, 5, 10) == 6
     assert spin.spins_for(1000) > spin.spins_for(10) >= 1
+
+
+@cfunc(types.void(types.int64, types.int64), nopython=True)
+def _count_task(args, task):
+    """A native task: values[task] += 1 after a little work (so that tasks overlap between
+    threads), where values is the int64 array at address args."""
+    values = carray(spin.ints_at(args), (task + 1,))
+    work = 0.0
+    for i in range(200):
+        work += i * 0.5
+    values[task] += 1 if work > 0 else 2
+
+
+def test_native_for_runs_every_task_once_over_the_threads(threads):
+    """Many small jobs of many tasks, so that a worker still taking the last job's tasks meets
+    the next one (its compare-and-swap names the old job and fails); with pauses longer than
+    the workers' poll, so that they sleep and a native job must wake them."""
+    tg.set_num_threads(3)
+    for n_tasks in [1, 2, 3, 7, 100, 1000] * 20:
+        args = np.zeros(n_tasks, np.int64)
+        parallel.native_for(_count_task.address, args, n_tasks)
+        assert args.tolist() == [1] * n_tasks
+    for _ in range(3):
+        time.sleep(parallel.WORKER_POLL_US * 3e-6)
+        args = np.zeros(50, np.int64)
+        parallel.native_for(_count_task.address, args, 50)
+        assert args.tolist() == [1] * 50
+        out = np.zeros(4, np.int64)  # and a Python job after a native one
+        parallel.parallel_for(lambda i, _, out=out: out.__setitem__(i, 1), 4)
+        assert out.tolist() == [1] * 4
+
+
+def test_native_for_from_two_threads_and_inside_a_task(threads):
+    """Two callers at once (one runs its tasks in its own thread), and a native_for called
+    from a parallel_for task (serially there): every task once."""
+    tg.set_num_threads(2)
+    results = [np.zeros(500, np.int64) for _ in range(2)]
+
+    def caller(args):
+        for _ in range(50):
+            args[:] = 0
+            parallel.native_for(_count_task.address, args, args.size)
+            assert args.tolist() == [1] * args.size
+
+    callers = [threading.Thread(target=caller, args=(r,)) for r in results]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join()
+    nested = [np.zeros(30, np.int64) for _ in range(2)]
+    parallel.parallel_for(lambda i, _: parallel.native_for(_count_task.address, nested[i], 30), 2)
+    assert all(n.tolist() == [1] * 30 for n in nested)
 
 
 def _two_tasks_at_once(_) -> bool:

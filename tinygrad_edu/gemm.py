@@ -52,11 +52,12 @@ from typing import NamedTuple
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import carray, cfunc, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .parallel import chunks, parallel_for, tasks_for
+from .parallel import chunks, native_for, parallel_for, tasks_for
+from .spin import floats_at, ints_at
 
 
 @functools.cache
@@ -190,20 +191,66 @@ def _split(a, b, out, accumulate: bool, product) -> np.ndarray:
     as parallel.py pins OpenBLAS to one thread (without the split, an AVX2 host's linear
     layers ran on one core. Alternating, two threads, 2026-12-02: MLP3 b128 3.25 -> 3.02 ms and
     4.18 -> 3.82 (though 3.67 -> 4.03 in a first, noisier run), the line network 32.7 -> 25.7
-    and 35.5 -> 29.2)."""
+    and 35.5 -> 29.2). Our kernel's pieces are native tasks (parallel.native_for), which a
+    worker starts without waiting for the GIL: on an AVX-512 Xeon (2026-12-04, two threads)
+    128 x 784 @ 784 x 256 248 -> 218 us (one thread 345), MLP3 b128's step 1.33 -> 1.24 ms
+    and 1.27 -> 1.20 (alternating medians; the line network and LeNet-5 unchanged). Smaller
+    products still do not pay for a split within a step even so (4M multiply-adds per task:
+    MLP3 b128 1.29 -> 1.33 ms, though alone 128 x 256 @ 256 x 128 took 60 -> 50 us)."""
     (M, K), N = a.shape, b.shape[1]
     parts = tasks_for(M * N * K, _SPLIT_MACS)  # 1 inside a task (a conv's band) or when small
     if parts == 1 or isinstance(a, Packed):
         product(a, b, out, accumulate)
         return out
-    if N >= M:
+    by_columns = N >= M
+    if by_columns:
         runs = [(j0 * NR, min(N, j1 * NR)) for j0, j1 in chunks(-(-N // NR), parts)]
-        pieces = [(a, b[:, j0:j1], out[:, j0:j1]) for j0, j1 in runs]
     else:
         runs = [(i0 * MR, min(M, i1 * MR)) for i0, i1 in chunks(-(-M // MR), parts)]
+    if product is _product and _native_operand(a) and _native_operand(b) and _native_operand(
+            out):
+        args = [int(accumulate), int(_rows_contiguous(a)), int(by_columns), *_description(a),
+                *_description(b), *_description(out)]
+        native_for(_native_product.address, np.array(args + [v for run in runs for v in run],
+                                                     np.int64), len(runs))
+    elif by_columns:
+        pieces = [(a, b[:, j0:j1], out[:, j0:j1]) for j0, j1 in runs]
+        parallel_for(lambda i, worker: product(*pieces[i], accumulate), len(pieces))
+    else:
         pieces = [(a[i0:i1], b, out[i0:i1]) for i0, i1 in runs]
-    parallel_for(lambda i, worker: product(*pieces[i], accumulate), len(pieces))
+        parallel_for(lambda i, worker: product(*pieces[i], accumulate), len(pieces))
     return out
+
+
+# A product split into native tasks (parallel.native_for): args holds accumulate, whether a
+# is read in place and whether the tasks take runs of out's columns (else of its rows), then
+# the address, shape and steps (in values) of a, b and out, then each task's run (start, stop).
+_HEADER = 3 + 3 * 5
+
+
+def _native_operand(x: np.ndarray) -> bool:
+    """x can be described to a native task: writeable float32, 2-D, not empty, rows or
+    columns contiguous with a positive step between them."""
+    if not (x.flags.writeable and x.ndim == 2 and x.size and x.dtype == np.float32):
+        return False
+    rows, columns = x.strides
+    return (columns == 4 and rows > 0 and rows % 4 == 0) or (
+        rows == 4 and columns > 0 and columns % 4 == 0)
+
+
+def _description(x: np.ndarray) -> tuple:
+    return (x.ctypes.data, x.shape[0], x.shape[1], x.strides[0] // 4, x.strides[1] // 4)
+
+
+@njit(cache=True, nogil=True)
+def _view(fields):
+    """The 2-D float32 array that _description gave `fields` of."""
+    address, rows, columns, row_step, column_step = fields
+    if column_step == 1:
+        return carray(floats_at(address), (rows, max(row_step, columns)))[:, :columns]
+    return carray(floats_at(address), (columns, max(column_step, rows)))[:, :rows].T
+
+
 
 
 def _numpy_product(a, b, out, accumulate: bool) -> np.ndarray:
@@ -770,3 +817,18 @@ _dot_tile = _dot_kernel()
 _gemm = njit("void(float32[:, :], float32[::1], boolean, int64, int64, float32[:, :], "
              "float32[:, :], boolean, boolean)", cache=True, nogil=True)(_gemm_loops)
 _gemm_read_only = njit(cache=True, nogil=True)(_gemm_loops)
+
+
+# (after _gemm: a cfunc is compiled where it is defined)
+@cfunc(types.void(types.int64, types.int64), nopython=True, cache=True)
+def _native_product(args, task):
+    """Task `task` of a native product (_split): its run of out (+)= a @ b."""
+    fields = carray(ints_at(args), (_HEADER + 2 * task + 2,))
+    a, b, out = _view(fields[3:8]), _view(fields[8:13]), _view(fields[13:18])
+    start, stop = fields[_HEADER + 2 * task], fields[_HEADER + 2 * task + 1]
+    if fields[2]:
+        b, out = b[:, start:stop], out[:, start:stop]
+    else:
+        a, out = a[start:stop], out[start:stop]
+    _gemm(a, np.empty(0, np.float32), False, a.shape[0], a.shape[1], b, out, fields[0] != 0,
+          fields[1] != 0)

@@ -18,6 +18,11 @@ release the GIL, so the threads run at once. numpy's OpenBLAS is pinned to one t
 (through threadpoolctl, when installed) so that each worker's GEMM stays on its own core; the
 GEMMs of tinygrad_edu run single-threaded inside these workers or in the caller.
 
+`native_for` hands out tasks that are compiled functions (Numba cfuncs), which workers run in
+their poll without the GIL: a worker returning to Python for a task waits for the GIL the
+caller holds while it starts its own, and sleeps on it (spin.py). gemm splits its products
+that way.
+
     tg.set_num_threads(1)     # everything in the calling thread, like torch.set_num_threads(1)
 """
 from __future__ import annotations
@@ -85,7 +90,8 @@ class _Pool:
     to its number. A worker that finished a job polls that flag for WORKER_POLL_US without
     the GIL (spin.py) and then sleeps on its queue, where post() finds it; the caller, its
     own tasks done, polls the done flags of the workers still on one for CALLER_POLL_US
-    before it sleeps on the job's Event. The Event alone decides when a job is done: the
+    before it sleeps on the job's Event. Native jobs (post_native) a polling worker runs in
+    its poll, and their caller waits for them by polling. The Event alone decides when a job is done: the
     flags only save the wake-ups (25-45 us each in this virtual machine, 60-100 on 2026-12-02;
     two 20 us tasks took 77 us at two threads, 44-61 with the polls, against 41 in one
     thread)."""
@@ -124,16 +130,35 @@ class _Pool:
                 spin.wait_for(self.flags, _SLOT * w, job.number, self.caller_spins)
         job.finished.wait()
 
+    def post_native(self, function: int, args: np.ndarray, n_tasks: int) -> int:
+        """Announce a native job (spin.py: its tasks are calls of the cfunc at `function`) in
+        the flags; sleeping workers get woken to poll again. Returns its number."""
+        with self.lock:
+            number = int(self.flags[0]) + 1
+            flags = self.flags  # its fields first; the number, which publishes them, last
+            flags[spin.NATIVE_FUNCTION], flags[spin.NATIVE_ARGS] = function, args.ctypes.data
+            flags[spin.NATIVE_TASKS], flags[spin.NATIVE_FINISHED] = n_tasks, 0
+            flags[spin.NATIVE_CLAIM] = number << spin.CLAIM_BITS
+            flags[spin.NATIVE_KIND] = flags[0] = number
+            asleep = [w for w, sleeping in enumerate(self.sleeping) if sleeping]
+            for w in asleep:
+                self.sleeping[w] = False
+        for w in asleep:
+            self.queues[w - 1].put(number)
+        return number
+
     def _serve(self, worker: int, jobs: queue.SimpleQueue) -> None:
         _local.busy = True  # nested parallel_for calls run serially
         done = 0  # the number of the last job this worker finished
         while True:
-            if not spin.store_then_wait_for(self.flags, _SLOT * worker, done, 0, done + 1,
-                                            self.worker_spins):
+            number = spin.serve(self.flags, _SLOT * worker, done, self.worker_spins)
+            if number < 0:  # no job for WORKER_POLL_US (native ones it ran)
+                done = -1 - number
                 with self.lock:
                     asleep = self.sleeping[worker] = self.flags[0] == done
                 if asleep and jobs.get() is None:
                     return
+                continue  # poll again: the job that woke it, native or not
             job = self.job  # the newest: what the queue held may be finished already
             self.started[worker] = done = job.number
             job.work(worker)
@@ -158,13 +183,14 @@ _local = threading.local()
 _num_threads = default_threads()
 _pool: _Pool | None = None
 _pool_lock = threading.Lock()
+_native_lock = threading.Lock()  # native_for: one native job at a time
 _pin_blas_to_one_thread()
 
 
 def _forget_pool_after_fork() -> None:
     """A forked child (a DataLoader worker) has none of the parent's threads: start afresh."""
-    global _pool, _pool_lock
-    _pool, _pool_lock = None, threading.Lock()
+    global _pool, _pool_lock, _native_lock
+    _pool, _pool_lock, _native_lock = None, threading.Lock(), threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
@@ -225,6 +251,25 @@ def parallel_for(fn: Callable[[int, int], None], n_tasks: int) -> None:
     job.fn = None  # a worker keeps its last job until the next: not the arrays fn refers to
     if job.error is not None:
         raise job.error
+
+
+def native_for(function: int, args: np.ndarray, n_tasks: int) -> None:
+    """Call the compiled function at address `function` (a Numba cfunc of signature
+    void(int64, int64)) as function(args.ctypes.data, task) for every task in
+    range(n_tasks), spread over the threads like parallel_for, but without the GIL: workers
+    polling for work run the tasks in their poll (spin.serve), so none waits for the GIL the
+    caller holds. Tasks must write disjoint outputs and must not raise; `args` (int64) must
+    hold whatever they read. One native job at a time: a second caller meanwhile runs its
+    tasks serially."""
+    threads = min(worker_count(), n_tasks)
+    if threads <= 1 or not _native_lock.acquire(blocking=False):
+        spin.run_serially(function, args.ctypes.data, n_tasks)
+        return
+    try:
+        pool = _get_pool()
+        spin.run_native(pool.flags, pool.post_native(function, args, n_tasks))
+    finally:
+        _native_lock.release()
 
 
 def _get_pool() -> _Pool:
