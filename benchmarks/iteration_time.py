@@ -187,6 +187,22 @@ def first_steps(steps: dict) -> tuple[dict, float]:
     return losses, slowest
 
 
+def steps_per_round(steps: dict, first_s: float, round_s: float = 0.025) -> int:
+    """Timed steps per round and implementation when --iters is not given: one for networks
+    whose first step took over half a second (more rounds, fewer steps each), else enough
+    steps for `round_s` of the slowest implementation's second step, 3 to 50. With 3 steps
+    of a 1 ms network (MLP3) a round was a few milliseconds, and 18 such steps gave medians
+    10-20% apart from one run to the next (2026-12-04)."""
+    if first_s >= 0.5:
+        return 1
+    slowest = 0.0
+    for step in steps.values():
+        t0 = time.perf_counter()
+        step()
+        slowest = max(slowest, time.perf_counter() - t0)
+    return max(3, min(50, int(round_s / max(slowest, 1e-6))))
+
+
 def train_flops(name: str, batch: int) -> float:
     """Multiply-adds of every Conv2d and Linear times 2 FLOPs, times 3 for forward, weight
     gradient and input gradient (2 for the first layer, whose input needs no gradient)."""
@@ -420,12 +436,12 @@ def run_case(name: str, batch: int, args, torch, gflops: float) -> dict:
     spread = max(losses.values()) - min(losses.values())
     if spread > 1e-3 * max(abs(v) for v in losses.values()):
         print(f"  warning: {name} first losses differ: {losses}", file=sys.stderr)
-    iters = args.iters if slowest < 0.5 else 1  # large networks: more rounds, fewer steps each
+    iters = args.iters or steps_per_round(steps, slowest)
     times, cpu = time_alternately(steps, args.rounds, iters, args.budget)
     flops = train_flops(name, batch)
     row = {"model": name, "batch": batch, "first_loss": losses, "train_gflop": flops / 1e9,
            "gemm_floor_ms": flops / gflops / 1e6,
-           "time": {impl: summarize(t) for impl, t in times.items()},
+           "iters_per_round": iters, "time": {impl: summarize(t) for impl, t in times.items()},
            "thread_cpu_min_ms": {impl: min(c) for impl, c in cpu.items()}}
     if not args.no_memory:
         row["peak_mb"] = measure_memory(name, batch, steps, args.threads)
@@ -460,7 +476,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", help="model names to run (default: all cases)")
     parser.add_argument("--rounds", type=int, default=12, help="alternation rounds per case")
-    parser.add_argument("--iters", type=int, default=3, help="timed steps per round and impl")
+    parser.add_argument("--iters", type=int, help="timed steps per round and impl (default: "
+                        "about 25 ms of the slowest, 3 to 50; 1 for networks over 0.5 s)")
     parser.add_argument("--budget", type=float, default=60.0, help="seconds per case (soft)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes")
     parser.add_argument("--no-startup", action="store_true", help="skip Numba cold/warm start")
