@@ -398,8 +398,10 @@ def test_kept_columns_give_the_weight_gradient_in_one_product_split_over_threads
     x = rng.standard_normal((32, 512, 2, 2)).astype(np.float32)  # too many channels to be direct
     w = (rng.standard_normal((128, 512 // groups, 3, 3)) * 0.1).astype(np.float32)
     gy = rng.standard_normal((32, 128, 2, 2)).astype(np.float32)
-    splits, real = [], gemm.parallel_for
+    splits, real, native = [], gemm.parallel_for, gemm.native_for
     monkeypatch.setattr(gemm, "parallel_for", lambda fn, n: splits.append(n) or real(fn, n))
+    monkeypatch.setattr(gemm, "native_for",
+                        lambda fn, args, n: splits.append(n) or native(fn, args, n))
     before = parallel.get_num_threads()
     grads = {}
     gemm.set_enabled(True)

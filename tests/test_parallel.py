@@ -27,22 +27,28 @@ def threads():
 @pytest.fixture
 def every_op_split(threads, monkeypatch):
     """Three threads, and every conv, pooling, batch-norm and optimizer call cut into as many
-    tasks as it can take; records the task counts of the parallel_for calls."""
+    tasks as it can take; records the task counts of the parallel_for and native_for calls."""
     tg.set_num_threads(3)
     monkeypatch.setattr(ops_cnn, "_TASK_MACS", 1)
     monkeypatch.setattr(ops_cnn, "_SUM_VALUES", 1)
     monkeypatch.setattr(kernels, "_TASK_ELEMENTS", 1)
     monkeypatch.setattr(kernels, "_TASK_MACS", 1)
     monkeypatch.setattr(kernels, "_ELEMENTWISE_GRAIN", 1)
+    monkeypatch.setattr(kernels, "_NATIVE_ELEMENTS", 1)
     monkeypatch.setattr(optim_kernels, "_TASK_ELEMENTS", 1)
-    counts, real = [], parallel.parallel_for
+    counts, real, native = [], parallel.parallel_for, parallel.native_for
 
     def counting(fn, n_tasks):
         counts.append(n_tasks)
         real(fn, n_tasks)
 
+    def counting_native(fn, args, n_tasks):
+        counts.append(n_tasks)
+        native(fn, args, n_tasks)
+
     for module in (ops_cnn.parallel, kernels, optim_kernels):
         monkeypatch.setattr(module, "parallel_for", counting)
+    monkeypatch.setattr(kernels, "native_for", counting_native)
     return counts
 
 

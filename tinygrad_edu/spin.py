@@ -110,6 +110,15 @@ def ints_at(typingctx, address):
 
 
 @intrinsic
+def float_from_bits(typingctx, bits):
+    """The float64 whose bits are the int64 `bits` (np.float64(x).view(np.int64)): a
+    float argument of a native task, passed in its int64 args."""
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+    return types.float64(bits), codegen
+
+
+@intrinsic
 def _yield_core(typingctx):
     """Let another runnable thread have this core (sched_yield, ~0.5 us when none is), or
     where there is no sched_yield, the x86 spin-loop hint `pause`."""
