@@ -457,8 +457,21 @@ def _pack(src, k0, kc, j0, nc, width, panels):
 
 @njit(cache=True, nogil=True, inline="always")
 def _pack_b(b, k0, kc, j0, nc, panels):
-    """b[k0:k0+kc, j0:j0+nc] -> panels of NR columns, each kc x NR row after row."""
-    _pack(b, k0, kc, j0, nc, NR, panels)
+    """b[k0:k0+kc, j0:j0+nc] -> panels of NR columns, each kc x NR row after row. Where b's
+    rows are contiguous, each whole panel's row is copied as vectors (_copy_row): in cache,
+    0.30 ns per value as Numba's loop (12-13 GB/s), 0.08-0.10 as vectors (2026-12-04, an
+    AVX-512 Xeon, one thread; products whose b is packed, rows 4 KB apart: 64 x 576 @ 576 x
+    8192 6.46 -> 4.92-5.05 ms, 128 x 1152 @ 1152 x 2048 5.05 -> 4.56)."""
+    if b.strides[1] == 4 and b.strides[0] % 4 == 0 and nc >= NR:
+        ldb, full = b.strides[0] // 4, nc // NR
+        for kb in range(0, kc, _PACK_ROWS):  # _PACK_ROWS rows across all the panels at a time
+            for jp in range(full):
+                for k in range(kb, min(kc, kb + _PACK_ROWS)):
+                    _copy_row(b, (k0 + k) * ldb + j0 + jp * NR, panels, (jp * kc + k) * NR)
+        if nc % NR:
+            _pack(b, k0, kc, j0 + full * NR, nc % NR, NR, panels[full * kc * NR:])
+    else:
+        _pack(b, k0, kc, j0, nc, NR, panels)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -804,6 +817,27 @@ def _micro_kernel(a_in_place: bool, b_offsets: bool = False):
         return context.get_dummy_value()
 
     return intrinsic(tile)
+
+
+@intrinsic
+def _copy_row(typingctx, src, src_at, dst, dst_at):
+    """dst[dst_at:][:NR] = the NR values at src_at in src's memory (values from its first),
+    as NR / LANES vector loads and stores."""
+    def codegen(context, builder, signature, args):
+        i64, vec = ir.IntType(64), ir.VectorType(ir.FloatType(), LANES)
+        src_arr, src_off, dst_arr, dst_off = args
+
+        def at(value, ty, offset):
+            data = cgutils.create_struct_proxy(ty)(context, builder, value=value).data
+            return builder.gep(data, [offset])
+
+        ps, pd = at(src_arr, signature.args[0], src_off), at(dst_arr, signature.args[2], dst_off)
+        for v in range(NR // LANES):
+            step = [ir.Constant(i64, v * LANES)]
+            value = builder.load(builder.bitcast(builder.gep(ps, step), vec.as_pointer()), align=4)
+            builder.store(value, builder.bitcast(builder.gep(pd, step), vec.as_pointer()), align=4)
+        return context.get_dummy_value()
+    return types.void(src, src_at, dst, dst_at), codegen
 
 
 _tile, _tile_rows = _micro_kernel(False), _micro_kernel(True)  # a packed, a read in place
