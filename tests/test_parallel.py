@@ -36,6 +36,7 @@ def every_op_split(threads, monkeypatch):
     monkeypatch.setattr(kernels, "_ELEMENTWISE_GRAIN", 1)
     monkeypatch.setattr(kernels, "_NATIVE_ELEMENTS", 1)
     monkeypatch.setattr(optim_kernels, "_TASK_ELEMENTS", 1)
+    monkeypatch.setattr(optim_kernels, "_NATIVE_ELEMENTS", 1)
     counts, real, native = [], parallel.parallel_for, parallel.native_for
 
     def counting(fn, n_tasks):
@@ -49,6 +50,7 @@ def every_op_split(threads, monkeypatch):
     for module in (ops_cnn.parallel, kernels, optim_kernels):
         monkeypatch.setattr(module, "parallel_for", counting)
     monkeypatch.setattr(kernels, "native_for", counting_native)
+    monkeypatch.setattr(optim_kernels, "native_for", counting_native)
     return counts
 
 
