@@ -652,8 +652,9 @@ def _dots_loops(a, a_rows, b, b_rows, L, R, a_step, b_step, out):
     tile of rows stays in L1 over b's tiles) and a chunk of _DOT_TAPS of b's rows (they stay in
     L2 over all of a), every tile of a's rows against every tile of b's; each result is added
     into a float64 total. Measured at one thread, LeNet-5's first conv's weight gradient: 3.7
-    ms with chunks of 4K values (2026-12-02; 2K since), 4.2 with runs of 2K values and all of b's rows per tile of a's, 4.2
-    (the VGG block's 64 -> 64 at 32x32: 15.3 vs 13.1 ms) with the lanes summed in Numba."""
+    ms with chunks of 4K values (2026-12-02; 2K since), 4.2 with runs of 2K values and all
+    of b's rows per tile of a's, 4.2 (the VGG block's 64 -> 64 at 32x32: 15.3 vs 13.1 ms)
+    with the lanes summed in Numba."""
     M, K = out.shape
     sums = np.empty(_DOT_ROWS * _DOT_COLS, np.float32)
     totals = np.zeros((M, K))

@@ -212,7 +212,8 @@ def _run_task(args, task):
     header = carray(ints_at(args), (4,))
     size, n = header[0], header[1]
     lo, hi = size * task // n, size * (task + 1) // n
-    return carray(floats_at(header[2]), (size,))[lo:hi], carray(floats_at(header[3]), (size,))[lo:hi]
+    x, out = carray(floats_at(header[2]), (size,)), carray(floats_at(header[3]), (size,))
+    return x[lo:hi], out[lo:hi]
 
 
 @cfunc(_TASK, nopython=True, cache=True)
