@@ -35,6 +35,7 @@ def every_op_split(threads, monkeypatch):
     monkeypatch.setattr(kernels, "_TASK_MACS", 1)
     monkeypatch.setattr(kernels, "_ELEMENTWISE_GRAIN", 1)
     monkeypatch.setattr(kernels, "_NATIVE_ELEMENTS", 1)
+    monkeypatch.setattr(kernels, "_NATIVE_RUN_ELEMENTS", 1)
     monkeypatch.setattr(optim_kernels, "_TASK_ELEMENTS", 1)
     monkeypatch.setattr(optim_kernels, "_NATIVE_ELEMENTS", 1)
     counts, real, native = [], parallel.parallel_for, parallel.native_for
@@ -319,12 +320,13 @@ def test_split_batch_norm_matches_reference(every_op_split):
     assert max(every_op_split) > 1
 
 
-def test_split_relu_equals_numpy_in_every_layout(every_op_split):
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])  # float32: native tasks
+def test_split_relu_equals_numpy_in_every_layout(every_op_split, dtype):
     """ReLU's forward and backward through kernels.elementwise: split into runs of memory for
     C-contiguous and batch-minor arrays (same layout out), one plain call for a strided view;
     always PyTorch's values (a NaN output passes its gradient)."""
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((4, 3, 5, 6))
+    x = rng.standard_normal((4, 3, 5, 6)).astype(dtype)
     x[0, 0, 0, 0] = np.nan
     batch_minor = np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
     for a, split in ((x, True), (batch_minor, True), (x[:, :, ::2], False)):
