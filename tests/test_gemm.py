@@ -31,6 +31,9 @@ def _layouts(rng, m, k, n):
     yield "b transposed", a32, np.ascontiguousarray(b32.T).T  # the weight gradient's col.T
     yield "both transposed", np.ascontiguousarray(a32.T).T, np.ascontiguousarray(b32.T).T
     yield "b a slice of wider rows", a32, wide[:, 3:3 + n]  # a band of a conv's rows
+    aligned = np.zeros((k, 128 * -(-(n + 3) // 128)), np.float32)  # rows 512 B apart: packed
+    aligned[:, 3:3 + n] = b32  # (with 64 rows of a or more), panel rows copied as vectors
+    yield "b rows a multiple of 512 B apart", a32, aligned[:, 3:3 + n]
     yield "a's rows reversed", a32[::-1], b32  # not read in place: packed
     yield "a one row repeated", np.broadcast_to(a32[:1], (m, k)), b32  # row stride 0: packed
 

@@ -362,9 +362,15 @@ def _gemm_loops(a, packed_a, is_packed, M, K, b, out, accumulate, a_in_place):
     lda = a.strides[0] // 4 if a_in_place else 0
     # b's panels are read in place when its rows are contiguous, unless they lie a multiple of
     # 4 KB apart: then a panel's rows share a few L1 sets and evict each other (measured: a
-    # 128 x 64 x 1024 product at 183 GFLOP/s in place, 223 packed; 64 x 576 x 455: 230 vs 192)
+    # 128 x 64 x 1024 product at 183 GFLOP/s in place, 223 packed; 64 x 576 x 455: 230 vs 192),
+    # or of 512 B apart (at most 16 of 64 sets) when a has 64 rows or more to reuse the packed
+    # panels (2026-12-04, an AVX-512 Xeon, one thread, in place vs packed in one process:
+    # 256 x 2304 @ 2304 x 512 126 vs 160 GFLOP/s, 512 x 128 @ 128 x 4608 124 vs 143, 512 x 4608
+    # @ 4608 x 128 135 vs 149; with 32 rows or fewer packing lost: 32 x 128 @ 128 x 256 17.5 vs
+    # 19.9 us, 32 x 256 @ 256 x 512 60.5 vs 72.8)
     ldb = b.strides[0] // 4
-    b_rows = b.strides[1] == 4 and b.strides[0] % 4 == 0 and ldb % 1024 != 0
+    b_rows = (b.strides[1] == 4 and b.strides[0] % 4 == 0 and ldb % 1024 != 0
+              and (ldb % 128 != 0 or M < 64))
     for j0 in range(0, N, NC):
         nc = min(NC, N - j0)
         for k0 in range(0, K, KC):
