@@ -8,7 +8,7 @@ import weakref
 
 import numpy as np
 import pytest
-from numba import carray, cfunc, types
+from numba import carray, cfunc, njit, types
 
 import tinygrad_edu as tg
 from tests import test_kernels, test_optim
@@ -196,6 +196,27 @@ def test_native_for_runs_every_task_once_over_the_threads(threads):
         out = np.zeros(4, np.int64)  # and a Python job after a native one
         parallel.parallel_for(lambda i, _, out=out: out.__setitem__(i, 1), 4)
         assert out.tolist() == [1] * 4
+
+
+def test_native_for_refuses_args_it_cannot_read_by_address():
+    with pytest.raises(TypeError, match="C-contiguous int64 array"):
+        parallel.native_for(_count_task.address, np.zeros(4, np.int32), 4)
+    with pytest.raises(TypeError, match="np.array"):
+        parallel.native_for(_count_task.address, np.zeros(8, np.int64)[::2], 4)
+
+
+@njit
+def _task_values(bits, total, n_tasks):
+    runs = [spin.task_run(total, n_tasks, t) for t in range(n_tasks)]
+    return spin.float_from_bits(bits), runs
+
+
+def test_native_task_helpers_give_the_float_and_the_runs_of_chunks():
+    """A float passed in int64 args comes back whole, and a task's run is chunks()'s."""
+    for value in (1e-5, -0.1, 3.0, np.inf):
+        got, runs = _task_values(int(np.float64(value).view(np.int64)), 10, 3)
+        assert got == value
+        assert runs == parallel.chunks(10, 3)
 
 
 def test_native_for_from_two_threads_and_inside_a_task(threads):

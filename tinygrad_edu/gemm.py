@@ -57,7 +57,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .parallel import chunks, native_for, parallel_for, tasks_for
-from .spin import floats_at, ints_at
+from .spin import TASK_SIGNATURE, floats_at, ints_at
 
 
 @functools.cache
@@ -249,8 +249,6 @@ def _view(fields):
     if column_step == 1:
         return carray(floats_at(address), (rows, max(row_step, columns)))[:, :columns]
     return carray(floats_at(address), (columns, max(column_step, rows)))[:, :rows].T
-
-
 
 
 def _numpy_product(a, b, out, accumulate: bool) -> np.ndarray:
@@ -933,7 +931,7 @@ _gemm_read_only = njit(cache=True, nogil=True)(_gemm_loops)
 
 
 # (after _gemm: a cfunc is compiled where it is defined)
-@cfunc(types.void(types.int64, types.int64), nopython=True, cache=True)
+@cfunc(TASK_SIGNATURE, nopython=True, cache=True)
 def _native_product(args, task):
     """Task `task` of a native product (_split): its run of out (+)= a @ b."""
     fields = carray(ints_at(args), (_HEADER + 2 * task + 2,))
@@ -947,7 +945,7 @@ def _native_product(args, task):
           fields[1] != 0)
 
 
-@cfunc(types.void(types.int64, types.int64), nopython=True, cache=True)
+@cfunc(TASK_SIGNATURE, nopython=True, cache=True)
 def _native_offset_matmul(args, task):
     """Task `task` of offset_matmul as a native task: its run of (row, panel) pairs. args:
     M, K, R, L, the sizes of a's panels and of b, the addresses of a's panels, b, offsets,
@@ -960,7 +958,7 @@ def _native_offset_matmul(args, task):
                   h[12 + 2 * task], h[13 + 2 * task])
 
 
-@cfunc(types.void(types.int64, types.int64), nopython=True, cache=True)
+@cfunc(TASK_SIGNATURE, nopython=True, cache=True)
 def _native_offset_dots(args, task):
     """Task `task` of offset_dots as a native task: its tiles of a's rows. args: M, K, L, R,
     a_step, b_step, the sizes of a and b, the lengths of a_rows and b_rows (whole tiles), the

@@ -36,11 +36,11 @@ import functools
 import math
 
 import numpy as np
-from numba import carray, cfunc, njit, types
+from numba import carray, cfunc, njit
 
 from . import gemm
 from .parallel import chunks, native_for, parallel_for, tasks_for
-from .spin import float_from_bits, floats_at, ints_at
+from .spin import TASK_SIGNATURE, float_from_bits, floats_at, ints_at, task_run
 
 # a parallel task of pooling or batch norm: at least 512K elements (~120 us). A task must pay
 # for a worker's start (~40 us here: it sees the job at once, then waits for the GIL) and for
@@ -83,7 +83,6 @@ def over_channels(kernel, *args, work: int) -> None:
 # 178.3, 179.7: within the noise)
 _NATIVE_ELEMENTS = 1 << 16  # batch norm's channels
 _NATIVE_RUN_ELEMENTS = 1 << 18  # ReLU's runs
-_TASK = types.void(types.int64, types.int64)  # a native task: (args address, task)
 
 
 def native_over_channels(task, eps: float, *arrays: np.ndarray) -> bool:
@@ -94,10 +93,11 @@ def native_over_channels(task, eps: float, *arrays: np.ndarray) -> bool:
     if not all(a.dtype == np.float32 and a.flags.c_contiguous and a.flags.writeable
                for a in arrays):
         return False
-    (C, M), n_tasks = arrays[0].shape, tasks_for(arrays[0].size, _NATIVE_ELEMENTS)
-    args = [C, M, min(n_tasks, C), int(np.float64(eps).view(np.int64))]
+    C, M = arrays[0].shape
+    n_tasks = min(C, tasks_for(arrays[0].size, _NATIVE_ELEMENTS))
+    args = [C, M, n_tasks, int(np.float64(eps).view(np.int64))]
     native_for(task.address, np.array(args + [a.ctypes.data for a in arrays], np.int64),
-               min(n_tasks, C))
+               n_tasks)
     return True
 
 
@@ -105,8 +105,8 @@ def native_over_channels(task, eps: float, *arrays: np.ndarray) -> bool:
 def _channel_task(args, task, n_arrays):
     """(header, channels c0, c1) of a native_over_channels task."""
     header = carray(ints_at(args), (4 + n_arrays,))
-    C, n = header[0], header[2]
-    return header, C * task // n, C * (task + 1) // n
+    c0, c1 = task_run(header[0], header[2], task)
+    return header, c0, c1
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -196,11 +196,10 @@ def _native_over_runs(task, x: np.ndarray, out: np.ndarray) -> bool:
     """The native task `task` (x's run, out's run) over runs of the flat float32 arrays x and
     out, as _over_runs does with a Numba kernel; its args are the size, the task count and the
     two addresses. False, with nothing done, unless both are float32 and writeable."""
-    if not (x.dtype == out.dtype == np.float32 and x.flags.writeable and out.flags.writeable):
-        return False
     n_tasks = tasks_for(x.size, _NATIVE_RUN_ELEMENTS)
-    if n_tasks == 1:
-        return False  # one run: the kernel itself, with less to set up
+    if n_tasks == 1 or not (x.dtype == out.dtype == np.float32 and x.flags.writeable
+                            and out.flags.writeable):
+        return False  # one run (most calls: checked first): the kernel itself
     native_for(task.address, np.array([x.size, n_tasks, x.ctypes.data, out.ctypes.data],
                                       np.int64), n_tasks)
     return True
@@ -210,18 +209,18 @@ def _native_over_runs(task, x: np.ndarray, out: np.ndarray) -> bool:
 def _run_task(args, task):
     """(x's run, out's run) of a _native_over_runs task."""
     header = carray(ints_at(args), (4,))
-    size, n = header[0], header[1]
-    lo, hi = size * task // n, size * (task + 1) // n
+    size = header[0]
+    lo, hi = task_run(size, header[1], task)
     x, out = carray(floats_at(header[2]), (size,)), carray(floats_at(header[3]), (size,))
     return x[lo:hi], out[lo:hi]
 
 
-@cfunc(_TASK, nopython=True, cache=True)
+@cfunc(TASK_SIGNATURE, nopython=True, cache=True)
 def _relu_task(args, task):
     _relu(*_run_task(args, task))
 
 
-@cfunc(_TASK, nopython=True, cache=True)
+@cfunc(TASK_SIGNATURE, nopython=True, cache=True)
 def _zero_where_not_positive_task(args, task):
     _zero_where_not_positive(*_run_task(args, task))
 
@@ -765,7 +764,7 @@ def _batch_norm_backward(g, x, mean, inv_std, weight, gx, gw, gb):
             gx[c, i] = k * (M * g[c, i] - sum_g - (x[c, i] - mu) * r * sum_gx)
 
 
-@cfunc(_TASK, nopython=True, cache=True)
+@cfunc(TASK_SIGNATURE, nopython=True, cache=True)
 def _batch_norm_forward_task(args, task):
     h, c0, c1 = _channel_task(args, task, 7)
     _batch_norm_forward(_rows_at(h, 0, c0, c1), _vector_at(h, 1, c0, c1),
@@ -774,7 +773,7 @@ def _batch_norm_forward_task(args, task):
                         _vector_at(h, 6, c0, c1))
 
 
-@cfunc(_TASK, nopython=True, cache=True)
+@cfunc(TASK_SIGNATURE, nopython=True, cache=True)
 def _batch_norm_backward_task(args, task):
     h, c0, c1 = _channel_task(args, task, 8)
     _batch_norm_backward(_rows_at(h, 0, c0, c1), _rows_at(h, 1, c0, c1),

@@ -261,6 +261,10 @@ def native_for(function: int, args: np.ndarray, n_tasks: int) -> None:
     caller holds. Tasks must write disjoint outputs and must not raise; `args` (int64) must
     hold whatever they read. One native job at a time: a second caller meanwhile runs its
     tasks serially."""
+    if args.dtype != np.int64 or not args.flags.c_contiguous:
+        raise TypeError(f"native_for: args must be a C-contiguous int64 array (its tasks read "
+                        f"it by address), got a {args.dtype} array; build it with "
+                        f"np.array(values, np.int64)")
     threads = min(worker_count(), n_tasks)
     if threads <= 1 or not _native_lock.acquire(blocking=False):
         spin.run_serially(function, args.ctypes.data, n_tasks)

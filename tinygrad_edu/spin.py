@@ -209,6 +209,17 @@ def serve(flags, slot, done, spins):
     return -1 - done
 
 
+# A native task's signature: (the address of its int64 args, its number)
+TASK_SIGNATURE = types.void(types.int64, types.int64)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def task_run(total, n_tasks, task):
+    """(lo, hi): task `task`'s share of range(total) cut into n_tasks runs, as chunks() cuts
+    it in parallel.py."""
+    return total * task // n_tasks, total * (task + 1) // n_tasks
+
+
 def spins_for(microseconds: float) -> int:
     """How many polls of wait_for take about `microseconds` on this machine: the fastest of a
     few measured batches, so that a busy moment at the measurement does not shorten every

@@ -12,10 +12,10 @@ what lets LLVM vectorise the loops: 30 ms -> 3 ms for Adam's.
 from __future__ import annotations
 
 import numpy as np
-from numba import carray, cfunc, njit, types
+from numba import carray, cfunc, njit
 
 from tinygrad_edu.parallel import chunks, native_for, parallel_for, tasks_for
-from tinygrad_edu.spin import float_from_bits, floats_at, ints_at
+from tinygrad_edu.spin import TASK_SIGNATURE, float_from_bits, floats_at, ints_at, task_run
 
 # a parallel task: at least 256K parameters (~80 us of Adam). At 128K, MLP3's 784 x 256 weight
 # was split in two and its 2-thread step took 0.536 ms; at 256K, 0.476 (one thread: 0.48);
@@ -85,13 +85,13 @@ def _sgd_momentum(p, grad, buf, sign, weight_decay, momentum, one_minus_dampenin
 _NATIVE_ELEMENTS = 1 << 16
 
 
-@cfunc(types.void(types.int64, types.int64), nopython=True, cache=True)
+@cfunc(TASK_SIGNATURE, nopython=True, cache=True)
 def _sgd_momentum_task(args, task):
     """sgd_momentum_'s run `task` of float32 arrays as a native task. args: the size, the
     task count, the addresses of p, grad and buf, the five scalars' float64 bits, the flags."""
     h = carray(ints_at(args), (12,))
-    size, n = h[0], h[1]
-    lo, hi = size * task // n, size * (task + 1) // n
+    size = h[0]
+    lo, hi = task_run(size, h[1], task)
     p, grad, buf = (carray(floats_at(h[2]), (size,))[lo:hi],
                     carray(floats_at(h[3]), (size,))[lo:hi],
                     carray(floats_at(h[4]), (size,))[lo:hi])
