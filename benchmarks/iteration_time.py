@@ -190,16 +190,23 @@ def first_steps(steps: dict) -> tuple[dict, float]:
 def steps_per_round(steps: dict, first_s: float, round_s: float = 0.025) -> int:
     """Timed steps per round and implementation when --iters is not given: one for networks
     whose first step took over half a second (more rounds, fewer steps each), else enough
-    steps for `round_s` of the slowest implementation's second step, 3 to 50. With 3 steps
-    of a 1 ms network (MLP3) a round was a few milliseconds, and 18 such steps gave medians
-    10-20% apart from one run to the next (2026-12-04)."""
+    steps for `round_s` of the slowest implementation's step, 3 to 50. With 3 steps of a 1 ms
+    network (MLP3) a round was a few milliseconds, and 18 such steps gave medians 10-20% apart
+    from one run to the next (2026-12-04). Each implementation's step is timed as the rounds
+    time it, once the others' threads are idle, best of three: a second step run right after
+    another library's took 4-16x its usual time (MLP3 b32, 2026-12-04: ours 16 ms where a
+    step takes 0.4, PyTorch 4.2 beside spinning OpenBLAS threads), and MLP3 got 3 steps."""
     if first_s >= 0.5:
         return 1
     slowest = 0.0
     for step in steps.values():
-        t0 = time.perf_counter()
-        step()
-        slowest = max(slowest, time.perf_counter() - t0)
+        best = float("inf")
+        for _ in range(3):
+            wait_for_idle_threads()
+            t0 = time.perf_counter()
+            step()
+            best = min(best, time.perf_counter() - t0)
+        slowest = max(slowest, best)
     return max(3, min(50, int(round_s / max(slowest, 1e-6))))
 
 
