@@ -83,7 +83,7 @@ _DOT_ROWS, _DOT_COLS = (4, 6) if LANES == 16 else (3, 4)  # the dot kernel's til
 _PACK_ROWS = 32  # rows of b (or of a.T) packed at a time (_pack)
 _PACK_GRAIN = 1 << 16  # a parallel task of pack(): at least 64K values (a copy, ~30 us)
 _NUMPY_MACS = 1 << 17  # smaller products go to numpy's GEMM (_small)
-_SPLIT_MACS = 1 << 23  # a matmul called outside a task is split from 8M multiply-adds (~40 us)
+_SPLIT_MACS = 1 << 21  # a matmul called outside a task is split from 2M multiply-adds (~10 us)
 _OFFSET_MACS = 1 << 22  # offset_matmul and offset_dots: tasks of 4M (a conv's, ops_cnn)
 
 
@@ -195,8 +195,11 @@ def _split(a, b, out, accumulate: bool, product) -> np.ndarray:
     worker starts without waiting for the GIL: on an AVX-512 Xeon (2026-12-04, two threads)
     128 x 784 @ 784 x 256 248 -> 218 us (one thread 345), MLP3 b128's step 1.33 -> 1.24 ms
     and 1.27 -> 1.20 (alternating medians; the line network and LeNet-5 unchanged). Smaller
-    products still do not pay for a split within a step even so (4M multiply-adds per task:
-    MLP3 b128 1.29 -> 1.33 ms, though alone 128 x 256 @ 256 x 128 took 60 -> 50 us)."""
+    products did not pay for a split within a step even so (4M multiply-adds per task: MLP3
+    b128 1.29 -> 1.33 ms, though alone 128 x 256 @ 256 x 128 took 60 -> 50 us), until the
+    native args were built in one compiled call (_product_args): then, on an AMD EPYC VM
+    (2026-12-04, two threads, alternating medians), tasks of 2M rather than 8M took MLP3 b32
+    0.414 -> 0.380 ms, b128 0.673 -> 0.657, CNN2, CNN3 and the line network unchanged."""
     (M, K), N = a.shape, b.shape[1]
     parts = tasks_for(M * N * K, _SPLIT_MACS)  # 1 inside a task (a conv's band) or when small
     if parts == 1 or isinstance(a, Packed):
