@@ -458,3 +458,29 @@ def test_fused_update_equals_the_numpy_reference(name, kwargs, dtype):
     for sa, sb in zip(opts[0].state.values(), opts[1].state.values()):
         for key, value in sa.items():
             np.testing.assert_allclose(np.ravel(value), np.ravel(sb[key]), rtol=tol, atol=tol)
+
+
+def test_sgd_updates_its_float32_parameters_in_one_job_and_the_others_alone(monkeypatch):
+    """SGD with momentum hands every float32 C-contiguous parameter of a group to one native
+    job (sgd_momentum_all_, its tasks cut across the parameters' boundaries here); a float64
+    and a Fortran-ordered one in the same group take the per-parameter path. Each must end
+    where the numpy formulas of a lone parameter take it."""
+    from tinygrad_edu.optim import kernels, sgd
+    jobs = []
+    batched = kernels.sgd_momentum_all_
+    monkeypatch.setattr(sgd, "sgd_momentum_all_", lambda ps, *a: (jobs.append(len(ps)),
+                                                                  batched(ps, *a)))
+    monkeypatch.setattr(kernels, "_NATIVE_ELEMENTS", 7)  # many tasks, none on a boundary
+    arrays = [a.astype(np.float32) for a in initial_arrays()] + [initial_arrays()[0]]
+    ours = make_params(arrays) + [Tensor(np.asfortranarray(arrays[0]), requires_grad=True)]
+    kwargs = {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.01, "nesterov": True}
+    run_ours(optim.SGD(ours, **kwargs), ours, 4)
+    monkeypatch.setattr(sgd, "batchable", lambda *arrays: False)  # the numpy formulas
+    monkeypatch.setattr(sgd, "fusable", lambda *arrays: False)
+    reference = make_params(arrays + [arrays[0]])
+    run_ours(optim.SGD(reference, **kwargs), reference, 4)
+    assert jobs == [len(SHAPES)] * 3  # the first step makes the buffers, one at a time
+    for a, b in zip(ours, reference):
+        tol = 1e-6 if a.dtype == np.float32 else 1e-13
+        np.testing.assert_allclose(a.array.reshape(-1), b.array.reshape(-1), rtol=tol,
+                                   atol=tol)

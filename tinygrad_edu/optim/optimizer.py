@@ -83,14 +83,19 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
+            params = [p for p in group["params"] if p.grad is not None]
+            for p in params:
                 state = self.state[p]
                 if not state:
                     state.update(self._init_state(p, group))
-                self._update(p, state, group)
+            self._update_group(params, group)
         return loss
+
+    def _update_group(self, params: list[Tensor], group: dict[str, Any]) -> None:
+        """Move every parameter of `params` (one group's, each with a gradient and a state):
+        `_update` one at a time, unless a subclass updates several at once."""
+        for p in params:
+            self._update(p, self.state[p], group)
 
     def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
         """The state one parameter starts with (step counter, moment buffers, ...)."""

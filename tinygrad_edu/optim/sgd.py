@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from tinygrad_edu.optim.kernels import fusable, sgd_momentum_
+from tinygrad_edu.optim.kernels import batchable, fusable, sgd_momentum_, sgd_momentum_all_
 from tinygrad_edu.optim.optimizer import Optimizer, grad_with_decay
 from tinygrad_edu.tensor import Tensor
 
@@ -33,6 +33,27 @@ class SGD(Optimizer):
 
     def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
         return {}  # momentum_buffer is a copy of the first gradient, made in _update
+
+    def _update_group(self, params: list[Tensor], group: dict[str, Any]) -> None:
+        """The float32 parameters that have a momentum buffer in one fused native job
+        (sgd_momentum_all_: one call for the group, not one per parameter), the rest one at a
+        time."""
+        momentum = float(group["momentum"])
+        rest, batch = params, []
+        if momentum != 0:
+            rest = []
+            for p in params:
+                buf = self.state[p].get("momentum_buffer")
+                (batch if buf is not None and batchable(p.array, p.grad.array, buf)
+                 else rest).append(p)
+        if batch:
+            sgd_momentum_all_([p.array for p in batch], [p.grad.array for p in batch],
+                              [self.state[p]["momentum_buffer"] for p in batch],
+                              float(group["lr"]), momentum, float(group["dampening"]),
+                              float(group["weight_decay"]), bool(group["maximize"]),
+                              bool(group["nesterov"]))
+        for p in rest:
+            self._update(p, self.state[p], group)
 
     def _update(self, p: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         lr, momentum = float(group["lr"]), float(group["momentum"])
