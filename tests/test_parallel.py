@@ -438,3 +438,29 @@ def test_split_direct_conv_matches_reference(every_op_split, x_shape, w_shape, p
     test_kernels.test_direct_conv2d_and_its_weight_grad_match_reference(x_shape, w_shape, pads,
                                                                         our_gemm, monkeypatch)
     assert max(every_op_split) > 1
+
+
+@pytest.mark.parametrize("opts", [{"kernel_size": 2},
+                                  {"kernel_size": 2, "stride": 1, "padding": 1},
+                                  {"kernel_size": 3, "stride": 2, "padding": 1, "dilation": 2}])
+def test_max_pool_in_native_tasks_matches_the_reference(every_op_split, monkeypatch, opts):
+    """float32 max pooling split over the channels in native tasks (each of _POOL_KINDS'
+    kernels among these cases: tiled, 2x2 and general windows) gives the naive reference's
+    values, positions and gradient."""
+    from tinygrad_edu.testing import max_pool2d_backward_ref, max_pool2d_ref
+    kinds = []
+    native = kernels._native_pool
+    monkeypatch.setattr(kernels, "_native_pool",
+                        lambda kind, *a: kinds.append((kind, native(kind, *a))) or kinds[-1][1])
+    rng = np.random.default_rng(0)
+    x = np.round(rng.standard_normal((3, 5, 9, 8)), 1).astype(np.float32)  # many ties
+    X = tg.Tensor(x, requires_grad=True)
+    y, indices = ops_cnn.max_pool2d(X, **opts, return_indices=True)
+    y_ref, indices_ref = max_pool2d_ref(x, **opts)
+    np.testing.assert_array_equal(y.array, y_ref)
+    np.testing.assert_array_equal(indices.array, indices_ref)
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    y.backward(gy)
+    np.testing.assert_allclose(X.grad.array, max_pool2d_backward_ref(x, gy, **opts), rtol=1e-6,
+                               atol=1e-6)
+    assert len(kinds) == 2 and all(ran for _, ran in kinds)  # forward, backward: native

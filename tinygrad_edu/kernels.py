@@ -40,7 +40,7 @@ from numba import carray, cfunc, njit
 
 from . import gemm
 from .parallel import chunks, native_for, parallel_for, tasks_for
-from .spin import TASK_SIGNATURE, float_from_bits, floats_at, ints_at, task_run
+from .spin import TASK_SIGNATURE, bytes_at, float_from_bits, floats_at, ints_at, task_run
 
 # a parallel task of pooling or batch norm: at least 512K elements (~120 us). A task must pay
 # for a worker's start (~40 us here: it sees the job at once, then waits for the GIL) and for
@@ -407,9 +407,10 @@ def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
     y = batch_minor((N, C, OH, OW), x.dtype)
     window = batch_minor((N, C, OH, OW), np.int8 if KH * KW <= 127 else np.int32)
     kernel, windows = (_max_pool2x2, ()) if (KH, KW) == (2, 2) else (_max_pool2d, (0, OH, 0, OW))
-    over_channels(kernel, to_batch_minor(x), y.transpose(1, 2, 3, 0),
-                  window.transpose(1, 2, 3, 0), KH, KW, SH, SW, PH, PW, DH, DW, *windows,
-                  work=x.size)
+    arrays = (to_batch_minor(x), y.transpose(1, 2, 3, 0), window.transpose(1, 2, 3, 0))
+    taps = (KH, KW, SH, SW, PH, PW, DH, DW)
+    if not _native_pool(_POOL_KINDS.index(kernel), *arrays, taps):
+        over_channels(kernel, *arrays, *taps, *windows, work=x.size)
     return y, window
 
 
@@ -537,8 +538,10 @@ def max_pool2d_backward(gy, window, H, W, KH, KW, SH, SW, PH, PW, DH, DW):
         kernel = _max_pool2x2_backward
     else:
         kernel = _max_pool2d_backward
-    over_channels(kernel, to_batch_minor(gy), to_batch_minor(window), gx.transpose(1, 2, 3, 0),
-                  KH, KW, SH, SW, PH, PW, DH, DW, work=gx.size)
+    taps = (KH, KW, SH, SW, PH, PW, DH, DW)
+    big, small, window = gx.transpose(1, 2, 3, 0), to_batch_minor(gy), to_batch_minor(window)
+    if not _native_pool(_POOL_KINDS.index(kernel), big, small, window, taps):
+        over_channels(kernel, small, window, big, *taps, work=gx.size)
     return gx
 
 
@@ -647,6 +650,55 @@ def _avg_window(o, S, P, K, size):
     end = min(start + K, size + P)
     padded_count = end - start
     return max(start, 0), min(end, size), padded_count
+
+
+# Max pooling's kernels by the number a native task knows them by (_pool_task)
+_POOL_KINDS = [_max_pool2d, _max_pool2x2, _max_pool2d_backward, _max_pool_tiles_backward,
+               _max_pool2x2_backward]
+
+
+def _native_pool(kind: int, big: np.ndarray, small: np.ndarray, window: np.ndarray,
+                 taps: tuple) -> bool:
+    """Max pooling kernel _POOL_KINDS[kind] over the channels in native tasks (no GIL: they
+    pay from _NATIVE_ELEMENTS, where Python tasks needed _TASK_ELEMENTS, so CNN3's pools of
+    800K values and under ran in one thread): big is the (C, H, W, N) input (forward) or its
+    gradient (backward), small the (C, OH, OW, N) output or its gradient, window the maxima's
+    int8 positions. False, with nothing done, when the job is one task or an array does not
+    qualify (float32 and int8, C-contiguous, writeable)."""
+    C = big.shape[0]
+    n_tasks = min(C, tasks_for(big.size, _NATIVE_ELEMENTS))
+    if n_tasks == 1 or not (big.dtype == small.dtype == np.float32 and window.dtype == np.int8
+                            and all(a.flags.c_contiguous and a.flags.writeable
+                                    for a in (big, small, window))):
+        return False
+    args = [kind, n_tasks, *big.shape, *small.shape[1:3], *taps,
+            big.ctypes.data, small.ctypes.data, window.ctypes.data]
+    native_for(_pool_task.address, np.array(args, np.int64), n_tasks)
+    return True
+
+
+@cfunc(TASK_SIGNATURE, nopython=True, cache=True)
+def _pool_task(args, task):
+    """Task `task` of _native_pool: its run of channels. args: the kernel's number, the task
+    count, C, H, W, N, OH, OW, the eight window sizes, then the addresses of big, small and
+    window."""
+    h = carray(ints_at(args), (19,))
+    kind, C, H, W, N, OH, OW = h[0], h[2], h[3], h[4], h[5], h[6], h[7]
+    KH, KW, SH, SW, PH, PW, DH, DW = h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]
+    c0, c1 = task_run(C, h[1], task)
+    big = carray(floats_at(h[16]), (C, H, W, N))[c0:c1]
+    small = carray(floats_at(h[17]), (C, OH, OW, N))[c0:c1]
+    window = carray(bytes_at(h[18]), (C, OH, OW, N))[c0:c1]
+    if kind == 0:
+        _max_pool2d(big, small, window, KH, KW, SH, SW, PH, PW, DH, DW, 0, OH, 0, OW)
+    elif kind == 1:
+        _max_pool2x2(big, small, window, KH, KW, SH, SW, PH, PW, DH, DW)
+    elif kind == 2:
+        _max_pool2d_backward(small, window, big, KH, KW, SH, SW, PH, PW, DH, DW)
+    elif kind == 3:
+        _max_pool_tiles_backward(small, window, big, KH, KW, SH, SW, PH, PW, DH, DW)
+    else:
+        _max_pool2x2_backward(small, window, big, KH, KW, SH, SW, PH, PW, DH, DW)
 
 
 @njit(cache=True)

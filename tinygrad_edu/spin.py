@@ -110,6 +110,14 @@ def ints_at(typingctx, address):
 
 
 @intrinsic
+def bytes_at(typingctx, address):
+    """The int8 pointer to an address (an int64), for numba.carray in a native task."""
+    def codegen(context, builder, sig, args):
+        return builder.inttoptr(args[0], context.get_value_type(sig.return_type))
+    return types.CPointer(types.int8)(address), codegen
+
+
+@intrinsic
 def float_from_bits(typingctx, bits):
     """The float64 whose bits are the int64 `bits` (np.float64(x).view(np.int64)): a
     float argument of a native task, passed in its int64 args."""
