@@ -774,7 +774,7 @@ class CrossEntropy(Function):
 
     def forward(self, x, target=None, reduction="mean", label_smoothing=0.0, ignore_index=-100):
         C = x.shape[1]
-        z = np.moveaxis(x, 1, -1).reshape(-1, C)  # (M, C), M = N * d1 * ...
+        z = x if x.ndim == 2 else np.moveaxis(x, 1, -1).reshape(-1, C)  # (M, C), M = N * d1...
         t = target.reshape(-1)
         if target.dtype.kind == "i" and not label_smoothing and C and x.dtype in _FLOATS:
             logp, losses, count = kernels.log_softmax_nll(z, t, ignore_index)  # one pass
@@ -820,8 +820,9 @@ class CrossEntropy(Function):
         else:  # d/dz of -sum(q log softmax z) = softmax(z) * sum(q) - q
             g = np.exp(logp) * q.sum(axis=1, keepdims=True) - q  # (M, C)
             g = g * (scale.reshape(-1, 1) if reduction == "none" else scale)
-        g = g.reshape((shape[0],) + shape[2:] + (shape[1],))
-        return np.moveaxis(g, -1, 1).astype(logp.dtype, copy=False), None
+        if len(shape) > 2:
+            g = np.moveaxis(g.reshape((shape[0],) + shape[2:] + (shape[1],)), -1, 1)
+        return g.astype(logp.dtype, copy=False), None
 
     def backward_graph(self, grad):
         logp, q, t, ignore_index, shape, reduction, count = self.saved

@@ -226,8 +226,9 @@ def cross_entropy(input: Tensor, target, weight: Tensor | None = None, size_aver
             raise RuntimeError(f"cross_entropy: class-index target of shape {t.shape} does not "
                                f"match logits {input.shape} (expected "
                                f"{(input.shape[0],) + input.shape[2:]})")
-        bad = (t != ignore_index) & ((t < 0) | (t >= input.shape[1]))
-        if bad.any():
+        bad = t.size and (t.min() < 0 or t.max() >= input.shape[1]) and (  # (two reductions
+            (t != ignore_index) & ((t < 0) | (t >= input.shape[1])))  # first: the common case)
+        if np.any(bad):
             raise IndexError(f"cross_entropy: target {t[bad][0]} is out of range for "
                              f"{input.shape[1]} classes")
     elif t.shape != input.shape:
