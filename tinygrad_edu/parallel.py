@@ -298,8 +298,10 @@ def tasks_for(work: int, grain: int) -> int:
     pays), else one per grain up to twice the threads (so that a descheduled worker's share is
     picked up), and beyond the threads a whole number per thread: 3 even tasks on 2 threads
     take as long as 4."""
+    if work < 2 * grain:  # (most calls: one task whatever the threads, so checked first)
+        return 1
     threads = worker_count()
     if threads <= 1:
         return 1
-    tasks = max(1, min(2 * threads, work // grain))
+    tasks = min(2 * threads, work // grain)
     return tasks - tasks % threads if tasks > threads else tasks
