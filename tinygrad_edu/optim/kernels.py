@@ -52,16 +52,11 @@ def sgd_momentum_(p, grad, buf, lr: float, momentum: float, dampening: float,
                   weight_decay: float, maximize: bool, nesterov: bool) -> None:
     """In place, one SGD step with momentum on an existing buffer (sgd.SGD._update):
     g = +-grad + weight_decay * p; buf = momentum * buf + (1 - dampening) * g;
-    p -= lr * (g + momentum * buf if nesterov else buf). Scalars in the arrays' dtype."""
+    p -= lr * (g + momentum * buf if nesterov else buf). Scalars in the arrays' dtype. SGD
+    hands its float32 parameters to sgd_momentum_all_ instead (one native job for them all)."""
     scalars = np.array([-1.0 if maximize else 1.0, weight_decay, momentum, 1 - dampening, lr],
                        p.dtype)
     flat = (p.reshape(-1), grad.reshape(-1), buf.reshape(-1))
-    n_tasks = tasks_for(p.size, _NATIVE_ELEMENTS)
-    if n_tasks > 1 and all(a.dtype == np.float32 and a.flags.writeable for a in flat):
-        args = [p.size, n_tasks, *(a.ctypes.data for a in flat),
-                *scalars.astype(np.float64).view(np.int64).tolist(), dampening == 0, nesterov]
-        native_for(_sgd_momentum_task.address, np.array(args, np.int64), n_tasks)
-        return
     _split(_sgd_momentum, *flat, *scalars, dampening == 0, nesterov)
 
 
@@ -77,31 +72,13 @@ def _sgd_momentum(p, grad, buf, sign, weight_decay, momentum, one_minus_dampenin
         p[i] -= lr * (g + momentum * b if nesterov else b)
 
 
-# A native task (parallel.native_for: no GIL to wait for) pays from fewer parameters.
-# Alternating, two threads, 2026-12-04 (an AVX-512 Xeon), SGD native from 64K or not: MLP3
+# A native task (parallel.native_for: no GIL to wait for) pays from fewer parameters
+# (sgd_momentum_all_'s grain). Alternating, two threads, 2026-12-04 (an AVX-512 Xeon), SGD
+# native from 64K or not (per parameter, before sgd_momentum_all_): MLP3
 # b128 1.157 -> 1.092 and 1.166 -> 1.117 ms, ResNet-18 174.5 -> 172.4, CNN3 b32 equal; MLP3
 # b32 0.688 -> 0.721 then 0.669 -> 0.675 (its products run in one thread: half its first
 # weight, updated in the other core's cache, is read back from there)
 _NATIVE_ELEMENTS = 1 << 16
-
-
-@cfunc(TASK_SIGNATURE, nopython=True, cache=True)
-def _sgd_momentum_task(args, task):
-    """sgd_momentum_'s run `task` of float32 arrays as a native task. args: the size, the
-    task count, the addresses of p, grad and buf, the five scalars' float64 bits, the flags."""
-    h = carray(ints_at(args), (12,))
-    size = h[0]
-    lo, hi = task_run(size, h[1], task)
-    p, grad, buf = (carray(floats_at(h[2]), (size,))[lo:hi],
-                    carray(floats_at(h[3]), (size,))[lo:hi],
-                    carray(floats_at(h[4]), (size,))[lo:hi])
-    sign, decay, momentum, undamped_part, lr = (np.float32(float_from_bits(h[5])),
-                                                 np.float32(float_from_bits(h[6])),
-                                                 np.float32(float_from_bits(h[7])),
-                                                 np.float32(float_from_bits(h[8])),
-                                                 np.float32(float_from_bits(h[9])))
-    _sgd_momentum(p, grad, buf, sign, decay, momentum, undamped_part, lr, h[10] != 0,
-                  h[11] != 0)
 
 
 def batchable(p: np.ndarray, grad: np.ndarray, buf: np.ndarray) -> bool:
